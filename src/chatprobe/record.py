@@ -1,0 +1,510 @@
+"""The request record: what every consumer (checks, metrics, load samples, reports) reads.
+
+Transports (the httpx client in :mod:`chatprobe.client`, the locust user in
+:mod:`chatprobe.load`) fill only the *raw* part of a record: the scrubbed request, status,
+headers, the plain body, and the SSE events with their arrival times, plus a transport error
+if one ended the exchange. :meth:`RequestRecord.finish` then derives everything else, in one
+place: parsed chunks, the assembled message per choice, usage, token counts, timings and the
+error class. Keeping I/O and interpretation apart keeps the load hot path lean (stamp, decode
+lines, append) and makes every metric definable on a hand-built record in a test.
+
+Clocks: every ``*_ns`` field is ``time.perf_counter_ns()`` (monotonic, for latency);
+``wall_start`` is ``time.time()`` and is for display only, never for latency.
+
+Metric definitions (see docs and ``DESIGN.md``):
+
+* TTFB  = t_headers - t0
+* TTFT  = t_first_token - t0, the first event carrying non-empty content, reasoning, refusal
+  or a tool-call delta; never the role-only chunk. For a plain (non-streamed) response the
+  first token arrives with the body, so TTFT = E2E.
+* E2E   = t_last_token - t0 (last content event); ``total`` = t_end - t0 (stream closed).
+* ITL   = (t_last_token - t_first_token) / (output_tokens - 1), the per-request mean
+  (vLLM TPOT, aiperf ITL). Chunk gaps, a different distribution, are kept separately
+  because one chunk can carry several tokens.
+* output tokens = the *last* ``usage.completion_tokens`` seen (``token_source = "usage"``),
+  else an estimate from the text (``"estimate"``, about 4 characters per token).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from chatprobe.sse import Comment, ServerSentEvent
+
+__all__ = [
+    "AssembledChoice",
+    "ErrorClass",
+    "RequestRecord",
+    "TimedEvent",
+    "estimate_tokens",
+]
+
+
+class ErrorClass(StrEnum):
+    """Why an exchange did not end in a complete, well-formed response.
+
+    One primary class per record; secondary oddities go to ``record.anomalies``.
+    """
+
+    HTTP_STATUS = "http_status"  # non-2xx status
+    CONNECT_ERROR = "connect_error"  # refused / unreachable
+    TIMEOUT_CONNECT = "timeout_connect"
+    TIMEOUT_FIRST_BYTE = "timeout_first_byte"  # no response headers in time
+    TIMEOUT_IDLE = "timeout_idle"  # a gap between body bytes too long (stall)
+    TIMEOUT_TOTAL = "timeout_total"  # whole exchange too long
+    CONNECTION_RESET = "connection_reset"  # peer reset or closed mid-body
+    TRUNCATED_BODY = "truncated_body"  # plain body shorter than announced / cut
+    PROTOCOL_ERROR = "protocol_error"  # malformed HTTP
+    BAD_CONTENT_TYPE = "bad_content_type"  # e.g. an HTML page with 200, JSON when SSE asked
+    BAD_JSON = "bad_json"  # a body or data payload that is not JSON
+    MIDSTREAM_ERROR = "midstream_error"  # an error event inside a 200 stream
+    TRUNCATED_STREAM = "truncated_stream"  # stream closed with no finish_reason and no [DONE]
+    MISSING_DONE = "missing_done"  # finished but no [DONE] sentinel
+    CLIENT_ERROR = "client_error"  # the harness itself failed (a bug; counted, not raised)
+
+
+@dataclass(slots=True)
+class TimedEvent:
+    """An SSE event or comment with the arrival time of the bytes that completed it."""
+
+    t_ns: int
+    item: ServerSentEvent | Comment
+
+
+@dataclass(slots=True)
+class AssembledChoice:
+    """One choice put together from a plain message or from stream deltas."""
+
+    index: int
+    role: str | None = None
+    content: str = ""
+    reasoning: str = ""
+    refusal: str = ""
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    finish_reason: str | None = None
+    finish_count: int = 0  # streamed: how many chunks carried a non-null finish_reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "role": self.role,
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "refusal": self.refusal,
+            "tool_calls": self.tool_calls,
+            "finish_reason": self.finish_reason,
+        }
+
+
+def estimate_tokens(text: str) -> int:
+    """Rough token count for text when a provider reports no usage (about 4 chars/token)."""
+    if not text:
+        return 0
+    return max(1, round(len(text) / 4))
+
+
+def _ms(a: int | None, b: int | None) -> float | None:
+    if a is None or b is None:
+        return None
+    return (b - a) / 1e6
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """One request and its response, raw and interpreted."""
+
+    # --- identity and request (scrubbed before it is stored) ---
+    provider: str = ""
+    model: str = ""  # canonical model name
+    model_id: str = ""  # the provider's id that was sent
+    url: str = ""
+    method: str = "POST"
+    stream: bool = False
+    request_headers: dict[str, str] = field(default_factory=dict)
+    request_body: dict[str, Any] | None = None
+
+    # --- raw, filled by a transport ---
+    wall_start: float = 0.0  # time.time(), display only
+    t_sched_ns: int | None = None  # open loop: when the request was meant to go
+    t0_ns: int = 0  # request sent
+    t_headers_ns: int | None = None
+    t_end_ns: int | None = None  # body complete, or the moment the exchange failed
+    status: int | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""  # plain body, or the raw body of a non-SSE answer to a stream
+    events: list[TimedEvent] = field(default_factory=list)
+    transport_error: ErrorClass | None = None
+    transport_detail: str = ""
+
+    # --- derived by finish() ---
+    chunks: list[dict[str, Any]] = field(default_factory=list)  # parsed data payloads
+    chunk_times_ns: list[int] = field(default_factory=list)  # arrival of each chunk
+    json: Any = None  # parsed plain body (response or error envelope)
+    done: bool = False  # [DONE] seen
+    done_index: int | None = None  # position of [DONE] among events (framing checks)
+    choices: dict[int, AssembledChoice] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+    usage_count: int = 0  # how many chunks carried a non-null usage
+    output_tokens: int = 0
+    token_source: str = "none"  # usage | estimate | none
+    t_first_token_ns: int | None = None
+    t_last_token_ns: int | None = None
+    content_times_ns: list[int] = field(default_factory=list)
+    error_class: ErrorClass | None = None
+    error_detail: str = ""
+    error_payload: Any = None  # the provider's error object (envelope or mid-stream)
+    anomalies: list[str] = field(default_factory=list)
+    finished: bool = False
+
+    # ------------------------------------------------------------------ timing helpers
+    def start(self) -> None:
+        """Stamp the send time (call right before the request is written)."""
+        self.wall_start = time.time()
+        self.t0_ns = time.perf_counter_ns()
+
+    @property
+    def ok(self) -> bool:
+        return self.finished and self.error_class is None
+
+    @property
+    def content_type(self) -> str:
+        return self.response_headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def lag_ms(self) -> float | None:
+        return _ms(self.t_sched_ns, self.t0_ns) if self.t_sched_ns is not None else None
+
+    @property
+    def ttfb_ms(self) -> float | None:
+        return _ms(self.t0_ns, self.t_headers_ns)
+
+    @property
+    def ttft_ms(self) -> float | None:
+        return _ms(self.t0_ns, self.t_first_token_ns)
+
+    @property
+    def e2e_ms(self) -> float | None:
+        return _ms(self.t0_ns, self.t_last_token_ns)
+
+    @property
+    def total_ms(self) -> float | None:
+        return _ms(self.t0_ns, self.t_end_ns)
+
+    @property
+    def itl_ms(self) -> float | None:
+        first, last, n = self.t_first_token_ns, self.t_last_token_ns, self.output_tokens
+        if first is None or last is None or n < 2:
+            return None
+        return (last - first) / (n - 1) / 1e6
+
+    @property
+    def chunk_gaps_ms(self) -> list[float]:
+        t = self.content_times_ns
+        return [(b - a) / 1e6 for a, b in zip(t, t[1:], strict=False)]
+
+    @property
+    def text(self) -> str:
+        """Content of choice 0 (the common case)."""
+        choice = self.choices.get(0)
+        return choice.content if choice else ""
+
+    # ------------------------------------------------------------------ interpretation
+    def finish(self) -> RequestRecord:
+        """Derive chunks, message, usage, tokens, timings and the error class. Idempotent."""
+        if self.finished:
+            return self
+        self.finished = True
+        if self.t_end_ns is None:
+            self.t_end_ns = time.perf_counter_ns()
+        is_sse = self.content_type == "text/event-stream" or bool(self.events)
+        if self.status is not None and 200 <= self.status < 300 and is_sse:
+            self._interpret_stream()
+        elif self.body:
+            self._interpret_body()
+        self._count_tokens()
+        self._classify()
+        return self
+
+    def _interpret_body(self) -> None:
+        try:
+            self.json = orjson.loads(self.body)
+        except orjson.JSONDecodeError:
+            self.json = None
+            return
+        if not isinstance(self.json, dict):
+            return
+        if self.status is not None and 200 <= self.status < 300:
+            for raw in self.json.get("choices") or []:
+                if not isinstance(raw, dict):
+                    continue
+                index = raw.get("index", 0) if isinstance(raw.get("index"), int) else 0
+                choice = self.choices.setdefault(index, AssembledChoice(index))
+                message = raw.get("message") or {}
+                if isinstance(message, dict):
+                    choice.role = message.get("role")
+                    choice.content = _text(message.get("content"))
+                    choice.reasoning = _text(
+                        message.get("reasoning") or message.get("reasoning_content")
+                    )
+                    choice.refusal = _text(message.get("refusal"))
+                    calls = message.get("tool_calls")
+                    if isinstance(calls, list):
+                        choice.tool_calls = [c for c in calls if isinstance(c, dict)]
+                choice.finish_reason = raw.get("finish_reason")
+                choice.finish_count = 1 if choice.finish_reason else 0
+            usage = self.json.get("usage")
+            if isinstance(usage, dict):
+                self.usage = usage
+                self.usage_count = 1
+            if any(c.content or c.tool_calls or c.reasoning for c in self.choices.values()):
+                self.t_first_token_ns = self.t_last_token_ns = self.t_end_ns
+                self.content_times_ns = [self.t_end_ns] if self.t_end_ns else []
+        if "error" in self.json and self.error_payload is None:
+            self.error_payload = self.json["error"]
+
+    def _interpret_stream(self) -> None:
+        for position, timed in enumerate(self.events):
+            item = timed.item
+            if isinstance(item, Comment):
+                continue
+            if self.done:
+                self.anomalies.append(f"event after [DONE] at position {position}")
+            if item.is_done:
+                if not self.done:
+                    self.done = True
+                    self.done_index = position
+                continue
+            try:
+                payload = orjson.loads(item.data)
+            except orjson.JSONDecodeError:
+                self._note_error(ErrorClass.BAD_JSON, f"data is not JSON: {item.data[:80]!r}")
+                continue
+            if item.event == "error" or (isinstance(payload, dict) and "error" in payload):
+                self.error_payload = payload.get("error", payload) if isinstance(
+                    payload, dict
+                ) else payload
+                self._note_error(ErrorClass.MIDSTREAM_ERROR, _error_message(self.error_payload))
+            if not isinstance(payload, dict):
+                self._note_error(ErrorClass.BAD_JSON, "data payload is not a JSON object")
+                continue
+            self.chunks.append(payload)
+            self.chunk_times_ns.append(timed.t_ns)
+            self._apply_chunk(payload, timed.t_ns)
+
+    def _apply_chunk(self, chunk: dict[str, Any], t_ns: int) -> None:
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage  # the last one wins, never a sum
+            self.usage_count += 1
+        has_token = False
+        for raw in chunk.get("choices") or ():
+            if not isinstance(raw, dict):
+                continue
+            index = raw.get("index", 0) if isinstance(raw.get("index"), int) else 0
+            choice = self.choices.get(index)
+            if choice is None:
+                choice = self.choices[index] = AssembledChoice(index)
+            delta = raw.get("delta")
+            if isinstance(delta, dict):
+                if delta.get("role"):
+                    choice.role = delta["role"]
+                piece = delta.get("content")
+                if isinstance(piece, str) and piece:
+                    choice.content += piece
+                    has_token = True
+                elif isinstance(piece, list):  # content parts in a delta (rare)
+                    text = _text(piece)
+                    if text:
+                        choice.content += text
+                        has_token = True
+                reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                if isinstance(reasoning, str) and reasoning:
+                    choice.reasoning += reasoning
+                    has_token = True
+                refusal = delta.get("refusal")
+                if isinstance(refusal, str) and refusal:
+                    choice.refusal += refusal
+                    has_token = True
+                calls = delta.get("tool_calls")
+                if isinstance(calls, list) and calls:
+                    _merge_tool_calls(choice, calls)
+                    has_token = True
+            reason = raw.get("finish_reason")
+            if reason is not None:
+                choice.finish_reason = reason
+                choice.finish_count += 1
+        if has_token:
+            if self.t_first_token_ns is None:
+                self.t_first_token_ns = t_ns
+            self.t_last_token_ns = t_ns
+            self.content_times_ns.append(t_ns)
+
+    def _count_tokens(self) -> None:
+        completion = self.usage.get("completion_tokens") if self.usage else None
+        if isinstance(completion, int) and not isinstance(completion, bool):
+            self.output_tokens = completion
+            self.token_source = "usage"
+            return
+        text = "".join(
+            c.content + c.reasoning + c.refusal + "".join(
+                str((t.get("function") or {}).get("arguments") or "") for t in c.tool_calls
+            )
+            for c in self.choices.values()
+        )
+        self.output_tokens = estimate_tokens(text)
+        self.token_source = "estimate" if text else "none"
+
+    def _note_error(self, cls: ErrorClass, detail: str) -> None:
+        if self.error_class is None:
+            self.error_class = cls
+            self.error_detail = detail
+        else:
+            self.anomalies.append(f"{cls.value}: {detail}")
+
+    def _classify(self) -> None:
+        """Choose the primary error class; transport failures outrank content problems."""
+        stream_error = self.error_class
+        stream_detail = self.error_detail
+        self.error_class = None
+        self.error_detail = ""
+        finished_ok = self.done and any(c.finish_reason for c in self.choices.values())
+        if self.transport_error is not None:
+            if finished_ok and self.transport_error is ErrorClass.CONNECTION_RESET:
+                self.anomalies.append(f"connection closed after [DONE]: {self.transport_detail}")
+            else:
+                self.error_class = self.transport_error
+                self.error_detail = self.transport_detail
+        elif self.status is None:
+            self.error_class = ErrorClass.CLIENT_ERROR
+            self.error_detail = self.transport_detail or "no response"
+        elif not 200 <= self.status < 300:
+            self.error_class = ErrorClass.HTTP_STATUS
+            self.error_detail = f"HTTP {self.status}"
+            if self.json is not None and self.error_payload is not None:
+                self.error_detail += f": {_error_message(self.error_payload)}"
+            elif self.body and self.json is None:
+                self.error_detail += f" ({self.content_type or 'no content type'} body)"
+        if self.error_class is not None:
+            if stream_error is not None:
+                self.anomalies.append(f"{stream_error.value}: {stream_detail}")
+            return
+        # A 2xx answer: judge the body.
+        if self.stream and not self.events and self.content_type != "text/event-stream":
+            self.error_class = ErrorClass.BAD_CONTENT_TYPE
+            self.error_detail = (
+                f"stream requested but got {self.content_type or 'no content type'}"
+            )
+        elif stream_error is not None:
+            self.error_class, self.error_detail = stream_error, stream_detail
+        elif self.events or self.content_type == "text/event-stream":
+            if not self.done:
+                if any(c.finish_reason for c in self.choices.values()):
+                    self.error_class = ErrorClass.MISSING_DONE
+                    self.error_detail = "stream ended without data: [DONE]"
+                else:
+                    self.error_class = ErrorClass.TRUNCATED_STREAM
+                    self.error_detail = "stream ended without finish_reason or [DONE]"
+        elif not self.stream:
+            if self.json is None:
+                self.error_class = (
+                    ErrorClass.BAD_CONTENT_TYPE
+                    if self.content_type not in ("application/json", "")
+                    else ErrorClass.BAD_JSON
+                )
+                self.error_detail = f"body is not JSON ({self.content_type or 'no type'})"
+            elif isinstance(self.json, dict) and "error" in self.json:
+                self.error_class = ErrorClass.MIDSTREAM_ERROR
+                self.error_detail = f"error in a 2xx body: {_error_message(self.json['error'])}"
+
+    # ------------------------------------------------------------------ output
+    def to_sample(self) -> dict[str, Any]:
+        """The flat, JSON-ready per-request sample written to ``samples.jsonl``."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "stream": self.stream,
+            "t_wall": round(self.wall_start, 6),
+            "lag_ms": self.lag_ms,
+            "ttfb_ms": self.ttfb_ms,
+            "ttft_ms": self.ttft_ms,
+            "itl_ms": self.itl_ms,
+            "e2e_ms": self.e2e_ms,
+            "total_ms": self.total_ms,
+            "output_tokens": self.output_tokens,
+            "token_source": self.token_source,
+            "prompt_tokens": (self.usage or {}).get("prompt_tokens"),
+            "cost": (self.usage or {}).get("cost"),
+            "chunks": len(self.chunks),
+            "status": self.status,
+            "error_class": self.error_class.value if self.error_class else None,
+            "error_detail": self.error_detail[:300],
+        }
+
+    def summary_line(self) -> str:
+        parts = [f"{self.provider}/{self.model}", f"status={self.status}"]
+        if self.ttft_ms is not None:
+            parts.append(f"ttft={self.ttft_ms:.1f}ms")
+        parts.append(f"tokens={self.output_tokens}({self.token_source})")
+        if self.error_class:
+            parts.append(f"error={self.error_class.value}: {self.error_detail}")
+        return " ".join(parts)
+
+
+def _text(value: Any) -> str:
+    """Content as a string: plain strings, or the text of content parts."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        return "".join(
+            p.get("text", "") for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
+    return ""
+
+
+def _error_message(payload: Any) -> str:
+    if isinstance(payload, dict):
+        message = payload.get("message")
+        code = payload.get("code", payload.get("statusCode"))
+        text = str(message) if message is not None else str(payload)[:200]
+        return f"{code}: {text}" if code is not None else text
+    return str(payload)[:200]
+
+
+def _merge_tool_calls(choice: AssembledChoice, deltas: list[Any]) -> None:
+    """Assemble streamed tool-call deltas by ``index`` (arguments are concatenated).
+
+    A delta without ``index`` (seen from some Gemini adapters) is merged into the call with
+    the same id, else appended; the tool_call_index check reports it.
+    """
+    for delta in deltas:
+        if not isinstance(delta, dict):
+            continue
+        index = delta.get("index")
+        target = None
+        if isinstance(index, int):
+            target = next((c for c in choice.tool_calls if c.get("index") == index), None)
+        elif delta.get("id"):
+            target = next((c for c in choice.tool_calls if c.get("id") == delta["id"]), None)
+        if target is None:
+            target = {
+                "index": index if isinstance(index, int) else len(choice.tool_calls),
+                "id": None,
+                "type": None,
+                "function": {"name": "", "arguments": ""},
+            }
+            choice.tool_calls.append(target)
+        if delta.get("id"):
+            target["id"] = delta["id"]
+        if delta.get("type"):
+            target["type"] = delta["type"]
+        function = delta.get("function")
+        if isinstance(function, dict):
+            if isinstance(function.get("name"), str):
+                target["function"]["name"] += function["name"]
+            if isinstance(function.get("arguments"), str):
+                target["function"]["arguments"] += function["arguments"]
