@@ -3,7 +3,7 @@
 from chatprobe.client import ChatClient, Timeouts
 from chatprobe.profiles import ProviderProfile, custom_profile, list_profiles, load_profile
 from chatprobe.record import ErrorClass, RequestRecord
-from chatprobe.sse import Comment, SSEDecoder, ServerSentEvent
+from chatprobe.sse import Comment, ServerSentEvent, SSEDecoder
 
 __version__ = "0.1.0"
 

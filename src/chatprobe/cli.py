@@ -21,8 +21,16 @@ from chatprobe.scrub import scrub_text
 
 # name -> (module, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "validate": ("chatprobe.commands.validate", "validate", "Validate a saved payload against a documented schema."),
-    "providers": ("chatprobe.commands.providers", "providers", "List provider profiles, models and documented deviations."),
+    "validate": (
+        "chatprobe.commands.validate",
+        "validate",
+        "Validate a saved payload against a documented schema.",
+    ),
+    "providers": (
+        "chatprobe.commands.providers",
+        "providers",
+        "List provider profiles, models and documented deviations.",
+    ),
 }
 
 

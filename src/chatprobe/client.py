@@ -25,7 +25,7 @@ from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
 from chatprobe.scrub import scrub_headers, scrub_obj, scrub_text
 from chatprobe.sse import SSEDecoder
 
-__all__ = ["ChatClient", "Timeouts", "USER_AGENT"]
+__all__ = ["USER_AGENT", "ChatClient", "Timeouts"]
 
 USER_AGENT = "chatprobe/0.1"
 

@@ -27,6 +27,7 @@ Metric definitions (see docs and ``DESIGN.md``):
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -205,7 +206,7 @@ class RequestRecord:
     @property
     def chunk_gaps_ms(self) -> list[float]:
         t = self.content_times_ns
-        return [(b - a) / 1e6 for a, b in zip(t, t[1:], strict=False)]
+        return [(b - a) / 1e6 for a, b in itertools.pairwise(t)]
 
     @property
     def text(self) -> str:
@@ -285,9 +286,9 @@ class RequestRecord:
                 self._note_error(ErrorClass.BAD_JSON, f"data is not JSON: {item.data[:80]!r}")
                 continue
             if item.event == "error" or (isinstance(payload, dict) and "error" in payload):
-                self.error_payload = payload.get("error", payload) if isinstance(
-                    payload, dict
-                ) else payload
+                self.error_payload = (
+                    payload.get("error", payload) if isinstance(payload, dict) else payload
+                )
                 self._note_error(ErrorClass.MIDSTREAM_ERROR, _error_message(self.error_payload))
             if not isinstance(payload, dict):
                 self._note_error(ErrorClass.BAD_JSON, "data payload is not a JSON object")
@@ -351,9 +352,10 @@ class RequestRecord:
             self.token_source = "usage"
             return
         text = "".join(
-            c.content + c.reasoning + c.refusal + "".join(
-                str((t.get("function") or {}).get("arguments") or "") for t in c.tool_calls
-            )
+            c.content
+            + c.reasoning
+            + c.refusal
+            + "".join(str((t.get("function") or {}).get("arguments") or "") for t in c.tool_calls)
             for c in self.choices.values()
         )
         self.output_tokens = estimate_tokens(text)
@@ -396,9 +398,7 @@ class RequestRecord:
         # A 2xx answer: judge the body.
         if self.stream and not self.events and self.content_type != "text/event-stream":
             self.error_class = ErrorClass.BAD_CONTENT_TYPE
-            self.error_detail = (
-                f"stream requested but got {self.content_type or 'no content type'}"
-            )
+            self.error_detail = f"stream requested but got {self.content_type or 'no content type'}"
         elif stream_error is not None:
             self.error_class, self.error_detail = stream_error, stream_detail
         elif self.events or self.content_type == "text/event-stream":
@@ -461,7 +461,9 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, list):
         return "".join(
-            p.get("text", "") for p in value if isinstance(p, dict) and isinstance(p.get("text"), str)
+            p.get("text", "")
+            for p in value
+            if isinstance(p, dict) and isinstance(p.get("text"), str)
         )
     return ""
 

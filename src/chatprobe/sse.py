@@ -157,9 +157,8 @@ class SSEDecoder:
         elif field == "id":
             if "\x00" not in value:
                 self._last_id = value
-        elif field == "retry":
-            if value.isascii() and value.isdigit():
-                self._retry = int(value)
+        elif field == "retry" and value.isascii() and value.isdigit():
+            self._retry = int(value)
         # any other field is ignored, as the standard says
 
     def _dispatch(self, *, terminated: bool) -> ServerSentEvent:

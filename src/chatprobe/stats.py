@@ -40,8 +40,14 @@ def percentiles(values: Sequence[float | None]) -> dict[str, float | int | None]
     data = sorted(v for v in values if v is not None and not math.isnan(v))
     n = len(data)
     if n == 0:
-        return {"n": 0, "mean": None, "std": None, "min": None, **{k: None for k, _ in PCTS},
-                "max": None}
+        return {
+            "n": 0,
+            "mean": None,
+            "std": None,
+            "min": None,
+            **{k: None for k, _ in PCTS},
+            "max": None,
+        }
     mean = math.fsum(data) / n
     std = math.sqrt(math.fsum((x - mean) ** 2 for x in data) / (n - 1)) if n > 1 else 0.0
     out: dict[str, float | int | None] = {"n": n, "mean": mean, "std": std, "min": data[0]}

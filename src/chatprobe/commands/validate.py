@@ -30,7 +30,9 @@ def validate(target: str, files: tuple[Path, ...]) -> None:
     """
     level, sep, kind = target.partition(":")
     if not sep:
-        raise click.BadParameter("expected LEVEL:KIND, e.g. openai-strict:response", param_hint="--schema")
+        raise click.BadParameter(
+            "expected LEVEL:KIND, e.g. openai-strict:response", param_hint="--schema"
+        )
     specs.validator(level, kind)  # unknown names fail here, listing the known ones
     failed = False
     for path in files:
