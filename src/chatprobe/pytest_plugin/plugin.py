@@ -1,0 +1,1 @@
+"""pytest hooks for chatprobe's YAML contract suites (being built; see issue 4)."""
