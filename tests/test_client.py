@@ -249,3 +249,14 @@ def test_connect_timeout() -> None:
     # Depending on kernel settings the SYN is dropped (timeout) or the connection is queued
     # and no response comes (first-byte timeout); both are timeouts, never a crash.
     assert record.error_class in (ErrorClass.TIMEOUT_CONNECT, ErrorClass.TIMEOUT_FIRST_BYTE)
+
+
+def test_oversized_body_is_cut_and_classified(server: ScriptedServer) -> None:
+    big = chunk(sse(content_chunk("x" * 4000)))
+    server.scripts["huge"] = [("send", stream_head())] + [("send", big)] * 50
+    profile = custom_profile(server.url("huge"), "TEST_KEY")
+    with ChatClient(profile, timeouts=FAST, max_body_bytes=50_000) as client:
+        record = client.chat(BODY, model="m")
+    assert record.error_class is ErrorClass.PROTOCOL_ERROR
+    assert "exceeded 50000 bytes" in record.error_detail
+    assert record.text.startswith("x")

@@ -149,3 +149,32 @@ def test_sample_is_json_ready() -> None:
     sample = record.to_sample()
     json.dumps(sample)
     assert sample["ttft_ms"] == 10 and sample["error_class"] is None
+
+
+def test_error_event_with_plain_text_data_is_a_midstream_error() -> None:
+    record = streamed(
+        (110, chunk({"content": "a"})),
+        (120, ServerSentEvent("upstream overloaded", event="error")),
+    )
+    assert record.error_class is ErrorClass.MIDSTREAM_ERROR
+    assert "upstream overloaded" in record.error_detail
+
+
+def test_non_2xx_framed_as_sse_keeps_the_error_payload() -> None:
+    record = RequestRecord(stream=True, status=429, t0_ns=0, t_end_ns=MS)
+    record.response_headers = {"content-type": "text/event-stream"}
+    envelope = {"error": {"code": 429, "message": "slow down"}}
+    record.events = [TimedEvent(MS, ServerSentEvent(json.dumps(envelope)))]
+    record.finish()
+    assert record.error_class is ErrorClass.HTTP_STATUS
+    assert record.error_payload == envelope["error"] and "slow down" in record.error_detail
+
+
+def test_transport_failure_after_complete_stream_is_an_anomaly_not_an_error() -> None:
+    record = RequestRecord(stream=True, status=200, t0_ns=0)
+    record.response_headers = {"content-type": "text/event-stream"}
+    record.events = [TimedEvent(MS, chunk({"content": "a"}, "stop")), TimedEvent(MS, DONE)]
+    record.transport_error = ErrorClass.TIMEOUT_IDLE
+    record.transport_detail = "ReadTimeout"
+    record.finish()
+    assert record.ok and any("timeout_idle after [DONE]" in a for a in record.anomalies)

@@ -44,6 +44,10 @@ class _TotalTimeout(Exception):
     pass
 
 
+class _TooLarge(Exception):
+    pass
+
+
 class ChatClient:
     """Sends chat completions to one provider and returns finished records.
 
@@ -59,8 +63,10 @@ class ChatClient:
         timeouts: Timeouts | None = None,
         http: httpx.Client | None = None,
         headers: dict[str, str] | None = None,
+        max_body_bytes: int = 64 * 1024 * 1024,
     ) -> None:
         self.profile = profile
+        self.max_body_bytes = max_body_bytes
         self.api_key = api_key
         self.timeouts = timeouts or Timeouts()
         self._own_http = http is None
@@ -157,23 +163,38 @@ class ChatClient:
             if is_sse:
                 decoder = SSEDecoder()
                 append = record.events.append
+                received = 0
                 for chunk in chunks:
                     now = time.perf_counter_ns()
                     for item in decoder.decode(chunk):
                         append(TimedEvent(now, item))
                     if deadline is not None and now > deadline:
                         raise _TotalTimeout
+                    received += len(chunk)
+                    if received > self.max_body_bytes:
+                        raise _TooLarge(received)
                 end = time.perf_counter_ns()
                 for item in decoder.flush():
                     append(TimedEvent(end, item))
             else:
                 parts = []
+                received = 0
                 for chunk in chunks:
                     parts.append(chunk)
                     if deadline is not None and time.perf_counter_ns() > deadline:
                         raise _TotalTimeout
+                    received += len(chunk)
+                    if received > self.max_body_bytes:
+                        raise _TooLarge(received)
                 record.body = b"".join(parts)
             record.t_end_ns = time.perf_counter_ns()
+        except _TooLarge as exc:
+            record.t_end_ns = time.perf_counter_ns()
+            record.transport_error = ErrorClass.PROTOCOL_ERROR
+            record.transport_detail = (
+                f"response body exceeded {self.max_body_bytes} bytes ({exc.args[0]} read); "
+                "stopped reading"
+            )
         except _TotalTimeout:
             record.t_end_ns = time.perf_counter_ns()
             record.transport_error = ErrorClass.TIMEOUT_TOTAL

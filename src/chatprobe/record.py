@@ -69,6 +69,16 @@ class ErrorClass(StrEnum):
     CLIENT_ERROR = "client_error"  # the harness itself failed (a bug; counted, not raised)
 
 
+_AFTER_DONE_TOLERATED = frozenset(
+    {
+        ErrorClass.CONNECTION_RESET,
+        ErrorClass.TIMEOUT_IDLE,
+        ErrorClass.TIMEOUT_TOTAL,
+        ErrorClass.PROTOCOL_ERROR,
+    }
+)
+
+
 @dataclass(slots=True)
 class TimedEvent:
     """An SSE event or comment with the arrival time of the bytes that completed it."""
@@ -227,6 +237,12 @@ class RequestRecord:
             self._interpret_stream()
         elif self.body:
             self._interpret_body()
+        elif self.events:
+            # A non-2xx answer framed as SSE: its data is the error body.
+            self.body = "\n".join(
+                e.item.data for e in self.events if isinstance(e.item, ServerSentEvent)
+            ).encode()
+            self._interpret_body()
         self._count_tokens()
         self._classify()
         return self
@@ -283,7 +299,11 @@ class RequestRecord:
             try:
                 payload = orjson.loads(item.data)
             except orjson.JSONDecodeError:
-                self._note_error(ErrorClass.BAD_JSON, f"data is not JSON: {item.data[:80]!r}")
+                if item.event == "error":
+                    self.error_payload = item.data[:500]
+                    self._note_error(ErrorClass.MIDSTREAM_ERROR, f"error event: {item.data[:200]}")
+                else:
+                    self._note_error(ErrorClass.BAD_JSON, f"data is not JSON: {item.data[:80]!r}")
                 continue
             if item.event == "error" or (isinstance(payload, dict) and "error" in payload):
                 self.error_payload = (
@@ -376,8 +396,11 @@ class RequestRecord:
         self.error_detail = ""
         finished_ok = self.done and any(c.finish_reason for c in self.choices.values())
         if self.transport_error is not None:
-            if finished_ok and self.transport_error is ErrorClass.CONNECTION_RESET:
-                self.anomalies.append(f"connection closed after [DONE]: {self.transport_detail}")
+            if finished_ok and self.transport_error in _AFTER_DONE_TOLERATED:
+                # The answer was complete; how the connection ended is noted, not counted.
+                self.anomalies.append(
+                    f"{self.transport_error.value} after [DONE]: {self.transport_detail}"
+                )
             else:
                 self.error_class = self.transport_error
                 self.error_detail = self.transport_detail
