@@ -120,7 +120,8 @@ def validator(level: str, kind: str) -> jsonschema.Draft202012Validator:
 def validate(level: str, kind: str, instance: Any) -> list[Violation]:
     """All violations of ``instance`` against ``level``/``kind``, sorted by location."""
     found = []
-    for error in validator(level, kind).iter_errors(instance):
+    for raw in validator(level, kind).iter_errors(instance):
+        error = _explain(raw)
         pointer = "".join(f"/{p}" for p in error.absolute_path)
         found.append(
             Violation(
@@ -131,6 +132,22 @@ def validate(level: str, kind: str, instance: Any) -> list[Violation]:
             )
         )
     return sorted(found, key=lambda v: (v.pointer, v.message))
+
+
+def _explain(error: jsonschema.ValidationError) -> jsonschema.ValidationError:
+    """The branch failure that explains an ``anyOf``/``oneOf`` failure, when there is one.
+
+    Nullable values are ``anyOf: [X, {type: null}]``; without this, a bad finish_reason reads
+    "'error' is not valid under any of the given schemas" instead of "'error' is not one of
+    [...]". Branches rejected only for the instance's type are ignored; if every branch is,
+    the original error is kept.
+    """
+    while error.validator in ("anyOf", "oneOf") and error.context:
+        relevant = [e for e in error.context if not (e.validator == "type" and not e.relative_path)]
+        if not relevant:
+            break
+        error = jsonschema.exceptions.best_match(relevant)
+    return error
 
 
 @cache
