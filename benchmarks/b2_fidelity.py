@@ -1,0 +1,184 @@
+"""B2, fidelity: how far a client's TTFT and ITL are from the emulator's ground truth.
+
+The emulator (TTFT 50 ms, ITL 10 ms, no jitter, 64 one-token chunks) stamps, by
+``perf_counter_ns`` (CLOCK_MONOTONIC, shared by every process here), when it read each request
+and right before it wrote the first and last content event. A client stamps when it sent the
+request and when it saw each content event. Joined by ``X-Chatprobe-Request-Id``:
+
+* TTFT error = (client t_first - client t0) - (truth t_first_content - truth t_received)
+  = send delay (t_received - t0) + receive delay (t_first - t_first_content): everything
+  the client adds to the provider's real TTFT, its queueing included.
+* ITL error = client ITL - true ITL, both (t_last - t_first) / (tokens - 1).
+
+Closed loop at 1, 20, 64 and 200 concurrent streams, client CPU % alongside (a client near
+100 % is reporting its own queueing). Then open loop at a fixed arrival rate: the schedule lag
+(t0 - t_sched) p50/p99 and the achieved rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.harness import ClientRun, run_client
+from benchmarks.section import Goal, Section, fmt
+from benchmarks.target import TOKENS, emulator
+from chatprobe.stats import percentiles
+
+TTFT_MS = 50.0
+ITL_MS = 10.0
+LEVELS = (1, 20, 64, 200)
+CLIENTS = ("chatprobe", "locust-httpuser", "httpx-async")
+OPEN_LOOP_CLIENTS = ("chatprobe", "httpx-async")
+
+
+def run(
+    *, quick: bool, levels: tuple[int, ...] = LEVELS, clients: tuple[str, ...] = CLIENTS
+) -> Section:
+    warmup, duration = (1.0, 2.5) if quick else (1.5, 6.0)
+    stream_s = (TTFT_MS + (TOKENS - 1) * ITL_MS) / 1000
+    rate = round(64 / stream_s)  # the arrival rate that keeps about 64 streams in flight
+    section = Section(
+        "B2",
+        f"Fidelity: TTFT/ITL error vs emulator truth (TTFT {TTFT_MS:g} ms, ITL {ITL_MS:g} ms, "
+        f"{TOKENS} tokens)",
+        [
+            "client",
+            "streams",
+            "n",
+            "TTFT err p50",
+            "TTFT err p99",
+            "send p99",
+            "recv p99",
+            "ITL err p50",
+            "ITL err p99",
+            "client CPU %",
+            "errors",
+        ],
+        config={
+            "ttft_ms": TTFT_MS,
+            "itl_ms": ITL_MS,
+            "tokens": TOKENS,
+            "levels": list(levels),
+            "warmup_s": warmup,
+            "duration_s": duration,
+            "open_loop_rate": rate,
+            "clients": list(clients),
+        },
+    )
+    figures: dict[str, dict[str, Any]] = {}
+    with emulator(ttft_ms=TTFT_MS, itl_ms=ITL_MS, sigma=0.0) as target:
+        for level in levels:
+            for label in clients:
+                seq = target.last_seq()
+                r = run_client(
+                    label,
+                    url=target.url,
+                    body=target.body,
+                    headers=target.headers,
+                    concurrency=level,
+                    warmup=warmup,
+                    duration=duration,
+                    peer_pid=target.pid,
+                )
+                f = errors_vs_truth(r, target.truth(since=seq))
+                figures[f"{label}@{level}"] = f
+                section.rows.append(_row(label, str(level), f))
+        for label in OPEN_LOOP_CLIENTS if "chatprobe" in clients else ():
+            seq = target.last_seq()
+            r = run_client(
+                label,
+                url=target.url,
+                body=target.body,
+                headers=target.headers,
+                concurrency=64,
+                warmup=warmup,
+                duration=duration,
+                rate=rate,
+                peer_pid=target.pid,
+            )
+            f = errors_vs_truth(r, target.truth(since=seq))
+            f["achieved_rate"] = f["n"] / r.data["window_s"] if r.data["window_s"] else None
+            figures[f"{label}@open{rate}"] = f
+            section.rows.append(_row(label, f"open {rate}/s", f))
+    section.raw = {"figures": figures}
+    open_rows = {k: v for k, v in figures.items() if "@open" in k}
+    if open_rows:
+        section.columns.append("lag p50 / p99 ms")
+        for row in section.rows:
+            key = f"{row[0]}@open{rate}" if str(row[1]).startswith("open") else None
+            f = open_rows.get(key) if key else None
+            row.append(f"{fmt(f['lag_ms']['p50'], 2)} / {fmt(f['lag_ms']['p99'], 2)}" if f else "")
+    _goals(section, figures)
+    section.notes.append(
+        "errors in ms, client minus truth; send = truth t_received - client t0, recv = client "
+        "t_first - truth t_first_content; n = streams joined with truth inside the window"
+    )
+    return section
+
+
+def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, Any]:
+    """Join a client's samples with the emulator's truth by request id; error percentiles."""
+    by_id = {t["request_id"]: t for t in truth}
+    ttft, send, recv, itl, lag = [], [], [], [], []
+    missing = 0
+    for rid, t_sched, t0, t_first, t_last, _t_end, n, ok in run.samples:
+        t = by_id.get(rid)
+        if not ok or t is None or t_first is None or t.get("t_first_content_ns") is None:
+            missing += 1
+            continue
+        true_ttft = t["t_first_content_ns"] - t["t_received_ns"]
+        ttft.append((t_first - t0 - true_ttft) / 1e6)
+        send.append((t["t_received_ns"] - t0) / 1e6)
+        recv.append((t_first - t["t_first_content_ns"]) / 1e6)
+        tokens = t.get("tokens_sent") or t.get("completion_tokens") or 0
+        if n >= 2 and tokens >= 2 and t_last is not None and t.get("t_last_content_ns"):
+            client_itl = (t_last - t_first) / (tokens - 1)
+            true_itl = (t["t_last_content_ns"] - t["t_first_content_ns"]) / (tokens - 1)
+            itl.append((client_itl - true_itl) / 1e6)
+        if t_sched is not None:
+            lag.append((t0 - t_sched) / 1e6)
+    return {
+        "n": len(ttft),
+        "unjoined": missing,
+        "errors": run.data["errors"],
+        "streams_per_s": run.streams_per_s,
+        "client_cpu_pct": run.cpu_pct,
+        "emulator_cpu_pct": run.peer_cpu_pct,
+        "core_busy_pct": run.core_busy_pct,
+        "ttft_err_ms": percentiles(ttft),
+        "send_ms": percentiles(send),
+        "recv_ms": percentiles(recv),
+        "itl_err_ms": percentiles(itl),
+        "lag_ms": percentiles(lag),
+        "notes": run.data.get("notes", []),
+    }
+
+
+def _row(label: str, streams: str, f: dict[str, Any]) -> list[Any]:
+    return [
+        label,
+        streams,
+        f["n"],
+        fmt(f["ttft_err_ms"]["p50"], 2),
+        fmt(f["ttft_err_ms"]["p99"], 2),
+        fmt(f["send_ms"]["p99"], 2),
+        fmt(f["recv_ms"]["p99"], 2),
+        fmt(f["itl_err_ms"]["p50"], 3),
+        fmt(f["itl_err_ms"]["p99"], 3),
+        fmt(f["client_cpu_pct"], 0),
+        f["errors"],
+    ]
+
+
+def _goals(section: Section, figures: dict[str, dict[str, Any]]) -> None:
+    for level, key, limit in ((64, "p50", 0.5), (64, "p99", 2.0), (200, "p99", 5.0)):
+        f = figures.get(f"chatprobe@{level}")
+        value = f["ttft_err_ms"][key] if f else None
+        section.goals.append(
+            Goal(
+                f"B2 TTFT error {key} at {level} streams",
+                f"<= {limit:g} ms",
+                f"{fmt(value, 2)} ms" if value is not None else "-",
+                None if value is None else value <= limit,
+            )
+        )

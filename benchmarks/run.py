@@ -1,0 +1,165 @@
+"""The benchmark runner: ``python -m benchmarks [--quick] [--only B1,B3] [--name NAME]``.
+
+Runs the chosen benchmarks one after another, prints a table per benchmark and a goals table
+(rich), and writes ``benchmarks/results/<name>.json`` (machine, commit, configuration, every
+figure and the raw per-run data) and ``<name>.md`` (the same tables as Markdown, pasted into
+``benchmarks/README.md``). ``--quick`` shortens every window and round count: a smoke run of
+the whole pipeline in about a minute, whose figures are indicative only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.harness import REPO, git_commit, machine_info
+from benchmarks.section import Section
+
+RESULTS = REPO / "benchmarks" / "results"
+ALL = ("B1", "B2", "B3", "B4")
+
+
+def _runners() -> dict[str, Callable[..., Section]]:
+    from benchmarks import b1_client_capacity, b2_fidelity, b3_emulator_capacity, b4_offline
+
+    return {
+        "B1": b1_client_capacity.run,
+        "B2": b2_fidelity.run,
+        "B3": b3_emulator_capacity.run,
+        "B4": b4_offline.run,
+    }
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--quick", action="store_true", help="short windows, one round (~1 min)")
+    p.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1,B2,B3,B4")
+    p.add_argument("--name", default=None, help="results file stem (default: quick or latest)")
+    p.add_argument("--out-dir", default=str(RESULTS), help="where results are written")
+    args = p.parse_args(argv)
+    chosen = [x.strip().upper() for x in args.only.split(",") if x.strip()]
+    unknown = [x for x in chosen if x not in ALL]
+    if unknown:
+        p.error(f"--only: unknown benchmark {', '.join(unknown)} (choose from {', '.join(ALL)})")
+    args.only = chosen
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    if len(os.sched_getaffinity(0)) < 2:
+        sys.exit("benchmarks need two CPUs (client and emulator each pinned to one)")
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    name = args.name or ("quick" if args.quick else "latest")
+    started = datetime.now(UTC)
+    doc: dict[str, Any] = {
+        "schema_version": 1,
+        "name": name,
+        "command": ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])],
+        "quick": args.quick,
+        "started_at": started.isoformat(timespec="seconds"),
+        "git": git_commit(),
+        "machine": machine_info(),
+        "sections": [],
+    }
+    runners = _runners()
+    sections: list[Section] = []
+    for key in args.only:
+        console.rule(f"[bold]{key}")
+        t = time.perf_counter()
+        try:
+            section = runners[key](quick=args.quick)
+        except Exception as exc:  # one broken benchmark must not lose the others' figures
+            section = Section(
+                key, f"{key} failed", ["error"], rows=[[f"{type(exc).__name__}: {exc}"]]
+            )
+            section.notes.append("this benchmark raised; see the error row")
+        section.seconds = time.perf_counter() - t
+        sections.append(section)
+        console.print(render(section))
+        for note in section.notes:
+            console.print(f"  [dim]{note}[/dim]")
+    console.print(goals_table(sections))
+    doc["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    doc["machine"]["loadavg_end"] = machine_info()["loadavg"]
+    doc["sections"] = [s.to_dict() for s in sections]
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+    os.replace(tmp, path)
+    md = out_dir / f"{name}.md"
+    md.write_text(markdown(doc, sections))
+    console.print(f"wrote {path} and {md}")
+
+
+def render(section: Section) -> Table:
+    table = Table(title=f"{section.key}: {section.title}", title_justify="left")
+    for i, col in enumerate(section.columns):
+        table.add_column(col, justify="left" if i == 0 else "right")
+    for row in section.rows:
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def _met(met: bool | None) -> str:
+    return {True: "met", False: "MISSED", None: "not measured"}[met]
+
+
+def goals_table(sections: list[Section]) -> Table:
+    table = Table(title="Goals", title_justify="left")
+    for col in ("goal", "target", "measured", "status", "why"):
+        table.add_column(col)
+    for s in sections:
+        for g in s.goals:
+            style = {True: "green", False: "red", None: "yellow"}[g.met]
+            table.add_row(g.name, g.target, g.measured, f"[{style}]{_met(g.met)}[/{style}]", g.why)
+    return table
+
+
+def markdown(doc: dict[str, Any], sections: list[Section]) -> str:
+    """The tables as Markdown, with the header facts needed to read them."""
+    m = doc["machine"]
+    lines = [
+        f"Run `{' '.join(doc['command'])}` at {doc['started_at']} on commit "
+        f"`{doc['git']['commit'][:12]}`{' (with local changes)' if doc['git']['dirty'] else ''}; "
+        f"{m['cpus']} x {m['cpu_model']}, Python {m['python']}, load average "
+        f"{' '.join(m['loadavg'])} at start.",
+        "",
+    ]
+    for s in sections:
+        lines += [f"**{s.key}: {s.title}** ({s.seconds:.0f} s)", ""]
+        lines.append("| " + " | ".join(s.columns) + " |")
+        lines.append("|" + "|".join("---" for _ in s.columns) + "|")
+        for row in s.rows:
+            lines.append("| " + " | ".join(str(v) for v in row) + " |")
+        lines.append("")
+        for note in s.notes:
+            lines.append(f"- {note}")
+        if s.notes:
+            lines.append("")
+    lines += [
+        "**Goals**",
+        "",
+        "| goal | target | measured | status | why |",
+        "|---|---|---|---|---|",
+    ]
+    for s in sections:
+        for g in s.goals:
+            lines.append(f"| {g.name} | {g.target} | {g.measured} | {_met(g.met)} | {g.why} |")
+    return "\n".join(lines) + "\n"
