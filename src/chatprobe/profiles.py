@@ -47,13 +47,18 @@ class Pricing:
 
 @dataclass(frozen=True, slots=True)
 class LatencyModel:
-    """Emulator latency for one model: lognormal with the given median (ms) and sigma."""
+    """Emulator latency for one model: lognormal with the given median (ms) and sigma.
+
+    ``prompt_tokens_zero`` makes the emulator reproduce a documented quirk: usage reporting
+    ``prompt_tokens: 0`` for a non-empty prompt.
+    """
 
     ttft_ms: float = 20.0
     ttft_sigma: float = 0.2
     itl_ms: float = 2.0
     itl_sigma: float = 0.1
     tokens_per_chunk: int = 1
+    prompt_tokens_zero: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,248 @@
+"""``chatprobe emulate``: serve emulated providers until interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import textwrap
+
+import click
+
+from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
+from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
+from chatprobe.errors import ConfigError
+from chatprobe.profiles import list_profiles, load_profile
+
+_FAULT_LIST = ", ".join(FAULT_KINDS)
+_ALIAS_LIST = ", ".join(f"{a}={k}" for a, k in ALIASES.items())
+_FAULT_TEXT = textwrap.fill(f"Kinds: {_FAULT_LIST}. Aliases: {_ALIAS_LIST}.", width=80)
+
+_HELP = f"""Serve OpenAI-compatible chat completions that behave like the documented
+providers, offline, with a seeded latency model, injected faults and ground truth.
+
+\b
+PROFILES: each --provider NAME is a profile from specs/providers/ (or a profile
+file path); default: all of them ({", ".join(list_profiles()) or "none found"}).
+Per profile: success status (201 for AI/ML API and Apilaplas), id format, model
+echo, usage (OpenRouter: always, with cost; others: stream_options.include_usage),
+OpenRouter ': OPENROUTER PROCESSING' comments, error envelopes, auth (401),
+request validation (400 naming the field), unknown model (404), body limit (413),
+max_tokens, stop, n, tools (tool_calls), image parts, OpenRouter :free rate limit.
+
+\b
+ADDRESSES AND PORTS: binds --host (default 127.0.0.1) and --port (default 0 = a
+free port, printed on start). Several providers share one port by path prefix:
+  http://HOST:PORT/<provider>/v1/chat/completions   and .../v1/models
+  http://HOST:PORT/<provider>/api/v1/chat/completions   (OpenRouter's shape)
+With a single --provider the bare /v1/... and /api/v1/... work too. Key: Bearer
+{DEMO_KEY} unless --key is given (--no-auth accepts anything).
+Ground truth: GET /_chatprobe/requests[?since=SEQ], GET /_chatprobe/stats,
+POST /_chatprobe/reset; each answer carries X-Chatprobe-Request-Id.
+
+\b
+LATENCY: per model, lognormal TTFT and inter-token latency (median ms and sigma)
+from the profile's emulator: block, seeded per request from (--seed, request
+number). --ttft-ms/--itl-ms/--sigma override every model; --zero-latency sends
+each answer at once (benchmarks). --tokens-per-chunk groups tokens per event.
+
+\b
+FAULTS: per request with the header 'X-Chatprobe-Fault: KIND[=PARAM][,KIND...]',
+or for a share of requests with --fault KIND[:PARAM]=RATE (seeded, at most one
+per request).
+{_FAULT_TEXT}
+PARAM is seconds for slow_headers/stall/429/503 Retry-After, a status for
+html_error, else the number of content chunks sent before the fault.
+"""
+
+
+def _range(value: str) -> tuple[int, int]:
+    low, sep, high = value.partition(":")
+    try:
+        lo = int(low)
+        hi = int(high) if sep else lo
+    except ValueError:
+        raise ConfigError(
+            f"expected N or MIN:MAX, got {value!r}", field="--output-tokens"
+        ) from None
+    return lo, hi
+
+
+@click.command(name="emulate", help=_HELP)
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    metavar="NAME",
+    help="Profile to serve (repeatable; default: every shipped profile).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port", default=0, show_default=True, type=int, help="Port to bind; 0 picks a free one."
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Seed for text, latency draws, ids and fault rates.",
+)
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help=f"Accepted API key (repeatable; default {DEMO_KEY}).",
+)
+@click.option("--no-auth", is_flag=True, help="Accept requests without a valid key.")
+@click.option("--ttft-ms", type=float, help="Median time to first token for every model (ms).")
+@click.option("--itl-ms", type=float, help="Median inter-token latency for every model (ms).")
+@click.option("--sigma", type=float, help="Lognormal sigma for TTFT and ITL of every model.")
+@click.option("--zero-latency", is_flag=True, help="No delays at all (throughput benchmarks).")
+@click.option(
+    "--tokens-per-chunk",
+    type=click.IntRange(min=1),
+    help="Tokens per streamed event (real gateways send several).",
+)
+@click.option(
+    "--output-tokens",
+    default="16:96",
+    show_default=True,
+    metavar="N|MIN:MAX",
+    help="Natural completion length (seeded draw in MIN..MAX).",
+)
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="KIND[:PARAM]=RATE",
+    help="Inject a fault into a share of requests, e.g. 429=0.1, stall:3=0.01.",
+)
+@click.option(
+    "--rate-limit-rpm",
+    type=click.IntRange(min=0),
+    help="Per-key requests/minute for rate-limited (:free) models; 0 disables.",
+)
+@click.option(
+    "--max-body",
+    default=DEFAULT_MAX_BODY,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Largest request body (bytes) before 413.",
+)
+@click.option(
+    "--truth-cap",
+    default=100_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Ground-truth records kept in memory (oldest dropped).",
+)
+@click.option(
+    "--truth-jsonl",
+    type=click.Path(dir_okay=False),
+    help="Also append every finished ground-truth record to this JSON Lines file.",
+)
+@click.option(
+    "--record-event-times",
+    is_flag=True,
+    help="Keep the write time of every event in the ground truth.",
+)
+@click.option(
+    "--comment-interval",
+    default=1.0,
+    show_default=True,
+    type=float,
+    help="Seconds between OpenRouter ': OPENROUTER PROCESSING' comments.",
+)
+@click.option(
+    "--no-quirks",
+    is_flag=True,
+    help="Do not reproduce documented quirks (prompt_tokens 0 for aimlapi 1.5-flash).",
+)
+@click.option("--cpu", type=click.IntRange(min=0), help="Pin the emulator to this CPU.")
+def emulate(
+    providers: tuple[str, ...],
+    host: str,
+    port: int,
+    seed: int,
+    keys: tuple[str, ...],
+    no_auth: bool,
+    ttft_ms: float | None,
+    itl_ms: float | None,
+    sigma: float | None,
+    zero_latency: bool,
+    tokens_per_chunk: int | None,
+    output_tokens: str,
+    faults: tuple[str, ...],
+    rate_limit_rpm: int | None,
+    max_body: int,
+    truth_cap: int,
+    truth_jsonl: str | None,
+    record_event_times: bool,
+    comment_interval: float,
+    no_quirks: bool,
+    cpu: int | None,
+) -> None:
+    for name in providers:
+        load_profile(name)  # an unknown name fails here, in one line, before binding
+    config = EmulatorConfig(
+        providers=providers,
+        host=host,
+        port=port,
+        seed=seed,
+        keys=keys or (DEMO_KEY,),
+        auth=not no_auth,
+        ttft_ms=ttft_ms,
+        itl_ms=itl_ms,
+        sigma=sigma,
+        zero_latency=zero_latency,
+        tokens_per_chunk=tokens_per_chunk,
+        output_tokens=_range(output_tokens),
+        faults=tuple(parse_fault_rate(f) for f in faults),
+        rate_limit_rpm=rate_limit_rpm,
+        max_body=max_body,
+        truth_cap=truth_cap,
+        truth_jsonl=truth_jsonl,
+        record_event_times=record_event_times,
+        comment_interval_s=comment_interval,
+        emulate_quirks=not no_quirks,
+    )
+    if cpu is not None:
+        if not hasattr(os, "sched_setaffinity"):
+            raise ConfigError("CPU pinning is not supported on this platform", field="--cpu")
+        try:
+            os.sched_setaffinity(0, {cpu})
+        except OSError as exc:
+            raise ConfigError(f"cannot pin to CPU {cpu}: {exc.strerror}", field="--cpu") from None
+    asyncio.run(_serve(config))
+
+
+async def _serve(config: EmulatorConfig) -> None:
+    from chatprobe.emulator.server import EmulatorServer, root_url
+
+    server = EmulatorServer(config)
+    try:
+        port = await server.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {config.host}:{config.port}: {exc.strerror}", field="--port"
+        ) from None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    root = root_url(config.host, port)
+    click.echo(f"chatprobe emulator listening on {root} (pid {os.getpid()}, seed {config.seed})")
+    for name in server.provider_names:
+        click.echo(f"  {name}: {server.base_url(name)}")
+    if len(server.provider_names) == 1:
+        click.echo(f"  (also: {server.base_url()})")
+    key = DEMO_KEY if config.keys == (DEMO_KEY,) else "one of the --key values"
+    click.echo(f"  key: {'any (auth off)' if not config.auth else key}")
+    click.echo(f"  ground truth: {root}/_chatprobe/requests  (Ctrl-C stops)")
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+        stats = server.truth.stats()
+        click.echo(f"chatprobe emulator stopped after {stats['received']} requests")

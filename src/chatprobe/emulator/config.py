@@ -1,0 +1,125 @@
+"""The emulator's configuration: one frozen dataclass shared by the CLI and the Python API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from chatprobe.emulator.faults import FaultRate
+from chatprobe.errors import ConfigError
+from chatprobe.profiles import LatencyModel
+
+__all__ = ["DEFAULT_MAX_BODY", "DEMO_KEY", "EmulatorConfig"]
+
+DEMO_KEY = "chatprobe-emulator-key"
+"""The API key the emulator accepts unless told otherwise. Not a secret."""
+
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """What the emulator serves and how.
+
+    ``providers`` are profile names (or profile file paths) from ``specs/providers/``; empty
+    means every shipped profile. Latency overrides (``ttft_ms``, ``itl_ms``, ``sigma``,
+    ``tokens_per_chunk``) replace the matching field of every model's profile ``emulator:``
+    block; ``zero_latency`` sends everything at once. ``rate_limit_rpm``: None keeps each
+    model's documented limit (OpenRouter ``:free``: 20/min per key), 0 disables limits, N
+    replaces the limit of the models that have one. ``output_tokens`` is the (min, max)
+    natural completion length; the header ``X-Chatprobe-Output-Tokens: N`` fixes it per
+    request. ``truth_cap`` bounds the ground-truth records kept in memory (oldest dropped).
+    """
+
+    providers: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 0
+    seed: int = 0
+    keys: tuple[str, ...] = (DEMO_KEY,)
+    auth: bool = True
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    sigma: float | None = None
+    zero_latency: bool = False
+    tokens_per_chunk: int | None = None
+    output_tokens: tuple[int, int] = (16, 96)
+    faults: tuple[FaultRate, ...] = ()
+    rate_limit_rpm: int | None = None
+    max_body: int = DEFAULT_MAX_BODY
+    truth_cap: int = 100_000
+    truth_jsonl: str | None = None
+    record_event_times: bool = False
+    comment_interval_s: float = 1.0
+    emulate_quirks: bool = True
+
+    def __post_init__(self) -> None:
+        lo, hi = self.output_tokens
+        if not 1 <= lo <= hi:
+            raise ConfigError(f"need 1 <= min <= max, got {lo}:{hi}", field="output_tokens")
+        total = sum(f.rate for f in self.faults)
+        if total > 1.0 + 1e-9:
+            raise ConfigError(f"fault rates add up to {total:g}, more than 1", field="--fault")
+        if self.tokens_per_chunk is not None and self.tokens_per_chunk < 1:
+            raise ConfigError("must be at least 1", field="tokens_per_chunk")
+        for name in ("ttft_ms", "itl_ms", "sigma"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError("must not be negative", field=name)
+        if self.max_body < 1:
+            raise ConfigError("must be at least 1", field="max_body")
+
+    def with_(self, **changes: object) -> EmulatorConfig:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def latency(self, model: LatencyModel) -> LatencyModel:
+        """A model's latency with this configuration's overrides applied."""
+        if self.zero_latency:
+            return replace(
+                model,
+                ttft_ms=0.0,
+                itl_ms=0.0,
+                ttft_sigma=0.0,
+                itl_sigma=0.0,
+                tokens_per_chunk=self.tokens_per_chunk or model.tokens_per_chunk,
+            )
+        return replace(
+            model,
+            ttft_ms=model.ttft_ms if self.ttft_ms is None else self.ttft_ms,
+            itl_ms=model.itl_ms if self.itl_ms is None else self.itl_ms,
+            ttft_sigma=model.ttft_sigma if self.sigma is None else self.sigma,
+            itl_sigma=model.itl_sigma if self.sigma is None else self.sigma,
+            tokens_per_chunk=self.tokens_per_chunk or model.tokens_per_chunk,
+        )
+
+    def to_args(self) -> list[str]:
+        """``chatprobe emulate`` arguments that reproduce this configuration."""
+        args: list[str] = []
+        for provider in self.providers:
+            args += ["--provider", provider]
+        args += ["--host", self.host, "--port", str(self.port), "--seed", str(self.seed)]
+        if not self.auth:
+            args.append("--no-auth")
+        for key in self.keys:
+            args += ["--key", key]
+        for name, flag in (("ttft_ms", "--ttft-ms"), ("itl_ms", "--itl-ms"), ("sigma", "--sigma")):
+            value = getattr(self, name)
+            if value is not None:
+                args += [flag, repr(float(value))]
+        if self.zero_latency:
+            args.append("--zero-latency")
+        if self.tokens_per_chunk is not None:
+            args += ["--tokens-per-chunk", str(self.tokens_per_chunk)]
+        args += ["--output-tokens", f"{self.output_tokens[0]}:{self.output_tokens[1]}"]
+        for fault in self.faults:
+            args += ["--fault", str(fault)]
+        if self.rate_limit_rpm is not None:
+            args += ["--rate-limit-rpm", str(self.rate_limit_rpm)]
+        args += ["--max-body", str(self.max_body), "--truth-cap", str(self.truth_cap)]
+        if self.truth_jsonl:
+            args += ["--truth-jsonl", self.truth_jsonl]
+        if self.record_event_times:
+            args.append("--record-event-times")
+        args += ["--comment-interval", repr(self.comment_interval_s)]
+        if not self.emulate_quirks:
+            args.append("--no-quirks")
+        return args

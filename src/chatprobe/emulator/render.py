@@ -1,0 +1,322 @@
+"""Bytes on the wire, per provider dialect: bodies, stream chunks, ids and error envelopes.
+
+Rendering is split so the per-request work is tiny. Everything that depends only on the plan
+(model echo, text, usage, finish reasons) is rendered once per plan into JSON *rests*: the
+bytes of an object after its first two members. Per request only the head
+``{"id":"<id>","created":<unix>,`` is made and glued in front, one ``%``-format per chunk.
+
+Dialects follow the profile's conventions:
+
+* ``openai`` (and custom profiles): ``chatcmpl-`` ids, ``message.refusal: null``.
+* ``aimlapi`` envelope (AI/ML API, Apilaplas): pipe-separated ids as in their documented
+  example (``2025-04-09|09:53:23.624687-07|5.250.254.39|-1825976509``), message with role and
+  content only, ``logprobs: null``; usage in streams only with ``stream_options.include_usage``.
+* ``openrouter``: ``gen-<unix>-<rand>`` ids, ``provider`` and ``native_finish_reason`` fields,
+  ``refusal``/``reasoning`` null in messages, usage always present and with ``cost``.
+
+Streams: the first delta of a choice carries ``role`` (OpenRouter: every delta does); each
+choice ends with its own chunk carrying ``finish_reason``; usage, when sent, is a last chunk
+with ``choices: []``; then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+
+from chatprobe.emulator.plan import ChoicePlan, Plan
+from chatprobe.emulator.text import count_tokens
+from chatprobe.profiles import ProviderProfile
+
+__all__ = ["Dialect", "StreamRender", "html_error_page", "status_line"]
+
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_PACIFIC = timezone(timedelta(hours=-7))
+_NATIVE_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "error": "ERROR"}
+_OPENAI_TYPES = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    402: ("insufficient_quota", "insufficient_quota"),
+    403: ("insufficient_quota", "insufficient_quota"),
+    404: ("invalid_request_error", "model_not_found"),
+    413: ("invalid_request_error", "request_too_large"),
+    429: ("requests", "rate_limit_exceeded"),
+}
+
+
+def status_line(status: int) -> bytes:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return b"HTTP/1.1 %d %s\r\n" % (status, phrase.encode())
+
+
+def html_error_page(status: int) -> bytes:
+    """An HTML error page like the ones a reverse proxy in front of a provider returns."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    return (
+        f"<!DOCTYPE html>\n<html><head><title>{status} {phrase}</title></head>\n"
+        f"<body><h1>{status} {phrase}</h1>\n<p>The gateway could not get a valid answer "
+        f"from the upstream server.</p>\n<hr><address>emulated proxy (chatprobe)</address>"
+        f"</body></html>\n"
+    ).encode()
+
+
+@dataclass(slots=True)
+class StreamRender:
+    """A plan's stream, as rests: content steps, then the closing chunks."""
+
+    steps: list[list[tuple[bytes, int]]]  # per step: (rest, tokens) for each choice
+    tail: list[bytes]  # finish chunk per choice, then the usage chunk if any
+
+
+def _rest(obj: dict[str, Any]) -> bytes:
+    """The JSON of ``obj`` without its opening brace (it follows the per-request head)."""
+    return orjson.dumps(obj)[1:]
+
+
+class Dialect:
+    """How one provider profile shapes its answers."""
+
+    def __init__(self, profile: ProviderProfile) -> None:
+        self.profile = profile
+        self.envelope = profile.error_envelope
+        self.success = profile.success_status[0]
+        self.extra = "native_finish_reason" in profile.extra_fields
+        self.provider_field = "provider" in profile.extra_fields
+        self.usage_always = profile.stream_usage == "always"
+        self.usage_never = profile.stream_usage == "never"
+        self.usage_cost = self.envelope == "openrouter"
+        self.role_every_delta = self.envelope == "openrouter"
+        self.comment = profile.sse_comment.encode() if profile.sse_comment else None
+        if self.envelope == "openrouter":
+            self.message_extras: dict[str, Any] = {"refusal": None, "reasoning": None}
+        elif self.envelope == "aimlapi":
+            self.message_extras = {}
+        else:
+            self.message_extras = {"refusal": None}
+
+    # ------------------------------------------------------------------ ids
+    def new_id(self, rng: random.Random, now: float) -> str:
+        if self.envelope == "openrouter":
+            return f"gen-{int(now)}-{''.join(rng.choices(_ALNUM, k=20))}"
+        if self.envelope == "aimlapi":
+            stamp = datetime.fromtimestamp(now, _PACIFIC).strftime("%Y-%m-%d|%H:%M:%S.%f")
+            ip = ".".join(str(rng.randint(1, 254)) for _ in range(4))
+            return f"{stamp}-07|{ip}|{rng.randint(-(2**31), 2**31 - 1)}"
+        return "chatcmpl-" + "".join(rng.choices(_ALNUM, k=29))
+
+    @staticmethod
+    def head(response_id: str, created: int) -> bytes:
+        return b'{"id":"%s","created":%d,' % (response_id.encode(), created)
+
+    # ------------------------------------------------------------------ shared parts
+    def _upstream(self, plan: Plan) -> str:
+        family = plan.model.id.split("/", 1)[0] if "/" in plan.model.id else "google"
+        return {"google": "Google", "openai": "OpenAI", "anthropic": "Anthropic"}.get(
+            family, family.title()
+        )
+
+    def _usage(self, plan: Plan) -> dict[str, Any]:
+        usage = plan.usage
+        if self.usage_cost:
+            usage["cost"] = round(plan.cost, 12)
+        return usage
+
+    def _meta(self, plan: Plan, obj: str) -> dict[str, Any]:
+        meta: dict[str, Any] = {"object": obj}
+        if self.provider_field:
+            meta["provider"] = self._upstream(plan)
+        meta["model"] = plan.model.echo
+        return meta
+
+    def _finish_fields(self, reason: str | None) -> dict[str, Any]:
+        fields: dict[str, Any] = {"finish_reason": reason}
+        if self.extra:
+            fields["native_finish_reason"] = _NATIVE_FINISH.get(reason) if reason else None
+        fields["logprobs"] = None
+        return fields
+
+    # ------------------------------------------------------------------ plain
+    def plain_rest(self, plan: Plan) -> bytes:
+        cached = plan.rendered.get("plain")
+        if cached is None:
+            choices = []
+            for choice in plan.choices:
+                message: dict[str, Any] = {"role": "assistant"}
+                call = choice.tool_call
+                if call is not None:
+                    message["content"] = None
+                    message["tool_calls"] = [
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": call.arguments},
+                        }
+                    ]
+                else:
+                    message["content"] = choice.text
+                message.update(self.message_extras)
+                choices.append(
+                    {
+                        "index": choice.index,
+                        **self._finish_fields(choice.finish_reason),
+                        "message": message,
+                    }
+                )
+            body = {
+                **self._meta(plan, "chat.completion"),
+                "choices": choices,
+                "usage": self._usage(plan),
+            }
+            cached = plan.rendered["plain"] = _rest(body)
+        return cached
+
+    # ------------------------------------------------------------------ stream
+    def stream(self, plan: Plan, tokens_per_chunk: int) -> StreamRender:
+        key = ("stream", tokens_per_chunk)
+        cached = plan.rendered.get(key)
+        if cached is None:
+            cached = plan.rendered[key] = self._render_stream(plan, tokens_per_chunk)
+        return cached
+
+    def _chunk(self, plan: Plan, index: int, delta: dict[str, Any], reason: str | None) -> bytes:
+        choice = {"index": index, "delta": delta, **self._finish_fields(reason)}
+        return _rest({**self._meta(plan, "chat.completion.chunk"), "choices": [choice]})
+
+    def _deltas(self, choice: ChoicePlan, k: int) -> list[tuple[dict[str, Any], int]]:
+        call = choice.tool_call
+        out: list[tuple[dict[str, Any], int]] = []
+        if call is not None:
+            first = {
+                "index": 0,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            out.append(({"content": None, "tool_calls": [first]}, count_tokens(call.name)))
+            pieces = call.arg_pieces
+            for i in range(0, len(pieces), k):
+                part = pieces[i : i + k]
+                out.append(
+                    (
+                        {"tool_calls": [{"index": 0, "function": {"arguments": "".join(part)}}]},
+                        len(part),
+                    )
+                )
+        else:
+            pieces = choice.pieces
+            for i in range(0, len(pieces), k):
+                part = pieces[i : i + k]
+                out.append(({"content": "".join(part)}, len(part)))
+        return out
+
+    def _render_stream(self, plan: Plan, k: int) -> StreamRender:
+        per_choice = []
+        for choice in plan.choices:
+            rests = []
+            for position, (delta, tokens) in enumerate(self._deltas(choice, k)):
+                if position == 0 or self.role_every_delta:
+                    delta = {"role": "assistant", **delta}
+                rests.append((self._chunk(plan, choice.index, delta, None), tokens))
+            per_choice.append(rests)
+        depth = max((len(r) for r in per_choice), default=0)
+        steps = [[r[j] for r in per_choice if j < len(r)] for j in range(depth)]
+        tail = []
+        for choice, rests in zip(plan.choices, per_choice, strict=True):
+            delta: dict[str, Any] = {}
+            if not rests or self.role_every_delta:
+                delta = {"role": "assistant", "content": ""}
+            tail.append(self._chunk(plan, choice.index, delta, choice.finish_reason))
+        if self.usage_always or (plan.include_usage and not self.usage_never):
+            tail.append(
+                _rest(
+                    {
+                        **self._meta(plan, "chat.completion.chunk"),
+                        "choices": [],
+                        "usage": self._usage(plan),
+                    }
+                )
+            )
+        return StreamRender(steps, tail)
+
+    def midstream_error_rest(self, plan: Plan) -> bytes:
+        """An OpenRouter-style error event: top-level ``error`` plus a choice ending in error."""
+        cached = plan.rendered.get("midstream_error")
+        if cached is None:
+            choice = {"index": 0, "delta": {"content": ""}, **self._finish_fields("error")}
+            cached = plan.rendered["midstream_error"] = _rest(
+                {
+                    **self._meta(plan, "chat.completion.chunk"),
+                    "error": {"code": 502, "message": "Upstream provider failed mid-stream"},
+                    "choices": [choice],
+                }
+            )
+        return cached
+
+    def error_in_body_rest(self) -> bytes:
+        """A 2xx plain body that holds an error instead of a completion (midstream_error)."""
+        return _rest({"error": {"code": 502, "message": "Upstream provider failed mid-stream"}})
+
+    # ------------------------------------------------------------------ errors
+    def error_body(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        path: str = "/v1/chat/completions",
+        rng: random.Random | None = None,
+        details: list[str] | None = None,
+    ) -> bytes:
+        """The provider's error envelope for ``status``.
+
+        AI/ML API answers a bad body NestJS-style, one message per violated rule
+        (``details``), with ``error: "Bad Request"``.
+        """
+        if self.envelope == "openrouter":
+            error: dict[str, Any] = {"code": status, "message": message}
+            if status >= 500 or status == 429:
+                error["metadata"] = {"provider_name": "Google", "raw": message}
+            return orjson.dumps({"error": error})
+        if self.envelope == "aimlapi":
+            rng = rng or random.Random()
+            body: dict[str, Any] = {
+                "message": details if details else message,
+                "path": path,
+                "requestId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                "statusCode": status,
+                "timestamp": datetime.now(UTC)
+                .isoformat(timespec="milliseconds")
+                .replace("+00:00", "Z"),
+            }
+            if details:
+                body["error"] = "Bad Request"
+            return orjson.dumps(body)
+        kind, default_code = _OPENAI_TYPES.get(
+            status, ("server_error" if status >= 500 else "invalid_request_error", None)
+        )
+        return orjson.dumps(
+            {
+                "error": {
+                    "message": message,
+                    "type": kind,
+                    "param": param,
+                    "code": default_code if code is None else code,
+                }
+            }
+        )
+
+    def no_credits_status(self) -> int:
+        return {"openrouter": 402, "aimlapi": 403}.get(self.envelope, 429)

@@ -1,0 +1,665 @@
+"""Turn one parsed HTTP request into a timed list of writes (a :class:`Reply`).
+
+The server (:mod:`chatprobe.emulator.server`) only parses requests and plays replies: each
+reply is a list of *steps* ``(due_ns, bytes, marks, tokens)`` on the ``perf_counter_ns``
+clock plus what to do at the end (keep the connection, close it, or reset it). All provider
+behaviour, latency draws and faults are decided here, before the first byte is written, from
+``(seed, request sequence)``: a run is reproducible, and the truth records what was actually
+written and when.
+
+Order of decisions for ``POST .../chat/completions``: unknown fault header (400), body too
+large (413), auth (401), plan: JSON, model (404), schema and field checks (400), the per-key
+rate limit of rate-limited models (429), status faults, then the answer with its body faults.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from chatprobe.emulator.config import EmulatorConfig
+from chatprobe.emulator.faults import (
+    FAULT_KINDS,
+    STATUS_FAULTS,
+    STREAM_ONLY,
+    Fault,
+    parse_fault_header,
+)
+from chatprobe.emulator.plan import Plan, Reject, build_plan, warm_validator
+from chatprobe.emulator.render import Dialect, html_error_page, status_line
+from chatprobe.emulator.truth import TruthLog, TruthRecord
+from chatprobe.profiles import LatencyModel, ProviderProfile
+
+__all__ = ["ABORT", "CLOSE", "FIN", "KEEP", "Reply", "Request", "Responder"]
+
+# step marks
+HEADERS, CONTENT, EVENT, END = 1, 2, 4, 8
+# end actions
+KEEP, CLOSE, FIN, ABORT = 0, 1, 2, 3
+
+_DONE_FRAME = b"e\r\ndata: [DONE]\n\n\r\n"
+_TERMINATOR = b"0\r\n\r\n"
+_PLAN_CACHE_MAX = 4096
+_PLAN_CACHE_BODY_MAX = 64 * 1024
+_JSON = b"application/json"
+_SSE = b"text/event-stream"
+_HTML = b"text/html; charset=utf-8"
+
+
+class Request:
+    """A parsed request, as the protocol hands it over."""
+
+    __slots__ = (
+        "body",
+        "headers",
+        "keep_alive",
+        "method",
+        "path",
+        "query",
+        "t_received_ns",
+        "too_large",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        keep_alive: bool,
+        t_received_ns: int,
+        too_large: bool = False,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers  # lower-case names
+        self.body = body
+        self.keep_alive = keep_alive
+        self.t_received_ns = t_received_ns
+        self.too_large = too_large
+
+
+@dataclass(slots=True)
+class Reply:
+    steps: list[tuple[int, bytes, int, int]]
+    end: int
+    truth: TruthRecord | None = None
+    end_at_ns: int | None = None  # ABORT/FIN not before this time (a stall before a reset)
+
+
+@dataclass(slots=True)
+class Served:
+    """One provider profile as served, with its routes' answers prepared."""
+
+    name: str
+    profile: ProviderProfile
+    dialect: Dialect
+    models_body: bytes
+
+
+def frame(data: bytes) -> bytes:
+    """One HTTP/1.1 chunk."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _lognormal(rng: random.Random, median_ms: float, sigma: float) -> float:
+    if median_ms <= 0:
+        return 0.0
+    if sigma <= 0:
+        return median_ms
+    return median_ms * math.exp(sigma * rng.gauss(0.0, 1.0))
+
+
+class RateLimiter:
+    """Sliding one-minute window of request times per (key, model)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[tuple[str, str], deque[float]] = {}
+
+    def check(self, key: str, model: str, limit: int, now: float) -> float | None:
+        """None if allowed (and counted), else seconds until a slot frees up."""
+        window = self._windows.setdefault((key, model), deque())
+        while window and window[0] <= now - 60.0:
+            window.popleft()
+        if len(window) >= limit:
+            return max(0.001, window[0] + 60.0 - now)
+        window.append(now)
+        return None
+
+    def reset(self) -> None:
+        self._windows.clear()
+
+
+class Responder:
+    """Everything the emulator decides, for every provider it serves."""
+
+    def __init__(
+        self, config: EmulatorConfig, profiles: list[ProviderProfile], truth: TruthLog
+    ) -> None:
+        self.config = config
+        self.truth = truth
+        self.served: dict[str, Served] = {}
+        for profile in profiles:
+            self.served[profile.name] = Served(
+                profile.name, profile, Dialect(profile), _models_body(profile)
+            )
+        self.routes: dict[str, tuple[Served, str]] = {}
+        for served in self.served.values():
+            prefixes = [f"/{served.name}"] + ([""] if len(self.served) == 1 else [])
+            for prefix in prefixes:
+                for api in ("/v1", "/api/v1"):
+                    self.routes[f"{prefix}{api}/chat/completions"] = (served, "chat")
+                    self.routes[f"{prefix}{api}/models"] = (served, "models")
+        for profile in profiles:  # compile schemas now, not on the first (timed) request
+            warm_validator(profile)
+        self.keys = frozenset(config.keys)
+        self.plans: dict[tuple[str, int | None, bytes], Plan | Reject] = {}
+        self.limiter = RateLimiter()
+        self.latency: dict[tuple[str, str], LatencyModel] = {}
+        self.fault_rates = [(f.fault, f.rate) for f in config.faults if f.rate > 0]
+
+    # ------------------------------------------------------------------ entry point
+    def respond(self, req: Request) -> Reply:
+        path = req.path.rstrip("/") or "/"
+        route = self.routes.get(path)
+        if route is None:
+            if path.startswith("/_chatprobe/"):
+                return self._control(req, path)
+            return _plain_reply(
+                req,
+                404,
+                _JSON,
+                orjson.dumps(
+                    {
+                        "error": {
+                            "message": f"no route for {req.method} {path}",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": "not_found",
+                        }
+                    }
+                ),
+            )
+        served, kind = route
+        if kind == "models":
+            if req.method not in ("GET", "HEAD"):
+                return _plain_reply(req, 405, _JSON, b'{"error":"method not allowed"}')
+            return _plain_reply(req, 200, _JSON, served.models_body)
+        if req.method != "POST":
+            return _plain_reply(req, 405, _JSON, b'{"error":"method not allowed"}')
+        return self._chat(req, served, path)
+
+    # ------------------------------------------------------------------ chat
+    def _chat(self, req: Request, served: Served, path: str) -> Reply:
+        config = self.config
+        dialect = served.dialect
+        record = self.truth.open(req.t_received_ns, path, served.name)
+        rng = random.Random(config.seed * 1_000_003 + record.seq)
+        faults, unknown = parse_fault_header(
+            req.headers.get(b"x-chatprobe-fault", b"").decode("latin-1")
+        )
+        if self.fault_rates:
+            draw, acc = rng.random(), 0.0
+            for fault, rate in self.fault_rates:
+                acc += rate
+                if draw < acc:
+                    faults.append(fault)
+                    break
+        slow = next((f for f in faults if f.kind == "slow_headers"), None)
+        t0 = req.t_received_ns
+        if slow is not None:
+            record.faults.append(str(slow))
+            t0 += int((1.0 if slow.param is None else slow.param) * 1e9)
+
+        def error(
+            status: int,
+            message: str,
+            param: str | None = None,
+            code: str | None = None,
+            retry_after: float | None = None,
+            details: list[str] | None = None,
+        ) -> Reply:
+            record.status = status
+            record.error = message
+            body = dialect.error_body(
+                status, message, param=param, code=code, path=path, rng=rng, details=details
+            )
+            extra = b"Retry-After: %d\r\n" % math.ceil(retry_after) if retry_after else b""
+            head = _head(status, _JSON, len(body), record.request_id, req.keep_alive, extra)
+            return Reply([(t0, head + body, HEADERS | END, 0)], _end(req), record)
+
+        if unknown:
+            known = ", ".join(FAULT_KINDS)
+            return error(
+                400,
+                f"X-Chatprobe-Fault: unknown fault {', '.join(unknown)!r} (known: {known})",
+                param="X-Chatprobe-Fault",
+            )
+        if req.too_large:
+            return error(413, f"Request body larger than {config.max_body} bytes")
+        if config.auth:
+            key = _bearer(req.headers.get(b"authorization"))
+            if key is None:
+                return error(401, "No API key provided: send Authorization: Bearer <key>")
+            if key not in self.keys:
+                return error(401, "Invalid API key")
+        else:
+            key = "anonymous"
+        try:
+            plan = self._plan(served.profile, req)
+        except Reject as reject:
+            return error(
+                reject.status, reject.message, reject.param, reject.code, details=reject.details
+            )
+        record.model = plan.model.name
+        record.model_id = plan.model_sent
+        record.stream = plan.stream
+        limit = self._rate_limit(plan)
+        if limit:
+            wait = self.limiter.check(key, plan.model.id, limit, time.monotonic())
+            if wait is not None:
+                return error(
+                    429,
+                    f"Rate limit exceeded: {limit} requests per minute for {plan.model.id} per key",
+                    code="rate_limit_exceeded",
+                    retry_after=wait,
+                )
+        for fault in faults:
+            if fault.kind in STATUS_FAULTS:
+                record.faults.append(str(fault))
+                return self._status_fault(req, fault, error, t0, record, dialect)
+        body_faults = [
+            f for f in faults if f.kind not in STATUS_FAULTS and f.kind != "slow_headers"
+        ]
+        latency = self._latency(served.name, plan)
+        record.prompt_tokens = plan.prompt_tokens
+        record.completion_tokens = plan.completion_tokens
+        record.finish_reasons = [c.finish_reason for c in plan.choices]
+        if plan.stream:
+            return self._stream(req, served, plan, latency, rng, t0, record, body_faults)
+        return self._plain(req, served, plan, latency, rng, t0, record, body_faults)
+
+    def _plan(self, profile: ProviderProfile, req: Request) -> Plan:
+        override = req.headers.get(b"x-chatprobe-output-tokens")
+        tokens: int | None = None
+        if override is not None:
+            try:
+                tokens = max(1, int(override))
+            except ValueError:
+                raise Reject(
+                    400,
+                    "X-Chatprobe-Output-Tokens must be an integer",
+                    param="X-Chatprobe-Output-Tokens",
+                ) from None
+        key = (profile.name, tokens, req.body)
+        found = self.plans.get(key)
+        if found is None:
+            try:
+                found = build_plan(
+                    profile,
+                    req.body,
+                    seed=self.config.seed,
+                    output_tokens=(tokens, tokens) if tokens else self.config.output_tokens,
+                    quirks=self.config.emulate_quirks,
+                )
+            except Reject as reject:
+                found = reject
+            if len(req.body) <= _PLAN_CACHE_BODY_MAX:
+                if len(self.plans) >= _PLAN_CACHE_MAX:
+                    self.plans.clear()
+                self.plans[key] = found
+        if isinstance(found, Reject):
+            raise found
+        return found
+
+    def _rate_limit(self, plan: Plan) -> int | None:
+        documented = plan.model.rate_limit_rpm
+        override = self.config.rate_limit_rpm
+        if not documented or override == 0:
+            return None
+        return override or documented
+
+    def _latency(self, provider: str, plan: Plan) -> LatencyModel:
+        key = (provider, plan.model.name)
+        found = self.latency.get(key)
+        if found is None:
+            found = self.latency[key] = self.config.latency(plan.model.latency)
+        return found
+
+    def _status_fault(
+        self, req: Request, fault: Fault, error: Any, t0: int, record: TruthRecord, dialect: Dialect
+    ) -> Reply:
+        kind, param = fault.kind, fault.param
+        if kind == "rate_limit_429":
+            return error(
+                429,
+                "Rate limit exceeded (emulated fault), retry later",
+                code="rate_limit_exceeded",
+                retry_after=param or 1.0,
+            )
+        if kind == "unavailable_503":
+            return error(
+                503, "Service temporarily unavailable (emulated fault)", retry_after=param or 1.0
+            )
+        if kind == "server_500":
+            return error(500, "Internal server error (emulated fault)")
+        if kind == "bad_gateway_502":
+            return error(502, "Upstream provider returned an error (emulated fault)")
+        if kind == "no_credits":
+            return error(
+                dialect.no_credits_status(),
+                "Insufficient credits: add credits to continue (emulated fault)",
+                code="insufficient_quota",
+            )
+        status = int(param or 502)
+        if not 400 <= status <= 599:
+            status = 502
+        record.status = status
+        record.error = "html error page (emulated fault)"
+        body = html_error_page(status)
+        head = _head(status, _HTML, len(body), record.request_id, req.keep_alive)
+        return Reply([(t0, head + body, HEADERS | END, 0)], _end(req), record)
+
+    # ------------------------------------------------------------------ timing
+    @staticmethod
+    def _schedule(
+        plan_steps: int,
+        tokens: int,
+        latency: LatencyModel,
+        rng: random.Random,
+        record: TruthRecord,
+    ) -> tuple[int, list[int]]:
+        """TTFT (ns) and the gap (ns) before each later content step."""
+        ttft = _lognormal(rng, latency.ttft_ms, latency.ttft_sigma)
+        gaps_ms = [
+            _lognormal(rng, latency.itl_ms * latency.tokens_per_chunk, latency.itl_sigma)
+            for _ in range(max(0, plan_steps - 1))
+        ]
+        record.ttft_ms_intended = ttft
+        record.itl_ms_intended = sum(gaps_ms) / (tokens - 1) if tokens > 1 else None
+        return int(ttft * 1e6), [int(g * 1e6) for g in gaps_ms]
+
+    # ------------------------------------------------------------------ plain
+    def _plain(
+        self,
+        req: Request,
+        served: Served,
+        plan: Plan,
+        latency: LatencyModel,
+        rng: random.Random,
+        t0: int,
+        record: TruthRecord,
+        faults: list[Fault],
+    ) -> Reply:
+        dialect = served.dialect
+        steps_count = math.ceil(max(1, plan.completion_tokens) / latency.tokens_per_chunk)
+        ttft, gaps = self._schedule(steps_count, plan.completion_tokens, latency, rng, record)
+        t_done = t0 + ttft + sum(gaps)
+        now = time.time()
+        head_json = Dialect.head(dialect.new_id(rng, now), int(now))
+        status = dialect.success
+        by_kind = {f.kind: f for f in faults if f.kind not in STREAM_ONLY}
+        record.faults.extend(str(f) for f in by_kind.values())
+        if "midstream_error" in by_kind:
+            body = head_json + dialect.error_in_body_rest()
+        elif "empty_200" in by_kind:
+            body = b""
+        else:
+            body = head_json + dialect.plain_rest(plan)
+        if "malformed_json_chunk" in by_kind:
+            body = body[: len(body) // 2]
+        record.status = status
+        head = _head(status, _JSON, len(body), record.request_id, req.keep_alive)
+        tokens = plan.completion_tokens if "midstream_error" not in by_kind else 0
+        half = len(body) // 2
+        if "reset_midstream" in by_kind:
+            return Reply([(t_done, head + body[:half], HEADERS, 0)], ABORT, record)
+        if "truncated_body" in by_kind:
+            return Reply([(t_done, head + body[:half], HEADERS, 0)], FIN, record)
+        if "stall" in by_kind:
+            pause = int((by_kind["stall"].param or 2.0) * 1e9)
+            marks = CONTENT | EVENT | END if tokens else END
+            return Reply(
+                [
+                    (t_done, head + body[:half], HEADERS, 0),
+                    (t_done + pause, body[half:], marks, tokens),
+                ],
+                _end(req),
+                record,
+            )
+        marks = HEADERS | END | (CONTENT | EVENT if tokens else 0)
+        return Reply([(t_done, head + body, marks, tokens)], _end(req), record)
+
+    # ------------------------------------------------------------------ stream
+    def _stream(
+        self,
+        req: Request,
+        served: Served,
+        plan: Plan,
+        latency: LatencyModel,
+        rng: random.Random,
+        t0: int,
+        record: TruthRecord,
+        faults: list[Fault],
+    ) -> Reply:
+        dialect = served.dialect
+        render = dialect.stream(plan, latency.tokens_per_chunk)
+        ttft, gaps = self._schedule(len(render.steps), plan.completion_tokens, latency, rng, record)
+        now = time.time()
+        head_json = Dialect.head(dialect.new_id(rng, now), int(now))
+        length = len(head_json) + 8
+        record.status = dialect.success
+        steps: list[tuple[int, bytes, int, int]] = [
+            (t0, _stream_head(dialect.success, record.request_id, req.keep_alive), HEADERS, 0)
+        ]
+        t_first = t0 + ttft
+        if dialect.comment is not None:
+            comment = frame(b": " + dialect.comment + b"\n\n")
+            interval = max(1, int(self.config.comment_interval_s * 1e9))
+            t = t0
+            while True:
+                steps.append((t, comment, 0, 0))
+                t += interval
+                if t >= t_first:
+                    break
+        # Content events, choice by choice within a step.
+        content: list[tuple[int, bytes, int, int]] = []
+        t = t_first
+        for j, group in enumerate(render.steps):
+            if j:
+                t += gaps[j - 1]
+            for rest, tokens in group:
+                content.append(
+                    (
+                        t,
+                        b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest),
+                        CONTENT | EVENT,
+                        tokens,
+                    )
+                )
+        tail = [
+            (t, b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest), EVENT, 0)
+            for rest in render.tail
+        ]
+        tail.append((t, _DONE_FRAME, EVENT, 0))
+        tail.append((t, _TERMINATOR, END, 0))
+        end = _end(req)
+        by_kind = {f.kind: f for f in faults}
+        record.faults.extend(str(f) for f in by_kind.values())
+        cut = _cut_point(by_kind, len(content))
+        if "malformed_json_chunk" in by_kind:
+            target = content if cut < len(content) else tail
+            index = cut if target is content else 0
+            due, data, _, _ = target[index]
+            body = data[data.index(b"\r\n") + 2 : -2]
+            broken = body[: max(8, len(body) // 2)] + b"\n\n"
+            target[index] = (due, frame(broken), EVENT, 0)
+        if "missing_done" in by_kind:
+            tail = [s for s in tail if s[1] is not _DONE_FRAME]
+        if "empty_200" in by_kind:
+            content, tail = [], [(t0, _TERMINATOR, END, 0)]
+        elif "midstream_error" in by_kind:
+            at = content[cut][0] if cut < len(content) else t
+            rest = dialect.midstream_error_rest(plan)
+            error_frame = b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest)
+            record.finish_reasons = ["error"]
+            content = content[:cut]
+            tail = [
+                (at, error_frame, EVENT, 0),
+                (at, _DONE_FRAME, EVENT, 0),
+                (at, _TERMINATOR, END, 0),
+            ]
+        elif "truncated_stream" in by_kind:
+            at = content[cut][0] if cut < len(content) else t
+            content, tail = content[:cut], [(at, _TERMINATOR, END, 0)]
+        elif "truncated_body" in by_kind or "reset_midstream" in by_kind:
+            content, tail = content[:cut], []
+            end = ABORT if "reset_midstream" in by_kind else FIN
+        if "stall" in by_kind:
+            pause = int((by_kind["stall"].param or 2.0) * 1e9)
+            later = [
+                (due + pause, data, marks, tokens)
+                for due, data, marks, tokens in content[cut:] + tail
+            ]
+            content = content[:cut]
+            tail = later
+        steps += content
+        steps += tail
+        end_at = None
+        if "stall" in by_kind and end in (ABORT, FIN) and not tail:
+            end_at = steps[-1][0] + int((by_kind["stall"].param or 2.0) * 1e9)
+        return Reply(steps, end, record, end_at)
+
+    # ------------------------------------------------------------------ control
+    def _control(self, req: Request, path: str) -> Reply:
+        if path == "/_chatprobe/requests" and req.method == "GET":
+            since = parse_qs(req.query).get("since", ["0"])[0]
+            try:
+                seq = int(since)
+            except ValueError:
+                return _plain_reply(req, 400, _JSON, b'{"error":"since must be an integer"}')
+            return _plain_reply(req, 200, _JSON, orjson.dumps(self.truth.since(seq)))
+        if path == "/_chatprobe/stats" and req.method == "GET":
+            stats = self.truth.stats()
+            stats["providers"] = sorted(self.served)
+            stats["seed"] = self.config.seed
+            return _plain_reply(req, 200, _JSON, orjson.dumps(stats))
+        if path == "/_chatprobe/reset" and req.method == "POST":
+            self.truth.reset()
+            self.limiter.reset()
+            return _plain_reply(req, 200, _JSON, b'{"reset":true}')
+        return _plain_reply(req, 404, _JSON, b'{"error":"unknown control endpoint"}')
+
+
+def _cut_point(by_kind: dict[str, Fault], content_count: int) -> int:
+    """How many content events go out before a mid-body fault (default: half, at least 1)."""
+    for kind in (
+        "reset_midstream",
+        "truncated_body",
+        "truncated_stream",
+        "midstream_error",
+        "malformed_json_chunk",
+        "stall",
+    ):
+        fault = by_kind.get(kind)
+        if fault is not None and fault.param is not None and kind != "stall":
+            return min(content_count, int(fault.param))
+    if content_count == 0:
+        return 0
+    return min(content_count, max(1, content_count // 2))
+
+
+def _bearer(value: bytes | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, token = value.decode("latin-1").strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _end(req: Request) -> int:
+    return KEEP if req.keep_alive else CLOSE
+
+
+def _head(
+    status: int,
+    content_type: bytes,
+    length: int,
+    request_id: str,
+    keep_alive: bool,
+    extra: bytes = b"",
+) -> bytes:
+    return b"".join(
+        (
+            status_line(status),
+            b"Content-Type: ",
+            content_type,
+            b"\r\nContent-Length: %d\r\n" % length,
+            b"X-Chatprobe-Request-Id: ",
+            request_id.encode(),
+            b"\r\n",
+            extra,
+            b"" if keep_alive else b"Connection: close\r\n",
+            b"\r\n",
+        )
+    )
+
+
+def _stream_head(status: int, request_id: str, keep_alive: bool) -> bytes:
+    return b"".join(
+        (
+            status_line(status),
+            b"Content-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\nX-Chatprobe-Request-Id: ",
+            request_id.encode(),
+            b"\r\n",
+            b"" if keep_alive else b"Connection: close\r\n",
+            b"\r\n",
+        )
+    )
+
+
+def _plain_reply(req: Request, status: int, content_type: bytes, body: bytes) -> Reply:
+    head = _head(status, content_type, len(body), "-", req.keep_alive)
+    payload = head if req.method == "HEAD" else head + body
+    return Reply([(req.t_received_ns, payload, HEADERS | END, 0)], _end(req))
+
+
+def _models_body(profile: ProviderProfile) -> bytes:
+    created = 1_733_000_000
+    data: list[dict[str, Any]] = []
+    for model in profile.models.values():
+        if profile.error_envelope == "openrouter":
+            price = model.pricing
+            data.append(
+                {
+                    "id": model.id,
+                    "name": model.name,
+                    "created": created,
+                    "context_length": model.context_window,
+                    "pricing": {
+                        "prompt": f"{(price.input_per_mtok if price else 0) / 1e6:.10f}",
+                        "completion": f"{(price.output_per_mtok if price else 0) / 1e6:.10f}",
+                    },
+                }
+            )
+        else:
+            data.append(
+                {
+                    "id": model.id,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": model.echo.split("/", 1)[0] if "/" in model.echo else profile.name,
+                }
+            )
+    return orjson.dumps({"object": "list", "data": data})

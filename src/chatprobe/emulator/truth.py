@@ -1,0 +1,177 @@
+"""Ground truth: what the emulator did for each request, and when, by its own clock.
+
+Times are ``time.perf_counter_ns()`` (CLOCK_MONOTONIC on Linux), comparable with a client's
+stamps in any process on the same machine. Each is taken right before the ``write`` of the
+bytes concerned, so a client's arrival stamp minus the truth stamp is the delivery delay.
+
+=====================  ==================================================================
+field                  meaning
+=====================  ==================================================================
+seq, request_id        sequence number (never reused, also across resets); the id sent
+                       back as ``X-Chatprobe-Request-Id`` (the seq as a string)
+provider, model,       profile name, canonical model name (None when the model was
+model_id, path         unknown), the model string the client sent, the request path
+stream                 whether a stream was asked for
+status                 HTTP status sent (None if nothing was sent)
+faults                 faults applied, e.g. ``["stall=2"]``
+error                  why an error status was sent (validation message, auth, fault)
+t_received_ns          request fully read
+t_headers_ns           status line and headers written
+t_first_content_ns     first event carrying a token written (plain: the body)
+t_last_content_ns      last event carrying a token written
+t_end_ns               last byte written, or the connection reset/closed/lost
+ttft_ms_intended       the latency model's TTFT draw (ms)
+itl_ms_intended        the drawn gaps' sum / (completion_tokens - 1), the client's ITL formula
+prompt_tokens,         what usage reports
+completion_tokens
+tokens_sent, chunks    tokens in content events actually written, and those events' count
+finish_reasons         per choice
+outcome                ``complete``, ``reset`` (TCP RST), ``closed`` (FIN without finishing the
+                       body), ``client_closed`` (the client went away first), ``in_flight``
+event_times_ns         write time of every event (only with ``record_event_times``)
+=====================  ==================================================================
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import IO, Any
+
+import orjson
+
+__all__ = ["TruthLog", "TruthRecord"]
+
+_FIELDS = (
+    "seq",
+    "request_id",
+    "provider",
+    "model",
+    "model_id",
+    "path",
+    "stream",
+    "status",
+    "faults",
+    "error",
+    "t_received_ns",
+    "t_headers_ns",
+    "t_first_content_ns",
+    "t_last_content_ns",
+    "t_end_ns",
+    "ttft_ms_intended",
+    "itl_ms_intended",
+    "prompt_tokens",
+    "completion_tokens",
+    "tokens_sent",
+    "chunks",
+    "finish_reasons",
+    "outcome",
+    "event_times_ns",
+)
+
+
+class TruthRecord:
+    """One request's ground truth (see the module docstring for the fields)."""
+
+    __slots__ = _FIELDS
+
+    def __init__(self, seq: int, t_received_ns: int, path: str, provider: str) -> None:
+        self.seq = seq
+        self.request_id = str(seq)
+        self.provider = provider
+        self.model: str | None = None
+        self.model_id: str | None = None
+        self.path = path
+        self.stream = False
+        self.status: int | None = None
+        self.faults: list[str] = []
+        self.error: str | None = None
+        self.t_received_ns = t_received_ns
+        self.t_headers_ns: int | None = None
+        self.t_first_content_ns: int | None = None
+        self.t_last_content_ns: int | None = None
+        self.t_end_ns: int | None = None
+        self.ttft_ms_intended: float | None = None
+        self.itl_ms_intended: float | None = None
+        self.prompt_tokens: int | None = None
+        self.completion_tokens: int | None = None
+        self.tokens_sent = 0
+        self.chunks = 0
+        self.finish_reasons: list[str] = []
+        self.outcome = "in_flight"
+        self.event_times_ns: list[int] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _FIELDS}
+
+
+class TruthLog:
+    """Records in arrival order (capped), counters, and an optional JSON Lines file."""
+
+    def __init__(self, cap: int = 100_000, jsonl_path: str | None = None) -> None:
+        self.records: deque[TruthRecord] = deque(maxlen=max(1, cap))
+        self._next = 1
+        self._jsonl: IO[bytes] | None = open(jsonl_path, "ab") if jsonl_path else None  # noqa: SIM115
+        self.received = 0
+        self.completed = 0
+        self.in_flight = 0
+        self.by_status: Counter[str] = Counter()
+        self.by_fault: Counter[str] = Counter()
+        self.by_provider: Counter[str] = Counter()
+        self.by_outcome: Counter[str] = Counter()
+
+    def open(self, t_received_ns: int, path: str, provider: str) -> TruthRecord:
+        record = TruthRecord(self._next, t_received_ns, path, provider)
+        self._next += 1
+        self.records.append(record)
+        self.received += 1
+        self.in_flight += 1
+        self.by_provider[provider] += 1
+        return record
+
+    def close(self, record: TruthRecord, outcome: str) -> None:
+        """Mark ``record`` done (once) and count it."""
+        if record.outcome != "in_flight":
+            return
+        record.outcome = outcome
+        self.completed += 1
+        self.in_flight = max(0, self.in_flight - 1)  # a reset may have zeroed it meanwhile
+        self.by_outcome[outcome] += 1
+        if record.status is not None:
+            self.by_status[str(record.status)] += 1
+        for fault in record.faults:
+            self.by_fault[fault.partition("=")[0]] += 1
+        if self._jsonl is not None:
+            self._jsonl.write(orjson.dumps(record.to_dict()) + b"\n")
+
+    def since(self, seq: int = 0) -> list[dict[str, Any]]:
+        """Records with a sequence number above ``seq``, oldest first."""
+        return [r.to_dict() for r in self.records if r.seq > seq]
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "received": self.received,
+            "completed": self.completed,
+            "in_flight": self.in_flight,
+            "last_seq": self._next - 1,
+            "by_status": dict(self.by_status),
+            "by_fault": dict(self.by_fault),
+            "by_provider": dict(self.by_provider),
+            "by_outcome": dict(self.by_outcome),
+        }
+
+    def reset(self) -> None:
+        """Forget records and counters (sequence numbers keep counting)."""
+        self.records.clear()
+        self.received = self.completed = 0
+        self.in_flight = 0
+        for counter in (self.by_status, self.by_fault, self.by_provider, self.by_outcome):
+            counter.clear()
+
+    def flush(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.flush()
+
+    def shutdown(self) -> None:
+        if self._jsonl is not None:
+            self._jsonl.close()
+            self._jsonl = None

@@ -1,0 +1,77 @@
+"""The client's TTFT against the emulator's ground truth, per profile, at low load.
+
+Client TTFT = first content event's arrival - request sent (client clock); truth TTFT = first
+content write - request fully read (emulator clock). Both are ``perf_counter_ns`` on one
+machine, so the difference is the request's and the first event's time on the wire and in
+the two HTTP stacks. Run with ``-s`` to see the figures.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+
+import pytest
+
+from chatprobe.client import ChatClient
+from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig
+from chatprobe.profiles import list_profiles, load_profile
+
+REQUESTS = 30
+ACCURACY_MS = 2.0  # documented in docs/emulator.md
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    config = EmulatorConfig(
+        ttft_ms=30,
+        itl_ms=3,
+        sigma=0.2,
+        output_tokens=(12, 12),
+        rate_limit_rpm=0,
+        record_event_times=True,
+    )
+    with Emulator.in_thread(config) as emulator:
+        yield emulator
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+@pytest.mark.parametrize("provider", list_profiles())
+def test_client_ttft_matches_ground_truth(emu: Emulator, provider: str) -> None:
+    model = next(iter(load_profile(provider).models))
+    body = {
+        "messages": [{"role": "user", "content": "Count the boats."}],
+        "stream": True,
+        "stream_options": {"include_usage": True},  # exact token counts for the ITL figure
+    }
+    with ChatClient(emu.profile(provider), api_key=DEMO_KEY) as client:
+        client.chat(body, model=model)  # warm the connection and the plan cache
+        records = [client.chat(body, model=model) for _ in range(REQUESTS)]
+    truth = {t["request_id"]: t for t in emu.truth()}
+    ttft_error, arrival, intended, itl_error = [], [], [], []
+    for record in records:
+        assert record.ok, record.summary_line()
+        t = truth[record.response_headers["x-chatprobe-request-id"]]
+        assert record.ttft_ms is not None and record.t_first_token_ns is not None
+        truth_ttft = (t["t_first_content_ns"] - t["t_received_ns"]) / 1e6
+        ttft_error.append(record.ttft_ms - truth_ttft)
+        arrival.append((record.t_first_token_ns - t["t_first_content_ns"]) / 1e6)
+        intended.append(truth_ttft - t["ttft_ms_intended"])
+        assert len(t["event_times_ns"]) == len(record.chunks) + 1  # + [DONE]
+        if record.itl_ms is not None:
+            truth_itl = (t["t_last_content_ns"] - t["t_first_content_ns"]) / 1e6 / 11
+            itl_error.append(record.itl_ms - truth_itl)
+    abs_error = [abs(e) for e in ttft_error]
+    print(
+        f"\n{provider}: n={len(records)} TTFT client-truth p50 {statistics.median(ttft_error):.3f}"
+        f" ms (|p50| {statistics.median(abs_error):.3f}, p90 {_pct(abs_error, 0.9):.3f});"
+        f" first-event arrival delay p50 {statistics.median(arrival):.3f} ms;"
+        f" emulator lateness vs its draw p50 {statistics.median(intended):.3f} ms"
+        f" (p90 {_pct(intended, 0.9):.3f}); ITL client-truth p50"
+        f" {statistics.median(itl_error):.4f} ms"
+    )
+    assert statistics.median(abs_error) < ACCURACY_MS
