@@ -152,4 +152,10 @@ def raise_schema_error(doc: YamlDoc, validator: jsonschema.protocols.Validator) 
     message = best.message
     if best.validator == "additionalProperties":
         message = f"{message} (allowed: {', '.join(sorted(best.schema.get('properties', {})))})"
+        # Point at the first unexpected key itself, not at the mapping that holds it.
+        known = best.schema.get("properties", {})
+        if isinstance(best.instance, dict):
+            extra = [k for k in best.instance if k not in known]
+            if extra and not best.schema.get("patternProperties"):
+                where = (*where, str(extra[0]))
     raise doc.error(message, where)

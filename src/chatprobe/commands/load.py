@@ -1,0 +1,122 @@
+"""``chatprobe load``: a headless locust run measuring TTFT, ITL, E2E and throughput."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from chatprobe.load.scenario import parse_duration
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, what=f"--{param.name}")
+    except Exception as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command(name="load")
+@click.argument("scenario", required=False, metavar="[SCENARIO]")
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    metavar="NAME",
+    help="Provider to load (repeatable); replaces or filters the scenario's targets.",
+)
+@click.option("--model", "models", multiple=True, metavar="MODEL", help="Model (repeatable).")
+@click.option(
+    "--users", type=int, help="Closed loop with N concurrent streams (replaces the shape)."
+)
+@click.option("--duration", callback=_duration, help="Run length, e.g. 30s or 2m.")
+@click.option("--requests", type=int, help="Stop after N requests instead of a duration.")
+@click.option("--rate", type=float, help="Open loop: requests per second (replaces the shape).")
+@click.option("--processes", type=int, help="locust worker processes on this machine.")
+@click.option("--master", is_flag=True, help="Be the master of a distributed run.")
+@click.option("--worker", is_flag=True, help="Be a worker of a master elsewhere.")
+@click.option("--master-host", default="127.0.0.1", show_default=True)
+@click.option("--master-port", default=5557, show_default=True, type=int)
+@click.option(
+    "--expect-workers", default=1, show_default=True, type=int, help="With --master: workers."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Results root (default $CHATPROBE_RESULTS or ./results); the run goes in OUT/<run-id>/.",
+)
+@click.option("--run-id", help="Name the run folder instead of a time-based id.")
+@click.option(
+    "--emulator/--no-emulator",
+    default=None,
+    help="Force the built-in emulator, or require live keys. Default: the emulator for "
+    "providers without a key.",
+)
+@click.option("--emulator-url", metavar="URL", help="Use a running emulator (http://HOST:PORT).")
+@click.option("--no-pin", is_flag=True, help="Do not pin the emulator and locust to CPUs.")
+@click.option("--quiet", is_flag=True, help="No live progress line.")
+def load(
+    scenario: str | None,
+    providers: tuple[str, ...],
+    models: tuple[str, ...],
+    users: int | None,
+    duration: float | None,
+    requests: int | None,
+    rate: float | None,
+    processes: int | None,
+    master: bool,
+    worker: bool,
+    master_host: str,
+    master_port: int,
+    expect_workers: int,
+    out: Path | None,
+    run_id: str | None,
+    emulator: bool | None,
+    emulator_url: str | None,
+    no_pin: bool,
+    quiet: bool,
+) -> None:
+    """Run SCENARIO (a name under loadtests/scenarios/ or a YAML file; default smoke) with
+    locust, headless, and write results/<run-id>/: meta.json, plan.json, samples.jsonl
+    (one exact sample per request), summary.json (percentiles from exact values) and
+    locust's own CSVs.
+
+    Without a key for a provider the run targets the built-in emulator (data_source
+    "emulated"). Ctrl-C ends the run early and keeps a complete results folder marked
+    interrupted; a second Ctrl-C stops at once.
+    """
+    from rich.console import Console
+
+    from chatprobe.load.launcher import LoadOptions, print_summary, run_load
+
+    console = Console(stderr=True)
+    outcome = run_load(
+        LoadOptions(
+            scenario=scenario,
+            providers=providers,
+            models=models,
+            users=users,
+            duration_s=duration,
+            requests=requests,
+            rate=rate,
+            processes=processes,
+            master=master,
+            worker=worker,
+            master_host=master_host,
+            master_port=master_port,
+            expect_workers=expect_workers,
+            out=out,
+            run_id=run_id,
+            emulator=emulator,
+            emulator_url=emulator_url,
+            pin=not no_pin,
+            progress=not quiet,
+        ),
+        console=console,
+    )
+    if outcome.summary is not None:
+        print_summary(outcome.summary, outcome.path, Console())
+    sys.exit(outcome.exit_code)

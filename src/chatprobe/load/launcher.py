@@ -1,0 +1,561 @@
+"""``chatprobe load``'s parent process: plan, emulator, locust child, progress, signals.
+
+locust runs in a child process (``python -m locust -f loadtests/locustfile.py --headless``)
+because gevent's monkey-patching must never enter the CLI or a pytest process. The parent:
+
+1. loads the scenario, applies command-line overrides, decides live vs. emulated (no key
+   for a target's provider -> the emulator, for every target so the comparison is like
+   for like), and writes ``meta.json`` and ``plan.json`` into ``results/<run-id>/``;
+2. starts the emulator when needed (``chatprobe emulate`` in a subprocess, pinned to the
+   last CPU while locust gets the others, where the machine has two or more) with its
+   ground truth written to ``emulator_truth.jsonl``;
+3. starts locust in its own session and shows a live line fed by the child's
+   ``status.json`` (elapsed, requests, errors, TTFT p50);
+4. on SIGINT/SIGTERM sends the child SIGUSR1 (end now, keep the samples, write the summary
+   marked ``interrupted``); a second signal, or a child that does not finish in time, gets
+   SIGTERM then SIGKILL; if the child left no ``summary.json`` the parent builds it from
+   ``samples.jsonl``;
+5. stamps ``meta.json`` finished and prints the per-target table.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from chatprobe.errors import ChatprobeError, ConfigError
+from chatprobe.load.plan import (
+    PLAN_ENV,
+    EmulatorTarget,
+    RunPlan,
+    build_plan,
+    missing_keys,
+)
+from chatprobe.load.scenario import Scenario, Target, load_scenario
+from chatprobe.load.summary import build_summary, iter_samples
+from chatprobe.paths import project_root
+
+__all__ = ["LoadOptions", "LoadOutcome", "run_load"]
+
+DEFAULT_SCENARIO = "smoke"
+STARTUP_ALLOWANCE_S = 60.0  # locust import, worker connection, emulator start
+GRACEFUL_WAIT_S = 45.0  # after SIGUSR1: stop grace + final batches + summary
+TERM_WAIT_S = 10.0
+
+
+@dataclass(slots=True)
+class LoadOptions:
+    """Everything ``chatprobe load`` accepts (see ``chatprobe load --help``)."""
+
+    scenario: str | None = None
+    providers: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    users: int | None = None
+    duration_s: float | None = None
+    requests: int | None = None
+    rate: float | None = None
+    processes: int | None = None
+    master: bool = False
+    worker: bool = False
+    master_host: str = "127.0.0.1"
+    master_port: int = 5557
+    expect_workers: int = 1
+    out: Path | None = None  # results root
+    run_id: str | None = None
+    emulator: bool | None = None  # None: only when keys are missing
+    emulator_url: str | None = None
+    pin: bool = True
+    progress: bool = True
+    command: list[str] = field(default_factory=lambda: list(sys.argv))
+
+
+@dataclass(slots=True)
+class LoadOutcome:
+    path: Path | None
+    summary: dict[str, Any] | None
+    exit_code: int
+    interrupted: bool = False
+
+
+# ---------------------------------------------------------------------------- scenario
+
+
+def resolve_scenario(options: LoadOptions) -> Scenario:
+    """The scenario with the command line's overrides applied."""
+    scenario = load_scenario(options.scenario or DEFAULT_SCENARIO)
+    targets = _targets(scenario, options.providers, options.models)
+    return scenario.override(
+        users=options.users,
+        duration_s=options.duration_s,
+        requests=options.requests,
+        rate=options.rate,
+        targets=targets,
+    )
+
+
+def _targets(
+    scenario: Scenario, providers: tuple[str, ...], models: tuple[str, ...]
+) -> tuple[Target, ...] | None:
+    """``--provider``/``--model``: filter the scenario's targets, or build new pairs.
+
+    ``--provider P --model M`` loads exactly P x M. ``--provider P`` alone keeps P's targets
+    from the scenario, else P's first model. ``--model M`` alone keeps the scenario's
+    targets with that model, else every scenario provider with M.
+    """
+    if not providers and not models:
+        return None
+    from chatprobe.profiles import load_profile
+
+    if providers and models:
+        return tuple(Target(p, m) for p in providers for m in models)
+    if providers:
+        out: list[Target] = []
+        for p in providers:
+            kept = [t for t in scenario.targets if t.provider == p]
+            out.extend(kept or [Target(p, _default_model(load_profile(p)))])
+        return tuple(out)
+    kept = [t for t in scenario.targets if t.model in models]
+    if kept:
+        return tuple(kept)
+    names = dict.fromkeys(t.provider for t in scenario.targets)
+    return tuple(Target(p, m) for p in names for m in models)
+
+
+def _default_model(profile: Any) -> str:
+    """A profile's first model that is not a rate-limited free variant."""
+    for name, info in profile.models.items():
+        if not info.free:
+            return str(name)
+    return str(next(iter(profile.models)))
+
+
+# ---------------------------------------------------------------------------- emulator
+
+
+def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
+    """An EmulatorConfig from the scenario's ``emulator:`` block."""
+    from chatprobe.emulator import EmulatorConfig, parse_fault_rate
+    from chatprobe.profiles import load_profile
+
+    block = scenario.emulator
+    output = block.get("output_tokens")
+    faults = tuple(
+        parse_fault_rate(f"{kind}={rate}") for kind, rate in (block.get("faults") or {}).items()
+    )
+    providers = tuple(dict.fromkeys(load_profile(t.provider).name for t in scenario.targets))
+    changes: dict[str, Any] = {
+        "providers": providers,
+        "seed": int(block.get("seed", scenario.seed)),
+        "ttft_ms": block.get("ttft_ms"),
+        "itl_ms": block.get("itl_ms"),
+        "sigma": block.get("sigma"),
+        "tokens_per_chunk": block.get("tokens_per_chunk"),
+        "faults": faults,
+        "truth_jsonl": str(truth_path) if truth_path else None,
+    }
+    if output is not None:
+        changes["output_tokens"] = (output, output) if isinstance(output, int) else tuple(output)
+    return EmulatorConfig(**{k: v for k, v in changes.items() if v is not None or k == "faults"})
+
+
+def _cpus() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
+# ---------------------------------------------------------------------------- the run
+
+
+def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
+    """Run one load test; returns where the results are and the summary."""
+    from rich.console import Console
+
+    console = console or Console(stderr=True)
+    scenario = resolve_scenario(options)
+    if options.master and options.worker:
+        raise ChatprobeError("--master and --worker exclude each other")
+    if options.processes is not None and (options.master or options.worker):
+        raise ChatprobeError("--processes runs master and workers itself; drop --master/--worker")
+    if options.processes is not None and options.processes < 1:
+        raise ChatprobeError(f"--processes must be at least 1, got {options.processes}")
+
+    use_emulator, notes = _decide_source(scenario, options)
+    if options.worker:
+        return _run_worker(scenario, options, use_emulator, console)
+
+    from chatprobe.results import new_run_dir, results_root, write_meta
+
+    out = new_run_dir(options.out or results_root(), options.run_id)
+    drivers = options.processes or (options.expect_workers if options.master else 1)
+    emulator = None
+    cpus = _cpus()
+    try:
+        if use_emulator and not options.emulator_url:
+            from chatprobe.emulator import Emulator
+
+            cpu = cpus[-1] if options.pin and len(cpus) >= 2 else None
+            config = emulator_config(scenario, out / "emulator_truth.jsonl")
+            emulator = Emulator.in_subprocess(config, cpu=cpu)
+            target = EmulatorTarget(emulator.url())
+        elif use_emulator:
+            target = EmulatorTarget(str(options.emulator_url))
+        else:
+            target = None
+        plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers)
+        plan_path = plan.write(out / "plan.json")
+        write_meta(
+            out,
+            kind="load",
+            data_source=plan.data_source,
+            providers=list(dict.fromkeys(t.provider for t in plan.targets)),
+            models=list(dict.fromkeys(t.model for t in plan.targets)),
+            command=options.command,
+            notes=notes,
+            scenario=plan.scenario,
+            scenario_path=plan.scenario_path,
+            emulator=(
+                {"url": target.root, "started_by_run": emulator is not None} if target else None
+            ),
+        )
+        child_cpus = cpus[:-1] if emulator is not None and options.pin and len(cpus) >= 2 else []
+        if (options.processes or 1) > 1:
+            child_cpus = []  # several locust processes: let the kernel spread them
+        args = _locust_args(plan, options, out)
+        code, interrupted = _supervise(args, plan_path, plan, out, child_cpus, options, console)
+        summary = _ensure_summary(plan, out, code, interrupted)
+        emulator_stats = _emulator_stats(emulator)
+    finally:
+        if emulator is not None:
+            emulator.close()
+    from chatprobe.results import finish_meta
+
+    finish_meta(
+        out,
+        interrupted=bool(summary.get("interrupted")),
+        locust_exit_code=code,
+        emulator_stats=emulator_stats,
+    )
+    exit_code = 130 if interrupted else (0 if code == 0 else 1)
+    if code not in (0, None) and not interrupted:
+        console.print(f"[red]locust exited with status {code}; see {out / 'locust.log'}[/]")
+    return LoadOutcome(out, summary, exit_code, interrupted)
+
+
+def _decide_source(scenario: Scenario, options: LoadOptions) -> tuple[bool, list[str]]:
+    """Emulator or live, and a note saying why."""
+    if options.emulator_url:
+        if options.emulator is False:
+            raise ChatprobeError("--emulator-url and --no-emulator exclude each other")
+        return True, [f"emulator at {options.emulator_url}"]
+    if options.emulator is True:
+        return True, ["--emulator: every target served by the emulator"]
+    if options.emulator is False:
+        return False, []
+    missing = missing_keys(list(scenario.targets))
+    if not missing:
+        return False, []
+    names = ", ".join(f"{p} (${v})" for p, v in missing)
+    providers = {t.provider for t in scenario.targets}
+    if len(missing) < len(providers):
+        return True, [
+            f"no key for {names}: every target runs against the emulator so the comparison "
+            "stays like for like (use --no-emulator to require keys)"
+        ]
+    return True, [f"no key for {names}: emulated"]
+
+
+def _run_worker(
+    scenario: Scenario, options: LoadOptions, use_emulator: bool, console: Any
+) -> LoadOutcome:
+    """``--worker``: serve a master elsewhere with the same scenario; writes no results."""
+    import tempfile
+
+    if use_emulator and not options.emulator_url:
+        raise ChatprobeError(
+            "a --worker cannot start its own emulator: pass --emulator-url URL "
+            "(the master's emulator) or set the providers' keys"
+        )
+    target = EmulatorTarget(str(options.emulator_url)) if use_emulator else None
+    with tempfile.TemporaryDirectory(prefix="chatprobe-worker-") as tmp:
+        plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1)
+        plan_path = plan.write(Path(tmp) / "plan.json")
+        args = _locust_args(plan, options, Path(tmp))
+        code, interrupted = _supervise(args, plan_path, plan, Path(tmp), [], options, console)
+    return LoadOutcome(None, None, 130 if interrupted else (0 if code == 0 else 1), interrupted)
+
+
+def _locust_args(plan: RunPlan, options: LoadOptions, out: Path) -> list[str]:
+    locustfile = project_root() / "loadtests" / "locustfile.py"
+    if not locustfile.is_file():
+        raise ConfigError("locustfile not found (set $CHATPROBE_ROOT)", path=str(locustfile))
+    args = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--only-summary",
+        "--stop-timeout",
+        f"{plan.stop_timeout_s:g}",
+        "--exit-code-on-error",
+        "0",
+    ]
+    if options.worker:
+        return [
+            *args,
+            "--worker",
+            "--master-host",
+            options.master_host,
+            "--master-port",
+            str(options.master_port),
+        ]
+    args += ["--csv", str(out / "locust")]
+    if options.processes and options.processes > 1:
+        args += ["--processes", str(options.processes)]
+    elif options.master:
+        args += [
+            "--master",
+            "--expect-workers",
+            str(options.expect_workers),
+            "--master-bind-host",
+            options.master_host if options.master_host != "127.0.0.1" else "*",
+            "--master-bind-port",
+            str(options.master_port),
+        ]
+    return args
+
+
+# ---------------------------------------------------------------------------- supervision
+
+
+@contextmanager
+def _signals(handler: Callable[[int], None]) -> Iterator[None]:
+    """Route SIGINT/SIGTERM to ``handler`` for the duration (main thread only)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, lambda signum, _frame: handler(signum))
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _supervise(
+    args: list[str],
+    plan_path: Path,
+    plan: RunPlan,
+    out: Path,
+    cpus: list[int],
+    options: LoadOptions,
+    console: Any,
+) -> tuple[int | None, bool]:
+    """Run the locust child to its end; returns (exit code, interrupted by a signal)."""
+    env = {**os.environ, PLAN_ENV: str(plan_path), "PYTHONUNBUFFERED": "1"}
+    log = open(out / "locust.log", "ab")  # noqa: SIM115 (closed below)
+
+    def pin() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    child = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(project_root()),
+        start_new_session=True,  # a terminal's Ctrl-C reaches us, not the child directly
+        preexec_fn=pin if cpus else None,
+    )
+    signals: list[int] = []
+    escalation: list[tuple[float, int]] = []
+
+    def on_signal(signum: int) -> None:
+        signals.append(signum)
+        now = time.monotonic()
+        if len(signals) == 1:
+            _send(child, signal.SIGUSR1)
+            escalation.append((now + GRACEFUL_WAIT_S, signal.SIGTERM))
+        elif len(signals) == 2:
+            _send(child, signal.SIGTERM)
+            escalation.append((now + TERM_WAIT_S, signal.SIGKILL))
+        else:
+            _send(child, signal.SIGKILL)
+
+    limit = time.monotonic() + plan.duration_s + STARTUP_ALLOWANCE_S + GRACEFUL_WAIT_S
+    if not plan.manage_end or options.worker:
+        limit = float("inf")
+    display = _Progress(console, out, plan) if options.progress else None
+    try:
+        with _signals(on_signal), display or nullcontext():
+            while child.poll() is None:
+                now = time.monotonic()
+                if now > limit and not escalation:
+                    console.print("[yellow]the run overran its plan; stopping it[/]")
+                    _send(child, signal.SIGUSR1)
+                    escalation.append((now + GRACEFUL_WAIT_S, signal.SIGTERM))
+                for due, sig in list(escalation):
+                    if now >= due:
+                        escalation.remove((due, sig))
+                        _send(child, sig)
+                        if sig == signal.SIGTERM:
+                            escalation.append((now + TERM_WAIT_S, signal.SIGKILL))
+                if display is not None:
+                    display.update()
+                time.sleep(0.2)
+            if display is not None:
+                display.update()
+    finally:
+        if child.poll() is None:
+            _send(child, signal.SIGKILL)
+            child.wait()
+        log.close()
+    return child.returncode, bool(signals)
+
+
+def _send(child: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal the locust master; SIGKILL goes to its whole session (forked workers too)."""
+    try:
+        if sig == signal.SIGKILL:
+            os.killpg(child.pid, sig)
+        else:
+            child.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Progress:
+    """One live line: elapsed, requests, errors, TTFT p50 (fed by the child's status.json)."""
+
+    def __init__(self, console: Any, out: Path, plan: RunPlan) -> None:
+        from rich.live import Live
+
+        self.console = console
+        self.path = out / "status.json"
+        self.plan = plan
+        self.live = Live("starting locust...", console=console, refresh_per_second=4)
+
+    def __enter__(self) -> _Progress:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def update(self) -> None:
+        try:
+            status = orjson.loads(self.path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return
+        ttft = status.get("ttft_p50_ms")
+        planned = status.get("planned_s")
+        elapsed = f"{status.get('elapsed_s', 0):6.1f}s" + (f"/{planned:g}s" if planned else "")
+        self.live.update(
+            f"[bold]{self.plan.scenario}[/] {elapsed}  stage {status.get('stage') or '-'}  "
+            f"users {status.get('users', 0)}  requests {status.get('requests', 0)}  "
+            f"errors {status.get('errors', 0)}  "
+            f"TTFT p50 {'-' if ttft is None else f'{ttft:.1f} ms'}"
+        )
+
+
+# ---------------------------------------------------------------------------- after the run
+
+
+def _ensure_summary(
+    plan: RunPlan, out: Path, code: int | None, interrupted: bool
+) -> dict[str, Any]:
+    """The child's summary.json, or one built here from samples.jsonl if it left none."""
+    from chatprobe.results import write_json_atomic
+
+    path = out / "summary.json"
+    summary: dict[str, Any] | None = None
+    if path.exists():
+        try:
+            summary = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            summary = None
+    if summary is None:
+        summary = build_summary(
+            plan,
+            iter_samples(out / "samples.jsonl"),
+            run_id=out.name,
+            interrupted=True,
+            end_reason=f"locust child ended with status {code} before writing a summary",
+            notes=["summary built by the parent from samples.jsonl"],
+        )
+        write_json_atomic(path, summary)
+    elif interrupted and not summary.get("interrupted"):
+        summary["interrupted"] = True
+        write_json_atomic(path, summary)
+    return summary
+
+
+def _emulator_stats(emulator: Any) -> dict[str, Any] | None:
+    if emulator is None:
+        return None
+    try:
+        stats = emulator.stats()
+    except Exception:  # the run's results do not depend on it
+        return None
+    return stats if isinstance(stats, dict) else None
+
+
+def print_summary(summary: dict[str, Any], path: Path | None, console: Any) -> None:
+    """A per-target table of the run's headline figures."""
+    from rich.table import Table
+
+    table = Table(title=f"{summary.get('scenario')} ({summary.get('data_source')})")
+    for col in ("target", "n", "errors", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50", "tok/s"):
+        table.add_column(col, justify="right" if col != "target" else "left")
+
+    def ms(block: dict[str, Any], key: str) -> str:
+        value = (block or {}).get(key)
+        return "-" if value is None else f"{value:.1f}"
+
+    for g in summary.get("groups", []):
+        errors = sum((g.get("errors") or {}).values())
+        tps = g.get("output_tokens_per_s")
+        table.add_row(
+            f"{g['provider']}/{g['model']}",
+            str(g.get("n", 0)),
+            str(errors),
+            ms(g.get("ttft_ms"), "p50"),
+            ms(g.get("ttft_ms"), "p99"),
+            ms(g.get("itl_ms"), "p50"),
+            ms(g.get("e2e_ms"), "p50"),
+            "-" if tps is None else f"{tps:.0f}",
+        )
+    console.print(table)
+    flags = []
+    if summary.get("interrupted"):
+        flags.append("[yellow]interrupted[/]")
+    if summary.get("client_saturated"):
+        flags.append("[red]client saturated: schedule lag p99 above threshold[/]")
+    lost = (summary.get("workers") or {}).get("lost") or []
+    if lost:
+        flags.append(f"[red]{len(lost)} worker(s) lost[/]")
+    console.print(
+        f"samples {summary.get('samples')}  ({summary.get('warmup_samples', 0)} warm-up)  "
+        + "  ".join(flags)
+    )
+    if path is not None:
+        console.print(f"results: {path}")

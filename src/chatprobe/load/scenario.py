@@ -1,0 +1,428 @@
+"""Load scenarios: ``loadtests/scenarios/*.yaml``, validated by ``specs/scenario.schema.yaml``.
+
+A scenario is loaded with :func:`load_scenario` (line-aware, so every mistake reads
+``file:line: field: message``), optionally changed by command-line overrides with
+:meth:`Scenario.override`, then resolved into a :class:`~chatprobe.load.plan.RunPlan`.
+
+Every shape becomes a list of :class:`Stage` (a fixed user count is one stage, a sweep one
+stage per level, an open-loop run one stage with its arrival rate), so the locust shape, the
+warm-up marking and the summary all read one timeline.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from chatprobe.errors import ConfigError
+from chatprobe.paths import project_root, specs_dir
+from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml, raise_schema_error
+
+__all__ = [
+    "OpenLoop",
+    "PromptSpec",
+    "Scenario",
+    "Stage",
+    "Target",
+    "Timeouts",
+    "find_scenario",
+    "load_scenario",
+    "parse_duration",
+    "parse_scenario",
+    "scenarios_dir",
+]
+
+DEFAULT_DURATION_S = 30.0
+DEFAULT_MAX_DURATION_S = 600.0
+DEFAULT_MAX_TOKENS = 64
+DEFAULT_SETTLE_S = 1.0
+DEFAULT_LAG_THRESHOLD_MS = 10.0
+DEFAULT_MAX_CONCURRENCY = 1000
+SHAPE_KINDS = ("users", "stages", "sweep", "open_loop")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any, *, what: str = "duration") -> float:
+    """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"`` or ``"1h"``."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what}: expected a duration like 10s, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError(f"{what}: must not be negative, got {value}")
+        return float(value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ConfigError(f"{what}: expected a duration like 500ms, 10s, 2m or 1h, got {value!r}")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One provider x model pair (names as written; resolved against profiles later)."""
+
+    provider: str
+    model: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """A stretch of the run at one load level.
+
+    ``users`` is the concurrency of a closed-loop stage (0 for open loop, where ``rate``
+    says how many requests per second arrive). Samples sent in the first ``warmup_s`` of a
+    stage are marked ``warmup`` and left out of summaries.
+    """
+
+    name: str
+    duration_s: float
+    users: int = 0
+    ramp_s: float = 0.0
+    warmup_s: float = 0.0
+    rate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoop:
+    rate: float
+    arrival: str = "poisson"
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+    lag_threshold_ms: float = DEFAULT_LAG_THRESHOLD_MS
+
+
+@dataclass(frozen=True, slots=True)
+class PromptSpec:
+    """Where prompts come from; :func:`chatprobe.load.prompts.build_prompts` makes the pool."""
+
+    kind: str = "text"  # text | synthetic | file
+    texts: tuple[str, ...] = ("Write one short paragraph about rivers.",)
+    distribution: dict[str, Any] = field(default_factory=dict)
+    count: int = 64
+    file: str | None = None  # resolved path
+    system: str | None = None
+    order: str = "round_robin"
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect_s: float = 10.0
+    read_s: float = 60.0
+    total_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    targets: tuple[Target, ...]
+    path: str | None = None
+    description: str = ""
+    mix: str = "interleave"
+    prompts: PromptSpec = field(default_factory=PromptSpec)
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    request: dict[str, Any] = field(default_factory=dict)
+    shape_kind: str = "users"
+    users: int = 1
+    ramp_s: float = 0.0
+    think_time_s: float = 0.0
+    stage_specs: tuple[Stage, ...] = ()  # stages / sweep as written
+    open_loop: OpenLoop | None = None
+    duration_s: float | None = None
+    requests: int | None = None
+    max_duration_s: float = DEFAULT_MAX_DURATION_S
+    warmup_s: float = 0.0
+    seed: int = 1
+    slo: dict[str, float] = field(default_factory=dict)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    emulator: dict[str, Any] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ timeline
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The run as stages. A request-count run is one stage of ``max_duration_s``."""
+        if self.shape_kind in ("stages", "sweep"):
+            return self.stage_specs
+        length = self.duration_s if self.requests is None else self.max_duration_s
+        length = DEFAULT_DURATION_S if length is None else length
+        if self.shape_kind == "open_loop":
+            assert self.open_loop is not None
+            rate = self.open_loop.rate
+            return (Stage(f"{rate:g} rps", length, 0, 0.0, self.warmup_s, rate),)
+        # A ramp is always warm-up: the concurrency label would be wrong during it.
+        warmup = max(self.warmup_s, self.ramp_s)
+        return (Stage(f"{self.users} users", length, self.users, self.ramp_s, warmup),)
+
+    @property
+    def planned_duration_s(self) -> float:
+        return sum(s.duration_s for s in self.stages)
+
+    @property
+    def max_users(self) -> int:
+        return max((s.users for s in self.stages), default=0)
+
+    # ------------------------------------------------------------------ overrides
+    def override(
+        self,
+        *,
+        users: int | None = None,
+        duration_s: float | None = None,
+        requests: int | None = None,
+        rate: float | None = None,
+        targets: tuple[Target, ...] | None = None,
+    ) -> Scenario:
+        """The command line's ``--users/--duration/--requests/--rate/--provider/--model``.
+
+        ``--users`` makes a fixed closed-loop shape and ``--rate`` an open-loop one (keeping
+        the scenario's arrival process and cap when it already was open loop).
+        """
+        s = self
+        if users is not None and rate is not None:
+            raise ConfigError("--users and --rate exclude each other (closed vs. open loop)")
+        if users is not None:
+            if users < 1:
+                raise ConfigError(f"--users must be at least 1, got {users}")
+            s = replace(s, shape_kind="users", users=users, stage_specs=(), open_loop=None)
+        if rate is not None:
+            if rate <= 0:
+                raise ConfigError(f"--rate must be more than 0, got {rate}")
+            base = s.open_loop or OpenLoop(rate=rate)
+            s = replace(s, shape_kind="open_loop", open_loop=replace(base, rate=rate))
+            s = replace(s, stage_specs=())
+        if (duration_s is not None or requests is not None) and s.shape_kind in (
+            "stages",
+            "sweep",
+        ):
+            raise ConfigError(
+                f"--duration/--requests do not apply to a {s.shape_kind} scenario "
+                "(its stages set the length); use --users or --rate to replace the shape"
+            )
+        if duration_s is not None:
+            if duration_s <= 0:
+                raise ConfigError(f"--duration must be more than 0, got {duration_s}")
+            s = replace(s, duration_s=duration_s, requests=None)
+        if requests is not None:
+            if requests < 1:
+                raise ConfigError(f"--requests must be at least 1, got {requests}")
+            s = replace(s, requests=requests, duration_s=None)
+        if targets is not None:
+            s = replace(s, targets=targets)
+        return s
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def scenarios_dir() -> Path:
+    return project_root() / "loadtests" / "scenarios"
+
+
+def find_scenario(name_or_path: str) -> Path:
+    """A scenario by file path, or by name under ``loadtests/scenarios/``."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    path = scenarios_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        from chatprobe.errors import UnknownNameError
+
+        known = sorted(p.stem for p in scenarios_dir().glob("*.yaml"))
+        raise UnknownNameError("scenario", name_or_path, known)
+    return path
+
+
+@cache
+def _validator() -> Any:
+    import jsonschema
+
+    schema = load_yaml(specs_dir() / "scenario.schema.yaml").data
+    return jsonschema.Draft202012Validator(schema)
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load and check a scenario file; any mistake is a ConfigError with file and line."""
+    path = find_scenario(str(name_or_path))
+    return _from_doc(load_yaml(path))
+
+
+def parse_scenario(text: str, path: str = "<string>") -> Scenario:
+    """A scenario from YAML text (tests, and scenarios built on the fly)."""
+    return _from_doc(parse_yaml(text, path))
+
+
+def _from_doc(doc: YamlDoc) -> Scenario:
+    if not isinstance(doc.data, dict):
+        raise doc.error("a scenario must be a mapping with at least `targets`")
+    raise_schema_error(doc, _validator())
+    data: dict[str, Any] = doc.data
+
+    def duration(where: tuple[str | int, ...], value: Any) -> float:
+        try:
+            return parse_duration(value)
+        except ConfigError as exc:
+            raise doc.error(exc.detail, where) from None
+
+    targets: list[Target] = []
+    for i, entry in enumerate(data["targets"]):
+        models = entry["model"] if isinstance(entry["model"], list) else [entry["model"]]
+        for model in models:
+            target = Target(str(entry["provider"]), str(model))
+            if target in targets:
+                raise doc.error(f"duplicate target {target.label}", ("targets", i))
+            targets.append(target)
+
+    name = data.get("name") or Path(doc.path).stem
+    shape = data.get("shape") or {"users": 1}
+    kinds = [k for k in SHAPE_KINDS if k in shape]
+    if len(kinds) != 1:
+        found = ", ".join(kinds) if kinds else "none"
+        raise doc.error(
+            f"give exactly one of users, stages, sweep, open_loop (found: {found})", ("shape",)
+        )
+    kind = kinds[0]
+    for key in ("ramp", "think_time"):
+        if key in shape and kind not in ("users", "stages", "sweep"):
+            raise doc.error(f"{key} applies to closed-loop shapes only", ("shape", key))
+
+    stage_specs: list[Stage] = []
+    if kind == "stages":
+        for i, st in enumerate(shape["stages"]):
+            where = ("shape", "stages", i)
+            stage_specs.append(
+                Stage(
+                    name=str(st.get("name") or f"stage {i + 1}"),
+                    duration_s=duration((*where, "duration"), st["duration"]),
+                    users=int(st["users"]),
+                    ramp_s=duration((*where, "ramp"), st.get("ramp", 0)),
+                    warmup_s=duration((*where, "warmup"), st.get("warmup", 0)),
+                )
+            )
+            if stage_specs[-1].warmup_s >= stage_specs[-1].duration_s:
+                raise doc.error("warmup must be shorter than the stage", (*where, "warmup"))
+        names = [s.name for s in stage_specs]
+        for i, n in enumerate(names):
+            if names.index(n) != i:
+                raise doc.error(f"duplicate stage name {n!r}", ("shape", "stages", i, "name"))
+    elif kind == "sweep":
+        sweep = shape["sweep"]
+        length = duration(("shape", "sweep", "stage_duration"), sweep["stage_duration"])
+        settle = duration(("shape", "sweep", "settle"), sweep.get("settle", DEFAULT_SETTLE_S))
+        if settle >= length:
+            raise doc.error("settle must be shorter than stage_duration", ("shape", "sweep"))
+        levels = [int(u) for u in sweep["users"]]
+        if len(set(levels)) != len(levels):
+            raise doc.error("sweep levels must be distinct", ("shape", "sweep", "users"))
+        ramp = duration(("shape", "ramp"), shape.get("ramp", 0))
+        stage_specs = [Stage(f"{u} users", length, u, ramp, max(settle, ramp)) for u in levels]
+    open_loop = None
+    if kind == "open_loop":
+        ol = shape["open_loop"]
+        open_loop = OpenLoop(
+            rate=float(ol["rate"]),
+            arrival=str(ol.get("arrival", "poisson")),
+            max_concurrency=int(ol.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)),
+            lag_threshold_ms=float(ol.get("lag_threshold_ms", DEFAULT_LAG_THRESHOLD_MS)),
+        )
+
+    duration_s = requests = None
+    if "duration" in data:
+        duration_s = duration(("duration",), data["duration"])
+    if "requests" in data:
+        requests = int(data["requests"])
+    if duration_s is not None and requests is not None:
+        raise doc.error("give duration or requests, not both", ("requests",))
+    if kind in ("stages", "sweep"):
+        for key in ("duration", "requests"):
+            if key in data:
+                raise doc.error(f"a {kind} shape sets its own length; remove {key}", (key,))
+    if requests is None and duration_s is None and kind in ("users", "open_loop"):
+        duration_s = DEFAULT_DURATION_S
+    warmup_s = duration(("warmup",), data.get("warmup", 0))
+    if duration_s is not None and warmup_s >= duration_s:
+        raise doc.error("warmup must be shorter than the duration", ("warmup",))
+
+    timeouts_raw = data.get("timeouts") or {}
+    timeouts = Timeouts(
+        connect_s=duration(("timeouts", "connect"), timeouts_raw.get("connect", 10)),
+        read_s=duration(("timeouts", "read"), timeouts_raw.get("read", 60)),
+        total_s=duration(("timeouts", "total"), timeouts_raw.get("total", 300)),
+    )
+    prompts = _prompts(doc, data.get("prompts") or {})
+    emulator = dict(data.get("emulator") or {})
+    if "faults" in emulator:
+        from chatprobe.emulator.faults import parse_fault_rate
+
+        for kind_name, rate in emulator["faults"].items():
+            try:
+                parse_fault_rate(f"{kind_name}={rate}")
+            except ConfigError as exc:
+                raise doc.error(exc.detail, ("emulator", "faults", str(kind_name))) from None
+    output = emulator.get("output_tokens")
+    if isinstance(output, list) and output[0] > output[1]:
+        raise doc.error("need [min, max] with min <= max", ("emulator", "output_tokens"))
+
+    return Scenario(
+        name=str(name),
+        targets=tuple(targets),
+        path=doc.path,
+        description=str(data.get("description", "")),
+        mix=str(data.get("mix", "interleave")),
+        prompts=prompts,
+        max_tokens=int(data.get("max_tokens", DEFAULT_MAX_TOKENS)),
+        request=dict(data.get("request") or {}),
+        shape_kind=kind,
+        users=int(shape.get("users", 1)) if kind == "users" else 1,
+        ramp_s=duration(("shape", "ramp"), shape.get("ramp", 0)) if kind == "users" else 0.0,
+        think_time_s=duration(("shape", "think_time"), shape.get("think_time", 0)),
+        stage_specs=tuple(stage_specs),
+        open_loop=open_loop,
+        duration_s=duration_s,
+        requests=requests,
+        max_duration_s=duration(("max_duration",), data.get("max_duration", 600)),
+        warmup_s=warmup_s,
+        seed=int(data.get("seed", 1)),
+        slo={k: float(v) for k, v in (data.get("slo") or {}).items()},
+        timeouts=timeouts,
+        emulator=emulator,
+    )
+
+
+def _prompts(doc: YamlDoc, raw: dict[str, Any]) -> PromptSpec:
+    kinds = [k for k in ("text", "synthetic", "file") if k in raw]
+    if len(kinds) > 1:
+        raise doc.error(
+            f"give one of text, synthetic or file (found: {', '.join(kinds)})", ("prompts",)
+        )
+    system = raw.get("system")
+    order = str(raw.get("order", "round_robin"))
+    if not kinds:
+        return PromptSpec(system=system, order=order)
+    kind = kinds[0]
+    if kind == "text":
+        texts = raw["text"] if isinstance(raw["text"], list) else [raw["text"]]
+        return PromptSpec("text", tuple(str(t) for t in texts), system=system, order=order)
+    if kind == "synthetic":
+        dist = dict(raw["synthetic"]["input_tokens"])
+        lo, hi = dist.get("min"), dist.get("max")
+        if lo is not None and hi is not None and lo > hi:
+            raise doc.error("min must not exceed max", ("prompts", "synthetic", "input_tokens"))
+        if dist.get("distribution") == "uniform" and (lo is None or hi is None):
+            raise doc.error(
+                "a uniform distribution needs min and max",
+                ("prompts", "synthetic", "input_tokens"),
+            )
+        count = int(raw["synthetic"].get("count", 64))
+        return PromptSpec(
+            "synthetic", (), distribution=dist, count=count, system=system, order=order
+        )
+    base = Path(doc.path).parent
+    path = (base / str(raw["file"])).resolve()
+    if not path.is_file():
+        raise doc.error(f"prompt file not found: {path}", ("prompts", "file"))
+    return PromptSpec("file", (), file=str(path), system=system, order=order)
