@@ -1,0 +1,625 @@
+"""The report's sections as formatted tables and charts, shared by the HTML and Markdown
+renderers, so both carry exactly the same tables (a test compares them cell by cell).
+
+Cells hold plain text; escaping is the renderers' job (Jinja2 autoescape for HTML, a
+Markdown cell filter for ``report.md``). Provider-returned text passes through untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatprobe.report.charts import PALETTE, LineChart, line_chart
+from chatprobe.report.model import Dist, GroupStats, Report
+
+__all__ = ["Cell", "Section", "Table", "build_sections"]
+
+NA = "\u2013"  # en dash: a missing value
+DASH = "\u2013"  # en dash: a range, as in 48.7-50.4
+
+
+@dataclass
+class Cell:
+    text: str
+    cls: str = ""  # num | pass | fail | deviation | skip | provider-text | ...
+
+
+@dataclass
+class Table:
+    id: str
+    caption: str
+    headers: list[str]
+    rows: list[list[Cell]]
+    numeric: list[bool]
+    note: str = ""
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    blocks: list[Table | LineChart] = field(default_factory=list)
+    callouts: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- formatting
+
+
+def ms(x: float | None) -> str:
+    if x is None:
+        return NA
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.1f}"
+
+
+def ci(d: Dist) -> str:
+    if d.p50_low is None or d.p50_high is None:
+        return NA
+    return f"{ms(d.p50_low)}{DASH}{ms(d.p50_high)}"
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return NA if x is None else f"{100 * x:.{digits}f}%"
+
+
+def rate(x: float | None) -> str:
+    if x is None:
+        return NA
+    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
+def usd(x: float | None) -> str:
+    if x is None:
+        return NA
+    if x == 0:
+        return "$0"
+    if x >= 1:
+        return f"${x:,.2f}"
+    return f"${x:.6f}".rstrip("0")
+
+
+def count(x: int | None) -> str:
+    return NA if x is None else f"{x:,}"
+
+
+def num(text: str) -> Cell:
+    return Cell(text, "num")
+
+
+def table(
+    id: str, caption: str, headers: list[str], rows: list[list[Cell]], note: str = ""
+) -> Table:
+    numeric = [bool(rows) and all(r[i].cls == "num" for r in rows) for i in range(len(headers))]
+    return Table(id=id, caption=caption, headers=headers, rows=rows, numeric=numeric, note=note)
+
+
+# ----------------------------------------------------------------------------- sections
+
+
+def build_sections(report: Report) -> list[Section]:
+    sections = [_summary(report), _runs(report)]
+    if report.conformance is not None:
+        sections.append(_conformance(report))
+    if report.groups:
+        sections += [_latency(report), _throughput(report), _errors(report), _cost(report)]
+    if report.comparisons:
+        sections.append(_comparison(report))
+    sections.append(_method(report))
+    return sections
+
+
+def _colors(report: Report) -> dict[str, str]:
+    """One colour per provider x model, the same in every chart."""
+    labels: list[str] = []
+    for g in report.groups:
+        if g.label not in labels:
+            labels.append(g.label)
+    return {label: PALETTE[k % len(PALETTE)] for k, label in enumerate(labels)}
+
+
+def _source_badge(report: Report) -> str:
+    if report.emulated:
+        return "EMULATED DATA · not provider measurements"
+    return ""
+
+
+def _summary(report: Report) -> Section:
+    section = Section("summary", "Summary", paragraphs=list(report.summary.lines))
+    section.callouts = list(report.warnings)
+    return section
+
+
+def _runs(report: Report) -> Section:
+    rows = []
+    for run in report.runs:
+        m = run.machine
+        machine = (
+            f"{m.get('hostname', '?')} · {m.get('cpus', '?')} CPUs · Python {m.get('python', '?')}"
+        )
+        rows.append(
+            [
+                Cell(run.run_id),
+                Cell(run.kind),
+                Cell(run.data_source, f"src-{run.data_source}"),
+                Cell(run.started_at),
+                Cell(run.finished_at or ("interrupted" if run.interrupted else "unfinished")),
+                Cell(machine),
+                Cell(run.harness_version),
+                num(count(run.samples)),
+                Cell(" ".join(run.command)),
+            ]
+        )
+    section = Section("runs", "Runs")
+    section.paragraphs.append(
+        f"Report {report.report_id}, generated {report.generated_at} by chatprobe "
+        f"{report.harness_version} from {len(report.runs)} results folder(s). "
+        f"Data source: {report.source_label}."
+    )
+    section.blocks.append(
+        table(
+            "runs-table",
+            "Results folders",
+            [
+                "run",
+                "kind",
+                "source",
+                "started (UTC)",
+                "finished (UTC)",
+                "machine",
+                "harness",
+                "samples",
+                "command",
+            ],
+            rows,
+        )
+    )
+    return section
+
+
+def _conformance(report: Report) -> Section:
+    conf = report.conformance
+    assert conf is not None
+    section = Section("conformance", "Conformance")
+    section.paragraphs.append(
+        f"Each contract check per provider ({conf.data_source or 'unknown'} responses). "
+        "A deviation is a difference from the OpenAI schema that the provider documents; "
+        "it is shown, never hidden."
+    )
+    symbols = {"pass": "pass", "fail": "FAIL", "deviation": "deviation", "skip": "skip"}
+    rows = []
+    for check in conf.checks:
+        row = [Cell(check, "check")]
+        for provider in conf.providers:
+            status = conf.matrix.get(provider, {}).get(check, "")
+            row.append(Cell(symbols.get(status, status or NA), f"st-{status or 'none'}"))
+        row.append(Cell(conf.descriptions.get(check, "")))
+        rows.append(row)
+    section.blocks.append(
+        table(
+            "conformance-matrix",
+            "Check x provider",
+            ["check", *conf.providers, "what it checks"],
+            rows,
+        )
+    )
+    totals = []
+    for provider in conf.providers:
+        t = conf.totals.get(provider, {})
+        o = conf.outcomes.get(provider, {})
+        totals.append(
+            [
+                Cell(provider),
+                num(count(t.get("pass", 0))),
+                num(count(t.get("deviation", 0))),
+                num(count(t.get("fail", 0))),
+                num(count(t.get("skip", 0))),
+                num(count(sum(o.values()))),
+            ]
+        )
+    section.blocks.append(
+        table(
+            "conformance-totals",
+            "Checks per provider",
+            ["provider", "pass", "deviation", "fail", "skip", "cases run"],
+            totals,
+        )
+    )
+    if conf.deviations:
+        section.blocks.append(
+            table(
+                "deviations",
+                "Documented deviations",
+                ["provider", "check", "reason"],
+                [
+                    [Cell(p), Cell(c), Cell(why or "(no reason given)")]
+                    for p, c, why in conf.deviations
+                ],
+            )
+        )
+    if conf.failures:
+        section.blocks.append(
+            table(
+                "failures",
+                "Failures",
+                ["provider", "model", "case", "check", "message"],
+                [
+                    [Cell(p), Cell(m), Cell(case), Cell(check), Cell(msg, "provider-text")]
+                    for p, m, case, check, msg in conf.failures
+                ],
+            )
+        )
+    if conf.excerpts:
+        section.blocks.append(
+            table(
+                "contract-output",
+                "Sample model output (as returned, shown as text)",
+                ["provider", "model", "output"],
+                [[Cell(p), Cell(m), Cell(text, "provider-text")] for p, m, text in conf.excerpts],
+            )
+        )
+    return section
+
+
+def _group_cells(g: GroupStats) -> list[Cell]:
+    return [
+        Cell(g.provider, "name"),
+        Cell(g.model, "name"),
+        Cell(g.data_source, f"src-{g.data_source}"),
+    ]
+
+
+def _latency_table(report: Report, metric: str, title: str, tid: str) -> Table:
+    rows = []
+    for g in report.groups:
+        d: Dist = getattr(g, metric)
+        rows.append(
+            [
+                *_group_cells(g),
+                num(count(d.n)),
+                num(ms(d.p50)),
+                num(ci(d)),
+                num(ms(d.p90)),
+                num(ms(d.p95)),
+                num(ms(d.p99)),
+                num(ms(d.max)),
+                num(ms(d.mean)),
+            ]
+        )
+    note = (
+        "EMULATED DATA: figures measure the emulator, not the providers." if report.emulated else ""
+    )
+    return table(
+        tid,
+        title,
+        [
+            "provider",
+            "model",
+            "source",
+            "n",
+            "p50",
+            "p50 95% CI",
+            "p90",
+            "p95",
+            "p99",
+            "max",
+            "mean",
+        ],
+        rows,
+        note=note,
+    )
+
+
+def _latency(report: Report) -> Section:
+    section = Section("latency", "Latency")
+    section.paragraphs.append(
+        "Milliseconds, from exact per-request values of successful requests outside the "
+        "warm-up. TTFT: request sent until the first token (never the role-only chunk). "
+        "ITL: (last token - first token) / (output tokens - 1), per request. E2E: request "
+        "sent until the last token. The CI is a seeded bootstrap 95% interval of the median."
+    )
+    badge = _source_badge(report)
+    section.blocks.append(
+        _latency_table(report, "ttft", "Time to first token (ms)", "latency-ttft")
+    )
+    cdf = line_chart(
+        id="chart-ttft-cdf",
+        title="TTFT distribution (CDF)",
+        x_label="time to first token, ms (log scale)",
+        y_label="fraction of requests",
+        data=[(g.label, g.cdf) for g in report.groups if g.cdf],
+        log_x=True,
+        y_min=0.0,
+        badge=badge,
+        colors=_colors(report),
+        caption="Each line: the share of requests whose first token arrived by the time on "
+        "the x axis. Left and steep is fast and consistent.",
+    )
+    section.blocks.append(cdf)
+    section.blocks.append(_latency_table(report, "itl", "Inter-token latency (ms)", "latency-itl"))
+    section.blocks.append(_latency_table(report, "e2e", "End-to-end latency (ms)", "latency-e2e"))
+    warmups = _warmup_bands(report)
+    section.blocks.append(
+        line_chart(
+            id="chart-ttft-time",
+            title="Median TTFT over the run",
+            x_label="seconds since the run started",
+            y_label="median TTFT, ms",
+            data=[(g.label, g.timeline) for g in report.groups if g.timeline],
+            y_min=0.0,
+            badge=badge,
+            bands=warmups,
+            colors=_colors(report),
+            caption="Median TTFT of successful requests in each time slice; the shaded band "
+            "is the warm-up, left out of every table.",
+        )
+    )
+    return section
+
+
+def _warmup_bands(report: Report) -> list[tuple[float, float, str]]:
+    bands = []
+    for run in report.runs:
+        if run.warmup_s:
+            bands.append((run.warmup_start_s or 0.0, run.warmup_s, "warm-up"))
+    return bands[:1]
+
+
+def _throughput(report: Report) -> Section:
+    section = Section("throughput", "Throughput")
+    slo = ", ".join(f"{k.removesuffix('_ms').upper()} ≤ {v:g} ms" for k, v in report.slo.items())
+    section.paragraphs.append(
+        "Over the steady window (first send after warm-up to last completion). Goodput: "
+        f"successful requests per second that met every SLO ({slo}); errors count against it."
+    )
+    rows = []
+    for g in report.groups:
+        rows.append(
+            [
+                *_group_cells(g),
+                num(f"{g.window_s:.1f}" if g.window_s is not None else NA),
+                num(rate(g.requests_per_s)),
+                num(rate(g.output_tokens_per_s)),
+                num(rate(g.goodput_rps)),
+                num(pct(g.slo_attainment, 1)),
+            ]
+        )
+    section.blocks.append(
+        table(
+            "throughput-table",
+            "Throughput per provider and model",
+            [
+                "provider",
+                "model",
+                "source",
+                "window s",
+                "requests/s",
+                "output tokens/s",
+                "goodput req/s",
+                "met SLO",
+            ],
+            rows,
+        )
+    )
+    if report.sweep:
+        section.paragraphs.append("Concurrency sweep: each stage ran at a fixed number of users.")
+        section.blocks.append(
+            table(
+                "sweep-table",
+                "Throughput vs concurrency",
+                [
+                    "provider",
+                    "model",
+                    "users",
+                    "requests",
+                    "requests/s",
+                    "output tokens/s",
+                    "TTFT p50 ms",
+                ],
+                [
+                    [
+                        Cell(p.provider),
+                        Cell(p.model),
+                        num(count(p.users)),
+                        num(count(p.requests)),
+                        num(rate(p.requests_per_s)),
+                        num(rate(p.output_tokens_per_s)),
+                        num(ms(p.ttft_p50)),
+                    ]
+                    for p in report.sweep
+                ],
+            )
+        )
+        series: dict[str, list[tuple[float, float]]] = {}
+        for p in report.sweep:
+            if p.output_tokens_per_s is not None:
+                series.setdefault(f"{p.provider} · {p.model}", []).append(
+                    (float(p.users), p.output_tokens_per_s)
+                )
+        section.blocks.append(
+            line_chart(
+                id="chart-sweep",
+                title="Output tokens/s vs concurrency",
+                x_label="concurrent users (log scale)",
+                y_label="output tokens/s",
+                data=list(series.items()),
+                y_min=0.0,
+                markers=True,
+                log_x=True,
+                x_ticks_at=sorted({p.users for p in report.sweep if p.users > 0}),
+                colors=_colors(report),
+                badge=_source_badge(report),
+                caption="Each point is one sweep stage.",
+            )
+        )
+    return section
+
+
+def _errors(report: Report) -> Section:
+    section = Section("errors", "Errors and availability")
+    classes = sorted({c for g in report.groups for c in g.errors})
+    rows = []
+    for g in report.groups:
+        rows.append(
+            [
+                *_group_cells(g),
+                num(count(g.requests)),
+                num(count(g.ok)),
+                num(pct(g.success_rate)),
+                *[num(count(g.errors.get(c, 0))) for c in classes],
+            ]
+        )
+    section.paragraphs.append(
+        "Every request outside the warm-up, with its error class (one per request). "
+        "Success: a complete, well-formed response."
+    )
+    section.blocks.append(
+        table(
+            "errors-table",
+            "Success rate and error classes",
+            ["provider", "model", "source", "requests", "ok", "success", *classes],
+            rows,
+        )
+    )
+    messages = [
+        [
+            Cell(g.provider),
+            Cell(g.model),
+            Cell(cls),
+            Cell(msg or "(no message)", "provider-text"),
+            num(count(n)),
+        ]
+        for g in report.groups
+        for cls, msg, n in g.error_messages[:4]
+    ]
+    if messages:
+        section.blocks.append(
+            table(
+                "error-messages",
+                "Most frequent error messages (as returned, shown as text)",
+                ["provider", "model", "class", "message", "count"],
+                messages,
+            )
+        )
+    excerpts = [
+        [Cell(g.provider), Cell(g.model), Cell(text, "provider-text")]
+        for g in report.groups
+        for text in g.excerpts[:1]
+    ]
+    if excerpts:
+        section.blocks.append(
+            table(
+                "load-output",
+                "Sample model output from the load run (shown as text)",
+                ["provider", "model", "output"],
+                excerpts,
+            )
+        )
+    return section
+
+
+def _cost(report: Report) -> Section:
+    section = Section("cost", "Cost")
+    section.paragraphs.append(
+        "USD, from the mean prompt and output tokens of successful requests times the "
+        "profile's price. 'documented' prices come from the provider's page; 'assumed' "
+        "prices are stand-ins (see the note) until the provider documents its own."
+    )
+    rows = []
+    for g in report.groups:
+        rows.append(
+            [
+                Cell(g.provider),
+                Cell(g.model),
+                num(rate(g.mean_prompt_tokens)),
+                num(rate(g.mean_output_tokens)),
+                num(usd(g.cost_per_request)),
+                num(usd(g.cost_per_1k)),
+                Cell(g.price_source, f"price-{g.price_source}"),
+                num(usd(g.reported_cost_per_request)),
+                Cell(g.price_note),
+            ]
+        )
+    section.blocks.append(
+        table(
+            "cost-table",
+            "Cost per request",
+            [
+                "provider",
+                "model",
+                "prompt tokens",
+                "output tokens",
+                "$ / request",
+                "$ / 1k requests",
+                "price",
+                "reported $ / request",
+                "price note",
+            ],
+            rows,
+        )
+    )
+    return section
+
+
+def _comparison(report: Report) -> Section:
+    section = Section("comparison", "Model comparison")
+    section.paragraphs.append(
+        "Median TTFT ratios with bootstrap 95% confidence intervals. The seeds claim Gemini "
+        "2.0 Flash has a much faster time to first token than Gemini 1.5 Flash; a ratio "
+        "below 1 whose interval excludes 1 supports it."
+    )
+    rows = []
+    for c in report.comparisons:
+        interval = NA if c.low is None or c.high is None else f"{c.low:.2f}{DASH}{c.high:.2f}"
+        rows.append(
+            [
+                Cell("model family" if c.kind == "family" else "provider"),
+                Cell(c.scope),
+                Cell(c.a),
+                Cell(c.b),
+                num(ms(c.a_p50)),
+                num(ms(c.b_p50)),
+                num(NA if c.ratio is None else f"{c.ratio:.2f}"),
+                num(interval),
+                Cell(c.verdict),
+            ]
+        )
+    note = "EMULATED DATA: ratios reflect the emulator's latency model." if report.emulated else ""
+    section.blocks.append(
+        table(
+            "comparison-table",
+            "TTFT ratio A / B (median)",
+            ["compared", "at", "A", "B", "A p50 ms", "B p50 ms", "ratio", "95% CI", "verdict"],
+            rows,
+            note=note,
+        )
+    )
+    return section
+
+
+def _method(report: Report) -> Section:
+    section = Section("method", "How these numbers were made")
+    section.paragraphs += [
+        "Percentiles are computed from exact per-request values (linear interpolation), "
+        "never from a rounded histogram.",
+        "Confidence intervals: a seeded percentile bootstrap of the median (400 resamples) up "
+        "to 1,000 values; above that, the bootstrap's exact limit, the order statistics at "
+        "n/2 ± 1.96·√n/2. Ratios of larger groups combine the two medians' intervals on the "
+        "log scale.",
+        "Output tokens are the provider's final usage.completion_tokens where reported, "
+        "else an estimate of about four characters per token.",
+        "Provider-returned text (model output, error messages) is shown as escaped text, "
+        "and every string is scrubbed of keys before it is written.",
+    ]
+    return section
+
+
+def to_dict(obj: Any) -> Any:
+    """Cells and tables as plain data (for tests and tooling)."""
+    if isinstance(obj, Table):
+        return {
+            "id": obj.id,
+            "headers": obj.headers,
+            "rows": [[c.text for c in r] for r in obj.rows],
+        }
+    return obj

@@ -1,0 +1,154 @@
+"""The HTML report in a real headless Chromium (Debian's /usr/bin/chromium via playwright).
+
+Never downloads a browser. Skipped only when chromium is absent outside CI; in CI
+(``CI`` set) it must run, and a missing browser fails the test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from chatprobe.report import build_report_files
+from chatprobe.report.synthetic import HOSTILE_ERROR, HOSTILE_OUTPUT, make_run
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.slow
+
+
+def _have_chromium() -> bool:
+    return Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not _have_chromium():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI (.ci/run installs Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI runs this test")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser")
+    make_run(root / "results", n_samples=4000, hostile=True, seed=5)
+    return build_report_files([root / "results"], out=root / "report").parent
+
+
+def md_tables(text: str) -> list[list[list[str]]]:
+    from tests.test_report import md_tables as parse
+
+    return parse(text)
+
+
+def test_report_renders_in_chromium(browser, report_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []
+    dialogs: list[str] = []
+    page.on(
+        "console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None
+    )
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto((report_dir / "index.html").as_uri())
+    page.wait_for_load_state("load")
+
+    shot = report_dir / "screenshot.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    print(f"\nscreenshot: {shot}")
+
+    # Self-contained: the page itself is the only request; no script fired a dialog.
+    assert requests == [(report_dir / "index.html").as_uri()]
+    assert dialogs == [] and problems == []
+
+    headings = page.locator("main h2").all_inner_texts()
+    for expected in (
+        "Summary",
+        "Runs",
+        "Conformance",
+        "Latency",
+        "Throughput",
+        "Errors and availability",
+        "Cost",
+        "Model comparison",
+    ):
+        assert expected in headings
+    assert page.locator("nav.toc a").count() == len(headings)
+    assert "EMULATED" in page.locator("header.runbar").inner_text()
+    assert page.locator("header.runbar").is_visible()
+
+    for table_id in (
+        "conformance-matrix",
+        "latency-ttft",
+        "latency-itl",
+        "latency-e2e",
+        "throughput-table",
+        "sweep-table",
+        "errors-table",
+        "cost-table",
+        "comparison-table",
+    ):
+        table = page.locator(f"table#{table_id}")
+        box = table.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 60, table_id
+        assert table.locator("tbody tr").count() >= 3, table_id
+
+    for chart_id in ("chart-ttft-cdf", "chart-ttft-time", "chart-sweep"):
+        svg = page.locator(f"svg#{chart_id}")
+        box = svg.bounding_box()
+        assert box and box["width"] > 400 and box["height"] > 200, chart_id
+        lines = svg.locator("polyline")
+        assert lines.count() == 5, chart_id
+        for k in range(lines.count()):
+            line_box = lines.nth(k).bounding_box()
+            assert line_box and line_box["width"] > 20, chart_id
+        assert "EMULATED DATA" in svg.text_content()  # every latency figure says so
+        assert svg.locator("text.axis-label").count() == 2
+        assert svg.locator("g.legend").count() == 5
+
+    # Hostile provider text shows as text, never as markup.
+    body = page.locator("body").inner_text()
+    assert HOSTILE_OUTPUT in body
+    assert HOSTILE_ERROR in body
+    assert page.locator("main script, main img, main b, main i").count() == 0
+    page.close()
+
+
+def test_markdown_tables_match_the_rendered_page(browser, report_dir: Path) -> None:
+    page = browser.new_page()
+    page.goto((report_dir / "index.html").as_uri())
+    dom = page.evaluate(
+        """() => [...document.querySelectorAll('table')].map(t =>
+            [...t.querySelectorAll('tr')].map(r =>
+                [...r.querySelectorAll('th,td')].map(c => c.textContent)))"""
+    )
+    page.close()
+
+    def norm(rows: list[list[str]]) -> list[list[str]]:
+        return [[re.sub(r"\s+", " ", c).strip() for c in row] for row in rows]
+
+    md = md_tables((report_dir / "report.md").read_text())
+    assert [norm(t) for t in md] == [norm(t) for t in dom]
