@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "providers",
         "List provider profiles, models and documented deviations.",
     ),
+    "report": ("chatprobe.commands.report", "report", "Build the provider comparison report."),
     "load": ("chatprobe.commands.load", "load", "Run a locust load test: TTFT, ITL, throughput."),
     "emulate": ("chatprobe.commands.emulate", "emulate", "Serve emulated providers offline."),
 }
