@@ -112,6 +112,9 @@ class AssembledChoice:
         }
 
 
+_ROLE_CONTENT = frozenset(("role", "content"))
+
+
 def estimate_tokens(text: str) -> int:
     """Rough token count for text when a provider reports no usage (about 4 chars/token)."""
     if not text:
@@ -291,7 +294,7 @@ class RequestRecord:
                 continue
             if self.done:
                 self.anomalies.append(f"event after [DONE] at position {position}")
-            if item.is_done:
+            if item.data[:1] != "{" and item.is_done:  # a JSON object is never [DONE]
                 if not self.done:
                     self.done = True
                     self.done_index = position
@@ -343,18 +346,19 @@ class RequestRecord:
                     if text:
                         choice.content += text
                         has_token = True
-                reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-                if isinstance(reasoning, str) and reasoning:
-                    choice.reasoning += reasoning
-                    has_token = True
-                refusal = delta.get("refusal")
-                if isinstance(refusal, str) and refusal:
-                    choice.refusal += refusal
-                    has_token = True
-                calls = delta.get("tool_calls")
-                if isinstance(calls, list) and calls:
-                    _merge_tool_calls(choice, calls)
-                    has_token = True
+                if not _ROLE_CONTENT.issuperset(delta):  # skip for the common delta
+                    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
+                    if isinstance(reasoning, str) and reasoning:
+                        choice.reasoning += reasoning
+                        has_token = True
+                    refusal = delta.get("refusal")
+                    if isinstance(refusal, str) and refusal:
+                        choice.refusal += refusal
+                        has_token = True
+                    calls = delta.get("tool_calls")
+                    if isinstance(calls, list) and calls:
+                        _merge_tool_calls(choice, calls)
+                        has_token = True
             reason = raw.get("finish_reason")
             if reason is not None:
                 choice.finish_reason = reason

@@ -90,6 +90,18 @@ class SSEDecoder:
         """Feed bytes; return the events and comments completed by them."""
         if not chunk:
             return []
+        if (
+            self._started
+            and not self._buf
+            and not self._skip_lf
+            and chunk.find(b"\n") == len(chunk) - 1
+            and b"\r" not in chunk
+        ):
+            # Fast path: exactly one complete LF-terminated line, as a line-reading
+            # transport (the load user) feeds it. Same result as the general path.
+            out: list[ServerSentEvent | Comment] = []
+            self._line(chunk[:-1], out)
+            return out
         if self._skip_lf:
             self._skip_lf = False
             if chunk[:1] == b"\n":
@@ -102,7 +114,7 @@ class SSEDecoder:
             self._started = True
             if buf.startswith(_BOM):
                 buf = buf[3:]
-        out: list[ServerSentEvent | Comment] = []
+        out = []
         if b"\r" not in buf:
             # Fast path: LF-only framing, the common case.
             *lines, rest = buf.split(b"\n")
@@ -141,6 +153,13 @@ class SSEDecoder:
             self._has_data = False
             self._event = ""
             return
+        if raw[:5] == b"data:":
+            # Fast path for the line that matters. The prefix is ASCII, so decoding the
+            # rest alone gives the same text as decoding the whole line.
+            value_bytes = raw[6:] if raw[5:6] == b" " else raw[5:]
+            self._data.append(value_bytes.decode("utf-8", "replace"))
+            self._has_data = True
+            return
         line = raw.decode("utf-8", "replace")
         if line[0] == ":":
             text = line[1:]
@@ -162,15 +181,40 @@ class SSEDecoder:
         # any other field is ignored, as the standard says
 
     def _dispatch(self, *, terminated: bool) -> ServerSentEvent:
-        event = ServerSentEvent(
-            data="\n".join(self._data),
-            event=self._event or "message",
-            id=self._last_id,
-            retry=self._retry,
-            terminated=terminated,
+        data = self._data
+        event = _new_event(
+            data[0] if len(data) == 1 else "\n".join(data),
+            self._event or "message",
+            self._last_id,
+            self._retry,
+            terminated,
         )
         self._retry = None
         return event
+
+
+_EVENT_SLOTS = tuple(
+    ServerSentEvent.__dict__[name].__set__
+    for name in ("data", "event", "id", "retry", "terminated")
+)
+
+
+def _new_event(
+    data: str, event: str, id: str, retry: int | None, terminated: bool
+) -> ServerSentEvent:
+    """``ServerSentEvent(data, event, id, retry, terminated)``, without its ``__init__``.
+
+    A frozen dataclass's ``__init__`` assigns through ``object.__setattr__``; the decoder
+    makes one event per chunk on the load hot path, so it fills the slots directly.
+    """
+    item = object.__new__(ServerSentEvent)
+    set_data, set_event, set_id, set_retry, set_terminated = _EVENT_SLOTS
+    set_data(item, data)
+    set_event(item, event)
+    set_id(item, id)
+    set_retry(item, retry)
+    set_terminated(item, terminated)
+    return item
 
 
 def _split_mixed(buf: bytes) -> tuple[list[bytes], bytes]:
