@@ -3,13 +3,13 @@
 Run by ``chatprobe load`` (which writes a run plan and sets ``$CHATPROBE_LOAD_PLAN``), or as is:
 
     chatprobe emulate --port 8000 &
-    locust -f loadtests/locustfile.py --headless -u 5 -t 5s --host http://127.0.0.1:8000/openrouter/v1
+    locust -f loadtests/locustfile.py --headless -u 5 -t 5s --host http://127.0.0.1:8000/aimlapi/v1
 
 Bare runs pick the provider from the host's ``/<provider>/v1`` path (else
-``$CHATPROBE_PROVIDER``), the model from ``$CHATPROBE_MODEL`` (else the profile's first),
-and write ``results/<run-id>/`` (or ``$CHATPROBE_OUT``). locust's UI and CSV show one
-``POST`` row per provider/model plus ``TTFT``, ``ITL`` and ``E2E`` rows; reports read the
-exact ``samples.jsonl`` instead. See docs/load.md.
+``$CHATPROBE_PROVIDER``), the model from ``$CHATPROBE_MODEL`` (else the profile's first
+non-free model), and write ``results/<run-id>/`` (or ``$CHATPROBE_OUT``). locust's UI and
+CSV show one ``POST`` row per provider/model plus ``TTFT``, ``ITL`` and ``E2E`` rows; reports
+read the exact ``samples.jsonl`` instead. See docs/load.md.
 """
 
 from chatprobe.load.plugin import install

@@ -152,10 +152,10 @@ def test_timeline_positions_and_ticks() -> None:
     p = position_at(stages, 10.5)
     assert p.stage.name == "b" and p.warmup and p.offset_in_stage == pytest.approx(0.5)
     assert position_at(stages, 99).stage.name == "b"  # late samples belong to the last stage
-    assert tick(stages, 0) == (2, 1000.0)
+    assert tick(stages, 0) == (2, 100.0)
     assert tick(stages, 12) == (8, 4.0)
     assert tick(stages, 15) is None
-    assert tick([Stage("r", 5, 0, rate=3.0)], 1, drivers=2) == (2, 1000.0)
+    assert tick([Stage("r", 5, 0, rate=3.0)], 1, drivers=2) == (2, 100.0)
 
 
 def test_arrivals() -> None:

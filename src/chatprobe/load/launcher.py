@@ -26,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,8 +428,22 @@ def _supervise(
         if child.poll() is None:
             _send(child, signal.SIGKILL)
             child.wait()
+        _reap_group(child.pid)
         log.close()
     return child.returncode, bool(signals)
+
+
+def _reap_group(pgid: int, wait_s: float = 5.0) -> None:
+    """Forked locust workers may outlive their master by a moment; never by more than this."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
 
 
 def _send(child: subprocess.Popen[bytes], sig: int) -> None:

@@ -8,18 +8,19 @@ Imported only by ``loadtests/locustfile.py`` inside the locust child (it imports
 Where samples go, by process role:
 
 * local (one process): appended to ``samples.jsonl`` and flushed, one line per request.
-* worker: kept in memory as JSON lines and shipped to the master in locust's own
-  ``report_to_master`` event (every 3 s); when the worker's users have stopped, the rest
-  goes in one ``chatprobe_final`` message with the worker's total, so the master knows it
-  has everything.
-* master: writes what ``worker_report`` and ``chatprobe_final`` bring.
+* worker: kept in memory as JSON lines and shipped to the master every half second
+  (``chatprobe_batch`` messages) and with locust's own ``report_to_master`` (every 3 s);
+  when the worker's users have stopped, the rest goes in one ``chatprobe_final`` message
+  with the worker's total, so the master knows it has everything. A killed worker loses at
+  most its last half second.
+* master: writes what ``chatprobe_batch``, ``worker_report`` and ``chatprobe_final`` bring.
 
 How a run ends (when managed): at the planned end, when the request count is reached, or
-on SIGUSR1 (``chatprobe load`` sends it on Ctrl-C), the shape's ``tick`` calls
-``runner.stop()`` (users finish the request in hand, up to the stop timeout), the master
-then waits for every live worker's final batch, and only then does ``tick`` return None and
-locust quit. This order matters: locust's master fires ``test_stop`` and even quits before
-the last worker reports arrive if left to itself. ``summary.json`` is written on
+on SIGUSR1 (``chatprobe load`` sends it on Ctrl-C), the shape's ``tick`` ends the run
+(:meth:`LoadSession.end_run`: users finish the request in hand, up to the stop timeout;
+the master waits for every live worker's final batch), and only then returns None so
+locust quits. This order matters: locust's master fires ``test_stop`` and even quits
+before the last worker reports arrive if left to itself. ``summary.json`` is written on
 ``quitting``; a worker that went missing is listed in ``workers.lost``, never fatal.
 """
 
@@ -57,6 +58,7 @@ __all__ = ["LoadSession", "PreparedTarget", "RequestFailed", "install"]
 USER_AGENT = "chatprobe/0.1 (load)"
 ABORT_GRACE_S = 2.0  # on an interrupt, requests in flight get this long to finish
 FINAL_WAIT_S = 10.0  # after stop, how long the master waits for workers' last samples
+SHIP_INTERVAL_S = 0.5  # workers send samples to the master at least this often
 EXCERPTS_PER_TARGET = 3
 STATUS_FILE = "status.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -168,6 +170,7 @@ class LoadSession:
         self.progress = Progress()
         self.sample_file: SampleFile | None = None
         self.pending: list[bytes] = []  # worker: JSON lines not yet shipped
+        self._final_sent = False
         self._users = 0
         self._turn = 0
         self._rng = random.Random(f"chatprobe-order:{plan.seed}")
@@ -198,11 +201,13 @@ class LoadSession:
             self.worker_index = max(0, int(getattr(runner, "worker_index", 0)))
             self.worker_label = f"worker-{self.worker_index}"
             runner.register_message("chatprobe_grant", self._on_grant)
-            runner.register_message("chatprobe_abort", self._on_abort)
+            runner.register_message("chatprobe_drain", self._on_drain)
             self._rng = random.Random(f"chatprobe-order:{self.plan.seed}:{self.worker_index}")
+            gevent.spawn(self._ship_loop)
         elif isinstance(runner, MasterRunner):
             self.role = "master"
             runner.register_message("chatprobe_final", self._on_final)
+            runner.register_message("chatprobe_batch", self._on_batch)
             runner.register_message("chatprobe_tickets", self._on_tickets)
         if self.role != "worker":
             self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -493,20 +498,31 @@ class LoadSession:
         return None
 
     def end_run(self, reason: str) -> None:
-        """Stop the users, collect every worker's last samples, then let locust quit."""
+        """Stop the users, collect every worker's last samples, then let locust quit.
+
+        Locally this is ``runner.stop()``: users finish the request in hand (up to the stop
+        timeout). A master does not use its ``stop()``, which sends workers a "stop" whose
+        handler then sleeps the whole stop timeout and so cannot take the "quit" that
+        follows (locust's ``--processes`` parent does not wait for such workers, which then
+        outlive the run). Instead each worker gets ``chatprobe_drain``: it stops its own
+        users the same graceful way and sends its final batch; the master waits for those
+        (a worker that went missing is lost), then lets locust quit them all at once.
+        """
         if self.ended:
             return
         self.end_reason = reason
         self.end_offset_s = self.offset_s()
+        grace = self.plan.stop_timeout_s
         if reason == "interrupted":
-            self.environment.stop_timeout = min(self.environment.stop_timeout or 0, ABORT_GRACE_S)
-            if self.role == "master":
-                self.runner.send_message("chatprobe_abort", {"grace": ABORT_GRACE_S})
-        self.runner.stop()
+            grace = min(grace, ABORT_GRACE_S)
         if self.role == "master":
-            deadline = time.monotonic() + FINAL_WAIT_S
+            self.runner.send_message("chatprobe_drain", {"grace": grace})
+            deadline = time.monotonic() + grace + FINAL_WAIT_S
             while time.monotonic() < deadline and self._waiting_for():
                 gevent.sleep(0.05)
+        else:
+            self.environment.stop_timeout = grace
+            self.runner.stop()
         self.ended = True
 
     def _waiting_for(self) -> list[str]:
@@ -516,9 +532,17 @@ class LoadSession:
             cid for cid in self.workers_seen if cid not in self.worker_final and cid not in missing
         ]
 
-    def _on_abort(self, environment: Any, msg: Any, **_: Any) -> None:
-        grace = float(msg.data.get("grace", ABORT_GRACE_S))
-        environment.stop_timeout = min(environment.stop_timeout or 0, grace)
+    def _on_drain(self, environment: Any, msg: Any, **_: Any) -> None:
+        """Worker: stop our users gracefully, then ship the final batch (on test_stop)."""
+        grace = float(msg.data.get("grace", self.plan.stop_timeout_s))
+
+        def drain() -> None:
+            self.stopping.set()
+            environment.stop_timeout = grace
+            self.runner.stop()
+            self._ship_final()  # test_stop already did, unless the runner was stopped
+
+        gevent.spawn(drain)
 
     # ------------------------------------------------------------------ events
     def on_test_start(self, environment: Any, **_: Any) -> None:
@@ -537,7 +561,23 @@ class LoadSession:
             batch, self.pending = self.pending, []
             data["chatprobe"] = {"blob": b"".join(batch), "n": len(batch)}
 
+    def _ship_loop(self) -> None:
+        """Worker: ship samples every half second as well, so a killed worker loses little."""
+        while not self._final_sent:
+            gevent.sleep(SHIP_INTERVAL_S)
+            if self.pending and not self._final_sent:
+                batch, self.pending = self.pending, []
+                try:
+                    self.runner.send_message(
+                        "chatprobe_batch", {"blob": b"".join(batch), "n": len(batch)}
+                    )
+                except Exception:  # the master is gone or reconnecting: retry next time
+                    self.pending[:0] = batch
+
     def _ship_final(self) -> None:
+        if self._final_sent:
+            return
+        self._final_sent = True
         batch, self.pending = self.pending, []
         self.runner.send_message(
             "chatprobe_final",
@@ -557,6 +597,9 @@ class LoadSession:
         batch = data.get("chatprobe")
         if batch:
             self._ingest(client_id, batch["blob"], int(batch["n"]))
+
+    def _on_batch(self, environment: Any, msg: Any, **_: Any) -> None:
+        self._ingest(msg.node_id, msg.data["blob"], int(msg.data["n"]))
 
     def _on_final(self, environment: Any, msg: Any, **_: Any) -> None:
         data = msg.data
@@ -688,7 +731,8 @@ def _bare_plan() -> RunPlan:
 
     The provider is the ``/<provider>/v1`` path segment of the host when it names a profile
     (the emulator's layout), else ``$CHATPROBE_PROVIDER`` (default openrouter); the model is
-    ``$CHATPROBE_MODEL`` or the profile's first model. A loopback host gets the emulator's
+    ``$CHATPROBE_MODEL`` or the profile's first model that is not a rate-limited ``:free``
+    variant. A loopback host gets the emulator's
     demo key, any other host the profile's key variable; ``$CHATPROBE_API_KEY`` overrides.
     """
     from chatprobe.load.prompts import build_prompts
@@ -701,7 +745,9 @@ def _bare_plan() -> RunPlan:
         segments = [s for s in urlsplit(host).path.split("/") if s]
         provider = next((s for s in segments if s in list_profiles()), None)
     profile = load_profile(provider or "openrouter")
-    model_name = os.environ.get("CHATPROBE_MODEL") or next(iter(profile.models))
+    model_name = os.environ.get("CHATPROBE_MODEL") or next(
+        (name for name, m in profile.models.items() if not m.free), next(iter(profile.models))
+    )
     info = profile.model(model_name)
     base = (host or profile.base_url).rstrip("/")
     loopback = urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1")

@@ -155,8 +155,10 @@ class Scenario:
             assert self.open_loop is not None
             rate = self.open_loop.rate
             return (Stage(f"{rate:g} rps", length, 0, 0.0, self.warmup_s, rate),)
-        # A ramp is always warm-up: the concurrency label would be wrong during it.
-        warmup = max(self.warmup_s, self.ramp_s)
+        # A ramp is always warm-up: the concurrency label would be wrong during it. Without
+        # a ramp, users still start at up to 100 per second (locust's advice).
+        implied = self.users / 100 if self.ramp_s == 0 and self.users > 100 else 0.0
+        warmup = max(self.warmup_s, self.ramp_s, implied)
         return (Stage(f"{self.users} users", length, self.users, self.ramp_s, warmup),)
 
     @property

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from chatprobe.load.scenario import Stage
 
 __all__ = [
+    "MAX_SPAWN_RATE",
     "Position",
     "arrival_offsets",
     "position_at",
@@ -21,9 +22,9 @@ __all__ = [
     "tick",
 ]
 
-# Locust spawns users at a rate (users/s); "no ramp" is a rate high enough to be instant
-# without flooding the event loop in one go.
-_INSTANT_SPAWN_RATE = 1000.0
+# Locust spawns users at a rate (users/s); "no ramp" is the fastest rate locust advises
+# (above 100/s it warns of trouble), so 100 users start within a second.
+MAX_SPAWN_RATE = 100.0
 
 
 class Position:
@@ -57,10 +58,10 @@ def tick(stages: Sequence[Stage], offset_s: float, drivers: int = 1) -> tuple[in
         return None
     stage = position_at(stages, offset_s).stage
     if stage.rate is not None:
-        return drivers, _INSTANT_SPAWN_RATE
+        return drivers, MAX_SPAWN_RATE
     if stage.ramp_s > 0:
         return stage.users, max(stage.users / stage.ramp_s, 0.01)
-    return stage.users, _INSTANT_SPAWN_RATE
+    return stage.users, MAX_SPAWN_RATE
 
 
 def arrival_offsets(

@@ -1,0 +1,301 @@
+"""Acceptance: real load runs against the emulator, locust always in a subprocess.
+
+Each run is bounded by its scenario (seconds) and by a subprocess timeout. The ground truth
+the emulator writes (``emulator_truth.jsonl`` in the results folder) is the reference for
+TTFT accuracy, request counts and error classes, matched per request by
+``X-Chatprobe-Request-Id``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from chatprobe.paths import project_root
+from chatprobe.results import load_results
+
+pytestmark = pytest.mark.slow
+
+ROOT = project_root()
+
+
+def _scenario(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def _load(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    return subprocess.run(
+        [sys.executable, "-m", "chatprobe.cli", "load", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def _read(folder: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    summary = orjson.loads((folder / "summary.json").read_bytes())
+    samples = [orjson.loads(line) for line in (folder / "samples.jsonl").read_bytes().splitlines()]
+    truth = {}
+    for line in (folder / "emulator_truth.jsonl").read_bytes().splitlines():
+        record = orjson.loads(line)
+        truth[record["request_id"]] = record
+    return summary, samples, truth
+
+
+def _pct(values: list[float], q: float) -> float:
+    from chatprobe.stats import percentile
+
+    return percentile(sorted(values), q)
+
+
+def test_ttft_matches_the_emulator_at_20_streams(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """
+targets: [{provider: openrouter, model: gemini-2.0-flash-001}]
+max_tokens: 32
+shape: {users: 20}
+duration: 10s
+warmup: 1s
+emulator: {ttft_ms: 50, itl_ms: 5, sigma: 0.05, output_tokens: 32}
+""",
+    )
+    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "fidelity", "--emulator")
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "fidelity"
+    summary, samples, truth = _read(folder)
+    meta = orjson.loads((folder / "meta.json").read_bytes())
+
+    # every request the emulator completed is one sample, and nothing else
+    assert summary["samples"] == len(samples) == meta["emulator_stats"]["completed"]
+    assert {s["request_id"] for s in samples} == set(truth)
+    assert summary["errors"] == {} and summary["aborted"] == 0
+
+    (group,) = summary["groups"]
+    ok = [s for s in samples if not s["warmup"]]
+    true_ttft = [
+        (truth[s["request_id"]]["t_first_content_ns"] - truth[s["request_id"]]["t_received_ns"])
+        / 1e6
+        for s in ok
+    ]
+    errors = [
+        s["ttft_ms"]
+        - (truth[s["request_id"]]["t_first_content_ns"] - truth[s["request_id"]]["t_received_ns"])
+        / 1e6
+        for s in ok
+    ]
+    measured_p50 = group["ttft_ms"]["p50"]
+    truth_p50 = _pct(true_ttft, 50)
+    print(
+        f"\nTTFT at 20 streams, n={len(ok)}: measured p50 {measured_p50:.3f} ms, "
+        f"emulator truth p50 {truth_p50:.3f} ms, difference {measured_p50 - truth_p50:+.3f} ms; "
+        f"per-request error p50 {_pct(errors, 50):+.3f} ms p99 {_pct(errors, 99):+.3f} ms; "
+        f"ITL p50 {group['itl_ms']['p50']:.3f} ms"
+    )
+    assert abs(measured_p50 - truth_p50) <= 2.0
+    assert 45 <= truth_p50 <= 56  # the emulator did what it was told (50 ms, sigma 0.05)
+    assert group["itl_ms"]["p50"] == pytest.approx(5.0, abs=1.0)
+    assert group["token_source"] == {"usage": len(ok)}
+    assert summary["groups"][0]["output_tokens"]["p50"] == 32
+    # locust's own CSV is written beside the exact samples, with the custom rows
+    with open(folder / "locust_stats.csv", newline="") as fh:
+        kinds = {row["Type"] for row in csv.DictReader(fh)}
+    assert {"POST", "TTFT", "ITL", "E2E"} <= kinds
+
+
+def test_two_processes_merge_every_sample(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """
+targets:
+  - {provider: openrouter, model: gemini-2.0-flash-001}
+  - {provider: aimlapi, model: gemini-2.0-flash-exp}
+max_tokens: 16
+shape: {users: 8}
+duration: 6s
+emulator: {ttft_ms: 20, itl_ms: 2, sigma: 0.1, output_tokens: 16}
+""",
+    )
+    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "multi", "--processes", "2")
+    assert done.returncode == 0, done.stderr
+    summary, samples, truth = _read(tmp_path / "multi")
+    meta = orjson.loads((tmp_path / "multi" / "meta.json").read_bytes())
+    assert summary["samples"] == len(samples) == meta["emulator_stats"]["completed"] > 50
+    assert {s["request_id"] for s in samples} == set(truth)
+    assert {s["worker"] for s in samples} == {"worker-0", "worker-1"}
+    workers = summary["workers"]
+    assert workers["expected"] == 2 and workers["reported"] == 2
+    assert workers["lost"] == [] and workers["incomplete"] == []
+    assert {(g["provider"], g["n"] > 0) for g in summary["groups"]} == {
+        ("openrouter", True),
+        ("aimlapi", True),
+    }
+
+
+def test_injected_faults_are_counted_exactly(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """
+targets: [{provider: openrouter, model: gemini-2.0-flash-001}]
+max_tokens: 16
+shape: {users: 10}
+duration: 6s
+emulator:
+  ttft_ms: 10
+  itl_ms: 1
+  output_tokens: 16
+  faults: {rate_limit_429: 0.10, midstream_error: 0.05}
+""",
+    )
+    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "faults")
+    assert done.returncode == 0, done.stderr
+    summary, samples, truth = _read(tmp_path / "faults")
+    assert summary["samples"] == len(samples) == len(truth)
+    expected_class = {"rate_limit_429": "http_status", "midstream_error": "midstream_error"}
+    expected: dict[str, int] = {}
+    for sample in samples:
+        faults = [f.partition("=")[0] for f in truth[sample["request_id"]]["faults"]]
+        want = expected_class[faults[0]] if faults else None
+        assert sample["error_class"] == want, (sample, faults)
+        if want:
+            expected[want] = expected.get(want, 0) + 1
+            if want == "http_status":
+                assert sample["status"] == 429
+    assert summary["errors"] == dict(sorted(expected.items()))
+    assert set(expected) == {"http_status", "midstream_error"}  # both kinds occurred
+    (group,) = summary["groups"]
+    assert group["n"] == len(samples) and group["ok"] == len(samples) - sum(expected.values())
+
+
+def test_bare_locust_command_works(tmp_path: Path) -> None:
+    from chatprobe.emulator import Emulator, EmulatorConfig
+
+    config = EmulatorConfig(
+        providers=("aimlapi",), ttft_ms=10, itl_ms=1, output_tokens=(8, 8), seed=3
+    )
+    with Emulator.in_subprocess(config) as emu:
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        env["CHATPROBE_OUT"] = str(tmp_path / "bare")
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "locust",
+                "-f",
+                "loadtests/locustfile.py",
+                "--headless",
+                "-u",
+                "5",
+                "-t",
+                "5s",
+                "--host",
+                emu.base_url("aimlapi"),
+                "--csv",
+                str(tmp_path / "bare" / "locust"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=ROOT,
+        )
+        stats = emu.stats()
+    assert done.returncode == 0, done.stderr[-2000:]
+    folder = tmp_path / "bare"
+    summary = orjson.loads((folder / "summary.json").read_bytes())
+    assert summary["groups"][0]["provider"] == "aimlapi"
+    assert summary["groups"][0]["model"] == "gemini-2.0-flash-exp"
+    assert summary["errors"] == {}
+    # locust's -t kills users mid-request: those are the emulator's client_closed ones
+    assert summary["samples"] == stats["by_outcome"].get("complete", 0) > 20
+    with open(folder / "locust_stats.csv", newline="") as fh:
+        rows = {(row["Type"], row["Name"]) for row in csv.DictReader(fh)}
+    for kind in ("POST", "TTFT", "ITL", "E2E"):
+        assert (kind, "aimlapi/gemini-2.0-flash-exp") in rows
+    assert load_results(folder).samples is not None
+
+
+def test_sigint_leaves_a_loadable_folder(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """
+targets: [{provider: apilaplas, model: gemini-2.0-flash-exp}]
+max_tokens: 16
+shape: {users: 4}
+duration: 60s
+emulator: {ttft_ms: 20, itl_ms: 2, output_tokens: 16}
+""",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chatprobe.cli",
+            "load",
+            "--quiet",
+            str(scenario),
+            "--out",
+            str(tmp_path),
+            "--run-id",
+            "stopped",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    folder = tmp_path / "stopped"
+    try:
+        deadline = time.monotonic() + 40
+        requests = 0
+        while time.monotonic() < deadline and requests < 30:
+            time.sleep(0.2)
+            try:
+                requests = orjson.loads((folder / "status.json").read_bytes())["requests"]
+            except (OSError, orjson.JSONDecodeError):
+                continue
+        assert requests >= 30, "the run did not get going"
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=40)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 130, stderr
+    summary = orjson.loads((folder / "summary.json").read_bytes())
+    assert summary["interrupted"] is True and summary["end_reason"] == "interrupted"
+    assert summary["duration_s"] < 40
+    results = load_results(folder)
+    assert results.meta["interrupted"] is True and results.meta["finished_at"]
+    assert results.samples is not None
+    assert len(results.samples) == summary["samples"] >= 30
+    assert not list(folder.glob("*.tmp"))
+
+
+def test_invalid_scenario_names_file_line_and_field(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        "targets: [{provider: openrouter, model: gemini-2.0-flash-001}]\nshape:\n  users: -3\n",
+    )
+    done = _load(str(scenario), timeout=30)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert f"{scenario}:3: shape.users:" in lines[0]
+    assert "Traceback" not in done.stderr
