@@ -63,6 +63,19 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def _complete_plain(buffer: bytearray) -> bool:
+    """True when ``buffer`` holds a whole non-chunked answer (an error status)."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0 or buffer.startswith(b"HTTP/1.1 200"):
+        return False
+    head = bytes(buffer[:end]).lower()
+    at = head.find(b"content-length:")
+    if at < 0:
+        return False
+    length = int(head[at + 15 :].split(b"\r\n", 1)[0])
+    return len(buffer) >= end + 4 + length
+
+
 class _Client(asyncio.Protocol):
     """Keeps one request in flight on one connection until told to stop."""
 
@@ -83,13 +96,16 @@ class _Client(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buffer = self.buffer
         buffer += data
-        if not buffer.endswith(_TERMINATOR):
-            return
         bench = self.bench
-        if buffer.startswith(b"HTTP/1.1 200") and b"data: [DONE]" in buffer[-64:]:
-            bench.streams += 1
+        if buffer.endswith(_TERMINATOR) and buffer.startswith(b"HTTP/1.1 200"):
+            if b"data: [DONE]" in buffer[-64:]:
+                bench.streams += 1
+            else:
+                bench.errors += 1
+        elif not _complete_plain(buffer):
+            return
         else:
-            bench.errors += 1
+            bench.errors += 1  # an error status with a plain body
         buffer.clear()
         if bench.running:
             self._send()
@@ -168,6 +184,7 @@ def measure_streams_per_second(
             zero_latency=True,
             tokens_per_chunk=tokens_per_chunk,
             truth_cap=10_000,
+            rate_limit_rpm=0,  # a :free model must not turn the run into 429s
         )
         emulator = Emulator.in_subprocess(config, cpu=emulator_cpu)
     cpus = os.cpu_count() or 1
@@ -177,7 +194,8 @@ def measure_streams_per_second(
             os.sched_setaffinity(0, {client_cpu})
         base = emulator.base_url(provider)
         path = base.split("/", 3)[3] if base.count("/") >= 3 else ""
-        model = next(iter(emulator.profile(provider).models.values())).id
+        models = list(emulator.profile(provider).models.values())
+        model = next((m for m in models if not m.rate_limit_rpm), models[0]).id
         body = {
             "model": model,
             "messages": [{"role": "user", "content": "Say hello to the benchmark."}],

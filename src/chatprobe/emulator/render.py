@@ -37,6 +37,7 @@ from chatprobe.profiles import ProviderProfile
 __all__ = ["Dialect", "StreamRender", "html_error_page", "status_line"]
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_MARK = "\x00chatprobe-content\x00"  # never in generated text (NUL is not a word char)
 _PACIFIC = timezone(timedelta(hours=-7))
 _NATIVE_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "error": "ERROR"}
 _OPENAI_TYPES = {
@@ -76,7 +77,8 @@ def html_error_page(status: int) -> bytes:
 class StreamRender:
     """A plan's stream, as rests: content steps, then the closing chunks."""
 
-    steps: list[list[tuple[bytes, int]]]  # per step: (rest, tokens) for each choice
+    steps: int  # content steps (a step holds one chunk of each choice still going)
+    content: list[tuple[int, bytes, int]]  # (step, rest, tokens), by step then choice
     tail: list[bytes]  # finish chunk per choice, then the usage chunk if any
 
 
@@ -99,6 +101,8 @@ class Dialect:
         self.usage_cost = self.envelope == "openrouter"
         self.role_every_delta = self.envelope == "openrouter"
         self.comment = profile.sse_comment.encode() if profile.sse_comment else None
+        self._templates: dict[tuple[str, int, bool], tuple[bytes, bytes]] = {}
+        self._upstreams: dict[str, str] = {}
         if self.envelope == "openrouter":
             self.message_extras: dict[str, Any] = {"refusal": None, "reasoning": None}
         elif self.envelope == "aimlapi":
@@ -122,10 +126,15 @@ class Dialect:
 
     # ------------------------------------------------------------------ shared parts
     def _upstream(self, plan: Plan) -> str:
-        family = plan.model.id.split("/", 1)[0] if "/" in plan.model.id else "google"
-        return {"google": "Google", "openai": "OpenAI", "anthropic": "Anthropic"}.get(
-            family, family.title()
-        )
+        """OpenRouter's ``provider`` field: who served the model (Google for google/...)."""
+        found = self._upstreams.get(plan.model.id)
+        if found is None:
+            family = plan.model.id.split("/", 1)[0] if "/" in plan.model.id else "google"
+            found = {"google": "Google", "openai": "OpenAI", "anthropic": "Anthropic"}.get(
+                family, family.title()
+            )
+            self._upstreams[plan.model.id] = found
+        return found
 
     def _usage(self, plan: Plan) -> dict[str, Any]:
         usage = plan.usage
@@ -195,6 +204,7 @@ class Dialect:
         return _rest({**self._meta(plan, "chat.completion.chunk"), "choices": [choice]})
 
     def _deltas(self, choice: ChoicePlan, k: int) -> list[tuple[dict[str, Any], int]]:
+        """Tool-call deltas: id, type and name first, then the arguments in pieces."""
         call = choice.tool_call
         out: list[tuple[dict[str, Any], int]] = []
         if call is not None:
@@ -221,17 +231,46 @@ class Dialect:
                 out.append(({"content": "".join(part)}, len(part)))
         return out
 
+    def _content_template(self, plan: Plan, index: int, role: bool) -> tuple[bytes, bytes]:
+        """The bytes around a content string in a content chunk, made by rendering the chunk
+        once with a marker, so a chunk costs one ``orjson.dumps(str)`` and two joins."""
+        key = (plan.model.name, index, role)
+        found = self._templates.get(key)
+        if found is None:
+            delta = {"role": "assistant", "content": _MARK} if role else {"content": _MARK}
+            rendered = self._chunk(plan, index, delta, None)
+            before, _, after = rendered.partition(orjson.dumps(_MARK))
+            found = self._templates[key] = (before, after)
+        return found
+
     def _render_stream(self, plan: Plan, k: int) -> StreamRender:
-        per_choice = []
+        per_choice: list[list[tuple[bytes, int]]] = []
+        dumps = orjson.dumps
         for choice in plan.choices:
-            rests = []
-            for position, (delta, tokens) in enumerate(self._deltas(choice, k)):
-                if position == 0 or self.role_every_delta:
-                    delta = {"role": "assistant", **delta}
-                rests.append((self._chunk(plan, choice.index, delta, None), tokens))
+            rests: list[tuple[bytes, int]] = []
+            if choice.tool_call is None:
+                pieces = choice.pieces
+                first = self._content_template(plan, choice.index, True)
+                later = (
+                    first
+                    if self.role_every_delta
+                    else (self._content_template(plan, choice.index, False))
+                )
+                for i in range(0, len(pieces), k):
+                    before, after = first if i == 0 else later
+                    part = pieces[i] if k == 1 else "".join(pieces[i : i + k])
+                    rests.append((before + dumps(part) + after, min(k, len(pieces) - i)))
+            else:
+                for position, (delta, tokens) in enumerate(self._deltas(choice, k)):
+                    if position == 0 or self.role_every_delta:
+                        delta = {"role": "assistant", **delta}
+                    rests.append((self._chunk(plan, choice.index, delta, None), tokens))
             per_choice.append(rests)
         depth = max((len(r) for r in per_choice), default=0)
-        steps = [[r[j] for r in per_choice if j < len(r)] for j in range(depth)]
+        if len(per_choice) == 1:
+            content = [(j, *pair) for j, pair in enumerate(per_choice[0])]
+        else:
+            content = [(j, *r[j]) for j in range(depth) for r in per_choice if j < len(r)]
         tail = []
         for choice, rests in zip(plan.choices, per_choice, strict=True):
             delta: dict[str, Any] = {}
@@ -248,7 +287,7 @@ class Dialect:
                     }
                 )
             )
-        return StreamRender(steps, tail)
+        return StreamRender(depth, content, tail)
 
     def midstream_error_rest(self, plan: Plan) -> bytes:
         """An OpenRouter-style error event: top-level ``error`` plus a choice ending in error."""

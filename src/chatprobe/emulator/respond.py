@@ -380,10 +380,15 @@ class Responder:
     ) -> tuple[int, list[int]]:
         """TTFT (ns) and the gap (ns) before each later content step."""
         ttft = _lognormal(rng, latency.ttft_ms, latency.ttft_sigma)
-        gaps_ms = [
-            _lognormal(rng, latency.itl_ms * latency.tokens_per_chunk, latency.itl_sigma)
-            for _ in range(max(0, plan_steps - 1))
-        ]
+        count = max(0, plan_steps - 1)
+        median = latency.itl_ms * latency.tokens_per_chunk
+        if median <= 0:
+            gaps_ms = [0.0] * count
+        elif latency.itl_sigma <= 0:
+            gaps_ms = [median] * count
+        else:
+            gauss, sigma = rng.gauss, latency.itl_sigma
+            gaps_ms = [median * math.exp(sigma * gauss(0.0, 1.0)) for _ in range(count)]
         record.ttft_ms_intended = ttft
         record.itl_ms_intended = sum(gaps_ms) / (tokens - 1) if tokens > 1 else None
         return int(ttft * 1e6), [int(g * 1e6) for g in gaps_ms]
@@ -421,12 +426,12 @@ class Responder:
         head = _head(status, _JSON, len(body), record.request_id, req.keep_alive)
         tokens = plan.completion_tokens if "midstream_error" not in by_kind else 0
         half = len(body) // 2
-        if "reset_midstream" in by_kind:
-            return Reply([(t_done, head + body[:half], HEADERS, 0)], ABORT, record)
-        if "truncated_body" in by_kind:
-            return Reply([(t_done, head + body[:half], HEADERS, 0)], FIN, record)
-        if "stall" in by_kind:
-            pause = int((by_kind["stall"].param or 2.0) * 1e9)
+        pause = int((by_kind["stall"].param or 2.0) * 1e9) if "stall" in by_kind else 0
+        for kind, end in (("reset_midstream", ABORT), ("truncated_body", FIN)):
+            if kind in by_kind:
+                end_at = t_done + pause if pause else None  # a stall, then the cut
+                return Reply([(t_done, head + body[:half], HEADERS, 0)], end, record, end_at)
+        if pause:
             marks = CONTENT | EVENT | END if tokens else END
             return Reply(
                 [
@@ -453,7 +458,7 @@ class Responder:
     ) -> Reply:
         dialect = served.dialect
         render = dialect.stream(plan, latency.tokens_per_chunk)
-        ttft, gaps = self._schedule(len(render.steps), plan.completion_tokens, latency, rng, record)
+        ttft, gaps = self._schedule(render.steps, plan.completion_tokens, latency, rng, record)
         now = time.time()
         head_json = Dialect.head(dialect.new_id(rng, now), int(now))
         length = len(head_json) + 8
@@ -473,19 +478,15 @@ class Responder:
                     break
         # Content events, choice by choice within a step.
         content: list[tuple[int, bytes, int, int]] = []
+        append = content.append
         t = t_first
-        for j, group in enumerate(render.steps):
-            if j:
-                t += gaps[j - 1]
-            for rest, tokens in group:
-                content.append(
-                    (
-                        t,
-                        b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest),
-                        CONTENT | EVENT,
-                        tokens,
-                    )
-                )
+        current = 0
+        for step, rest, tokens in render.content:
+            if step != current:  # steps are consecutive: 0, 1, 2, ...
+                t += gaps[step - 1]
+                current = step
+            data = b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest)
+            append((t, data, CONTENT | EVENT, tokens))
         tail = [
             (t, b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest), EVENT, 0)
             for rest in render.tail

@@ -58,6 +58,7 @@ WORDS: tuple[str, ...] = tuple(
     façade déjà smörgåsbord 東京 数据 模型 время данные
     """.split()  # noqa: SIM905 - a word list reads better as text
 )
+_SPACED = tuple(" " + w for w in WORDS)
 _COMMA, _END_MARKS = ",", (".", ".", ".", ".", "!", "?")
 
 
@@ -86,21 +87,23 @@ def text_seed(seed: int, model_id: str, messages: Any, choice: int) -> int:
 
 def generate_pieces(text_seed_value: int, length: int) -> list[str]:
     """``length`` one-token pieces of sentence-like text (capitalised, commas, full stops)."""
-    rng = random.Random(text_seed_value)
+    draw = random.Random(text_seed_value).random
     pieces: list[str] = []
-    words = WORDS
+    append = pieces.append
+    words = _SPACED
+    n_words = len(words)
     while len(pieces) < length:
-        sentence = rng.randint(4, 13)
+        sentence = 4 + int(draw() * 10)
         for position in range(sentence):
             if len(pieces) >= length:
                 break
-            word = words[rng.randrange(len(words))]
+            word = words[int(draw() * n_words)]
             if position == 0:
-                word = word[:1].upper() + word[1:]
-            pieces.append(word if not pieces else " " + word)
+                word = word[0] + word[1].upper() + word[2:]
+            append(word if pieces else word[1:])
             last = position == sentence - 1
-            if len(pieces) < length and (last or rng.random() < 0.1):
-                pieces.append(_END_MARKS[rng.randrange(len(_END_MARKS))] if last else _COMMA)
+            if len(pieces) < length and (last or draw() < 0.1):
+                append(_END_MARKS[int(draw() * len(_END_MARKS))] if last else _COMMA)
     return pieces
 
 

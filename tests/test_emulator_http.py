@@ -1,0 +1,180 @@
+"""HTTP/1.1 behaviour of the emulator's own server: keep-alive, pipelining, framing."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+
+from chatprobe.client import ChatClient
+from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig, count_tokens
+from chatprobe.sse import SSEDecoder
+
+MODEL = "google/gemini-2.0-flash-001"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hello there."}]}
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Emulator]:
+    config = EmulatorConfig(providers=("openrouter",), zero_latency=True, max_body=2048)
+    with Emulator.in_thread(config) as emulator:
+        yield emulator
+
+
+def _raw(emu: Emulator, payload: bytes, *, read_until_close: bool = True) -> bytes:
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+        sock.sendall(payload)
+        if not read_until_close:
+            return sock.recv(65536)
+        parts = []
+        while chunk := sock.recv(65536):
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+def _request(body: bytes, *, close: bool = False) -> bytes:
+    return (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer "
+        + DEMO_KEY.encode()
+        + b"\r\n"
+        + (b"Connection: close\r\n" if close else b"")
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+def test_keep_alive_reuses_one_connection(emu: Emulator) -> None:
+    ports = set()
+    with httpx.Client(trust_env=False) as http:
+        for stream in (False, True, False):
+            response = http.post(
+                emu.base_url() + "/chat/completions",
+                json={**BODY, "stream": stream},
+                headers={"Authorization": f"Bearer {DEMO_KEY}"},
+            )
+            assert response.status_code == 200
+            stream_info = response.extensions["network_stream"]
+            ports.add(stream_info.get_extra_info("client_addr")[1])
+    assert len(ports) == 1
+
+
+def test_pipelined_requests_are_answered_in_order(emu: Emulator) -> None:
+    one = orjson.dumps({**BODY, "max_tokens": 1})
+    two = orjson.dumps({**BODY, "max_tokens": 2, "stream": True})
+    data = _raw(emu, _request(one) + _request(two, close=True))
+    assert data.count(b"HTTP/1.1 200 OK") == 2
+    first, second = data.split(b"HTTP/1.1 200 OK")[1:]
+    assert b"application/json" in first and b"text/event-stream" in second
+    assert second.rstrip().endswith(b"0")  # the chunked stream is terminated
+    assert b"Connection: close" in second
+
+
+def test_chunked_request_body_is_accepted(emu: Emulator) -> None:
+    def body() -> Iterator[bytes]:
+        raw = orjson.dumps(BODY)
+        yield raw[:10]
+        yield raw[10:]
+
+    with httpx.Client(trust_env=False) as http:
+        response = http.post(
+            emu.base_url() + "/chat/completions",
+            content=body(),
+            headers={"Authorization": f"Bearer {DEMO_KEY}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"]
+
+
+def test_chunked_request_body_over_the_limit_is_413(emu: Emulator) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"model": "' + MODEL.encode() + b'", "messages": [{"role": "user", "content": "'
+        for _ in range(10):
+            yield b"x" * 500
+        yield b'"}]}'
+
+    with httpx.Client(trust_env=False) as http:
+        response = http.post(
+            emu.base_url() + "/chat/completions",
+            content=body(),
+            headers={"Authorization": f"Bearer {DEMO_KEY}"},
+        )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == 413
+
+
+def test_malformed_http_gets_400_and_close(emu: Emulator) -> None:
+    data = _raw(emu, b"NONSENSE\x00\x01 / HTTP/9.9\r\n\r\n")
+    assert data.startswith(b"HTTP/1.1 400")
+
+
+def test_wrong_method_and_unknown_path(emu: Emulator) -> None:
+    with httpx.Client(trust_env=False) as http:
+        assert http.get(emu.base_url() + "/chat/completions").status_code == 405
+        assert http.post(emu.url("/nowhere"), json={}).status_code == 404
+        assert http.get(emu.url("/_chatprobe/requests?since=abc")).status_code == 400
+
+
+def test_tokens_per_chunk_and_event_times() -> None:
+    config = EmulatorConfig(
+        providers=("aimlapi",),
+        ttft_ms=5,
+        itl_ms=1,
+        sigma=0,
+        tokens_per_chunk=3,
+        output_tokens=(10, 10),
+        record_event_times=True,
+    )
+    with (
+        Emulator.in_thread(config) as emu,
+        ChatClient(emu.profile("aimlapi"), api_key=DEMO_KEY) as client,
+    ):
+        record = client.chat(
+            {
+                "messages": BODY["messages"],
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+            model="gemini-2.0-flash-exp",
+        )
+        truth = emu.truth()[-1]
+    contents = [
+        c["choices"][0]["delta"]["content"]
+        for c in record.chunks
+        if c["choices"] and c["choices"][0]["delta"].get("content")
+    ]
+    assert [count_tokens(c) for c in contents] == [3, 3, 3, 1]
+    assert record.usage is not None and record.usage["completion_tokens"] == 10
+    assert truth["chunks"] == 4 and truth["tokens_sent"] == 10
+    # 4 content events + finish + usage + [DONE], each with its write time
+    assert len(truth["event_times_ns"]) == 7
+    assert truth["event_times_ns"] == sorted(truth["event_times_ns"])
+    assert truth["t_first_content_ns"] == truth["event_times_ns"][0]
+    # Targets are absolute from arrival: first content at the 5 ms draw, then three gaps of
+    # 3 tokens x 1 ms; a write may go out up to 0.2 ms early (coalescing slack).
+    assert truth["t_first_content_ns"] - truth["t_received_ns"] >= 4.8e6
+    assert truth["t_last_content_ns"] - truth["t_received_ns"] >= 13.8e6
+
+
+def test_sse_bytes_are_well_framed(emu: Emulator) -> None:
+    data = _raw(emu, _request(orjson.dumps({**BODY, "stream": True}), close=True))
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Transfer-Encoding: chunked" in head
+    # De-chunk, then decode the SSE with the project's decoder.
+    payload, rest = b"", body
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        payload += rest[:size]
+        assert rest[size : size + 2] == b"\r\n"
+        rest = rest[size + 2 :]
+    decoder = SSEDecoder()
+    events = decoder.decode(payload) + decoder.flush()
+    data_events = [e for e in events if hasattr(e, "data")]
+    assert data_events[-1].data == "[DONE]"
+    assert all(e.terminated for e in data_events)
