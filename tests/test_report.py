@@ -126,7 +126,7 @@ def test_sweep_and_conformance(report) -> None:
         assert points[0].requests_per_s < points[-1].requests_per_s
     conf = report.conformance
     assert conf.matrix["apilaplas"]["max_tokens_honoured"] == "fail"
-    reasons = {(p, c): why for p, c, why in conf.deviations}
+    reasons = {(p, c): why for p, c, why, _seen in conf.deviations}
     assert "message.refusal" in reasons[("aimlapi", "strict_response_schema")]
     assert "code" in reasons[("openrouter", "strict_error_envelope")]
     assert conf.totals["apilaplas"]["fail"] == 1 and conf.failures[0][0] == "apilaplas"

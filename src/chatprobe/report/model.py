@@ -162,7 +162,8 @@ class Conformance:
     matrix: dict[str, dict[str, str]] = field(default_factory=dict)
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
     outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # provider -> outcome
-    deviations: list[tuple[str, str, str]] = field(default_factory=list)  # provider, check, why
+    # provider, check, documented reason, evidence (a finding message as received)
+    deviations: list[tuple[str, str, str, str]] = field(default_factory=list)
     failures: list[tuple[str, str, str, str, str]] = field(default_factory=list)
     excerpts: list[tuple[str, str, str]] = field(default_factory=list)  # provider, model, text
     data_source: str = ""
@@ -257,7 +258,7 @@ def build_report(
                 f"{res.run_id}: the run was interrupted; figures cover what was measured."
             )
         if res.samples is not None and len(res.samples):
-            groups, sweep = _groups_from_samples(res, res.samples, report.slo)
+            groups, sweep = _groups_from_samples(res, res.samples, report.slo, report.warnings)
             report.groups.extend(groups)
             report.sweep.extend(sweep)
         elif res.summary is not None:
@@ -449,9 +450,19 @@ def _buckets(t: SampleTable) -> list[list[int]]:
 
 
 def _groups_from_samples(
-    res: Results, t: SampleTable, slo: dict[str, float]
+    res: Results, t: SampleTable, slo: dict[str, float], warnings: list[str]
 ) -> tuple[list[GroupStats], list[SweepPoint]]:
     buckets = _buckets(t)
+    if not any(buckets[4 * g] or buckets[4 * g + 2] for g in range(len(t.groups))):
+        # Shorter than its warm-up: better figures with a warning than no figures at all.
+        warnings.append(
+            f"{res.run_id}: every request fell inside the warm-up (the run was shorter than "
+            "it); the figures include warm-up requests."
+        )
+        for g in range(len(t.groups)):
+            buckets[4 * g] += buckets[4 * g + 1]
+            buckets[4 * g + 2] += buckets[4 * g + 3]
+            buckets[4 * g + 1], buckets[4 * g + 3] = [], []
     offsets = t.floats["t_offset_s"]
     if len(offsets) and all(v != v for v in offsets[:100]):  # no offsets: derive from wall
         walls = t.floats["t_wall"]
@@ -689,6 +700,7 @@ def _conformance(folders: list[Results]) -> Conformance | None:
     conf = Conformance()
     sources = set()
     deviations: dict[tuple[str, str], str] = {}
+    evidence: dict[tuple[str, str], str] = {}
     for res in folders:
         contract = res.contract or {}
         sources.add(str(contract.get("data_source") or res.data_source))
@@ -717,6 +729,11 @@ def _conformance(folders: list[Results]) -> Conformance | None:
                     deviations.setdefault(
                         (provider, str(dev["check"])), str(dev.get("reason") or "")
                     )
+            if outcome == "deviation":
+                for finding in result.get("findings") or []:
+                    if isinstance(finding, dict) and finding.get("message"):
+                        key = (provider, str(finding.get("check") or ""))
+                        evidence.setdefault(key, str(finding["message"])[:400])
             if outcome in ("failed", "error"):
                 findings = result.get("findings") or [{}]
                 for finding in findings[:3]:
@@ -747,7 +764,9 @@ def _conformance(folders: list[Results]) -> Conformance | None:
             if status == "deviation" and (provider, check) not in deviations:
                 deviations[(provider, check)] = _profile_deviation(provider, check)
         conf.totals[provider] = totals
-    conf.deviations = sorted((p, c, why) for (p, c), why in deviations.items())
+    conf.deviations = sorted(
+        (p, c, why, evidence.get((p, c), "")) for (p, c), why in deviations.items()
+    )
     return conf
 
 

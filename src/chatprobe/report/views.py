@@ -229,11 +229,16 @@ def _conformance(report: Report) -> Section:
         section.blocks.append(
             table(
                 "deviations",
-                "Documented deviations",
-                ["provider", "check", "reason"],
+                "Documented deviations, with what was received",
+                ["provider", "check", "documented reason", "evidence (as received)"],
                 [
-                    [Cell(p), Cell(c), Cell(why or "(no reason given)")]
-                    for p, c, why in conf.deviations
+                    [
+                        Cell(p, "name"),
+                        Cell(c, "check"),
+                        Cell(why or "(no reason given)"),
+                        Cell(seen or NA, "provider-text"),
+                    ]
+                    for p, c, why, seen in conf.deviations
                 ],
             )
         )

@@ -1,0 +1,230 @@
+"""``chatprobe run``: the main job: contract checks, a short load run, then the report.
+
+Each step is the real command in a child process (``chatprobe check``, ``chatprobe load``),
+so nothing here re-implements them, and pytest and locust (gevent) never share a process.
+The children run in their own session: a Ctrl-C reaches only this process, which forwards
+it once to the running child (the load run then ends early and keeps its samples), skips the
+remaining measurements and still builds the report from what was measured.
+
+Every child gets ``$CHATPROBE_RUN_GROUP``, so their results folders share one group id that
+the report (and a later plain ``chatprobe report``) uses to find them.
+
+Keys: a provider whose API-key variable is set is checked and loaded live; one without
+is served by the built-in emulator (``data_source: emulated`` in its folder and report).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from chatprobe.errors import ChatprobeError, ConfigError
+
+DEFAULT_SCENARIO = "compare"
+DEFAULT_DURATION_S = 40.0
+
+
+@dataclass
+class _State:
+    child: subprocess.Popen[bytes] | None = None
+    signals: list[int] = field(default_factory=list)
+
+    @property
+    def interrupted(self) -> bool:
+        return bool(self.signals)
+
+
+@contextmanager
+def _forward_signals(state: _State) -> Iterator[None]:
+    """Record SIGINT/SIGTERM and pass each one on to the running child."""
+
+    def handler(signum: int, _frame: object) -> None:
+        state.signals.append(signum)
+        child = state.child
+        if child is not None and child.poll() is None:
+            with suppress(ProcessLookupError):
+                child.send_signal(signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _split(values: tuple[str, ...]) -> list[str]:
+    return [p.strip() for v in values for p in v.split(",") if p.strip()]
+
+
+def _step(console: object, number: int, total: int, title: str) -> float:
+    console.rule(f"[bold][{number}/{total}] {title}")  # type: ignore[attr-defined]
+    return time.monotonic()
+
+
+def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
+    """Run ``python -m chatprobe.cli ARGV`` in its own session; returns its exit status."""
+    command = [sys.executable, "-m", "chatprobe.cli", *argv]
+    # The children's own output goes to stderr: stdout carries only the report's path.
+    state.child = subprocess.Popen(
+        command, env=env, start_new_session=True, stdout=sys.stderr.fileno()
+    )
+    try:
+        while True:
+            try:
+                return state.child.wait()
+            except KeyboardInterrupt:  # pragma: no cover - the handler replaces SIGINT
+                continue
+    finally:
+        state.child = None
+
+
+@click.command(name="run")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report folder (default: reports/<run-id>/).",
+)
+@click.option(
+    "--results",
+    "results_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Results root (default: $CHATPROBE_RESULTS or ./results).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_DURATION_S,
+    show_default=True,
+    help="Seconds of load, the scenario's warm-up included (5 s for compare).",
+)
+@click.option(
+    "--providers",
+    "providers",
+    multiple=True,
+    metavar="NAME[,NAME]",
+    help="Only these providers (repeatable or comma-separated; default: all three).",
+)
+@click.option(
+    "--scenario",
+    default=DEFAULT_SCENARIO,
+    show_default=True,
+    help="Load scenario (a name under loadtests/scenarios/ or a YAML file).",
+)
+@click.option("--skip-check", is_flag=True, help="No contract checks.")
+@click.option("--skip-load", is_flag=True, help="No load run.")
+def run(
+    out: Path | None,
+    results_dir: Path | None,
+    duration: float,
+    providers: tuple[str, ...],
+    scenario: str,
+    skip_check: bool,
+    skip_load: bool,
+) -> None:
+    """Contract checks, a short load run and the comparison report, in one command.
+
+    With no API key set, every provider is served by the built-in emulator and the whole
+    job takes about a minute; with AIMLAPI_API_KEY, APILAPLAS_API_KEY or OPENROUTER_API_KEY
+    set, that provider is checked and measured live. Ctrl-C stops the measuring and still
+    writes the report from what was measured. Prints the report's path.
+    """
+    from rich.console import Console
+
+    from chatprobe.profiles import list_profiles, load_profile
+    from chatprobe.report import build_report_files
+    from chatprobe.results import (
+        GROUP_ENV,
+        RESULTS_ENV,
+        find_run_folders,
+        new_run_id,
+        results_root,
+    )
+
+    console = Console(stderr=True)
+    names = _split(providers) or list_profiles()
+    profiles = [load_profile(n) for n in names]  # an unknown name fails here, listing known
+    live = [p.name for p in profiles if p.api_key()]
+    emulated = [p.name for p in profiles if p.name not in live]
+    group = new_run_id()
+    root = Path(results_dir) if results_dir is not None else results_root()
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, GROUP_ENV: group, RESULTS_ENV: str(root.resolve())}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+
+    steps: list[tuple[str, list[str]]] = []
+    if not skip_check:
+        if emulated:
+            argv = ["check", "--live", "--emulator", *_each("--provider", emulated)]
+            steps.append((f"contract checks against the emulator: {', '.join(emulated)}", argv))
+        if live:
+            argv = ["check", "--live", *_each("--provider", live)]
+            steps.append((f"contract checks, live: {', '.join(live)}", argv))
+    if not skip_load:
+        steps.append(
+            (
+                f"load: {scenario}, {duration:g}s",
+                ["load", scenario, "--duration", f"{duration:g}s", *_each("--provider", names)],
+            )
+        )
+    total = len(steps) + 1
+    console.print(
+        f"chatprobe run {group}: providers {', '.join(names)} "
+        f"(live: {', '.join(live) or 'none'}; emulated: {', '.join(emulated) or 'none'})"
+    )
+    state = _State()
+    failed: list[str] = []
+    started = time.monotonic()
+    with _forward_signals(state):
+        for number, (title, argv) in enumerate(steps, 1):
+            if state.interrupted:
+                console.print(f"[yellow]skipped[/] {title} (interrupted)")
+                continue
+            t0 = _step(console, number, total, title)
+            code = _run_child(state, argv, env)
+            console.print(f"{title}: exit {code} in {time.monotonic() - t0:.1f}s")
+            if code not in (0, 1) and not state.interrupted:
+                failed.append(f"{title} (exit {code})")
+        _step(console, total, total, "report")
+        folders = [f for f in find_run_folders(root) if _group_of(f) == group]
+        if not folders:
+            raise ConfigError(
+                "the run produced no results folder to report on"
+                + (" (interrupted before any step finished)" if state.interrupted else ""),
+                path=str(root),
+            )
+        index = build_report_files(folders, out=out)
+    console.print(f"done in {time.monotonic() - started:.0f}s; report:")
+    click.echo(str(index))
+    if failed:
+        console.print(f"[red]steps that failed:[/] {'; '.join(failed)}")
+    if state.interrupted:
+        console.print("[yellow]interrupted[/]: the report covers what was measured")
+        sys.exit(130)
+    sys.exit(1 if failed else 0)
+
+
+def _each(flag: str, values: list[str]) -> list[str]:
+    return [item for value in values for item in (flag, value)]
+
+
+def _group_of(folder: Path) -> str | None:
+    from chatprobe.results import read_meta
+
+    try:
+        return read_meta(folder).get("group")
+    except ChatprobeError:
+        return None
