@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "List provider profiles, models and documented deviations.",
     ),
     "report": ("chatprobe.commands.report", "report", "Build the provider comparison report."),
+    "run": ("chatprobe.commands.run", "run", "Checks, a short load run and the report."),
     "load": ("chatprobe.commands.load", "load", "Run a locust load test: TTFT, ITL, throughput."),
     "emulate": ("chatprobe.commands.emulate", "emulate", "Serve emulated providers offline."),
 }
