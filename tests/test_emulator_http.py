@@ -178,3 +178,22 @@ def test_sse_bytes_are_well_framed(emu: Emulator) -> None:
     data_events = [e for e in events if hasattr(e, "data")]
     assert data_events[-1].data == "[DONE]"
     assert all(e.terminated for e in data_events)
+
+
+def test_expect_100_continue_is_answered(emu: Emulator) -> None:
+    body = orjson.dumps(BODY)
+    request = _request(body).replace(b"Host: x\r\n", b"Host: x\r\nExpect: 100-continue\r\n")
+    head, _, rest = request.partition(b"\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+        sock.sendall(head + b"\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(rest)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+
+
+def test_public_api_names_exist() -> None:
+    import chatprobe.emulator as api
+
+    for name in api.__all__:
+        assert getattr(api, name) is not None, name
+    assert set(api.__all__) >= {"Emulator", "EmulatorConfig", "DEMO_KEY", "FAULT_KINDS"}

@@ -252,8 +252,8 @@ class Responder:
                 return error(401, "No API key provided: send Authorization: Bearer <key>")
             if key not in self.keys:
                 return error(401, "Invalid API key")
-        else:
-            key = "anonymous"
+        else:  # no auth: rate limits still count per presented key
+            key = _bearer(req.headers.get(b"authorization")) or "anonymous"
         try:
             plan = self._plan(served.profile, req)
         except Reject as reject:
