@@ -176,3 +176,36 @@ def test_latest_run_folders_by_group_then_by_kind(
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no results found"):
         latest_run_folders(tmp_path / "empty")
+
+
+def test_parallel_reading_matches_one_process(tmp_path: Path) -> None:
+    from chatprobe.results import load_samples
+
+    rows = [
+        sample(
+            i,
+            model=("a", "b", "c")[i % 3],
+            error_class="http_status" if i % 7 == 0 else None,
+            error_detail=f"HTTP 5{i % 3}0",
+            users=1 + i // 100,
+            output_excerpt=f"text {i}",
+        )
+        for i in range(400)
+    ]
+    folder = make_folder(tmp_path, rows)
+    path = folder / "samples.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[150] = b"garbage\n"
+    lines[330] = b"{broken\n"
+    path.write_bytes(b"".join(lines) + b'{"provider": "aim')
+    one = load_samples(path, processes=1)
+    many = load_samples(path, processes=3)
+    assert one[1:] == many[1:] == (3, [151, 331, 401], True)
+    a, b = one[0], many[0]
+    assert a.groups == b.groups and a.error_classes == b.error_classes and a.stages == b.stages
+    assert list(a.group) == list(b.group) and list(a.error) == list(b.error)
+    assert list(a.stage) == list(b.stage) and a.warmup == b.warmup
+    assert all(a.floats[k].tobytes() == b.floats[k].tobytes() for k in a.floats)  # NaN too
+    assert all(list(a.ints[k]) == list(b.ints[k]) for k in a.ints)
+    assert a.error_details == b.error_details and list(a.token_estimated) == list(b.token_estimated)
+    assert {g: len(x) for g, x in a.excerpts.items()} == {g: len(x) for g, x in b.excerpts.items()}

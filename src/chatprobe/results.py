@@ -29,6 +29,7 @@ import sys
 import time
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -494,21 +495,31 @@ def _read_optional(path: Path, what: str) -> dict[str, Any] | None:
 _CHUNK = 4 << 20  # bytes read and parsed at once
 
 
-def iter_sample_batches(path: Path) -> Iterator[tuple[list[Any], list[int], bool]]:
+def iter_sample_batches(
+    path: Path, start: int = 0, end: int | None = None, first_line: int = 1
+) -> Iterator[tuple[list[Any], list[int], bool]]:
     """Yield ``(rows, bad_line_numbers, truncated_tail)`` per chunk of ``samples.jsonl``.
 
     A chunk of whole lines is parsed with one ``orjson.loads`` of the lines joined as a
     JSON array (fast); if that fails, line by line, so one bad line costs only itself. A
-    last line with no newline that does not parse is a truncated tail.
+    last line with no newline that does not parse is a truncated tail. ``start``/``end``
+    select a byte range that begins at a line start (for parallel reading).
     """
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", path=str(path)) from None
     with fh:
+        fh.seek(start)
+        remaining = -1 if end is None else end - start
         rest = b""
-        line = 1  # number of the first line in the next body
-        while chunk := fh.read(_CHUNK):
+        line = first_line  # number of the first line in the next body
+        while remaining != 0:
+            chunk = fh.read(_CHUNK if remaining < 0 else min(_CHUNK, remaining))
+            if not chunk:
+                break
+            if remaining > 0:
+                remaining -= len(chunk)
             data = rest + chunk
             cut = data.rfind(b"\n")
             if cut < 0:
@@ -542,19 +553,125 @@ def _parse_body(body: bytes, first_line: int) -> tuple[list[Any], list[int]]:
     return rows, bad
 
 
-def load_samples(path: Path) -> tuple[SampleTable, int, list[int], bool]:
-    """Parse ``samples.jsonl`` into a :class:`SampleTable`: (table, skipped, first bad, cut)."""
+PARALLEL_MIN_BYTES = 32 << 20  # below this, one process reads faster than a pool starts
+
+
+@dataclass
+class _Part:
+    """What one reader of a byte range found."""
+
+    table: SampleTable
+    lines: int
+    skipped: int
+    bad: list[int]
+    truncated: bool
+
+
+def _load_range(path: str, start: int, end: int | None) -> _Part:
     builder = _TableBuilder()
     skipped = 0
-    first_bad: list[int] = []
+    bad_lines: list[int] = []
     truncated = False
+    lines = 0
     with _no_gc():
-        for rows, bad, cut in iter_sample_batches(path):
+        for rows, bad, cut in iter_sample_batches(Path(path), start, end):
             builder.add(rows)
             skipped += len(bad)
-            first_bad.extend(bad[: max(0, 10 - len(first_bad))])
+            bad_lines.extend(bad[: max(0, 10 - len(bad_lines))])
             truncated = truncated or cut
-    return builder.t, skipped, first_bad, truncated
+    if end is not None or start:
+        with open(path, "rb") as fh:  # line count of the range, for global line numbers
+            fh.seek(start)
+            todo = -1 if end is None else end - start
+            while todo != 0 and (block := fh.read(_CHUNK if todo < 0 else min(_CHUNK, todo))):
+                lines += block.count(b"\n")
+                todo = todo - len(block) if todo > 0 else todo
+    return _Part(builder.t, lines, skipped, bad_lines, truncated)
+
+
+def _ranges(path: Path, size: int, parts: int) -> list[tuple[int, int | None]]:
+    """Split a file into ``parts`` byte ranges that start at line starts."""
+    bounds = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, parts):
+            fh.seek(size * k // parts)
+            fh.readline()  # move to the next line start
+            bounds.append(max(fh.tell(), bounds[-1]))
+    ends: list[int | None] = [*bounds[1:], None]
+    return [(a, b) for a, b in zip(bounds, ends, strict=True) if b is None or b > a]
+
+
+def _merge(parts: list[_Part]) -> tuple[SampleTable, int, list[int], bool]:
+    """Concatenate range tables in file order, re-coding categories."""
+    out = _TableBuilder()
+    t = out.t
+    offset = 0
+    skipped = 0
+    bad: list[int] = []
+    truncated = False
+    for part in parts:
+        p = part.table
+        gmap = [out._codes([key], out._group_codes, t.groups)[0] for key in p.groups]
+        emap = [out._codes([key], out._error_codes, t.error_classes)[0] for key in p.error_classes]
+        smap = [out._codes([key], out._stage_codes, t.stages)[0] for key in p.stages]
+        t.group.extend(array("H", [gmap[g] for g in p.group]))
+        t.error.extend(array("H", [emap[e] for e in p.error]))
+        t.stage.extend(array("H", [smap[x] for x in p.stage]))
+        t.warmup.extend(p.warmup)
+        for name, col in p.floats.items():
+            t.floats[name].extend(col)
+        for name, col in p.ints.items():
+            t.ints[name].extend(col)
+        while len(t.token_estimated) < len(t.groups):
+            t.token_estimated.append(0)
+        for g, count in enumerate(p.token_estimated):
+            t.token_estimated[gmap[g]] += count
+        for (g, cls, msg), count in p.error_details.items():
+            key = (gmap[g], cls, msg)
+            t.error_details[key] = t.error_details.get(key, 0) + count
+        for g, texts in p.excerpts.items():
+            kept = t.excerpts.setdefault(gmap[g], [])
+            kept.extend(texts[: max(0, _MAX_EXCERPTS - len(kept))])
+        t.scenarios.extend(x for x in p.scenarios if x not in t.scenarios)
+        skipped += part.skipped
+        bad.extend(n + offset for n in part.bad[: max(0, 10 - len(bad))])
+        truncated = truncated or part.truncated
+        offset += part.lines
+    return t, skipped, bad, truncated
+
+
+def load_samples(
+    path: Path, *, processes: int | None = None
+) -> tuple[SampleTable, int, list[int], bool]:
+    """Parse ``samples.jsonl`` into a :class:`SampleTable`: (table, skipped, first bad, cut).
+
+    Large files are read by one process per CPU (at most 4), each parsing a byte range into
+    columns that are then concatenated: parsing JSON is the bulk of a report's time.
+    """
+    size = path.stat().st_size if path.exists() else 0
+    if processes is None:
+        processes = min(4, os.cpu_count() or 1) if size >= PARALLEL_MIN_BYTES else 1
+    if processes > 1:
+        try:
+            return _load_parallel(path, size, processes)
+        except (OSError, RuntimeError, ValueError, BrokenProcessPool):
+            pass  # no fork here, or a pool that could not start: read in this process
+    part = _load_range(str(path), 0, None)
+    return part.table, part.skipped, part.bad, part.truncated
+
+
+def _load_parallel(
+    path: Path, size: int, processes: int
+) -> tuple[SampleTable, int, list[int], bool]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ranges = _ranges(path, size, processes)
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(len(ranges), mp_context=context) as pool:
+        futures = [pool.submit(_load_range, str(path), a, b) for a, b in ranges]
+        parts = [f.result() for f in futures]
+    return _merge(parts)
 
 
 @contextlib.contextmanager

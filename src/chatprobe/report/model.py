@@ -346,7 +346,11 @@ def _finite(values: Any) -> list[float]:
 
 def _take(col: Any, idx: list[int]) -> list[float]:
     """``col[i]`` for ``i`` in ``idx``, NaNs (missing values) dropped."""
-    return [v for v in map(col.__getitem__, idx) if v == v]
+    values = list(map(col.__getitem__, idx))
+    total = sum(values)
+    if total == total:  # no NaN (a NaN or inf - inf would make the sum NaN): keep them all
+        return values
+    return [v for v in values if v == v]
 
 
 def _dist(values: list[float], seed: int, *, ci: bool = True) -> tuple[Dist, list[float]]:
@@ -587,11 +591,15 @@ def _sweep_from_samples(
     stage = t.stage
     n_stages = len(t.stages)
     spans: list[list[float]] = [[math.inf, -math.inf] for _ in range(n_stages)]
-    cells: dict[tuple[int, int], list[int]] = {}
-    for g in range(len(t.groups)):
+    n_groups = len(t.groups)
+    flat: list[list[int]] = [[] for _ in range(n_stages * n_groups)]
+    for g in range(n_groups):
         for failed in (0, 2):
-            for i in buckets[4 * g + failed]:
-                cells.setdefault((stage[i], g), []).append(i)
+            indices = buckets[4 * g + failed]
+            appenders = [flat[x * n_groups + g].append for x in range(n_stages)]
+            for i, x in zip(indices, map(stage.__getitem__, indices), strict=True):
+                appenders[x](i)
+    cells = {(k // n_groups, k % n_groups): idx for k, idx in enumerate(flat) if idx}
     for (s, _g), idx in cells.items():
         starts = _take(offsets, idx)
         ends = [
