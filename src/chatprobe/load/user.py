@@ -9,18 +9,19 @@ How the stream is read, and why:
   1 KB blocks (``read(1024)`` waits for 1 KB or the end), which delays TTFT by several
   events. So the user sends through the session's own geventhttpclient pool
   (``HTTPClient.request``, the same connections and timeouts) and reads the raw response.
-* ``HTTPSocketPoolResponse.readline(sep)`` returns as soon as a complete line is in its
-  buffer; it receives whatever the socket has (``recv(4096)``), so a line is handed over
-  the moment its last byte arrives. Its default separator is CRLF: SSE framed with LF
-  needs ``readline(b"\\n")``. At the end of the body it returns ``b""``; an unterminated
-  last line is then in ``read()``. A connection closed mid-body raises ``HTTPParseError``
-  ("Incomplete response"), a silent peer raises ``TimeoutError`` after ``network_timeout``.
-* Per line the loop does three things: ``readline``, ``perf_counter_ns()``, two appends.
-  No decoding and no JSON on the way: the lines go through the shared SSE decoder once the
-  stream has ended (each event keeps the arrival time of the line that completed it, exactly
-  what feeding the decoder live would give), then :meth:`RequestRecord.finish` interprets.
-  A stream framed with bare CR (allowed by SSE, unseen in practice) arrives as one line and
-  would be stamped at its end.
+* The body is read by :func:`chatprobe.load.receive.read_lines`: one ``recv`` (or, on
+  Linux, ``recvmsg`` with a kernel receive timestamp) per network read, every complete
+  LF-terminated line it brings taken in one slice and stamped with the read's arrival time.
+  (``HTTPSocketPoolResponse.readline`` did the same one line per call, at a Python-level
+  search, copy and append per line, and stamped when the client got round to the line.)
+  At the end of the body an unterminated last line is in ``read()``. A connection closed
+  mid-body raises ``HTTPParseError`` ("Incomplete response"), a silent peer raises
+  ``TimeoutError`` after ``network_timeout``.
+* No decoding and no JSON on the way: the stamped runs of lines go through the shared SSE
+  decoder once the stream has ended (each event keeps the arrival time of the read that
+  completed it, exactly what feeding the decoder live would give), then
+  :meth:`RequestRecord.finish` interprets. A stream framed with bare CR (allowed by SSE,
+  unseen in practice) has no LF to cut at and would be stamped at its end.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from locust import FastHttpUser, constant, task
 
+from chatprobe.load.receive import BodyTooLarge, TotalTimeout, read_lines
 from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
 from chatprobe.scrub import scrub_headers, scrub_text
 from chatprobe.sse import SSEDecoder
@@ -52,12 +54,8 @@ __all__ = [
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 
-class _TotalTimeout(Exception):
-    pass
-
-
-class _TooLarge(Exception):
-    pass
+_TotalTimeout = TotalTimeout
+_TooLarge = BodyTooLarge
 
 
 def classify_exception(
@@ -134,26 +132,15 @@ def stream_exchange(
             )
         record.response_headers = scrub_headers(response_headers)
         if record.content_type == "text/event-stream":
-            add_line = lines.append
-            add_time = times.append
-            readline = resp.readline
-            while True:
-                line = readline(b"\n")
-                t = now()
-                if not line:
-                    break
-                add_line(line)
-                add_time(t)
-                received += len(line)
-                if t > deadline:
-                    raise _TotalTimeout
-                if received > MAX_BODY_BYTES:
-                    raise _TooLarge
+            # whole lines per network read, stamped on arrival (see chatprobe.load.receive)
+            received = read_lines(
+                resp, record.t_headers_ns, record.t0_ns, deadline, MAX_BODY_BYTES, lines, times
+            )
             tail = resp.read()
             record.t_end_ns = end = now()
             if tail:
-                add_line(tail)
-                add_time(end)
+                lines.append(tail)
+                times.append(end)
                 received += len(tail)
             _decode(record, lines, times, end)
         else:
