@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("chatprobe.commands.run", "run", "Checks, a short load run and the report."),
     "load": ("chatprobe.commands.load", "load", "Run a locust load test: TTFT, ITL, throughput."),
     "emulate": ("chatprobe.commands.emulate", "emulate", "Serve emulated providers offline."),
+    "check": ("chatprobe.commands.check", "check", "Run the contract suites; conformance matrix."),
+    "derive": ("chatprobe.commands.derive", "derive", "Derive contract suites from the schemas."),
 }
 
 

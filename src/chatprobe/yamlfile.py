@@ -21,6 +21,8 @@ from chatprobe.errors import ConfigError
 __all__ = ["YamlDoc", "dotted", "load_yaml", "parse_yaml", "raise_schema_error"]
 
 Path_ = tuple[str | int, ...]
+# libyaml's composer when available: same nodes and marks, about 10x faster on large suites.
+_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(slots=True)
@@ -78,7 +80,7 @@ def load_yaml(path: str | Path) -> YamlDoc:
 def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
     """Parse YAML text into data plus a map of line numbers."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_COMPOSER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = " ".join(str(x) for x in (exc.context, exc.problem) if x)

@@ -1,1 +1,186 @@
-"""pytest hooks for chatprobe's YAML contract suites (being built; see issue 4)."""
+"""pytest hooks for chatprobe's YAML contract suites (registered by the ``pytest11`` entry point).
+
+This module is imported into *every* pytest run, so it imports nothing but pytest and the
+standard library; suites, checks, vcrpy and the emulator load only when a suite file is
+collected. Only ``*.yaml``/``*.yml`` files below a directory named ``suites`` (or below a
+``--chatprobe-suites`` path) are collected, one item per case x provider x model::
+
+    suites/basic.yaml::hello[aimlapi-gemini-2.0-flash-exp]
+
+Options (group "chatprobe"): ``--provider``, ``--model`` (repeatable filters),
+``--record-mode`` (``none`` by default: replay only), ``--live`` (no cassettes),
+``--emulator`` (record or run live against the built-in emulator even with a key set),
+``--cassette-dir``, ``--chatprobe-suites``, ``--chatprobe-results`` (write ``contract.json``).
+Precedence: command-line options are the only configuration; suites choose providers and
+models, options narrow them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")  # = chatprobe.cassettes.RECORD_MODES
+
+_RUNNER = pytest.StashKey[Any]()
+_RESULTS = pytest.StashKey[list[Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("chatprobe", "chatprobe contract suites")
+    group.addoption(
+        "--provider",
+        action="append",
+        default=[],
+        dest="chatprobe_providers",
+        metavar="NAME",
+        help="only run suite cases for this provider (repeatable)",
+    )
+    group.addoption(
+        "--model",
+        action="append",
+        default=[],
+        dest="chatprobe_models",
+        metavar="NAME",
+        help="only run suite cases for this canonical model name (repeatable)",
+    )
+    group.addoption(
+        "--record-mode",
+        choices=RECORD_MODES,
+        default="none",
+        dest="chatprobe_record_mode",
+        help="cassette record mode: none (replay only, default), once, new_episodes, all",
+    )
+    group.addoption(
+        "--live",
+        action="store_true",
+        dest="chatprobe_live",
+        help="send suite requests for real, without cassettes (needs the provider's key)",
+    )
+    group.addoption(
+        "--emulator",
+        action="store_true",
+        dest="chatprobe_emulator",
+        help="record or run live against the built-in provider emulator, even with a key set",
+    )
+    group.addoption(
+        "--cassette-dir",
+        default=None,
+        dest="chatprobe_cassette_dir",
+        metavar="DIR",
+        help="cassette directory (default: <rootdir>/cassettes)",
+    )
+    group.addoption(
+        "--chatprobe-suites",
+        action="append",
+        default=[],
+        dest="chatprobe_suites",
+        metavar="PATH",
+        help="also collect suite files from this file or directory (repeatable)",
+    )
+    group.addoption(
+        "--chatprobe-results",
+        default=None,
+        dest="chatprobe_results",
+        metavar="FILE",
+        help="write the contract results (contract.json format) to FILE",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "chatprobe: a contract case collected from a suite YAML file"
+    )
+    config.stash[_RESULTS] = []
+    # Suite paths given with --chatprobe-suites are collected as if named on the command line.
+    for extra in config.getoption("chatprobe_suites") or ():
+        if extra not in config.args:
+            config.args.append(extra)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    runner = config.stash.get(_RUNNER, None)
+    if runner is not None:
+        runner.close()
+        del config.stash[_RUNNER]
+
+
+def _extra_roots(config: pytest.Config) -> list[Path]:
+    return [Path(p).resolve() for p in config.getoption("chatprobe_suites") or ()]
+
+
+def _is_suite(file_path: Path, config: pytest.Config) -> bool:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return False
+    resolved = file_path.resolve()
+    for root in _extra_roots(config):
+        if resolved == root or root in resolved.parents:
+            return True
+    try:
+        parts = resolved.relative_to(config.rootpath.resolve()).parts
+    except ValueError:
+        parts = resolved.parts
+    return "suites" in parts[:-1]
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if not _is_suite(file_path, parent.config):
+        return None
+    from chatprobe.pytest_plugin.items import SuiteFile
+
+    return SuiteFile.from_parent(parent, path=file_path)
+
+
+def runner_for(config: pytest.Config) -> Any:
+    """The session's :class:`~chatprobe.suites.runner.Runner` (created on first use)."""
+    runner = config.stash.get(_RUNNER, None)
+    if runner is None:
+        from chatprobe.suites.runner import RunConfig, Runner
+
+        cassette_dir = config.getoption("chatprobe_cassette_dir")
+        runner = Runner(
+            RunConfig(
+                record_mode=config.getoption("chatprobe_record_mode"),
+                live=bool(config.getoption("chatprobe_live")),
+                emulator=bool(config.getoption("chatprobe_emulator")),
+                cassette_dir=Path(cassette_dir).resolve()
+                if cassette_dir
+                else config.rootpath / "cassettes",
+            )
+        )
+        config.stash[_RUNNER] = runner
+    return runner
+
+
+def add_result(config: pytest.Config, result: Any) -> None:
+    config.stash[_RESULTS].append(result)
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
+    """Show documented deviations as ``D``/``DEVIATION`` instead of hiding them among passes."""
+    if report.when == "call" and report.passed:
+        outcome = dict(report.user_properties).get("chatprobe_outcome")
+        if outcome == "deviation":
+            return "deviation", "D", "DEVIATION"
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    results = config.stash.get(_RESULTS, [])
+    target = config.getoption("chatprobe_results")
+    if target:
+        from chatprobe.pytest_plugin.results import write_contract
+
+        write_contract(Path(target), results)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(_RESULTS, [])
+    if not results:
+        return
+    from chatprobe.pytest_plugin.results import summary_line
+
+    terminalreporter.write_line(summary_line(results))

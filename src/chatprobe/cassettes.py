@@ -1,0 +1,213 @@
+"""Every vcrpy call chatprobe makes, in one place.
+
+Cassettes live at ``cassettes/<provider>/<suite>/<case>--<model>.yaml``, one exchange each.
+Requests are matched on method, path and body, the body compared as JSON when both sides parse
+(key order and whitespace do not matter), so a changed case is a missing recording rather than
+a silently replayed stale answer.
+
+Secrets never reach the disk, in three layers:
+
+1. ``before_record_request`` / ``before_record_response`` redact credential headers
+   (``Authorization``, ``api-key``, cookies; :data:`chatprobe.scrub.SENSITIVE_HEADERS`) and scrub
+   registered secrets and key-shaped strings from URIs, header values and bodies, in requests
+   and responses alike;
+2. the persister scrubs the serialized cassette text once more before writing it;
+3. it writes to a temporary file and renames it into place, so an interrupted run never leaves
+   half a cassette.
+
+Recording against the emulator rewrites the request URI to the provider's real base URL (the
+emulator serves each provider under the real path, so only the origin changes) and stores
+``metadata: {chatprobe: {recorded_from: emulator, ...}}`` in the cassette, so reports can say
+"replayed (emulated recording)".
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from chatprobe.errors import CassetteError
+from chatprobe.scrub import REDACTED, SENSITIVE_HEADERS, scrub_text
+
+__all__ = [
+    "META_KEY",
+    "RECORD_MODES",
+    "Session",
+    "cassette_metadata",
+    "json_body_matcher",
+]
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+META_KEY = "chatprobe"
+
+
+def _text_body(body: Any) -> Any:
+    """Scrub a body given as bytes or str; binary that is not UTF-8 is kept as it is."""
+    if isinstance(body, bytes):
+        try:
+            return scrub_text(body.decode("utf-8")).encode("utf-8")
+        except UnicodeDecodeError:
+            return body
+    if isinstance(body, str):
+        return scrub_text(body)
+    return body
+
+
+def json_body_matcher(r1: Any, r2: Any) -> None:
+    """vcrpy matcher: bodies equal as JSON when both parse, else byte for byte."""
+    b1, b2 = _as_bytes(r1.body), _as_bytes(r2.body)
+    if b1 == b2:
+        return
+    try:
+        if orjson.loads(b1) == orjson.loads(b2):
+            return
+    except orjson.JSONDecodeError:
+        pass
+    raise AssertionError(f"bodies differ: {b1[:120]!r} != {b2[:120]!r}")
+
+
+def _as_bytes(body: Any) -> bytes:
+    if body is None:
+        return b""
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return bytes(body)
+
+
+class _ScrubbingPersister:
+    """vcrpy persister: readable errors on load; scrubbed, atomic writes on save."""
+
+    @classmethod
+    def load_cassette(cls, cassette_path: str | Path, serializer: Any) -> Any:
+        from vcr.persisters.filesystem import CassetteNotFoundError
+        from vcr.serialize import deserialize
+
+        path = Path(cassette_path)
+        if not path.is_file():
+            raise CassetteNotFoundError()
+        try:
+            data = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise CassetteError(f"{path}: cannot read cassette: {exc}") from None
+        if not data.strip():
+            raise CassetteNotFoundError()
+        try:
+            return deserialize(data, serializer)
+        except Exception as exc:  # yaml errors, missing keys, old formats
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CassetteError(
+                f"{path}: corrupt cassette ({type(exc).__name__}: {detail}); delete it and "
+                "record again"
+            ) from None
+
+    @staticmethod
+    def save_cassette(cassette_path: str | Path, cassette_dict: Any, serializer: Any) -> None:
+        from vcr.serialize import serialize
+
+        text = scrub_text(serialize(cassette_dict, serializer))
+        path = Path(cassette_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; cassettes are ordinary project files
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class Session:
+    """vcrpy configured for one run: record mode and where the recorded URIs should point.
+
+    ``rewrite`` maps an emulator origin (``http://127.0.0.1:PORT``) to the provider's real
+    origin (``https://api.aimlapi.com``); requests are stored under the real one.
+    """
+
+    def __init__(self, record_mode: str = "none") -> None:
+        import vcr
+
+        if record_mode not in RECORD_MODES:
+            raise ValueError(f"record mode {record_mode!r} (known: {', '.join(RECORD_MODES)})")
+        self.record_mode = record_mode
+        self.rewrite: dict[str, str] = {}
+        self._vcr = vcr.VCR(
+            serializer="yaml",
+            record_mode=record_mode,
+            match_on=["method", "path", "json_body"],
+            before_record_request=self._request,
+            before_record_response=self._response,
+            decode_compressed_response=True,
+        )
+        self._vcr.register_matcher("json_body", json_body_matcher)
+        self._vcr.register_persister(_ScrubbingPersister)
+
+    # ------------------------------------------------------------------ hooks
+    def _request(self, request: Any) -> Any:
+        request = copy.deepcopy(request)
+        request.uri = self._uri(request.uri)
+        host = urlsplit(request.uri).netloc
+        for name in list(request.headers):
+            if name.lower() == "host":
+                request.headers[name] = host  # the real provider's, after a rewrite
+            elif name.lower() in SENSITIVE_HEADERS:
+                request.headers[name] = REDACTED
+            else:
+                request.headers[name] = scrub_text(str(request.headers[name]))
+        request.body = _text_body(request.body)
+        return request
+
+    def _uri(self, uri: str) -> str:
+        parts = urlsplit(uri)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin in self.rewrite:
+            real = urlsplit(self.rewrite[origin])
+            parts = parts._replace(scheme=real.scheme, netloc=real.netloc)
+        return scrub_text(urlunsplit(parts))
+
+    def _response(self, response: dict[str, Any]) -> dict[str, Any]:
+        response = copy.deepcopy(response)
+        headers = response.get("headers") or {}
+        for name in list(headers):
+            values = headers[name] if isinstance(headers[name], list) else [headers[name]]
+            if name.lower() in SENSITIVE_HEADERS:
+                headers[name] = [REDACTED for _ in values]
+            else:
+                headers[name] = [scrub_text(str(v)) for v in values]
+        body = response.get("body") or {}
+        if "string" in body:
+            body["string"] = _text_body(body["string"])
+        return response
+
+    # ------------------------------------------------------------------ use
+    @contextmanager
+    def use(self, path: Path, metadata: dict[str, Any] | None = None) -> Iterator[Any]:
+        """Activate ``path``; when recording, store ``metadata`` under ``chatprobe``."""
+        with self._vcr.use_cassette(str(path)) as cassette:
+            if metadata is not None and self.record_mode != "none":
+                stored = cassette.get_metadata(META_KEY, {})
+                if stored != metadata and (self.record_mode == "all" or not len(cassette)):
+                    stored.clear()
+                    stored.update(metadata)
+                    cassette.dirty = True
+            yield cassette
+
+
+def cassette_metadata(cassette: Any) -> dict[str, Any]:
+    """The ``chatprobe`` metadata of a loaded cassette ({} for a plain vcrpy cassette)."""
+    from vcr.errors import MissingMetadataError
+
+    try:
+        value = cassette.get_metadata(META_KEY, {})
+    except MissingMetadataError:
+        return {}
+    return value if isinstance(value, dict) else {}

@@ -1,0 +1,167 @@
+"""What a check reports: severities, problems, findings, and the one JSON-Schema renderer.
+
+A check function yields :class:`Problem` objects (what is wrong, where, what was received and
+what is documented); the evaluator stamps each with the check's name and severity, making a
+:class:`Finding`. Messages read ``<what>. Received: X / Documented: Y`` and every finding
+carries a JSON pointer into the *response document* (see :mod:`chatprobe.checks.context`),
+e.g. ``/chunks/3/id`` or ``/body/usage/total_tokens``.
+
+Schema violations are rendered in exactly one place, :func:`schema_problems`, so a failure
+against any level looks the same: pointer, message, the offending value and an excerpt of the
+schema rule that rejected it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import jsonschema
+import orjson
+
+from chatprobe.scrub import scrub_text
+
+__all__ = [
+    "MAX_PROBLEMS",
+    "Finding",
+    "Problem",
+    "Severity",
+    "excerpt",
+    "schema_problems",
+]
+
+_REQUIRED = re.compile(r"^'(.+)' is a required property$")
+MAX_PROBLEMS = 20  # per check and record: a broken stream of 500 chunks is one story, not 500
+
+
+class Severity(StrEnum):
+    """How bad a failed check is.
+
+    ``critical`` and ``error`` fail a case; ``warning`` is reported and never fails one.
+    """
+
+    CRITICAL = "critical"  # the protocol is broken: framing, auth, 5xx for a client error
+    ERROR = "error"  # a documented rule is broken
+    WARNING = "warning"  # suspicious but allowed (e.g. 0 prompt tokens for a non-empty prompt)
+
+    @property
+    def fails(self) -> bool:
+        return self is not Severity.WARNING
+
+
+_UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing a check found wrong, before the check's name and severity are attached."""
+
+    message: str
+    path: str = ""  # JSON pointer into the response document
+    received: Any = _UNSET
+    documented: Any = _UNSET
+    severity: Severity | None = None  # overrides the check's default for this problem
+
+    def render(self) -> str:
+        text = self.message
+        tail = []
+        if self.received is not _UNSET:
+            tail.append(f"Received: {excerpt(self.received)}")
+        if self.documented is not _UNSET:
+            documented = self.documented
+            tail.append(
+                f"Documented: {documented if isinstance(documented, str) else excerpt(documented)}"
+            )
+        if tail:
+            text = f"{text.rstrip('.')}. {' / '.join(tail)}"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """A problem attributed to a named check."""
+
+    check: str
+    severity: Severity
+    message: str
+    path: str = ""
+
+    def __str__(self) -> str:
+        where = f" at {self.path}" if self.path else ""
+        return f"{self.check}{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "severity": self.severity.value,
+            "message": scrub_text(self.message),
+            "path": self.path,
+        }
+
+
+def excerpt(value: Any, limit: int = 120) -> str:
+    """A short, single-line, scrubbed rendering of a JSON value for a message."""
+    try:
+        text = orjson.dumps(value, default=str).decode()
+    except TypeError:
+        text = repr(value)
+    text = scrub_text(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _schema_excerpt(error: jsonschema.ValidationError) -> str:
+    """The rule that rejected the value, e.g. ``{"required": ["id", "object"]}``."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    rule = schema.get(error.validator) if isinstance(error.validator, str) else None
+    keyword = str(error.validator)
+    if rule is None:
+        return keyword
+    if keyword in ("anyOf", "oneOf", "allOf"):
+        return f"{keyword} of {len(rule)} alternatives"
+    if keyword in ("properties", "$defs", "items", "if", "then", "else"):
+        return keyword
+    return excerpt({keyword: rule}, limit=100)
+
+
+def schema_problems(
+    validator: jsonschema.protocols.Validator,
+    instance: Any,
+    *,
+    prefix: str = "",
+    label: str = "",
+) -> Iterator[Problem]:
+    """Render every violation of ``instance`` as a :class:`Problem`.
+
+    ``prefix`` locates ``instance`` inside the response document (``/body``, ``/chunks/4``);
+    ``label`` names the schema (``openai-strict:chunk``).
+    """
+    errors = sorted(
+        validator.iter_errors(instance),
+        key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
+    )
+    for error in errors:
+        where = list(error.absolute_path)
+        missing = _REQUIRED.match(error.message) if error.validator == "required" else None
+        if missing:  # point at the field that is missing, not at its parent
+            where.append(missing.group(1))
+        pointer = prefix + "".join(f"/{part}" for part in where)
+        schema_path = "/".join(str(p) for p in error.absolute_schema_path)
+        message = error.message
+        if error.validator in ("anyOf", "oneOf") and error.context:
+            # Name the closest alternative's complaint instead of "is not valid under any".
+            best = jsonschema.exceptions.best_match(error.context)
+            message = f"{excerpt(error.instance, 60)} matches no alternative ({best.message})"
+        elif len(message) > 200:
+            message = message[:197] + "..."
+        received = error.instance
+        if missing and isinstance(received, dict):
+            received = {"keys": sorted(received)}
+        yield Problem(
+            message=f"{message} [{label} {schema_path}]" if label else message,
+            path=pointer or prefix or "/",
+            received=received,
+            documented=_schema_excerpt(error),
+        )

@@ -1,0 +1,237 @@
+"""``chatprobe check``: run the contract suites through pytest and print the conformance matrix.
+
+pytest runs in this process with chatprobe's plugin; the plugin writes ``contract.json`` and
+pytest ``junit.xml`` into a fresh ``results/<run-id>/`` folder (with ``meta.json``), then the
+matrix (check x provider: pass, fail, deviation, skip) is printed from ``contract.json``.
+The exit status is 0 when every case passed (deviations and expected failures included), 1 when
+a case failed or none was selected.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chatprobe.errors import ConfigError, UnknownNameError
+from chatprobe.paths import project_root
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+_STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "dim"}
+
+
+@click.command(name="check")
+@click.option(
+    "--provider",
+    "providers",
+    multiple=True,
+    metavar="NAME",
+    help="Only this provider (repeatable).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="NAME",
+    help="Only this canonical model (repeatable).",
+)
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Record missing cassettes (record mode `once`): against the real provider when its key "
+    "is set, else against the built-in emulator (marked as emulated recordings).",
+)
+@click.option(
+    "--record-mode",
+    type=click.Choice(RECORD_MODES),
+    default=None,
+    help="Explicit vcrpy record mode (`all` re-records everything selected).",
+)
+@click.option("--live", is_flag=True, help="No cassettes: call the providers (keys needed).")
+@click.option(
+    "--emulator", is_flag=True, help="Record or run live against the emulator even with a key set."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Results root (default: $CHATPROBE_RESULTS or ./results).",
+)
+@click.option("-k", "keyword", default=None, metavar="EXPR", help="pytest -k expression.")
+@click.option(
+    "--suites",
+    "suite_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Suite files or directories (default: the project's suites/).",
+)
+@click.option(
+    "--cassette-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Cassette directory (default: the project's cassettes/).",
+)
+@click.option("-v", "--verbose", count=True, help="More pytest output.")
+def check(
+    providers: tuple[str, ...],
+    models: tuple[str, ...],
+    record: bool,
+    record_mode: str | None,
+    live: bool,
+    emulator: bool,
+    out: Path | None,
+    keyword: str | None,
+    suite_paths: tuple[Path, ...],
+    cassette_dir: Path | None,
+    verbose: int,
+) -> None:
+    """Run the contract suites (offline from cassettes by default) and print the conformance
+    matrix; write results/<run-id>/{meta.json, contract.json, junit.xml}.
+
+    Fault-injection cases run only from cassettes or against the emulator. Exit status 1 when a
+    case fails; documented deviations and expected failures do not fail the run.
+    """
+    import pytest
+
+    from chatprobe.profiles import load_profile
+    from chatprobe.results import finish_meta, new_run_dir, write_meta
+
+    mode = record_mode or ("once" if record else "none")
+    if live and mode != "none":
+        raise click.UsageError("--live sends requests without cassettes; drop --record")
+    selected = [load_profile(p) for p in providers]  # unknown names fail here
+    if models:
+        pool = selected or [load_profile(p) for p in _all_providers()]
+        for model in models:
+            if not any(model in p.models for p in pool):
+                served = sorted({m for p in pool for m in p.models})
+                raise UnknownNameError("model", model, served)
+    root = project_root()
+    paths = [str(p) for p in suite_paths] or [str(root / "suites")]
+    run_dir = new_run_dir(out)
+    planned = "live" if live and not emulator else ("replayed" if mode == "none" else "emulated")
+    write_meta(
+        run_dir,
+        kind="contract",
+        data_source=planned,
+        providers=list(providers),
+        models=list(models),
+    )
+    args = [
+        *paths,
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        str(root),
+        "--record-mode",
+        mode,
+        "--junitxml",
+        str(run_dir / "junit.xml"),
+        "--chatprobe-results",
+        str(run_dir / "contract.json"),
+        "--cassette-dir",
+        str(cassette_dir or root / "cassettes"),
+        "-q" if verbose == 0 else "-" + "v" * verbose,
+        "--no-header",
+        "-o",
+        "addopts=",
+    ]
+    for name in providers:
+        args += ["--provider", name]
+    for name in models:
+        args += ["--model", name]
+    if live:
+        args.append("--live")
+    if emulator:
+        args.append("--emulator")
+    if keyword:
+        args += ["-k", keyword]
+    code = int(pytest.main(args))
+    contract_path = run_dir / "contract.json"
+    contract = _read(contract_path) if contract_path.is_file() else None
+    source = (contract or {}).get("data_source", planned)
+    notes = []
+    if "emulated recording" in source:
+        notes.append("cassettes were recorded from the chatprobe emulator, not a real provider")
+    finish_meta(
+        run_dir,
+        interrupted=code == 2,
+        notes=notes,
+        data_source=_meta_source(source, planned),
+    )
+    if contract is not None:
+        _print_matrix(contract)
+    click.echo(f"results: {run_dir}")
+    if code == 5:
+        click.echo("chatprobe: no case matched the selection", err=True)
+        sys.exit(1)
+    sys.exit(0 if code == 0 else (1 if code == 1 else code))
+
+
+def _all_providers() -> list[str]:
+    from chatprobe.profiles import list_profiles
+
+    return list_profiles()
+
+
+def _meta_source(source: str, planned: str) -> str:
+    """meta.json allows emulated | replayed | live; the contract keeps the detail."""
+    for value in ("replayed", "emulated", "live"):
+        if source.startswith(value):
+            return value
+    return planned
+
+
+def _read(path: Path) -> dict[str, Any]:
+    import orjson
+
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise ConfigError(f"unreadable contract results: {exc}", path=str(path)) from None
+    return data if isinstance(data, dict) else {}
+
+
+def _print_matrix(contract: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    matrix: dict[str, dict[str, str]] = contract.get("matrix") or {}
+    if not matrix:
+        return
+    providers = sorted(matrix)
+    checks = contract.get("checks") or {}
+    warnings = contract.get("warnings") or {}
+    console = Console()
+    table = Table(title=f"Conformance ({contract.get('data_source', '?')})")
+    table.add_column("check")
+    table.add_column("severity", style="dim")
+    for provider in providers:
+        table.add_column(provider, justify="center")
+    for name, info in checks.items():
+        cells = []
+        for provider in providers:
+            cell = matrix[provider].get(name, "skip")
+            warned = warnings.get(provider, {}).get(name)
+            text = f"{cell}*" if warned and cell == "pass" else cell
+            cells.append(f"[{_STYLE.get(cell, '')}]{text}[/]")
+        table.add_row(name, info.get("severity", ""), *cells)
+    console.print(table)
+    if any(warnings.values()):
+        console.print("[dim]* passed with warnings (see contract.json findings)[/]")
+    shown: set[tuple[str, str]] = set()
+    for result in contract.get("results") or []:
+        for deviation in result.get("deviations") or []:
+            key = (str(result.get("provider")), deviation["check"])
+            if key not in shown:
+                shown.add(key)
+                console.print(
+                    f"  [yellow]deviation[/] {key[0]} {key[1]}: {deviation['reason']}",
+                    highlight=False,
+                )
+    counts = contract.get("counts") or {}
+    console.print(
+        "cases: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()), highlight=False
+    )

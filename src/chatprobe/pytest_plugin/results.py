@@ -1,0 +1,86 @@
+"""Contract results: the ``contract.json`` document and the one-line terminal summary.
+
+Format: ``docs/results-format.md`` (``contract.json``). Beyond the documented keys, each result
+carries ``id``, ``message``, ``checks`` (check -> pass|warn|fail|deviation|expected|skip),
+``data_source``, ``cassette``, ``status``, ``error_class`` and ``source``; the document adds
+``counts`` (outcome -> n) and ``warnings`` (provider -> check -> n).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_contract", "data_source_of", "summary_line", "write_contract"]
+
+SCHEMA_VERSION = 1
+
+
+def data_source_of(results: Iterable[Any]) -> str:
+    sources = sorted({r.data_source for r in results if getattr(r, "data_source", "")})
+    if not sources:
+        return "none"
+    return sources[0] if len(sources) == 1 else "mixed: " + ", ".join(sources)
+
+
+def build_contract(results: list[Any]) -> dict[str, Any]:
+    from chatprobe.checks import registered, worst
+
+    checks = registered()
+    cells: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    warnings: dict[str, Counter[str]] = defaultdict(Counter)
+    for result in results:
+        evaluation = getattr(result, "evaluation", None)
+        if evaluation is None:
+            continue
+        provider = result.case.provider
+        for name, status in evaluation.statuses().items():
+            if status == "expected":
+                continue  # a fault the case injected on purpose says nothing about the provider
+            cells[provider][name].append(status)
+            if status == "warn":
+                warnings[provider][name] += 1
+    matrix = {
+        provider: {name: worst(by_check.get(name, [])) for name in checks}
+        for provider, by_check in sorted(cells.items())
+    }
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "data_source": data_source_of(results),
+        "checks": {name: chk.describe() for name, chk in checks.items()},
+        "results": [r.to_dict() for r in results],
+        "matrix": matrix,
+        "counts": dict(sorted(Counter(r.outcome for r in results).items())),
+        "warnings": {p: dict(sorted(c.items())) for p, c in sorted(warnings.items())},
+    }
+
+
+def write_contract(path: Path, results: list[Any]) -> Path:
+    """Write ``contract.json`` atomically (scrubbed)."""
+    import os
+    import tempfile
+
+    import orjson
+
+    from chatprobe.scrub import scrub_obj
+
+    document = scrub_obj(build_contract(results))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def summary_line(results: list[Any]) -> str:
+    counts = Counter(r.outcome for r in results)
+    order = ("passed", "deviation", "xfailed", "skipped", "failed", "error")
+    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
+    return f"chatprobe: {len(results)} cases ({', '.join(parts)}); data: {data_source_of(results)}"
