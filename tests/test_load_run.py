@@ -104,7 +104,8 @@ emulator: {ttft_ms: 50, itl_ms: 5, sigma: 0.05, output_tokens: 32}
         f"\nTTFT at 20 streams, n={len(ok)}: measured p50 {measured_p50:.3f} ms, "
         f"emulator truth p50 {truth_p50:.3f} ms, difference {measured_p50 - truth_p50:+.3f} ms; "
         f"per-request error p50 {_pct(errors, 50):+.3f} ms p99 {_pct(errors, 99):+.3f} ms; "
-        f"ITL p50 {group['itl_ms']['p50']:.3f} ms"
+        f"ITL p50 {group['itl_ms']['p50']:.3f} ms; client CPU "
+        f"{summary['client_cpu']['cpu_ms_per_request']:.3f} ms/request"
     )
     assert abs(measured_p50 - truth_p50) <= 2.0
     assert 45 <= truth_p50 <= 56  # the emulator did what it was told (50 ms, sigma 0.05)

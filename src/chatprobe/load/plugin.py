@@ -171,6 +171,8 @@ class LoadSession:
         self.sample_file: SampleFile | None = None
         self.pending: list[bytes] = []  # worker: JSON lines not yet shipped
         self._final_sent = False
+        self._cpu_start: float | None = None
+        self.worker_cpu: dict[str, float] = {}
         self._users = 0
         self._turn = 0
         self._rng = random.Random(f"chatprobe-order:{plan.seed}")
@@ -548,6 +550,14 @@ class LoadSession:
     def on_test_start(self, environment: Any, **_: Any) -> None:
         if self.t_start_ns is None:
             self.t_start_ns = time.perf_counter_ns()
+        if self._cpu_start is None:
+            self._cpu_start = time.process_time()
+
+    def cpu_used_s(self) -> float:
+        """CPU seconds this process spent since the test started (imports excluded)."""
+        if self._cpu_start is None:
+            return 0.0
+        return time.process_time() - self._cpu_start
 
     def on_test_stopping(self, environment: Any, **_: Any) -> None:
         self.stopping.set()
@@ -587,6 +597,7 @@ class LoadSession:
                 "produced": self.produced,
                 "aborted": self.aborted,
                 "index": self.worker_index,
+                "cpu_s": self.cpu_used_s(),
             },
         )
 
@@ -607,6 +618,7 @@ class LoadSession:
         self._ingest(msg.node_id, data["blob"], int(data["n"]))
         self.worker_final[msg.node_id] = int(data["produced"])
         self.worker_aborted[msg.node_id] = int(data.get("aborted", 0))
+        self.worker_cpu[msg.node_id] = float(data.get("cpu_s", 0.0))
 
     def _ingest(self, client_id: str, blob: bytes, n: int) -> None:
         if not blob:
@@ -682,6 +694,30 @@ class LoadSession:
             "incomplete": incomplete,
         }
 
+    def client_cpu(self) -> dict[str, Any]:
+        """CPU the load generator used: the cost per request, and a saturation hint."""
+        own = self.cpu_used_s()
+        workers = {
+            f"worker-{self.workers_seen.get(cid, 0)}": round(cpu, 3)
+            for cid, cpu in sorted(self.worker_cpu.items())
+        }
+        generating = sum(self.worker_cpu.values()) if self.role == "master" else own
+        wall = self.end_offset_s or self.offset_s()
+        return {
+            "process": self.role,
+            "cpu_s": round(generating, 3),
+            "master_cpu_s": round(own, 3) if self.role == "master" else None,
+            "workers": workers,
+            "cpu_ms_per_request": (
+                generating * 1000 / self.progress.requests if self.progress.requests else None
+            ),
+            "busy_fraction": (
+                generating / (wall * max(1, len(self.worker_cpu) if self.role == "master" else 1))
+                if wall
+                else None
+            ),
+        }
+
     def on_quitting(self, environment: Any, **_: Any) -> None:
         if self.role == "worker":
             return
@@ -708,6 +744,7 @@ class LoadSession:
             workers=self.workers_summary(),
             aborted=aborted,
             cap_hits=self.cap_hits,
+            client_cpu=self.client_cpu(),
         )
         from chatprobe.results import write_json_atomic
 

@@ -14,6 +14,9 @@ Definitions used here (see also ``docs/load.md``):
   / window against ``requested_rate``; ``client_saturated`` when lag p99 exceeds the
   scenario's ``lag_threshold_ms``.
 * cost: ``prompt_tokens`` x input price + ``output_tokens`` x output price from the profile.
+* ``client_cpu``: CPU the load generator spent from test start to the end of load (the
+  workers' total in a distributed run), per request, and as a fraction of the wall time;
+  near 1.0 the client was the bottleneck and its queueing is in the latency figures.
 """
 
 from __future__ import annotations
@@ -125,6 +128,7 @@ def build_summary(
     workers: dict[str, Any] | None = None,
     aborted: int = 0,
     cap_hits: int = 0,
+    client_cpu: dict[str, Any] | None = None,
     notes: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The summary of one load run (see ``docs/results-format.md``)."""
@@ -239,6 +243,7 @@ def build_summary(
         "groups": groups,
         "sweep": sweep,
         "workers": workers or {"expected": 0, "reported": 0, "lost": []},
+        "client_cpu": client_cpu,
         "interrupted": interrupted,
         "end_reason": end_reason,
         "notes": list(notes),

@@ -1,0 +1,207 @@
+"""The locust user's exchange (``chatprobe.load.user.stream_exchange``) against a scripted
+server: timings, and every transport failure classified, never raised.
+
+The exchange runs in a child process, because importing locust monkey-patches the whole
+interpreter with gevent; the scripted server runs here, in threads. One child runs every
+case in turn and prints one JSON line per case.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chatprobe.paths import project_root
+from tests.scripted_server import ScriptedServer, chunk, content_chunk, plain, sse, stream_head
+
+CHILD = r"""
+import json, sys
+from geventhttpclient.client import HTTPClientPool
+from chatprobe.load.user import stream_exchange
+from chatprobe.record import RequestRecord
+
+cases = json.loads(sys.stdin.read())
+for case in cases:
+    pool = HTTPClientPool(concurrency=1, network_timeout=case["read"],
+                          connection_timeout=case["connect"])
+    http = pool.get_client(case["url"])
+    record = RequestRecord(stream=True)
+    received = stream_exchange(
+        http, "/" + case["name"] + "/chat/completions", b'{"model": "m"}',
+        {"Content-Type": "application/json", "Authorization": "Bearer sk-test-secret-0123456789"},
+        record, connect_s=case["connect"], read_s=case["read"], total_s=case["total"],
+    )
+    record.finish()
+    print(json.dumps({
+        "name": case["name"], "error_class": record.error_class and record.error_class.value,
+        "detail": record.error_detail, "status": record.status, "text": record.text,
+        "ttft_ms": record.ttft_ms, "itl_ms": record.itl_ms, "tokens": record.output_tokens,
+        "token_source": record.token_source, "events": len(record.events), "received": received,
+        "done": record.done,
+    }), flush=True)
+    pool.close()
+"""
+
+
+def _stream(*payloads: object, end: bool = True, crlf: bool = False) -> list[tuple[str, Any]]:
+    actions: list[tuple[str, Any]] = [("send", stream_head())]
+    for p in payloads:
+        data = sse(p)
+        actions.append(("send", chunk(data.replace(b"\n", b"\r\n") if crlf else data)))
+    if end:
+        actions.append(("send", chunk(b"")))
+    return actions
+
+
+def _final(n: int) -> dict[str, Any]:
+    final = {**content_chunk(""), "usage": {"prompt_tokens": 1, "completion_tokens": n}}
+    final["choices"][0]["finish_reason"] = "stop"
+    return final
+
+
+def _timed(ttft: float, gap: float, n: int) -> list[tuple[str, Any]]:
+    role = {**content_chunk(""), "choices": [{"index": 0, "delta": {"role": "assistant"}}]}
+    actions: list[tuple[str, Any]] = [("send", stream_head()), ("send", chunk(sse(role)))]
+    actions.append(("sleep", ttft))
+    for i in range(n):
+        if i:
+            actions.append(("sleep", gap))
+        actions.append(("send", chunk(sse(content_chunk(f"w{i} ")))))
+    actions += [("send", chunk(sse(_final(n)))), ("send", chunk(sse("[DONE]")))]
+    return [*actions, ("send", chunk(b""))]
+
+
+SCRIPTS: dict[str, tuple[list[tuple[str, Any]], str | None]] = {
+    "timed": (_timed(0.060, 0.020, 8), None),
+    "crlf": (_stream(content_chunk("a"), _final(1), "[DONE]", crlf=True), None),
+    # the last event has no blank line after it: the decoder's flush keeps it
+    "unterminated": (
+        [
+            ("send", stream_head()),
+            ("send", chunk(sse(content_chunk("a")) + sse(_final(1)))),
+            ("send", chunk(b"data: [DONE]")),
+            ("send", chunk(b"")),
+        ],
+        None,
+    ),
+    "status429": (
+        [("send", plain(429, b'{"error": {"code": 429, "message": "slow down"}}'))],
+        "http_status",
+    ),
+    "firstbyte": ([("sleep", 1.0)], "timeout_first_byte"),
+    "idle": (
+        [("send", stream_head()), ("send", chunk(sse(content_chunk("a")))), ("sleep", 1.0)],
+        "timeout_idle",
+    ),
+    "reset": (
+        [
+            ("send", stream_head()),
+            ("send", chunk(sse(content_chunk("a")))),
+            ("sleep", 0.05),
+            ("reset", None),
+        ],
+        "connection_reset",
+    ),
+    "cut": (
+        [("send", stream_head()), ("send", chunk(sse(content_chunk("a")))), ("close", None)],
+        "connection_reset",
+    ),
+    "garbage": ([("send", b"HELLO THERE\r\n\r\n"), ("close", None)], "protocol_error"),
+    "html": ([("send", plain(200, b"<html>oops</html>", "text/html"))], "bad_content_type"),
+    "midstream": (
+        _stream(
+            content_chunk("a"),
+            {
+                "error": {"code": 502, "message": "gone"},
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}],
+            },
+            "[DONE]",
+        ),
+        "midstream_error",
+    ),
+    "truncstream": (_stream(content_chunk("a")), "truncated_stream"),
+    "slowdrip": (
+        [("send", stream_head())]
+        + [
+            a for _ in range(20) for a in (("send", chunk(sse(content_chunk("a")))), ("sleep", 0.1))
+        ],
+        "timeout_total",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> Iterator[dict[str, dict[str, Any]]]:
+    server = ScriptedServer()
+    for name, (actions, _) in SCRIPTS.items():
+        server.scripts[name] = actions
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    closed_port = refused.getsockname()[1]
+    refused.close()  # nothing listens there now
+    cases = [
+        {"name": name, "url": server.url(name), "connect": 0.5, "read": 0.4, "total": 0.8}
+        for name in SCRIPTS
+    ]
+    cases[0]["total"] = 5.0  # the timed stream must not hit the total limit
+    cases.append(
+        {
+            "name": "refused",
+            "url": f"http://127.0.0.1:{closed_port}/",
+            "connect": 0.5,
+            "read": 0.4,
+            "total": 1.0,
+        }
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD],
+            input=json.dumps(cases),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=project_root(),
+        )
+    finally:
+        server.close()
+    assert done.returncode == 0, done.stderr[-3000:]
+    yield {r["name"]: r for r in map(json.loads, done.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, "refused"])
+def test_each_outcome_is_classified(outcomes: dict[str, dict[str, Any]], name: str) -> None:
+    expected = SCRIPTS[name][1] if name in SCRIPTS else "connect_error"
+    result = outcomes[name]
+    assert result["error_class"] == expected, result
+    if expected:
+        assert result["detail"]
+    assert "sk-test-secret" not in json.dumps(result)
+
+
+def test_timings_follow_the_script(outcomes: dict[str, dict[str, Any]]) -> None:
+    timed = outcomes["timed"]
+    print(
+        f"\nload user vs script: ttft {timed['ttft_ms']:.2f} ms (script 60), "
+        f"itl {timed['itl_ms']:.2f} ms (script 20)"
+    )
+    assert timed["text"] == "".join(f"w{i} " for i in range(8))
+    assert timed["tokens"] == 8 and timed["token_source"] == "usage" and timed["done"]
+    assert 60 <= timed["ttft_ms"] < 100
+    assert 18 <= timed["itl_ms"] < 30
+
+
+def test_framing_variants_decode(outcomes: dict[str, dict[str, Any]]) -> None:
+    assert outcomes["crlf"]["text"] == "a" and outcomes["crlf"]["done"]
+    assert outcomes["unterminated"]["text"] == "a" and outcomes["unterminated"]["done"]
+
+
+def test_partial_streams_keep_what_arrived(outcomes: dict[str, dict[str, Any]]) -> None:
+    for name in ("idle", "reset", "cut", "slowdrip"):
+        assert outcomes[name]["text"].startswith("a"), outcomes[name]
+    assert outcomes["status429"]["status"] == 429
