@@ -227,3 +227,18 @@ def test_summary_only_folder_still_reports(run, tmp_path: Path) -> None:
 def test_hostile_error_message_in_model(report) -> None:
     messages = [m for g in report.groups for _, m, _ in g.error_messages]
     assert any(HOSTILE_ERROR in m for m in messages)
+
+
+def test_untrustworthy_runs_are_flagged(run, tmp_path: Path) -> None:
+    folder = tmp_path / run.load_dir.name
+    folder.mkdir()
+    (folder / "meta.json").write_bytes((run.load_dir / "meta.json").read_bytes())
+    (folder / "samples.jsonl").write_bytes((run.load_dir / "samples.jsonl").read_bytes())
+    summary = json.loads((run.load_dir / "summary.json").read_text())
+    summary["client_saturated"] = True
+    summary["workers"] = {"expected": 2, "reported": 1, "lost": ["worker-1"]}
+    (folder / "summary.json").write_text(json.dumps(summary))
+    report = build_report([load_results(folder)])
+    text = " ".join(report.warnings)
+    assert "saturated" in text and "1 load worker(s) were lost" in text
+    assert "saturated" in render_markdown(report)

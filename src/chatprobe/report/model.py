@@ -253,6 +253,7 @@ def build_report(
                 f"{res.run_id}: skipped {res.skipped_lines} unreadable line(s) of samples.jsonl "
                 f"(line {where}){cut}."
             )
+        report.warnings.extend(_folder_warnings(res))
         if res.meta.get("interrupted"):
             report.warnings.append(
                 f"{res.run_id}: the run was interrupted; figures cover what was measured."
@@ -270,6 +271,27 @@ def build_report(
     report.comparisons = _comparisons(report.groups)
     report.summary = _summary(report)
     return report
+
+
+def _folder_warnings(res: Results) -> list[str]:
+    """What a load summary or contract says about its own trustworthiness."""
+    out: list[str] = []
+    summary = res.summary or {}
+    if summary.get("client_saturated"):
+        out.append(
+            f"{res.run_id}: the load client was saturated (send lag above its threshold): "
+            "latency figures include client-side queueing."
+        )
+    workers = summary.get("workers") if isinstance(summary.get("workers"), dict) else {}
+    lost = workers.get("lost") or []
+    if lost:
+        out.append(
+            f"{res.run_id}: {len(lost)} load worker(s) were lost; their samples are missing."
+        )
+    for note in [*(summary.get("notes") or []), *((res.contract or {}).get("warnings") or [])]:
+        if isinstance(note, str) and note:
+            out.append(f"{res.run_id}: {note}")
+    return out
 
 
 def _default_id(folders: list[Results]) -> str:

@@ -147,7 +147,7 @@ def _runs(report: Report) -> Section:
                 Cell(machine),
                 Cell(run.harness_version),
                 num(count(run.samples)),
-                Cell(" ".join(run.command)),
+                Cell(_command(run.command)),
             ]
         )
     section = Section("runs", "Runs")
@@ -175,6 +175,16 @@ def _runs(report: Report) -> Section:
         )
     )
     return section
+
+
+def _command(argv: list[str]) -> str:
+    """The command line as typed: the program as ``chatprobe``, not a path to it."""
+    if not argv:
+        return ""
+    program = argv[0].replace("\\", "/").rsplit("/", 1)[-1]
+    if program in ("chatprobe", "cli.py", "__main__.py"):
+        program = "chatprobe"
+    return " ".join([program, *argv[1:]])
 
 
 def _conformance(report: Report) -> Section:
