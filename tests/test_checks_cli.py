@@ -111,3 +111,14 @@ def test_no_case_selected_is_a_failure(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "no case matched" in done.stderr
+
+
+def test_list_checks_and_docs_name_every_check() -> None:
+    from chatprobe.checks import registered
+
+    done = chatprobe("check", "--list-checks")
+    assert done.returncode == 0, done.stderr
+    docs = (ROOT / "docs" / "suites.md").read_text(encoding="utf-8")
+    for name, chk in registered().items():
+        assert name in done.stdout
+        assert f"| `{name}` | {chk.severity.value} |" in docs, f"docs/suites.md lacks {name}"

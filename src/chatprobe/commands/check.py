@@ -74,6 +74,9 @@ _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "d
     help="Cassette directory (default: the project's cassettes/).",
 )
 @click.option("-v", "--verbose", count=True, help="More pytest output.")
+@click.option(
+    "--list-checks", is_flag=True, help="List the named checks (severity, rule, source) and exit."
+)
 def check(
     providers: tuple[str, ...],
     models: tuple[str, ...],
@@ -86,6 +89,7 @@ def check(
     suite_paths: tuple[Path, ...],
     cassette_dir: Path | None,
     verbose: int,
+    list_checks: bool,
 ) -> None:
     """Run the contract suites (offline from cassettes by default) and print the conformance
     matrix; write results/<run-id>/{meta.json, contract.json, junit.xml}.
@@ -93,6 +97,9 @@ def check(
     Fault-injection cases run only from cassettes or against the emulator. Exit status 1 when a
     case fails; documented deviations and expected failures do not fail the run.
     """
+    if list_checks:
+        _print_checks()
+        return
     import pytest
 
     from chatprobe.profiles import load_profile
@@ -192,6 +199,20 @@ def _read(path: Path) -> dict[str, Any]:
     except (OSError, orjson.JSONDecodeError) as exc:
         raise ConfigError(f"unreadable contract results: {exc}", path=str(path)) from None
     return data if isinstance(data, dict) else {}
+
+
+def _print_checks() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from chatprobe.checks import registered
+
+    table = Table(title="chatprobe checks")
+    for column in ("check", "severity", "rule", "source"):
+        table.add_column(column, overflow="fold")
+    for name, chk in registered().items():
+        table.add_row(name, chk.severity.value, chk.description, chk.source)
+    Console().print(table)
 
 
 def _print_matrix(contract: dict[str, Any]) -> None:

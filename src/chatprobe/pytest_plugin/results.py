@@ -1,8 +1,9 @@
 """Contract results: the ``contract.json`` document and the one-line terminal summary.
 
 Format: ``docs/results-format.md`` (``contract.json``). Beyond the documented keys, each result
-carries ``id``, ``message``, ``checks`` (check -> pass|warn|fail|deviation|expected|skip),
-``data_source``, ``cassette``, ``status``, ``error_class`` and ``source``; the document adds
+carries ``output_excerpt`` (documented) and ``id``, ``message``, ``checks`` (check ->
+pass|warn|fail|deviation|expected|skip), ``data_source``, ``cassette``, ``status``,
+``error_class`` and ``source``; the document adds
 ``counts`` (outcome -> n) and ``warnings`` (provider -> check -> n).
 """
 
@@ -58,25 +59,11 @@ def build_contract(results: list[Any]) -> dict[str, Any]:
 
 
 def write_contract(path: Path, results: list[Any]) -> Path:
-    """Write ``contract.json`` atomically (scrubbed)."""
-    import os
-    import tempfile
+    """Write ``contract.json`` atomically, scrubbed (``chatprobe.results``)."""
+    from chatprobe.results import write_json_atomic
 
-    import orjson
-
-    from chatprobe.scrub import scrub_obj
-
-    document = scrub_obj(build_contract(results))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(orjson.dumps(document, option=orjson.OPT_INDENT_2))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_json_atomic(path, build_contract(results))
 
 
 def summary_line(results: list[Any]) -> str:

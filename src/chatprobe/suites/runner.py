@@ -45,6 +45,7 @@ __all__ = [
 
 FAULT_HEADER = "X-Chatprobe-Fault"
 REPLAY_KEY = "chatprobe-replay-key"  # sent in replay; never reaches anything
+EXCERPT = 200  # characters of model output kept in contract.json (escaped by every renderer)
 DATA_SOURCES = ("replayed", "replayed (emulated recording)", "emulated", "live")
 
 
@@ -108,6 +109,7 @@ class CaseResult:
                 self.record.error_class.value if self.record and self.record.error_class else None
             ),
             "source": self.case.source,
+            "output_excerpt": scrub_text(self.record.text[:EXCERPT]) if self.record else "",
         }
 
 
