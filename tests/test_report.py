@@ -242,3 +242,16 @@ def test_untrustworthy_runs_are_flagged(run, tmp_path: Path) -> None:
     text = " ".join(report.warnings)
     assert "saturated" in text and "1 load worker(s) were lost" in text
     assert "saturated" in render_markdown(report)
+
+
+def test_mixed_sources_mark_emulated_series(tmp_path: Path) -> None:
+    live = make_run(
+        tmp_path, n_samples=300, providers=("openrouter",), data_source="live", with_contract=False
+    )
+    emulated = make_run(tmp_path, n_samples=300, providers=("aimlapi",), with_contract=False)
+    report = build_report([load_results(live.load_dir), load_results(emulated.load_dir)])
+    assert report.data_sources == ["emulated", "live"]
+    page = render_html(report)
+    assert "CONTAINS EMULATED DATA" in page
+    assert "aimlapi · gemini-1.5-flash [emulated]" in page
+    assert "openrouter · gemini-2.0-flash-001 [emulated]" not in page

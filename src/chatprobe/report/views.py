@@ -109,16 +109,36 @@ def build_sections(report: Report) -> list[Section]:
     return sections
 
 
+def _mixed(report: Report) -> bool:
+    return report.emulated and len(report.data_sources) > 1
+
+
+def _label(report: Report, provider: str, model: str) -> str:
+    """A series label; in a report mixing sources, emulated series say so."""
+    label = f"{provider} · {model}"
+    if _mixed(report):
+        source = next(
+            (g.data_source for g in report.groups if (g.provider, g.model) == (provider, model)),
+            "",
+        )
+        if source == "emulated":
+            label += " [emulated]"
+    return label
+
+
 def _colors(report: Report) -> dict[str, str]:
     """One colour per provider x model, the same in every chart."""
     labels: list[str] = []
     for g in report.groups:
-        if g.label not in labels:
-            labels.append(g.label)
+        label = _label(report, g.provider, g.model)
+        if label not in labels:
+            labels.append(label)
     return {label: PALETTE[k % len(PALETTE)] for k, label in enumerate(labels)}
 
 
 def _source_badge(report: Report) -> str:
+    if _mixed(report):
+        return "CONTAINS EMULATED DATA · marked [emulated]"
     if report.emulated:
         return "EMULATED DATA · not provider measurements"
     return ""
@@ -342,7 +362,7 @@ def _latency(report: Report) -> Section:
         title="TTFT distribution (CDF)",
         x_label="time to first token, ms (log scale)",
         y_label="fraction of requests",
-        data=[(g.label, g.cdf) for g in report.groups if g.cdf],
+        data=[(_label(report, g.provider, g.model), g.cdf) for g in report.groups if g.cdf],
         log_x=True,
         y_min=0.0,
         badge=badge,
@@ -360,7 +380,11 @@ def _latency(report: Report) -> Section:
             title="Median TTFT over the run",
             x_label="seconds since the run started",
             y_label="median TTFT, ms",
-            data=[(g.label, g.timeline) for g in report.groups if g.timeline],
+            data=[
+                (_label(report, g.provider, g.model), g.timeline)
+                for g in report.groups
+                if g.timeline
+            ],
             y_min=0.0,
             badge=badge,
             bands=warmups,
@@ -448,7 +472,7 @@ def _throughput(report: Report) -> Section:
         series: dict[str, list[tuple[float, float]]] = {}
         for p in report.sweep:
             if p.output_tokens_per_s is not None:
-                series.setdefault(f"{p.provider} · {p.model}", []).append(
+                series.setdefault(_label(report, p.provider, p.model), []).append(
                     (float(p.users), p.output_tokens_per_s)
                 )
         section.blocks.append(
