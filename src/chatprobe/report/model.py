@@ -609,47 +609,49 @@ def _sweep_from_samples(
     """Per stage x group: requests/s and output tokens/s over the stage's span."""
     if len(t.stages) < 2:
         return _sweep_from_summary((res.summary or {}).get("sweep") or [])
-    e2e = t.floats["e2e_ms"]
     stage = t.stage
     n_stages = len(t.stages)
-    spans: list[list[float]] = [[math.inf, -math.inf] for _ in range(n_stages)]
     n_groups = len(t.groups)
-    flat: list[list[int]] = [[] for _ in range(n_stages * n_groups)]
+    # Cells (stage, group), successful and failed apart: [ok indices, failed indices].
+    flat: list[tuple[list[int], list[int]]] = [([], []) for _ in range(n_stages * n_groups)]
     for g in range(n_groups):
-        for failed in (0, 2):
+        for side, failed in ((0, 0), (1, 2)):
             indices = buckets[4 * g + failed]
-            appenders = [flat[x * n_groups + g].append for x in range(n_stages)]
+            appenders = [flat[x * n_groups + g][side].append for x in range(n_stages)]
             for i, x in zip(indices, map(stage.__getitem__, indices), strict=True):
                 appenders[x](i)
-    cells = {(k // n_groups, k % n_groups): idx for k, idx in enumerate(flat) if idx}
-    for (s, _g), idx in cells.items():
-        starts = _take(offsets, idx)
-        ends = [
-            o + d / 1000
-            for o, d in zip(map(offsets.__getitem__, idx), map(e2e.__getitem__, idx), strict=True)
-        ]
-        ends = [x for x in ends if x == x] + starts
-        if starts and ends:
-            spans[s][0] = min(spans[s][0], min(starts))
-            spans[s][1] = max(spans[s][1], max(ends))
+    # Completion offsets in seconds, once: send offset + E2E (failed requests: the send).
+    e2e = t.floats["e2e_ms"]
+    done = array("d", [o + d / 1000.0 if d == d else o for o, d in zip(offsets, e2e, strict=True)])
+    tokens_col = array("q", [v if v > 0 else 0 for v in t.ints["output_tokens"]])
+    spans = [[math.inf, -math.inf] for _ in range(n_stages)]
+    for k, (ok, failed) in enumerate(flat):
+        for idx in (ok, failed):
+            starts = _take(offsets, idx)
+            ends = _take(done, idx)
+            if starts and ends:
+                span = spans[k // n_groups]
+                span[0], span[1] = min(span[0], min(starts)), max(span[1], max(ends))
     users_col = t.ints["users"]
-    tokens_col = t.ints["output_tokens"]
     ttft_col = t.floats["ttft_ms"]
     points = []
-    for (s, g), idx in cells.items():
+    for k, (ok, failed) in enumerate(flat):
+        if not ok and not failed:
+            continue
+        s, g = divmod(k, n_groups)
         span = spans[s][1] - spans[s][0]
-        ok = [i for i in idx if not t.error[i]]
         ttft = sorted(_take(ttft_col, ok))
-        tokens = sum(v for v in [tokens_col[i] for i in ok] if v > 0)
+        tokens = sum(map(tokens_col.__getitem__, ok))
         provider, model = t.groups[g]
-        users = users_col[idx[0]]
+        users = users_col[(ok or failed)[0]]
+        requests = len(ok) + len(failed)
         points.append(
             SweepPoint(
                 provider=provider,
                 model=model,
                 users=int(users) if users >= 0 else 0,
-                requests=len(idx),
-                requests_per_s=len(idx) / span if span > 0 else None,
+                requests=requests,
+                requests_per_s=requests / span if span > 0 else None,
                 output_tokens_per_s=tokens / span if span > 0 else None,
                 ttft_p50=percentile(ttft, 50.0) if ttft else None,
             )
