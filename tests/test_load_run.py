@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,61 @@ emulator: {ttft_ms: 20, itl_ms: 2, sigma: 0.1, output_tokens: 16}
     }
 
 
+def test_a_killed_worker_is_reported_and_the_run_finishes(tmp_path: Path) -> None:
+    import psutil
+
+    scenario = _scenario(
+        tmp_path,
+        """
+targets: [{provider: openrouter, model: gemini-2.0-flash-001}]
+max_tokens: 16
+shape: {users: 6}
+duration: 10s
+emulator: {ttft_ms: 20, itl_ms: 2, output_tokens: 16}
+""",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    args = ["--quiet", str(scenario), "--out", str(tmp_path), "--run-id", "lost"]
+    child = subprocess.Popen(
+        [sys.executable, "-m", "chatprobe.cli", "load", *args, "--processes", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    folder = tmp_path / "lost"
+    try:
+        deadline = time.monotonic() + 40
+        requests = 0
+        while time.monotonic() < deadline and requests < 50:
+            time.sleep(0.2)
+            with suppress(OSError, orjson.JSONDecodeError):
+                requests = orjson.loads((folder / "status.json").read_bytes())["requests"]
+        assert requests >= 50, "the run did not get going"
+        family = psutil.Process(child.pid).children(recursive=True)
+        workers = [p for p in family if "locust" in " ".join(p.cmdline()) and p.ppid() != child.pid]
+        assert len(workers) == 2, [p.cmdline() for p in family]
+        os.kill(workers[-1].pid, signal.SIGKILL)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode == 0, stderr
+    summary, samples, truth = _read(folder)
+    assert summary["end_reason"] == "completed" and summary["interrupted"] is False
+    workers_info = summary["workers"]
+    assert workers_info["expected"] == 2 and workers_info["reported"] == 1
+    (lost,) = workers_info["lost"]
+    assert lost["worker"].startswith("worker-")
+    survivor = "worker-1" if lost["worker"] == "worker-0" else "worker-0"
+    assert summary["samples"] == len(samples) <= len(truth)
+    assert sum(s["worker"] == lost["worker"] for s in samples) == lost["samples_received"]
+    # the surviving worker ran to the end
+    assert max(s["t_offset_s"] for s in samples if s["worker"] == survivor) > 8
+
+
 def test_injected_faults_are_counted_exactly(tmp_path: Path) -> None:
     scenario = _scenario(
         tmp_path,
@@ -180,6 +236,35 @@ emulator:
     assert set(expected) == {"http_status", "midstream_error"}  # both kinds occurred
     (group,) = summary["groups"]
     assert group["n"] == len(samples) and group["ok"] == len(samples) - sum(expected.values())
+
+
+def test_open_loop_keeps_its_schedule(tmp_path: Path) -> None:
+    scenario = _scenario(
+        tmp_path,
+        """
+targets:
+  - {provider: openrouter, model: gemini-2.0-flash-001}
+  - {provider: aimlapi, model: gemini-2.0-flash-exp}
+max_tokens: 16
+shape: {open_loop: {rate: 20, arrival: constant, max_concurrency: 50}}
+requests: 40
+emulator: {ttft_ms: 150, itl_ms: 5, output_tokens: 16}
+""",
+    )
+    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "open")
+    assert done.returncode == 0, done.stderr
+    summary, samples, truth = _read(tmp_path / "open")
+    assert summary["samples"] == len(samples) == len(truth) == 40
+    assert summary["end_reason"] == "requests reached"
+    # arrivals every 50 ms whatever the responses (each takes about 230 ms) are doing
+    offsets = sorted(s["t_offset_s"] for s in samples)
+    assert offsets == pytest.approx([i * 0.05 for i in range(40)], abs=1e-6)
+    assert max(s["users"] for s in samples) >= 3  # several requests in flight at once
+    assert summary["lag_ms"]["n"] == 40 and summary["lag_ms"]["p50"] < 10
+    assert summary["requested_rate"] == 20
+    assert summary["achieved_rate"] == pytest.approx(20, rel=0.2)
+    assert summary["concurrency_cap"] == {"limit": 50, "hits": 0}
+    assert {g["provider"]: g["n"] for g in summary["groups"]} == {"openrouter": 20, "aimlapi": 20}
 
 
 def test_bare_locust_command_works(tmp_path: Path) -> None:

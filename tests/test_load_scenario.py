@@ -105,6 +105,8 @@ def test_overrides() -> None:
     assert opened.shape_kind == "open_loop" and opened.stages[0].rate == 5
     counted = load_scenario("smoke").override(requests=7)
     assert counted.requests == 7 and counted.duration_s is None
+    short = load_scenario("compare").override(duration_s=5)  # warm-up 5 s, ramp 4 s
+    assert short.stages[0].warmup_s == pytest.approx(1.0) and short.stages[0].ramp_s == 1.0
     with pytest.raises(ConfigError):
         s.override(duration_s=5)  # a sweep sets its own length
     with pytest.raises(ConfigError):

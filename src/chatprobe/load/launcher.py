@@ -537,9 +537,10 @@ def print_summary(summary: dict[str, Any], path: Path | None, console: Any) -> N
     """A per-target table of the run's headline figures."""
     from rich.table import Table
 
-    table = Table(title=f"{summary.get('scenario')} ({summary.get('data_source')})")
-    for col in ("target", "n", "errors", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50", "tok/s"):
-        table.add_column(col, justify="right" if col != "target" else "left")
+    table = Table(title=f"{summary.get('scenario')} ({summary.get('data_source')}), ms")
+    table.add_column("target", overflow="fold")
+    for col in ("n", "errors", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50", "tok/s"):
+        table.add_column(col, justify="right")
 
     def ms(block: dict[str, Any], key: str) -> str:
         value = (block or {}).get(key)

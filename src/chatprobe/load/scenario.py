@@ -209,6 +209,14 @@ class Scenario:
             if duration_s <= 0:
                 raise ConfigError(f"--duration must be more than 0, got {duration_s}")
             s = replace(s, duration_s=duration_s, requests=None)
+            if max(s.warmup_s, s.ramp_s) > duration_s / 2:
+                # A shortened run keeps most of its time measured: warm-up and ramp shrink
+                # to a fifth of it rather than eating it whole.
+                s = replace(
+                    s,
+                    warmup_s=min(s.warmup_s, duration_s / 5),
+                    ramp_s=min(s.ramp_s, duration_s / 5),
+                )
         if requests is not None:
             if requests < 1:
                 raise ConfigError(f"--requests must be at least 1, got {requests}")
