@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chatprobe.errors import ConfigError
 from chatprobe.paths import project_root, specs_dir
@@ -298,3 +300,91 @@ def test_suite_schema_is_closed_and_described() -> None:
     assert not problems, problems
     for name, definition in schema["$defs"].items():
         assert definition.get("description"), name
+
+
+# ---------------------------------------------------------------------- fuzzing
+
+_KEYS = st.sampled_from(
+    [
+        "name",
+        "cases",
+        "defaults",
+        "request",
+        "expect",
+        "body",
+        "stream",
+        "api_key",
+        "fault",
+        "raw_body",
+        "status",
+        "match",
+        "path",
+        "range",
+        "length",
+        "checks",
+        "fails",
+        "models",
+        "providers",
+        "overrides",
+        "aimlapi",
+        "openrouter",
+        "skip",
+        "xfail",
+        "deviations",
+        "min",
+        "max",
+        "regex",
+        "headers",
+        "schema_level",
+        "tags",
+        "x",
+        1,
+        True,
+    ]
+)
+_LEAVES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 700),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(["a", "4xx", "valid", "all", "{{model}}", "{{x}}", "(", "gemini-1.5-flash"]),
+    st.text(max_size=5),
+)
+_VALUES = st.recursive(
+    _LEAVES,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(_KEYS, children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    document=st.fixed_dictionaries(
+        {"cases": st.lists(st.dictionaries(_KEYS, _VALUES, max_size=5), max_size=3)},
+        optional={"defaults": st.dictionaries(_KEYS, _VALUES, max_size=4), "name": _LEAVES},
+    )
+)
+def test_fuzzed_suites_raise_only_config_errors(
+    tmp_path_factory: pytest.TempPathFactory, document: dict
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "suites" / "fuzz.yaml"
+    path.parent.mkdir()
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    try:
+        load_suite(path)
+    except ConfigError as exc:
+        assert str(exc).startswith(str(path)) and "\n" not in str(exc)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(list("ab:-[]{}\n \t'\"!&*#|>%@`,?")), max_size=60))
+def test_fuzzed_yaml_text_raises_only_config_errors(
+    tmp_path_factory: pytest.TempPathFactory, text: str
+) -> None:
+    path = tmp_path_factory.mktemp("fuzz") / "suites" / "fuzz.yaml"
+    path.parent.mkdir()
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_suite(path)
+    except ConfigError as exc:
+        assert "\n" not in str(exc)

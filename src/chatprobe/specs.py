@@ -36,6 +36,8 @@ __all__ = [
 KINDS = ("request", "response", "chunk", "error")
 STRICT = "openai-strict"
 _BASE = "https://chatprobe.dev/schemas/"
+# libyaml's safe loader when available: the schemas load ~10x faster (every pytest run pays it).
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,7 @@ def _schemas_root() -> Path:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ConfigError(
