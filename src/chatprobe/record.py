@@ -28,6 +28,7 @@ Metric definitions (see docs and ``DESIGN.md``):
 from __future__ import annotations
 
 import itertools
+import reprlib
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -259,7 +260,8 @@ class RequestRecord:
         if not isinstance(self.json, dict):
             return
         if self.status is not None and 200 <= self.status < 300:
-            for raw in self.json.get("choices") or []:
+            choices = self.json.get("choices")
+            for raw in choices if isinstance(choices, list) else ():
                 if not isinstance(raw, dict):
                     continue
                 index = raw.get("index", 0) if isinstance(raw.get("index"), int) else 0
@@ -326,7 +328,8 @@ class RequestRecord:
             self.usage = usage  # the last one wins, never a sum
             self.usage_count += 1
         has_token = False
-        for raw in chunk.get("choices") or ():
+        choices = chunk.get("choices")
+        for raw in choices if isinstance(choices, list) else ():
             if not isinstance(raw, dict):
                 continue
             index = raw.get("index", 0) if isinstance(raw.get("index"), int) else 0
@@ -376,10 +379,7 @@ class RequestRecord:
             self.token_source = "usage"
             return
         text = "".join(
-            c.content
-            + c.reasoning
-            + c.refusal
-            + "".join(str((t.get("function") or {}).get("arguments") or "") for t in c.tool_calls)
+            c.content + c.reasoning + c.refusal + "".join(_arguments(t) for t in c.tool_calls)
             for c in self.choices.values()
         )
         self.output_tokens = estimate_tokens(text)
@@ -444,7 +444,10 @@ class RequestRecord:
                     else ErrorClass.BAD_JSON
                 )
                 self.error_detail = f"body is not JSON ({self.content_type or 'no type'})"
-            elif isinstance(self.json, dict) and "error" in self.json:
+            elif not isinstance(self.json, dict):
+                self.error_class = ErrorClass.BAD_JSON
+                self.error_detail = f"body is JSON but not an object ({type(self.json).__name__})"
+            elif "error" in self.json:
                 self.error_class = ErrorClass.MIDSTREAM_ERROR
                 self.error_detail = f"error in a 2xx body: {_error_message(self.json['error'])}"
 
@@ -495,13 +498,29 @@ def _text(value: Any) -> str:
     return ""
 
 
+def _arguments(call: dict[str, Any]) -> str:
+    """A tool call's arguments as text, whatever type a provider put there."""
+    function = call.get("function")
+    return str(function.get("arguments") or "") if isinstance(function, dict) else ""
+
+
+# Bounded repr for provider values: a payload may legally nest ~1000 levels deep (orjson's
+# limit), which str() turns into a RecursionError.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 200, 200
+
+
+def _short(value: Any) -> str:
+    return value if isinstance(value, str) else _REPR.repr(value)[:200]
+
+
 def _error_message(payload: Any) -> str:
     if isinstance(payload, dict):
         message = payload.get("message")
         code = payload.get("code", payload.get("statusCode"))
-        text = str(message) if message is not None else str(payload)[:200]
-        return f"{code}: {text}" if code is not None else text
-    return str(payload)[:200]
+        text = _short(message) if message is not None else _short(payload)
+        return f"{_short(code)}: {text}" if code is not None else text
+    return _short(payload)[:200]
 
 
 def _merge_tool_calls(choice: AssembledChoice, deltas: list[Any]) -> None:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckContext",
+    "as_list",
     "document",
     "error_response",
     "has_kind",
@@ -70,6 +71,11 @@ def has_kind(level: str, kind: str) -> bool:
 
 
 # ---------------------------------------------------------------------- applicability
+def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else ``[]``: providers put anything where a list belongs."""
+    return value if isinstance(value, list) else []
+
+
 def success(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
     return record.status is not None and 200 <= record.status < 300
 

@@ -14,6 +14,7 @@ schema rule that rejected it.
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -102,12 +103,17 @@ class Finding:
         }
 
 
+# Bounded repr: provider JSON may nest ~1000 levels deep, where repr() hits RecursionError.
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 6, 120, 120
+
+
 def excerpt(value: Any, limit: int = 120) -> str:
     """A short, single-line, scrubbed rendering of a JSON value for a message."""
     try:
         text = orjson.dumps(value, default=str).decode()
-    except TypeError:
-        text = repr(value)
+    except TypeError:  # not JSON, or nested deeper than orjson writes (a hostile payload)
+        text = _REPR.repr(value)
     text = scrub_text(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 

@@ -10,6 +10,7 @@ import orjson
 
 from chatprobe.checks.context import (
     CheckContext,
+    as_list,
     plain_success,
     request_text,
     streamed,
@@ -27,12 +28,12 @@ OPENAI_FINISH = ("stop", "length", "tool_calls", "content_filter", "function_cal
 def _finish_reasons(record: RequestRecord, plain: bool) -> Iterator[tuple[str, Any]]:
     """(pointer, finish_reason) for every choice of a body or every non-null one of a stream."""
     if plain:
-        for j, choice in enumerate(record.json.get("choices") or []):
+        for j, choice in enumerate(as_list(record.json.get("choices"))):
             if isinstance(choice, dict):
                 yield f"/body/choices/{j}/finish_reason", choice.get("finish_reason")
         return
     for i, chunk in enumerate(record.chunks):
-        for j, choice in enumerate(chunk.get("choices") or []):
+        for j, choice in enumerate(as_list(chunk.get("choices"))):
             if isinstance(choice, dict) and choice.get("finish_reason") is not None:
                 yield f"/chunks/{i}/choices/{j}/finish_reason", choice["finish_reason"]
 
@@ -176,10 +177,10 @@ def _streamed_tool_calls(ctx: CheckContext, record: RequestRecord, case: Any) ->
 def tool_call_index(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """Every streamed tool-call delta carries an integer index."""
     for i, chunk in enumerate(record.chunks):
-        for j, choice in enumerate(chunk.get("choices") or []):
+        for j, choice in enumerate(as_list(chunk.get("choices"))):
             delta = choice.get("delta") if isinstance(choice, dict) else None
             calls = delta.get("tool_calls") if isinstance(delta, dict) else None
-            for k, call in enumerate(calls or []):
+            for k, call in enumerate(as_list(calls)):
                 index = call.get("index") if isinstance(call, dict) else None
                 if not isinstance(index, int) or isinstance(index, bool):
                     yield Problem(
@@ -195,10 +196,10 @@ def _tool_calls(
 ) -> Iterator[tuple[str, int, Any]]:
     """(pointer to the call, choice index, call) for every call, plain or assembled."""
     if plain_success(ctx, record, case):
-        for j, choice in enumerate(record.json.get("choices") or []):
+        for j, choice in enumerate(as_list(record.json.get("choices"))):
             message = choice.get("message") if isinstance(choice, dict) else None
             calls = message.get("tool_calls") if isinstance(message, dict) else None
-            for k, call in enumerate(calls or []):
+            for k, call in enumerate(as_list(calls)):
                 yield f"/body/choices/{j}/message/tool_calls/{k}", j, call
     elif streamed(ctx, record, case):
         for j, (_, choice) in enumerate(sorted(record.choices.items())):
@@ -273,8 +274,9 @@ def _named_choice(case: Any) -> str | None:
 
 def _choice_finish(record: RequestRecord, plain: bool, j: int) -> tuple[str, Any]:
     if plain:
-        choices = record.json.get("choices") or []
-        reason = choices[j].get("finish_reason") if j < len(choices) else None
+        choices = as_list(record.json.get("choices"))
+        choice = choices[j] if j < len(choices) else None
+        reason = choice.get("finish_reason") if isinstance(choice, dict) else None
         return f"/body/choices/{j}/finish_reason", reason
     ordered = [c for _, c in sorted(record.choices.items())]
     return f"/choices/{j}/finish_reason", ordered[j].finish_reason if j < len(ordered) else None

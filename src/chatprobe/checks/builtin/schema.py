@@ -8,7 +8,14 @@ from functools import cache
 from typing import Any
 
 from chatprobe import specs
-from chatprobe.checks.context import CheckContext, has_kind, plain_success, streamed, success
+from chatprobe.checks.context import (
+    CheckContext,
+    as_list,
+    has_kind,
+    plain_success,
+    streamed,
+    success,
+)
 from chatprobe.checks.findings import Problem, Severity, schema_problems
 from chatprobe.checks.registry import check
 from chatprobe.record import RequestRecord
@@ -213,7 +220,7 @@ def extra_fields(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterato
             continue
         inner_key = "message" if kind == "response" else "delta"
         extra = [(f"{pointer}/{k}", k) for k in payload if k not in fields[kind]]
-        for j, choice in enumerate(payload.get("choices") or []):
+        for j, choice in enumerate(as_list(payload.get("choices"))):
             if not isinstance(choice, dict):
                 continue
             extra += [

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from chatprobe.checks.context import CheckContext, streamed
-from chatprobe.checks.findings import Problem, Severity
+from chatprobe.checks.context import CheckContext, as_list, streamed, success
+from chatprobe.checks.findings import Problem, Severity, excerpt
 from chatprobe.checks.registry import check
 from chatprobe.record import RequestRecord
 from chatprobe.sse import Comment, ServerSentEvent
@@ -138,7 +138,7 @@ def stream_one_finish_reason(
     finishes: dict[int, list[int]] = {}
     last_seen: dict[int, int] = {}
     for i, chunk in enumerate(record.chunks):
-        for j, choice in enumerate(chunk.get("choices") or []):
+        for j, choice in enumerate(as_list(chunk.get("choices"))):
             if not isinstance(choice, dict):
                 continue
             index = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
@@ -261,20 +261,35 @@ def stream_empty_choices(ctx: CheckContext, record: RequestRecord, case: Any) ->
     severity=Severity.ERROR,
     source="DESIGN provider facts (OpenRouter: 'mid-stream errors arrive as a data event with "
     "top-level error ... inside an HTTP 200 stream')",
-    applies=streamed,
+    applies=success,
 )
 def midstream_error(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
-    """No error event arrives inside a successful stream."""
+    """No error event arrives inside a successful stream (nor an error in a 2xx body)."""
+    if not streamed(ctx, record, case):
+        if isinstance(record.json, dict) and "error" in record.json:
+            error = record.json["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            yield Problem(
+                f"error inside a {record.status} body: {_text(message)}",
+                path="/body/error",
+                received=error,
+                documented="no error object in a successful response",
+            )
+        return
     for i, chunk in enumerate(record.chunks):
         if "error" in chunk:
             error = chunk["error"]
             message = error.get("message") if isinstance(error, dict) else error
             yield Problem(
-                f"error inside a {record.status} stream: {message}",
+                f"error inside a {record.status} stream: {_text(message)}",
                 path=f"/chunks/{i}/error",
                 received=error,
                 documented="no error events in a successful stream",
             )
+
+
+def _text(message: Any) -> str:
+    return message if isinstance(message, str) else excerpt(message)
 
 
 def _has_error_event(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
@@ -309,7 +324,7 @@ def midstream_error_shape(ctx: CheckContext, record: RequestRecord, case: Any) -
             )
         if "error" in ctx.profile.finish_reasons_extra:
             reasons = [
-                c.get("finish_reason") for c in chunk.get("choices") or [] if isinstance(c, dict)
+                c.get("finish_reason") for c in as_list(chunk.get("choices")) if isinstance(c, dict)
             ]
             if "error" not in reasons:
                 yield Problem(
