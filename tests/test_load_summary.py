@@ -94,6 +94,9 @@ def test_open_loop_lag_and_saturation() -> None:
     samples = [_sample(i * 0.2, 50.0, warmup=False, lag_ms=0.5) for i in range(40)]
     samples[-1]["lag_ms"] = 80.0  # p99 of 40 values interpolates toward the outlier
     s = build_summary(plan, samples, run_id="r", end_offset_s=10.0)
+    assert s["latency_origin"] == "t_sched"
+    (g,) = s["groups"]
+    assert g["ttft_ms"]["p50"] == 50.5 and g["ttft_ms_from_t0"]["p50"] == 50.0
     assert s["requested_rate"] == 5.0 and s["achieved_rate"] == 4.0
     assert s["lag_ms"]["p50"] == 0.5
     assert s["client_saturated"] is True

@@ -10,9 +10,11 @@ Definitions used here (see also ``docs/load.md``):
 * ``requests_per_s``: measured requests (any outcome) / window; ``output_tokens_per_s``:
   their output tokens / window; ``goodput_rps``: successful measured requests that meet
   every SLO / window (errors count against goodput through the SLO attainment).
-* open loop: ``lag_ms`` = t0 - t_sched percentiles; ``achieved_rate`` = measured requests
-  / window against ``requested_rate``; ``client_saturated`` when lag p99 exceeds the
-  scenario's ``lag_threshold_ms``.
+* open loop: TTFB, TTFT and E2E count from the scheduled time ``t_sched`` (the sample's
+  t0-based value + ``lag_ms``; ``latency_origin`` says which), with TTFT from t0 kept as
+  ``ttft_ms_from_t0``; ``lag_ms`` = t0 - t_sched percentiles; ``achieved_rate`` = measured
+  requests / window against ``requested_rate``; ``client_saturated`` when lag p99 exceeds
+  the scenario's ``lag_threshold_ms``.
 * cost: ``prompt_tokens`` x input price + ``output_tokens`` x output price from the profile.
 * ``client_cpu``: CPU the load generator spent from test start to the end of load (the
   workers' total in a distributed run), per request, and as a fraction of the wall time;
@@ -82,6 +84,21 @@ def _meets_slo(row: dict[str, Any], slo: dict[str, float]) -> bool:
     return True
 
 
+_FROM_T0 = ("ttfb_ms", "ttft_ms", "e2e_ms", "total_ms")
+
+
+def _from_schedule(row: dict[str, Any]) -> dict[str, Any]:
+    """A sample's latencies counted from ``t_sched`` (t0-based value + lag)."""
+    lag = row.get("lag_ms")
+    if lag is None:
+        return row
+    out = dict(row)
+    for key in _FROM_T0:
+        if out.get(key) is not None:
+            out[key] = out[key] + lag
+    return out
+
+
 def _latency(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "ttft_ms": percentiles([r.get("ttft_ms") for r in rows]),
@@ -132,7 +149,11 @@ def build_summary(
     notes: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The summary of one load run (see ``docs/results-format.md``)."""
-    rows = list(samples)
+    raw_rows = list(samples)
+    open_loop = plan.open_loop
+    # Open loop measures from the scheduled time: a client that falls behind its schedule
+    # makes its requests late, and that wait is part of what a user of the service sees.
+    rows = [_from_schedule(r) for r in raw_rows] if open_loop else raw_rows
     targets = {(t.provider, t.model): t for t in plan.targets}
     by_group: dict[tuple[str, str], list[dict[str, Any]]] = {k: [] for k in targets}
     for row in rows:
@@ -159,6 +180,16 @@ def build_summary(
     groups = []
     for (provider, model), group_rows in by_group.items():
         target = targets.get((provider, model))
+        from_t0 = {}
+        if open_loop:
+            ok_t0 = [
+                r
+                for r in raw_rows
+                if (r.get("provider"), r.get("model")) == (provider, model)
+                and not r.get("warmup")
+                and not r.get("error_class")
+            ]
+            from_t0 = {"ttft_ms_from_t0": percentiles([r.get("ttft_ms") for r in ok_t0])}
         cost = sum(_cost(target, r) for r in group_rows)
         reported = [r.get("cost") for r in group_rows if isinstance(r.get("cost"), int | float)]
         groups.append(
@@ -173,6 +204,7 @@ def build_summary(
                 "cost_per_1k_requests": cost / len(group_rows) * 1000 if group_rows else None,
                 "cost_reported_usd_total": sum(reported) if reported else None,
                 "price_source": target.price_source if target else "",
+                **from_t0,
             }
         )
 
@@ -208,7 +240,6 @@ def build_summary(
 
     measured_rows = [r for r in rows if not r.get("warmup")]
     lag = percentiles([r.get("lag_ms") for r in measured_rows])
-    open_loop = plan.open_loop
     requested_rate = open_loop.rate if open_loop else None
     achieved_rate = len(measured_rows) / window_s if open_loop and window_s > 0 else None
     saturated = bool(
@@ -221,6 +252,7 @@ def build_summary(
         "scenario": plan.scenario,
         "data_source": plan.data_source,
         "shape": plan.shape_kind,
+        "latency_origin": "t_sched" if open_loop else "t0",
         "mix": plan.mix,
         "planned_duration_s": plan.duration_s,
         "duration_s": end_offset_s,
