@@ -16,18 +16,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.budget import Budget
 from benchmarks.harness import ClientRun, run_client
+from benchmarks.profiling import profile_client
 from benchmarks.section import Goal, Section, fmt, median
 from benchmarks.target import TOKENS, emulator
 
 BASELINE = "locust-httpuser"
-CLIENTS = ("chatprobe", "locust-httpuser", "httpx-async", "raw-httptools")
 CONCURRENCY = 64
 
 
-def run(*, quick: bool, reps: int | None = None, clients: tuple[str, ...] = CLIENTS) -> Section:
-    reps = reps or (1 if quick else 3)
-    warmup, duration = (1.0, 3.0) if quick else (2.0, 6.0)
+def run(budget: Budget) -> Section:
+    reps, clients = budget.b1_reps, budget.b1_clients
+    warmup, duration = budget.warmup_s, budget.window_s
     section = Section(
         "B1",
         f"Client capacity: {TOKENS}-token streams, zero-latency emulator, {CONCURRENCY} streams, "
@@ -41,6 +42,7 @@ def run(*, quick: bool, reps: int | None = None, clients: tuple[str, ...] = CLIE
             "vs HttpUser (CPU/stream)",
             "client CPU %",
             "emulator CPU %",
+            "client waited %",
             "errors",
         ],
         config={
@@ -69,6 +71,11 @@ def run(*, quick: bool, reps: int | None = None, clients: tuple[str, ...] = CLIE
                         peer_pid=target.pid,
                     )
                 )
+        profile = None
+        if budget.profile and "chatprobe" in clients:
+            profile = profile_client(
+                "chatprobe", target, concurrency=CONCURRENCY, warmup=warmup, duration=duration
+            )
     figures = summarize(runs)
     section.raw = {
         "figures": figures,
@@ -86,6 +93,7 @@ def run(*, quick: bool, reps: int | None = None, clients: tuple[str, ...] = CLIE
                 fmt(f["ratio_cpu"], 2, "x"),
                 fmt(f["client_cpu_pct"], 0),
                 fmt(f["emulator_cpu_pct"], 0),
+                fmt(f["client_waited_pct"], 0),
                 f["errors"],
             ]
         )
@@ -93,11 +101,13 @@ def run(*, quick: bool, reps: int | None = None, clients: tuple[str, ...] = CLIE
     if cp:
         section.goals.append(
             Goal(
-                "B1 streams/s vs HttpUser",
+                "B1 streams/s vs HttpUser, one core",
                 ">= 2.0x",
-                f"{fmt(cp['ratio_streams'], 2)}x achieved, "
-                f"{fmt(cp['ratio_per_core'], 2)}x per core",
-                None if cp["ratio_streams"] is None else cp["ratio_streams"] >= 2.0,
+                f"{fmt(cp['ratio_per_core'], 2)}x per core "
+                f"({fmt(cp['ratio_streams'], 2)}x achieved)",
+                None if cp["ratio_per_core"] is None else cp["ratio_per_core"] >= 2.0,
+                "judged per core (1000 / CPU ms per stream): the achieved rate also depends on "
+                "how much of the core other work took (client waited %)",
             )
         )
         section.goals.append(
@@ -119,7 +129,16 @@ def run(*, quick: bool, reps: int | None = None, clients: tuple[str, ...] = CLIE
                 f"{label}: the emulator ({f['emulator_cpu_pct']:.0f}% CPU) limited this client; "
                 "its streams/s is a floor, per-core figure from its CPU ms/stream"
             )
+    if profile is not None:
+        section.raw["profile"] = profile
+        if "stages_pct" in profile:
+            stages = ", ".join(f"{k} {v:.0f}%" for k, v in profile["stages_pct"].items())
+            section.notes.append(f"py-spy profile of chatprobe's client (CPU samples): {stages}")
+        else:
+            section.notes.append(f"profile: {profile.get('skipped')}")
     section.notes.append(
+        "client waited % = share of the window the client was runnable but another process "
+        "held its core (schedstat run delay): the noise from other work on this machine; "
         "streams/s per core = 1000 / CPU ms per stream; 'vs HttpUser' = median of per-round "
         "ratios; CPU/stream ratio > 1 means cheaper than HttpUser"
     )
@@ -158,6 +177,8 @@ def summarize(runs: dict[str, list[ClientRun]]) -> dict[str, dict[str, Any]]:
             "ratio_per_core": ratio_c,
             "client_cpu_pct": median([r.cpu_pct for r in rs]),
             "emulator_cpu_pct": median([r.peer_cpu_pct for r in rs]),
+            "client_waited_pct": median([r.run_delay_pct for r in rs]),
+            "emulator_waited_pct": median([r.peer_run_delay_pct for r in rs]),
             "core_busy_pct": [r.core_busy_pct for r in rs],
             "errors": sum(r.data["errors"] for r in rs),
             "completed": sum(r.data["completed"] for r in rs),

@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from benchmarks.budget import Budget
 from benchmarks.harness import REPO
 from benchmarks.section import Goal, Section, fmt
 
@@ -28,7 +29,6 @@ REPLAY_GOAL_S = 5.0
 REPORT_GOAL_S = 10.0
 REPORT_GOAL_MIB = 1024.0
 SAMPLES = 1_000_000
-QUICK_SAMPLES = 100_000
 
 
 def measure(cmd: list[str], *, cwd: Path = REPO, timeout: float = 600) -> dict[str, Any]:
@@ -52,15 +52,19 @@ def _commands() -> dict[str, Any]:
     return COMMANDS
 
 
-def run(*, quick: bool) -> Section:
+def run(budget: Budget) -> Section:
+    n = budget.report_samples
     section = Section(
         "B4",
         "Offline commands: contract replay, report on many samples",
         ["command", "what", "wall s", "CPU s", "peak RSS MiB", "exit"],
-        config={"report_samples": QUICK_SAMPLES if quick else SAMPLES},
+        config={"report_samples": n},
     )
-    _replay(section)
-    _report(section, QUICK_SAMPLES if quick else SAMPLES, quick)
+    if budget.replay:
+        _replay(section)
+    else:
+        section.notes.append("replay not run in a smoke run")
+    _report(section, n)
     return section
 
 
@@ -123,7 +127,8 @@ def _replay(section: Section) -> None:
     )
 
 
-def _report(section: Section, n: int, quick: bool) -> None:
+def _report(section: Section, n: int) -> None:
+    partial = n != SAMPLES
     if "report" not in _commands():
         section.rows.append(["chatprobe report", f"{n:,} samples", "-", "-", "-", "skipped"])
         section.goals.append(
@@ -160,15 +165,15 @@ def _report(section: Section, n: int, quick: bool) -> None:
     )
     ok = m["exit"] == 0
     why = "" if ok else f"exit {m['exit']}: {m['stderr_tail'][-200:]}"
-    if quick and ok:
-        why = f"quick run: {n:,} samples, not 1,000,000"
+    if partial and ok:
+        why = f"{n:,} samples, not 1,000,000 (quick or smoke run)"
     section.goals.append(
         Goal(
             "B4 report, 1M samples",
             f"< {REPORT_GOAL_S:g} s and < 1024 MiB",
             f"{m['wall_s']:.2f} s, {m['max_rss_mib']:.0f} MiB",
             (ok and m["wall_s"] < REPORT_GOAL_S and m["max_rss_mib"] < REPORT_GOAL_MIB)
-            if not quick
+            if not partial
             else None,
             why,
         )

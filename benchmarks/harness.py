@@ -113,6 +113,15 @@ class ClientRun:
         return 100 * peer / w if peer is not None and w else None
 
     @property
+    def run_delay_pct(self) -> float | None:
+        """Share of the window the client was runnable but had no CPU (other work)."""
+        return self.data.get("run_delay_pct")
+
+    @property
+    def peer_run_delay_pct(self) -> float | None:
+        return self.data.get("peer_run_delay_pct")
+
+    @property
     def core_busy_pct(self) -> dict[str, float]:
         return self.data.get("core_busy_pct", {})
 
@@ -134,12 +143,17 @@ def run_client(
     rate: float | None = None,
     peer_pid: int | None = None,
     extra: list[str] | None = None,
+    wrap: list[str] | None = None,
 ) -> ClientRun:
-    """Run one client to completion in a pinned subprocess and return its result."""
+    """Run one client to completion in a pinned subprocess and return its result.
+
+    ``wrap`` prefixes the command (a profiler: ``["py-spy", "record", ..., "--"]``).
+    """
     module = CLIENTS[label]
     with tempfile.TemporaryDirectory(prefix="chatprobe-bench-") as tmp:
         out = os.path.join(tmp, "result.json")
         cmd = [
+            *(wrap or []),
             sys.executable,
             "-m",
             module,

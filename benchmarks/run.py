@@ -3,13 +3,14 @@
 Runs the chosen benchmarks one after another, prints a table per benchmark and a goals table
 (rich), and writes ``benchmarks/results/<name>.json`` (machine, commit, configuration, every
 figure and the raw per-run data) and ``<name>.md`` (the same tables as Markdown, pasted into
-``benchmarks/README.md``). ``--quick`` shortens every window and round count: a smoke run of
-the whole pipeline in about a minute, whose figures are indicative only.
+``benchmarks/README.md``). ``--quick`` shortens every window and round count (about a
+minute, indicative figures); ``--smoke`` is the smallest end-to-end run, used by the tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.budget import BUDGETS
 from benchmarks.harness import REPO, git_commit, machine_info
 from benchmarks.section import Section
 
@@ -46,9 +48,22 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--quick", action="store_true", help="short windows, one round (~1 min)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="short windows, one round (~1 min)")
+    size.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest end-to-end run, for tests (seconds; figures meaningless)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile chatprobe's client in B1 (always on in a full run)",
+    )
     p.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1,B2,B3,B4")
-    p.add_argument("--name", default=None, help="results file stem (default: quick or latest)")
+    p.add_argument(
+        "--name", default=None, help="results file stem (default: latest, quick or smoke)"
+    )
     p.add_argument("--out-dir", default=str(RESULTS), help="where results are written")
     args = p.parse_args(argv)
     chosen = [x.strip().upper() for x in args.only.split(",") if x.strip()]
@@ -64,13 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     if len(os.sched_getaffinity(0)) < 2:
         sys.exit("benchmarks need two CPUs (client and emulator each pinned to one)")
     console = Console(width=None if sys.stdout.isatty() else 160)
-    name = args.name or ("quick" if args.quick else "latest")
+    budget = BUDGETS["smoke" if args.smoke else "quick" if args.quick else "full"]
+    if args.profile:
+        budget = dataclasses.replace(budget, profile=True)
+    name = args.name or {"full": "latest"}.get(budget.name, budget.name)
     started = datetime.now(UTC)
     doc: dict[str, Any] = {
         "schema_version": 1,
         "name": name,
         "command": ["python", "-m", "benchmarks", *(argv if argv is not None else sys.argv[1:])],
-        "quick": args.quick,
+        "budget": budget.name,
         "started_at": started.isoformat(timespec="seconds"),
         "git": git_commit(),
         "machine": machine_info(),
@@ -82,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         console.rule(f"[bold]{key}")
         t = time.perf_counter()
         try:
-            section = runners[key](quick=args.quick)
+            section = runners[key](budget)
         except Exception as exc:  # one broken benchmark must not lose the others' figures
             section = Section(
                 key, f"{key} failed", ["error"], rows=[[f"{type(exc).__name__}: {exc}"]]

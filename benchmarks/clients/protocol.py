@@ -104,6 +104,26 @@ def pid_cpu_seconds(pid: int) -> float | None:
     return sum(int(x) for x in fields[11:15]) / _TICK
 
 
+def run_delay_ns(pid: int | str = "self") -> int | None:
+    """Time the threads of ``pid`` spent runnable but waiting for a CPU (schedstat).
+
+    On a shared machine this is what other people's work cost a process: over a window,
+    run delay / window length is the fraction of time it wanted a CPU and had none.
+    """
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        for tid in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    except OSError:
+        return None
+    return total
+
+
 def core_times() -> dict[str, tuple[int, int]]:
     """Per core ``(busy, total)`` jiffies from /proc/stat."""
     out: dict[str, tuple[int, int]] = {}
@@ -135,6 +155,8 @@ class Result:
     cpu1: float = 0.0
     peer0: float | None = None
     peer1: float | None = None
+    delay0: tuple[int | None, int | None] = (None, None)
+    delay1: tuple[int | None, int | None] = (None, None)
     cores0: dict[str, tuple[int, int]] = field(default_factory=dict)
     cores1: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -143,6 +165,10 @@ class Result:
         self.cores0 = core_times()
         if self.args.peer_pid:
             self.peer0 = pid_cpu_seconds(self.args.peer_pid)
+        self.delay0 = (
+            run_delay_ns(),
+            run_delay_ns(self.args.peer_pid or 0) if self.args.peer_pid else None,
+        )
         self.w0_ns = time.perf_counter_ns()
         self.cpu0 = cpu_seconds()
 
@@ -151,6 +177,10 @@ class Result:
         self.cpu1 = cpu_seconds()
         if self.args.peer_pid:
             self.peer1 = pid_cpu_seconds(self.args.peer_pid)
+        self.delay1 = (
+            run_delay_ns(),
+            run_delay_ns(self.args.peer_pid or 0) if self.args.peer_pid else None,
+        )
         self.cores1 = core_times()
 
     def write(self) -> None:
@@ -164,6 +194,10 @@ class Result:
         for name, (b1, t1) in self.cores1.items():
             b0, t0 = self.cores0.get(name, (b1, t1))
             busy[name] = round(100 * (b1 - b0) / (t1 - t0), 1) if t1 > t0 else 0.0
+        waited = []
+        for a, b in zip(self.delay0, self.delay1, strict=True):
+            ok = a is not None and b is not None and w1 > w0
+            waited.append(round(100 * (b - a) / (w1 - w0), 1) if ok else None)  # type: ignore[operator]
         peer = None
         if self.peer0 is not None and self.peer1 is not None:
             peer = self.peer1 - self.peer0
@@ -181,6 +215,8 @@ class Result:
             "cpu_s": self.cpu1 - self.cpu0,
             "peer_cpu_s": peer,
             "core_busy_pct": busy,
+            "run_delay_pct": waited[0],  # of the window, runnable but without a CPU
+            "peer_run_delay_pct": waited[1],
             "notes": self.notes,
             "samples": inside,
         }

@@ -2,15 +2,17 @@
 
 It exists to drive the emulator in B3 (emulator capacity) with as little client CPU as
 possible, and as a floor in B1: what one core costs per stream when a client does nothing but
-frame HTTP/1.1 responses (httptools, C) and stamp the first and last body bytes. It does not
-look inside the events, so its ``n`` counts body pieces received, not content events, and its
-``t_first`` is the first body byte (the role chunk), not the first token. Never use it for
-fidelity figures.
+frame HTTP/1.1 responses (httptools, C) and stamp body pieces. It does not decode events: it
+stamps the first and last body piece in which a byte search finds a non-empty
+``"content":"`` (right for the emulator's compact JSON, not a general rule), so in B2 it is
+the reference row: the TTFT error left when the client does next to nothing, i.e. what the
+emulator, the kernel and the other work on this machine contribute.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -19,6 +21,7 @@ import httptools
 from benchmarks.clients.protocol import ClientArgs, Result, parse_args, pin
 
 REQUEST_ID = b"x-chatprobe-request-id"
+CONTENT = re.compile(rb'"content":"[^"]')
 
 
 class Conn(asyncio.Protocol):
@@ -63,10 +66,11 @@ class Conn(asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         now = time.perf_counter_ns()
-        if self.t_first is None:
-            self.t_first = now
-        self.t_last = now
-        self.pieces += 1
+        if CONTENT.search(body):
+            if self.t_first is None:
+                self.t_first = now
+            self.t_last = now
+            self.pieces += 1
 
     def on_message_complete(self) -> None:
         now = time.perf_counter_ns()
