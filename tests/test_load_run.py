@@ -385,3 +385,22 @@ def test_invalid_scenario_names_file_line_and_field(tmp_path: Path) -> None:
     assert len(lines) == 1, done.stderr
     assert f"{scenario}:3: shape.users:" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--provider", "nosuch"], "unknown provider 'nosuch'"),
+        (["--provider", "aimlapi", "--model", "gpt-9"], "unknown model for provider 'aimlapi'"),
+        (["--no-emulator", "--provider", "aimlapi"], "AIMLAPI_API_KEY is not set"),
+        (["--users", "2", "--rate", "3"], "--users and --rate exclude each other"),
+        (["--duration", "soon"], "soon"),
+        (["no-such-scenario"], "unknown scenario 'no-such-scenario'"),
+    ],
+)
+def test_bad_command_lines_fail_in_one_line(tmp_path: Path, args: list[str], words: str) -> None:
+    done = _load(*args, "--out", str(tmp_path), timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert words in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not any(tmp_path.iterdir())  # nothing started, nothing written

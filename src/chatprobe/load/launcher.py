@@ -192,12 +192,47 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
         raise ChatprobeError(f"--processes must be at least 1, got {options.processes}")
 
     use_emulator, notes = _decide_source(scenario, options)
+    _check_targets(scenario, live=not use_emulator)
     if options.worker:
         return _run_worker(scenario, options, use_emulator, console)
 
     from chatprobe.results import new_run_dir, results_root, write_meta
 
     out = new_run_dir(options.out or results_root(), options.run_id)
+    try:
+        return _run_in(out, scenario, options, use_emulator, notes, console, write_meta)
+    except BaseException:
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # nothing was written: leave no empty folder behind
+        raise
+
+
+def _check_targets(scenario: Scenario, *, live: bool) -> None:
+    """Fail on an unknown provider or model, or a missing key, before anything starts."""
+    from chatprobe.load.plan import resolve_target
+    from chatprobe.load.prompts import build_prompts
+
+    for target in scenario.targets:
+        resolve_target(target, None if live else EmulatorTarget("http://127.0.0.1:1"))
+    build_prompts(scenario.prompts, scenario.seed)  # a bad prompt file fails here
+    if live:
+        missing = missing_keys(list(scenario.targets))
+        if missing:
+            from chatprobe.errors import MissingKeyError
+
+            provider, variable = missing[0]
+            raise MissingKeyError(variable, provider, "Or run against the emulator: --emulator.")
+
+
+def _run_in(
+    out: Path,
+    scenario: Scenario,
+    options: LoadOptions,
+    use_emulator: bool,
+    notes: list[str],
+    console: Any,
+    write_meta: Callable[..., Any],
+) -> LoadOutcome:
     drivers = options.processes or (options.expect_workers if options.master else 1)
     emulator = None
     cpus = _cpus()
@@ -404,7 +439,7 @@ def _supervise(
     limit = time.monotonic() + plan.duration_s + STARTUP_ALLOWANCE_S + GRACEFUL_WAIT_S
     if not plan.manage_end or options.worker:
         limit = float("inf")
-    display = _Progress(console, out, plan) if options.progress else None
+    display = _Progress(console, out, plan) if options.progress and not options.worker else None
     try:
         with _signals(on_signal), display or nullcontext():
             while child.poll() is None:
