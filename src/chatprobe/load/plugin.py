@@ -63,6 +63,7 @@ EXCERPTS_PER_TARGET = 3
 STATUS_FILE = "status.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
+BARE_SCENARIO = "locustfile"  # the plan of a bare `locust -f loadtests/locustfile.py` run
 
 
 class RequestFailed(Exception):
@@ -346,7 +347,12 @@ class LoadSession:
             sample["error_detail"] = scrub_text(sample["error_detail"])
         stage = position.stage
         sample["scenario"] = self.plan.scenario
-        sample["users"] = stage.users if stage.rate is None else self.in_flight
+        if stage.rate is not None:
+            sample["users"] = self.in_flight
+        elif self.plan.manage_end:
+            sample["users"] = stage.users
+        else:  # a bare locust run: locust decides the count (-u, or the web UI)
+            sample["users"] = getattr(self.runner, "user_count", stage.users)
         sample["stage"] = stage.name
         sample["worker"] = self.worker_label
         sample["t_offset_s"] = round(offset, 6)
@@ -548,6 +554,13 @@ class LoadSession:
 
     # ------------------------------------------------------------------ events
     def on_test_start(self, environment: Any, **_: Any) -> None:
+        host = getattr(environment, "host", None)
+        if self.plan.scenario == BARE_SCENARIO and host:
+            target = bare_target(host)
+            if target.url != self.plan.targets[0].url:  # typed in the web UI
+                self.plan.targets = [target]
+                self.plan.data_source = target.data_source
+                self.prepare_targets()
         if self.t_start_ns is None:
             self.t_start_ns = time.perf_counter_ns()
         if self._cpu_start is None:
@@ -763,20 +776,17 @@ def plan_from_environment() -> RunPlan:
     return _bare_plan()
 
 
-def _bare_plan() -> RunPlan:
-    """``locust -f loadtests/locustfile.py --host URL``: one target from the host and env.
+def bare_target(host: str | None) -> TargetPlan:
+    """The one target of a bare ``locust -f loadtests/locustfile.py --host URL`` run.
 
     The provider is the ``/<provider>/v1`` path segment of the host when it names a profile
     (the emulator's layout), else ``$CHATPROBE_PROVIDER`` (default openrouter); the model is
     ``$CHATPROBE_MODEL`` or the profile's first model that is not a rate-limited ``:free``
-    variant. A loopback host gets the emulator's
-    demo key, any other host the profile's key variable; ``$CHATPROBE_API_KEY`` overrides.
+    variant. A loopback host gets the emulator's demo key, any other host the profile's key
+    variable; ``$CHATPROBE_API_KEY`` overrides both.
     """
-    from chatprobe.load.prompts import build_prompts
-    from chatprobe.load.scenario import PromptSpec
     from chatprobe.profiles import list_profiles, load_profile
 
-    host = _host_from_argv()
     provider = os.environ.get("CHATPROBE_PROVIDER")
     if host and not provider:
         segments = [s for s in urlsplit(host).path.split("/") if s]
@@ -789,7 +799,7 @@ def _bare_plan() -> RunPlan:
     base = (host or profile.base_url).rstrip("/")
     loopback = urlsplit(base).hostname in ("127.0.0.1", "localhost", "::1")
     explicit = os.environ.get("CHATPROBE_API_KEY")
-    target = TargetPlan(
+    return TargetPlan(
         provider=profile.name,
         model=info.name,
         model_id=info.id,
@@ -802,6 +812,18 @@ def _bare_plan() -> RunPlan:
         price_out_per_mtok=info.pricing.output_per_mtok if info.pricing else None,
         price_source=info.pricing.source if info.pricing else "",
     )
+
+
+def _bare_plan() -> RunPlan:
+    """A plan for a bare locust run: :func:`bare_target`, one prompt, locust's own end.
+
+    In the web UI the host is typed after start-up: the target is resolved again from
+    locust's host when the test starts (:meth:`LoadSession.on_test_start`).
+    """
+    from chatprobe.load.prompts import build_prompts
+    from chatprobe.load.scenario import PromptSpec
+
+    target = bare_target(_host_from_argv())
     out = os.environ.get("CHATPROBE_OUT")
     if not out:
         from chatprobe.results import new_run_id, results_root
@@ -811,7 +833,7 @@ def _bare_plan() -> RunPlan:
     spec = PromptSpec(texts=(prompt,)) if prompt else PromptSpec()
     users = int(_option_from_argv(("-u", "--users")) or 1)
     return RunPlan(
-        scenario="locustfile",
+        scenario=BARE_SCENARIO,
         out_dir=out,
         data_source=target.data_source,
         targets=[target],
