@@ -121,6 +121,23 @@ def test_record_against_the_emulator_then_replay_offline(pytester: pytest.Pytest
     assert {r["outcome"] for r in contract["results"]} == {"deviation"}
 
 
+def test_extra_suite_paths_and_bad_options(pytester: pytest.Pytester) -> None:
+    extra = pytester.path / "contracts" / "mine.yaml"
+    extra.parent.mkdir()
+    extra.write_text(
+        "defaults: {providers: [apilaplas]}\ncases:\n  - name: one\n", encoding="utf-8"
+    )
+    result = run(pytester, "--collect-only", "-q", "--chatprobe-suites", "contracts")
+    assert "contracts/mine.yaml::one[apilaplas-gemini-2.0-flash-exp]" in result.stdout.str()
+    result = run(pytester, "--provider", "acme")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unknown provider 'acme' (known: aimlapi, apilaplas, openrouter)" in result.stderr.str()
+    result = run(pytester, "--model", "gpt-9")
+    assert "unknown model 'gpt-9'" in result.stderr.str()
+    result = run(pytester, "--live", "--record-mode", "all")
+    assert "--live sends requests without cassettes" in result.stderr.str()
+
+
 def test_missing_cassette_fails_saying_how_to_record(pytester: pytest.Pytester) -> None:
     suite(pytester)
     result = run(pytester, "-k", "hello and not stream")

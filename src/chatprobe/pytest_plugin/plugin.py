@@ -94,10 +94,32 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "chatprobe: a contract case collected from a suite YAML file"
     )
     config.stash[_RESULTS] = []
+    _check_options(config)
     # Suite paths given with --chatprobe-suites are collected as if named on the command line.
     for extra in config.getoption("chatprobe_suites") or ():
         if extra not in config.args:
             config.args.append(extra)
+
+
+def _check_options(config: pytest.Config) -> None:
+    """Unknown --provider/--model names and contradictory modes are usage errors."""
+    if config.getoption("chatprobe_live") and config.getoption("chatprobe_record_mode") != "none":
+        raise pytest.UsageError("--live sends requests without cassettes; drop --record-mode")
+    providers = config.getoption("chatprobe_providers") or []
+    models = config.getoption("chatprobe_models") or []
+    if not providers and not models:
+        return  # nothing to validate: keep the import cost away from unrelated pytest runs
+    from chatprobe.errors import UnknownNameError
+    from chatprobe.profiles import list_profiles, load_profile
+
+    known = list_profiles()
+    for name in providers:
+        if name not in known:
+            raise pytest.UsageError(str(UnknownNameError("provider", name, known)))
+    served = {m for p in (providers or known) for m in load_profile(p).models}
+    for name in models:
+        if name not in served:
+            raise pytest.UsageError(str(UnknownNameError("model", name, sorted(served))))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

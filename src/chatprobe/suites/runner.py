@@ -294,7 +294,7 @@ class Runner:
         ctx = CheckContext.for_case(profile, case)
         evaluation = evaluate(ctx, record, case)
         outcome = evaluation.outcome
-        message = evaluation.summary()
+        message = scrub_text(evaluation.summary())
         if case.xfail:
             if outcome == "failed":
                 outcome, message = "xfailed", f"{case.xfail}\n{message}"
