@@ -199,10 +199,16 @@ class Session:
     @contextmanager
     def use(self, path: Path, metadata: dict[str, Any] | None = None) -> Iterator[Any]:
         """Activate ``path``; when recording, store ``metadata`` under ``chatprobe``."""
+        from vcr.errors import MissingMetadataError
+
         with self._vcr.use_cassette(str(path)) as cassette:
             if metadata is not None and self.record_mode != "none":
-                stored = cassette.get_metadata(META_KEY, {})
-                if stored != metadata and (self.record_mode == "all" or not len(cassette)):
+                try:
+                    stored = cassette.get_metadata(META_KEY, {})
+                except MissingMetadataError:  # a write-protected cassette from plain vcrpy
+                    stored = None
+                fresh = self.record_mode == "all" or not len(cassette)
+                if stored is not None and stored != metadata and fresh:
                     stored.clear()
                     stored.update(metadata)
                     cassette.dirty = True

@@ -31,7 +31,7 @@ from chatprobe.client import ChatClient, Timeouts
 from chatprobe.errors import CassetteError, ChatprobeError
 from chatprobe.profiles import ProviderProfile, load_profile
 from chatprobe.record import RequestRecord
-from chatprobe.scrub import register_secret, scrub_text
+from chatprobe.scrub import scrub_text
 from chatprobe.suites.model import INVALID_KEY, CaseRun
 
 __all__ = [
@@ -169,9 +169,8 @@ class Runner:
             )
             self._emulators[profile.name] = emulator
             self._keys[profile.name] = key
-            root = emulator.url()
-            real = profile.base_url
-            self._vcr().rewrite[root] = real
+            if self.config.mode == "record":  # stored under the real provider's URL
+                self._vcr().rewrite[emulator.url()] = profile.base_url
         emulator = self._emulators[profile.name]
         return profile.with_base_url(emulator.base_url()), self._keys[profile.name]
 
@@ -202,7 +201,6 @@ class Runner:
                 target, valid_key = profile, REPLAY_KEY
             else:
                 target, valid_key = profile, profile.require_key()
-            register_secret(valid_key if valid_key not in (REPLAY_KEY,) else None)
             key = {"valid": valid_key, "invalid": INVALID_KEY, "missing": ""}[case.api_key]
             headers = dict(case.headers)
             if case.fault:
