@@ -115,6 +115,9 @@ def check(
             if not any(model in p.models for p in pool):
                 served = sorted({m for p in pool for m in p.models})
                 raise UnknownNameError("model", model, served)
+    if live and not emulator:  # fail before any request, naming the variable to set
+        for profile in selected or [load_profile(p) for p in _all_providers()]:
+            profile.require_key()
     root = project_root()
     paths = [str(p) for p in suite_paths] or [str(root / "suites")]
     run_dir = new_run_dir(out)
@@ -171,6 +174,15 @@ def check(
     if contract is not None:
         _print_matrix(contract)
     click.echo(f"results: {run_dir}")
+    invalid = [
+        str(r.get("message"))
+        for r in (contract or {}).get("results") or []
+        if r.get("case") == "invalid-suite"
+    ]
+    if invalid:  # a suite that does not load is the user's to fix: one line each, like any
+        for message in invalid:  # other configuration error
+            click.echo(f"chatprobe: error: {message}", err=True)
+        sys.exit(2)
     if code == 5:
         click.echo("chatprobe: no case matched the selection", err=True)
         sys.exit(1)
@@ -242,16 +254,13 @@ def _print_matrix(contract: dict[str, Any]) -> None:
     console.print(table)
     if any(warnings.values()):
         console.print("[dim]* passed with warnings (see contract.json findings)[/]")
-    shown: set[tuple[str, str]] = set()
+    reasons: dict[tuple[str, str], str] = {}
     for result in contract.get("results") or []:
         for deviation in result.get("deviations") or []:
             key = (str(result.get("provider")), deviation["check"])
-            if key not in shown:
-                shown.add(key)
-                console.print(
-                    f"  [yellow]deviation[/] {key[0]} {key[1]}: {deviation['reason']}",
-                    highlight=False,
-                )
+            reasons.setdefault(key, deviation["reason"])
+    for (provider, name), reason in sorted(reasons.items()):
+        console.print(f"  [yellow]deviation[/] {provider} {name}: {reason}", highlight=False)
     counts = contract.get("counts") or {}
     console.print(
         "cases: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()), highlight=False
