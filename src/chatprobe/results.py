@@ -5,10 +5,12 @@ Writing is crash-safe: JSON files go to ``name.tmp`` and are renamed into place
 (:class:`JsonlAppender`, :func:`append_jsonl`), so a run killed at any moment leaves a folder
 that :func:`load_results` reads. Everything written is scrubbed of secrets first.
 
-Reading is streaming and compact: ``samples.jsonl`` is parsed in batches into typed columns
-(:class:`SampleTable`, ``array`` of doubles and ints, categories as small codes) instead of a
-list of dicts, so a million samples fit in well under a gigabyte. A truncated last line (the
-run was interrupted mid-write) and any corrupt line are skipped and counted, never fatal.
+Reading is streaming and compact: ``samples.jsonl`` is decoded in 4 MiB chunks (msgspec,
+typed, reading only the fields a report uses) into typed columns (:class:`SampleTable`,
+``array`` of doubles and ints, categories as small codes) instead of a list of dicts, so a
+million samples fit in a few hundred megabytes; large files are read by several processes
+over byte ranges. A truncated last line (the run was interrupted mid-write) and any corrupt
+line are skipped and counted, never fatal.
 
 A run made of several commands (``chatprobe run`` = checks + load) shares one *group* id:
 :func:`write_meta` copies ``$CHATPROBE_RUN_GROUP`` into ``meta.json``, and
@@ -28,13 +30,14 @@ import socket
 import sys
 import time
 from array import array
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 import orjson
 
 from chatprobe.errors import ConfigError
@@ -78,7 +81,7 @@ SAMPLES = "samples.jsonl"
 SUMMARY = "summary.json"
 CONTRACT = "contract.json"
 
-_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+_OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
 
 # ---------------------------------------------------------------------------- writing
@@ -266,10 +269,10 @@ def finish_meta(
 
 _NAN = math.nan
 
-# Numeric sample columns: (json field, array typecode). Missing or null -> NaN / -1.
-_FLOAT_COLUMNS = ("t_offset_s", "t_wall", "ttfb_ms", "ttft_ms", "itl_ms", "e2e_ms", "cost")
+# Numeric sample columns. Missing or null -> NaN (floats) / -1 (ints).
+_FLOAT_COLUMNS = ("t_offset_s", "t_wall", "ttft_ms", "itl_ms", "e2e_ms", "cost")
 _INT_COLUMNS = ("output_tokens", "prompt_tokens", "users")
-_KEYS = (
+_KEYS = (  # every field a report reads, in the order of the tuples the builder takes
     "provider",
     "model",
     "error_class",
@@ -280,8 +283,38 @@ _KEYS = (
     "scenario",
     *_FLOAT_COLUMNS,
     *(c for c in _INT_COLUMNS if c != "users"),
+    "error_detail",
+    "output_excerpt",
 )
-_GETTER = operator.itemgetter(*_KEYS)
+
+
+class _Sample(msgspec.Struct, gc=False):
+    """The fields of a sample a report reads. Decoding into it skips every other field
+    without building it, about 3x faster than a dict per line; a line that does not fit
+    these types sends its chunk to the lenient dict path."""
+
+    provider: str | None = None
+    model: str | None = None
+    error_class: str | None = None
+    stage: str | int | None = None
+    users: int | None = None
+    warmup: bool | None = None
+    token_source: str | None = None
+    scenario: str | None = None
+    t_offset_s: float | None = None
+    t_wall: float | None = None
+    ttft_ms: float | None = None
+    itl_ms: float | None = None
+    e2e_ms: float | None = None
+    cost: float | None = None
+    output_tokens: int | None = None
+    prompt_tokens: int | None = None
+    error_detail: str | None = None
+    output_excerpt: str | None = None
+
+
+_DECODER = msgspec.json.Decoder(list[_Sample])
+_ATTRS = operator.attrgetter(*_KEYS)
 
 
 @dataclass
@@ -353,15 +386,11 @@ class _TableBuilder:
                     out[i] = code
         return out  # type: ignore[return-value]
 
-    def add(self, rows: list[Any]) -> None:
-        rows = [r for r in rows if isinstance(r, dict)]
-        if not rows:
+    def add(self, tuples: list[tuple[Any, ...]]) -> None:
+        """Append samples given as tuples of the :data:`_KEYS` fields."""
+        if not tuples:
             return
         t = self.t
-        try:  # every row from RequestRecord.to_sample() has every key: one C call per row
-            tuples = list(map(_GETTER, rows))
-        except KeyError:
-            tuples = [tuple(r.get(k) for k in _KEYS) for r in rows]
         cols = dict(zip(_KEYS, zip(*tuples, strict=True), strict=True))
         groups = self._codes(
             list(zip(cols["provider"], cols["model"], strict=True)),
@@ -401,17 +430,18 @@ class _TableBuilder:
         for g in [g for g, src in zip(groups, sources, strict=True) if src == "estimate"]:
             t.token_estimated[g] += 1
         enames = t.error_classes
+        details = cols["error_detail"]
         for k in [k for k, e in enumerate(errors) if e]:
-            detail = rows[k].get("error_detail")
+            detail = details[k]
             key = (groups[k], enames[errors[k]], str(detail)[:300] if detail else "")
             if key not in t.error_details and len(t.error_details) >= _MAX_DETAILS:
                 key = (groups[k], enames[errors[k]], "(other messages)")
             t.error_details[key] = t.error_details.get(key, 0) + 1
-        for k in [k for k, r in enumerate(rows) if "output_excerpt" in r]:
-            excerpt = rows[k]["output_excerpt"]
+        excerpts = cols["output_excerpt"]
+        for k in [k for k, x in enumerate(excerpts) if x]:
             kept = t.excerpts.setdefault(groups[k], [])
-            if excerpt and len(kept) < _MAX_EXCERPTS:
-                kept.append(str(excerpt)[:500])
+            if len(kept) < _MAX_EXCERPTS:
+                kept.append(str(excerpts[k])[:500])
         for scenario in set(cols["scenario"]) - self._scenario_seen:
             self._scenario_seen.add(scenario)
             if scenario:
@@ -498,13 +528,24 @@ _CHUNK = 4 << 20  # bytes read and parsed at once
 def iter_sample_batches(
     path: Path, start: int = 0, end: int | None = None, first_line: int = 1
 ) -> Iterator[tuple[list[Any], list[int], bool]]:
-    """Yield ``(rows, bad_line_numbers, truncated_tail)`` per chunk of ``samples.jsonl``.
+    """Yield ``(rows, bad_line_numbers, truncated_tail)`` per chunk of ``samples.jsonl``,
+    rows as parsed JSON values (normally dicts).
 
     A chunk of whole lines is parsed with one ``orjson.loads`` of the lines joined as a
     JSON array (fast); if that fails, line by line, so one bad line costs only itself. A
     last line with no newline that does not parse is a truncated tail. ``start``/``end``
     select a byte range that begins at a line start (for parallel reading).
     """
+    yield from _iter_chunks(path, start, end, first_line, _parse_body)
+
+
+def _iter_chunks(
+    path: Path,
+    start: int,
+    end: int | None,
+    first_line: int,
+    parse: Callable[[bytes, int], tuple[list[Any], list[int]]],
+) -> Iterator[tuple[list[Any], list[int], bool]]:
     try:
         fh = open(path, "rb")  # noqa: SIM115 (closed below)
     except OSError as exc:
@@ -526,12 +567,25 @@ def iter_sample_batches(
                 rest = data
                 continue
             body, rest = data[:cut], data[cut + 1 :]
-            rows, bad = _parse_body(body, line)
+            rows, bad = parse(body, line)
             line += body.count(b"\n") + 1
             yield rows, bad, False
         if rest.strip():
-            rows, bad = _parse_body(rest, line)
+            rows, bad = parse(rest, line)
             yield rows, bad, bool(bad)
+
+
+def _decode_tuples(body: bytes, first_line: int) -> tuple[list[tuple[Any, ...]], list[int]]:
+    """Lines as tuples of the :data:`_KEYS` fields: typed decoding when every line fits,
+    else the lenient dict path (bad lines skipped and numbered, odd values coerced later)."""
+    try:
+        samples = _DECODER.decode(b"[" + body.replace(b"\n", b",") + b"]")
+        if len(samples) == body.count(b"\n") + 1:
+            return list(map(_ATTRS, samples)), []
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        pass
+    rows, bad = _parse_body(body, first_line)
+    return [tuple(map(r.get, _KEYS)) for r in rows if isinstance(r, dict)], bad
 
 
 def _parse_body(body: bytes, first_line: int) -> tuple[list[Any], list[int]]:
@@ -574,7 +628,7 @@ def _load_range(path: str, start: int, end: int | None) -> _Part:
     truncated = False
     lines = 0
     with _no_gc():
-        for rows, bad, cut in iter_sample_batches(Path(path), start, end):
+        for rows, bad, cut in _iter_chunks(Path(path), start, end, 1, _decode_tuples):
             builder.add(rows)
             skipped += len(bad)
             bad_lines.extend(bad[: max(0, 10 - len(bad_lines))])
