@@ -966,11 +966,18 @@ def _summary(report: Report) -> Summary:
             "requests": avail.requests,
         }
         worst = min(report.groups, key=lambda g: g.success_rate or 0)
-        s.lines.append(
-            f"Most available: {avail.label}, {100 * (avail.success_rate or 0):.2f}% of "
-            f"{avail.requests:,} requests succeeded (lowest: {worst.label}, "
-            f"{100 * (worst.success_rate or 0):.2f}%)."
-        )
+        if len(report.groups) > 1 and worst.success_rate == avail.success_rate:
+            total = sum(g.requests for g in report.groups)
+            s.lines.append(
+                f"Availability: every provider x model answered "
+                f"{100 * (avail.success_rate or 0):.2f}% of its requests ({total:,} in all)."
+            )
+        else:
+            s.lines.append(
+                f"Most available: {avail.label}, {100 * (avail.success_rate or 0):.2f}% of "
+                f"{avail.requests:,} requests succeeded (lowest: {worst.label}, "
+                f"{100 * (worst.success_rate or 0):.2f}%)."
+            )
     conf = report.conformance
     if conf and conf.totals:
 

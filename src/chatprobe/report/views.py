@@ -69,6 +69,10 @@ def rate(x: float | None) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
 
 
+def tokens(x: float | None) -> str:
+    return NA if x is None else f"{x:,.1f}"
+
+
 def usd(x: float | None) -> str:
     if x is None:
         return NA
@@ -568,15 +572,15 @@ def _cost(report: Report) -> Section:
     for g in report.groups:
         rows.append(
             [
-                Cell(g.provider),
-                Cell(g.model),
-                num(rate(g.mean_prompt_tokens)),
-                num(rate(g.mean_output_tokens)),
+                Cell(g.provider, "name"),
+                Cell(g.model, "name"),
+                num(tokens(g.mean_prompt_tokens)),
+                num(tokens(g.mean_output_tokens)),
                 num(usd(g.cost_per_request)),
                 num(usd(g.cost_per_1k)),
                 Cell(g.price_source, f"price-{g.price_source}"),
                 num(usd(g.reported_cost_per_request)),
-                Cell(g.price_note),
+                Cell(g.price_note, "note"),
             ]
         )
     section.blocks.append(
@@ -613,14 +617,14 @@ def _comparison(report: Report) -> Section:
         rows.append(
             [
                 Cell("model family" if c.kind == "family" else "provider"),
-                Cell(c.scope),
-                Cell(c.a),
-                Cell(c.b),
+                Cell(c.scope, "name"),
+                Cell(c.a, "name"),
+                Cell(c.b, "name"),
                 num(ms(c.a_p50)),
                 num(ms(c.b_p50)),
                 num(NA if c.ratio is None else f"{c.ratio:.2f}"),
                 num(interval),
-                Cell(c.verdict),
+                Cell(c.verdict, "note"),
             ]
         )
     note = "EMULATED DATA: ratios reflect the emulator's latency model." if report.emulated else ""
