@@ -8,7 +8,6 @@ Markdown cell filter for ``report.md``). Provider-returned text passes through u
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from chatprobe.report.charts import PALETTE, LineChart, line_chart
 from chatprobe.report.model import Dist, GroupStats, Report
@@ -655,14 +654,3 @@ def _method(report: Report) -> Section:
         "and every string is scrubbed of keys before it is written.",
     ]
     return section
-
-
-def to_dict(obj: Any) -> Any:
-    """Cells and tables as plain data (for tests and tooling)."""
-    if isinstance(obj, Table):
-        return {
-            "id": obj.id,
-            "headers": obj.headers,
-            "rows": [[c.text for c in r] for r in obj.rows],
-        }
-    return obj
