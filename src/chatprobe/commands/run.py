@@ -9,8 +9,9 @@ remaining measurements and still builds the report from what was measured.
 Every child gets ``$CHATPROBE_RUN_GROUP``, so their results folders share one group id that
 the report (and a later plain ``chatprobe report``) uses to find them.
 
-Keys: a provider whose API-key variable is set is checked and loaded live; one without
-is served by the built-in emulator (``data_source: emulated`` in its folder and report).
+Keys: a provider whose API-key variable is set is checked live; one without is checked
+against the built-in emulator. The load run follows ``chatprobe load``'s rule: live only
+when every selected provider has a key, else every target is emulated (like for like).
 """
 
 from __future__ import annotations
@@ -139,8 +140,9 @@ def run(
 
     With no API key set, every provider is served by the built-in emulator and the whole
     job takes about a minute; with AIMLAPI_API_KEY, APILAPLAS_API_KEY or OPENROUTER_API_KEY
-    set, that provider is checked and measured live. Ctrl-C stops the measuring and still
-    writes the report from what was measured. Prints the report's path.
+    set, that provider is checked live (the load is live when every selected provider has
+    a key: pick them with --providers). Ctrl-C stops the measuring and still writes the
+    report from what was measured. Prints the report's path.
     """
     from rich.console import Console
 
