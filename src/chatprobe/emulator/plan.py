@@ -448,7 +448,7 @@ def build_plan(
     for index in range(n):
         seed_value = text_seed(seed, model.id, messages, index)
         if tool is not None:
-            choices.append(_tool_choice(index, seed_value, tool))
+            choices.append(_tool_choice(index, seed_value, tool, limit))
             continue
         length = lo + seed_value % (hi - lo + 1)
         pieces, reason = _cut(generate_pieces(seed_value, length), stops, limit)
@@ -466,7 +466,15 @@ def build_plan(
     )
 
 
-def _tool_choice(index: int, seed_value: int, tool: dict[str, Any]) -> ChoicePlan:
+def _tool_choice(
+    index: int, seed_value: int, tool: dict[str, Any], limit: int | None = None
+) -> ChoicePlan:
+    """A call of ``tool``; ``max_tokens`` cuts its arguments as it would cut text.
+
+    The function name is counted first; when the limit is reached inside the arguments they
+    end where the budget ran out (no longer valid JSON) and the finish reason is ``length``,
+    as OpenAI-compatible servers do.
+    """
     rng = random.Random(seed_value)
     function = tool["function"]
     arguments = orjson.dumps(tool_arguments(rng, function.get("parameters"))).decode()
@@ -474,9 +482,16 @@ def _tool_choice(index: int, seed_value: int, tool: dict[str, Any]) -> ChoicePla
         rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(24)
     )
     pieces = [p for p in split_pieces(arguments) if p]
+    reason = "tool_calls"
+    if limit is not None:
+        budget = max(0, limit - count_tokens(function["name"]))
+        if len(pieces) > budget:
+            pieces = pieces[:budget]
+            arguments = "".join(pieces)
+            reason = "length"
     return ChoicePlan(
         index,
         [],
-        "tool_calls",
+        reason,
         ToolCallPlan(id=call_id, name=function["name"], arguments=arguments, arg_pieces=pieces),
     )

@@ -220,8 +220,13 @@ def _has_tool_calls(ctx: CheckContext, record: RequestRecord, case: Any) -> bool
 def tool_call_arguments_json(
     ctx: CheckContext, record: RequestRecord, case: Any
 ) -> Iterator[Problem]:
-    """Each tool call has an id, type function, a name, and arguments that are a JSON object."""
-    for pointer, _, call in _tool_calls(ctx, record, case):
+    """Each tool call has an id, type function, a name, and arguments that are a JSON object.
+
+    A choice that finished with ``length`` hit max_tokens inside the arguments, so cut
+    arguments are expected there and only the other fields are checked.
+    """
+    plain = plain_success(ctx, record, case)
+    for pointer, j, call in _tool_calls(ctx, record, case):
         if not isinstance(call, dict):
             yield Problem(
                 "tool call is not an object", path=pointer, received=call, documented="object"
@@ -250,6 +255,8 @@ def tool_call_arguments_json(
                 documented="a non-empty string",
             )
         arguments = function.get("arguments")
+        if _choice_finish(record, plain, j)[1] == "length":
+            continue
         try:
             parsed = orjson.loads(arguments) if isinstance(arguments, str) else None
         except orjson.JSONDecodeError:
@@ -291,8 +298,14 @@ def _choice_finish(record: RequestRecord, plain: bool, j: int) -> tuple[str, Any
 def tool_call_finish_reason(
     ctx: CheckContext, record: RequestRecord, case: Any
 ) -> Iterator[Problem]:
-    """A choice that calls tools finishes with tool_calls (stop if tool_choice named one)."""
+    """A choice that calls tools finishes with tool_calls (stop if tool_choice named one).
+
+    ``length`` is also right when the request set max_tokens: the limit cut the call short.
+    """
     allowed = ["tool_calls", "stop"] if _named_choice(case) else ["tool_calls"]
+    body = case.sent_body or {}
+    if body.get("max_tokens") is not None or body.get("max_completion_tokens") is not None:
+        allowed.append("length")
     plain = plain_success(ctx, record, case)
     for j in sorted({j for _, j, _ in _tool_calls(ctx, record, case)}):
         pointer, reason = _choice_finish(record, plain, j)
