@@ -89,6 +89,11 @@ def cpu_seconds() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+def sys_seconds() -> float:
+    """The kernel's share of :func:`cpu_seconds` (syscalls, wake-ups, TCP)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -153,6 +158,8 @@ class Result:
     w1_ns: int = 0
     cpu0: float = 0.0
     cpu1: float = 0.0
+    sys0: float = 0.0
+    sys1: float = 0.0
     peer0: float | None = None
     peer1: float | None = None
     delay0: tuple[int | None, int | None] = (None, None)
@@ -171,10 +178,12 @@ class Result:
         )
         self.w0_ns = time.perf_counter_ns()
         self.cpu0 = cpu_seconds()
+        self.sys0 = sys_seconds()
 
     def window_end(self) -> None:
         self.w1_ns = time.perf_counter_ns()
         self.cpu1 = cpu_seconds()
+        self.sys1 = sys_seconds()
         if self.args.peer_pid:
             self.peer1 = pid_cpu_seconds(self.args.peer_pid)
         self.delay1 = (
@@ -213,6 +222,7 @@ class Result:
             "errors": errors_inside + self.errors,
             "started": self.started,
             "cpu_s": self.cpu1 - self.cpu0,
+            "cpu_sys_s": self.sys1 - self.sys0,
             "peer_cpu_s": peer,
             "core_busy_pct": busy,
             "run_delay_pct": waited[0],  # of the window, runnable but without a CPU
