@@ -459,12 +459,12 @@ class RequestRecord:
             "model": self.model,
             "stream": self.stream,
             "t_wall": round(self.wall_start, 6),
-            "lag_ms": self.lag_ms,
-            "ttfb_ms": self.ttfb_ms,
-            "ttft_ms": self.ttft_ms,
-            "itl_ms": self.itl_ms,
-            "e2e_ms": self.e2e_ms,
-            "total_ms": self.total_ms,
+            "lag_ms": _round(self.lag_ms),
+            "ttfb_ms": _round(self.ttfb_ms),
+            "ttft_ms": _round(self.ttft_ms),
+            "itl_ms": _round(self.itl_ms),
+            "e2e_ms": _round(self.e2e_ms),
+            "total_ms": _round(self.total_ms),
             "output_tokens": self.output_tokens,
             "token_source": self.token_source,
             "prompt_tokens": (self.usage or {}).get("prompt_tokens"),
@@ -483,6 +483,11 @@ class RequestRecord:
         if self.error_class:
             parts.append(f"error={self.error_class.value}: {self.error_detail}")
         return " ".join(parts)
+
+
+def _round(ms: float | None) -> float | None:
+    """Sample times keep 0.1 microsecond: finer digits are clock noise and cost bytes."""
+    return None if ms is None else round(ms, 4)
 
 
 def _text(value: Any) -> str:
