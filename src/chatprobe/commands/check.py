@@ -147,6 +147,9 @@ def check(
         "--no-header",
         "-o",
         "addopts=",
+        # no assertion rewriting: pytest would otherwise re-parse every chatprobe module it
+        # imports (the plugin's distribution), about a fifth of a replay (benchmarks B4)
+        "--assert=plain",
     ]
     for name in providers:
         args += ["--provider", name]
