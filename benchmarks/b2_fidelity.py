@@ -50,6 +50,7 @@ def run(budget: Budget) -> Section:
             "ITL err p50",
             "ITL err p99",
             "client CPU %",
+            "CPU µs/token",
             "client waited %",
             "emulator waited %",
             "errors",
@@ -114,7 +115,8 @@ def run(budget: Budget) -> Section:
         "t_first - truth t_first_content; n = streams joined with truth inside the window; "
         "raw-httptools is the reference: it decodes nothing, so its error is what the emulator, "
         "the kernel and other work on the machine leave; waited % = share of the window a "
-        "process was runnable without a CPU"
+        "process was runnable without a CPU; CPU µs/token = client CPU / (streams x tokens): "
+        "at 10 ms ITL each token is its own network read and wake-up"
     )
     return section
 
@@ -146,6 +148,11 @@ def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, An
         "errors": run.data["errors"],
         "streams_per_s": run.streams_per_s,
         "client_cpu_pct": run.cpu_pct,
+        "cpu_us_per_token": (
+            run.data["cpu_s"] * 1e6 / (run.data["completed"] * TOKENS)
+            if run.data["completed"]
+            else None
+        ),
         "emulator_cpu_pct": run.peer_cpu_pct,
         "client_waited_pct": run.run_delay_pct,
         "emulator_waited_pct": run.peer_run_delay_pct,
@@ -171,6 +178,7 @@ def _row(label: str, streams: str, f: dict[str, Any]) -> list[Any]:
         fmt(f["itl_err_ms"]["p50"], 3),
         fmt(f["itl_err_ms"]["p99"], 3),
         fmt(f["client_cpu_pct"], 0),
+        fmt(f["cpu_us_per_token"], 0),
         fmt(f["client_waited_pct"], 1),
         fmt(f["emulator_waited_pct"], 1),
         f["errors"],
