@@ -103,8 +103,12 @@ class _ScrubbingPersister:
             return deserialize(data, serializer)
         except Exception as exc:  # yaml errors, missing keys, old formats
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            mark = getattr(exc, "problem_mark", None) or getattr(
+                exc.__context__, "problem_mark", None
+            )
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
             raise CassetteError(
-                f"{path}: corrupt cassette ({type(exc).__name__}: {detail}); delete it and "
+                f"{where}: corrupt cassette ({type(exc).__name__}: {detail}); delete it and "
                 "record again"
             ) from None
 

@@ -77,7 +77,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("chatprobe: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        # One line like every other user error (click's own show() spreads usage over three).
+        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else ""
+        hint = f" (see `{where} --help`)" if where else ""
+        click.echo(f"chatprobe: error: {scrub_text(exc.format_message())}{hint}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

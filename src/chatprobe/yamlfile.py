@@ -97,8 +97,19 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
     return doc
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _build(node: yaml.Node, where: Path_, doc: YamlDoc, ctor: yaml.SafeLoader) -> Any:
     doc.lines.setdefault(where, node.start_mark.line + 1)
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:
+        # e.g. !!python/object/apply on a list: refused, never silently read as plain data
+        raise ConfigError(
+            f"unsupported YAML tag {node.tag.replace('tag:yaml.org,2002:', '!!')}",
+            path=doc.path,
+            line=node.start_mark.line + 1,
+            field=dotted(where) or None,
+        )
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:

@@ -78,7 +78,11 @@ def _range(value: str) -> tuple[int, int]:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
-    "--port", default=0, show_default=True, type=int, help="Port to bind; 0 picks a free one."
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="Port to bind; 0 picks a free one.",
 )
 @click.option(
     "--seed",

@@ -278,10 +278,22 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         except ConfigError as exc:
             raise doc.error(exc.detail, where) from None
 
+    from chatprobe.errors import UnknownNameError
+    from chatprobe.profiles import load_profile
+
     targets: list[Target] = []
     for i, entry in enumerate(data["targets"]):
         models = entry["model"] if isinstance(entry["model"], list) else [entry["model"]]
-        for model in models:
+        try:  # unknown names are reported at the scenario's own line
+            profile = load_profile(str(entry["provider"]))
+        except UnknownNameError as exc:
+            raise doc.error(str(exc), ("targets", i, "provider")) from None
+        for m, model in enumerate(models):
+            try:
+                profile.model(str(model))
+            except UnknownNameError as exc:
+                where = ("targets", i, "model", m) if isinstance(entry["model"], list) else ()
+                raise doc.error(str(exc), where or ("targets", i, "model")) from None
             target = Target(str(entry["provider"]), str(model))
             if target in targets:
                 raise doc.error(f"duplicate target {target.label}", ("targets", i))

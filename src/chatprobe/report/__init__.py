@@ -41,7 +41,7 @@ def resolve_folders(paths: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
     folders: list[Path] = []
     for path in paths:
         path = Path(path)
-        if (path / META).is_file() or not path.is_dir():
+        if (path / META).exists() or not path.is_dir():
             folders.append(path)  # load_results reports a missing or broken folder
         else:
             folders.extend(latest_run_folders(path))
