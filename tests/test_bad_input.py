@@ -13,19 +13,16 @@ profile, cassette and documented schema.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from chatprobe.paths import project_root
+from tests.reliability_support import ROOT, clean_env, cli_command
 
-ROOT = project_root()
 TARGET = "targets: [{provider: openrouter, model: gemini-2.0-flash-001}]\n"
 CASE = "cases:\n  - name: a\n    request: {body: {messages: [{role: user, content: hi}]}}\n"
 PWNED = "pwned-by-yaml"  # a file the tag would create if it were ever executed
@@ -176,16 +173,15 @@ CASES = [
 
 
 def run_cli(cwd: Path, *argv: str, env: dict[str, str] | None = None, timeout: float = 60):
-    clean = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    clean["CHATPROBE_RESULTS"] = str(cwd / "results-out")
+    extra = {"CHATPROBE_RESULTS": str(cwd / "results-out")}
     for key, value in (env or {}).items():
-        clean[key] = str(cwd / value) if key == "CHATPROBE_ROOT" else value
+        extra[key] = str(cwd / value) if key == "CHATPROBE_ROOT" else value
     return subprocess.run(
-        [sys.executable, "-m", "chatprobe.cli", *argv],
+        cli_command(*argv),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=clean,
+        env=clean_env(extra),
         cwd=cwd,
     )
 
