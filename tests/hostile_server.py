@@ -444,6 +444,21 @@ def _deep_json(rng: random.Random, req: Request, param: str) -> Reply:
     return Reply(plain(200, body + b"}"))
 
 
+def _echo_key(rng: random.Random, req: Request, param: str) -> Reply:
+    """A careless gateway reflecting the caller's credentials: the Authorization value and the
+    bare key in a header, a comment, the model's text and an error message."""
+    auth = req.headers.get("authorization", "")
+    key = auth.removeprefix("Bearer ").strip()
+    if not req.stream:
+        data = orjson.dumps({"error": {"message": f"key {key} is not valid ({auth})", "code": 401}})
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        return Reply(http_head(401, [*headers, ("X-Echo", auth), ("X-Key", key)]) + data)
+    events = completion_events(req.seq, ["your key is ", key, " and ", auth])[:4]
+    events.insert(1, f": debug {auth}\n\n".encode())
+    error = {"error": {"code": 500, "message": f"upstream rejected {key}"}}
+    return stream([*events, sse(error), b"data: [DONE]\n\n"])
+
+
 def _hostile_content(rng: random.Random, req: Request, param: str) -> Reply:
     """A valid answer whose text is HTML and script."""
     words = [HOSTILE_TEXT[i : i + 7] for i in range(0, len(HOSTILE_TEXT), 7)]
@@ -492,6 +507,7 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "stall_headers": _stall_headers,
     "wrong_types": _wrong_types,
     "deep_json": _deep_json,
+    "echo_key": _echo_key,
     "hostile_content": _hostile_content,
     "hostile_error": _hostile_error,
     "hostile_midstream": _hostile_midstream,
@@ -521,6 +537,7 @@ class HostileServer:
         # (seq, behaviour, bytes sent, offset just past data: [DONE] in the full answer)
         self.log: list[tuple[int, str, int, int | None]] = []
         self.errors: list[str] = []  # the server's own failures (a test asserts none)
+        self.authorizations: set[str] = set()  # every Authorization value presented
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -612,6 +629,7 @@ class HostileServer:
             with self._lock:
                 seq = self.received
                 self.received += 1
+                self.authorizations.add(headers.get("authorization", ""))
             name, param, rng = self._choose(seq, headers)
             try:
                 body = orjson.loads(raw) if raw else {}

@@ -97,6 +97,7 @@ HOSTILE_EXPECTED: dict[str, tuple[set[E | None], set[E | None]]] = {
     "stall_headers": ({E.TIMEOUT_IDLE}, {E.TIMEOUT_IDLE}),
     "wrong_types": ({E.MIDSTREAM_ERROR}, {None, E.BAD_JSON, E.MIDSTREAM_ERROR}),
     "deep_json": ({E.MIDSTREAM_ERROR}, {E.MIDSTREAM_ERROR}),
+    "echo_key": ({E.MIDSTREAM_ERROR}, {E.HTTP_STATUS}),
     "hostile_content": ({None}, {None}),
     "hostile_error": ({E.HTTP_STATUS}, {E.HTTP_STATUS}),
     "hostile_midstream": ({E.MIDSTREAM_ERROR}, {E.HTTP_STATUS}),

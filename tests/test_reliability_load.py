@@ -55,6 +55,7 @@ LOAD_EXPECTED: dict[str, set[E | None]] = {
     "stall_headers": {E.TIMEOUT_IDLE},
     "wrong_types": {E.MIDSTREAM_ERROR},
     "deep_json": {E.MIDSTREAM_ERROR},
+    "echo_key": {E.MIDSTREAM_ERROR},
     "hostile_content": {None},
     "hostile_error": {E.HTTP_STATUS},
     "hostile_midstream": {E.MIDSTREAM_ERROR},
