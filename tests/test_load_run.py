@@ -306,8 +306,12 @@ def test_bare_locust_command_works(tmp_path: Path) -> None:
     assert summary["groups"][0]["provider"] == "aimlapi"
     assert summary["groups"][0]["model"] == "gemini-2.0-flash-exp"
     assert summary["errors"] == {}
-    # locust's -t kills users mid-request: those are the emulator's client_closed ones
-    assert summary["samples"] == stats["by_outcome"].get("complete", 0) > 20
+    # locust's -t kills users mid-request: each killed request is counted as aborted, and it
+    # may or may not have been written completely by the emulator before the kill.
+    complete = stats["by_outcome"].get("complete", 0)
+    assert complete > 20
+    assert summary["samples"] <= complete <= summary["samples"] + summary["aborted"]
+    assert summary["aborted"] <= 5  # at most one request in flight per user
     with open(folder / "locust_stats.csv", newline="") as fh:
         rows = {(row["Type"], row["Name"]) for row in csv.DictReader(fh)}
     for kind in ("POST", "TTFT", "ITL", "E2E"):
