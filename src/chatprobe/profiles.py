@@ -98,6 +98,7 @@ class ProviderProfile:
     docs: tuple[str, ...] = ()
     source: str = ""  # the file it was loaded from
     passthrough_models: bool = False  # custom endpoints: any model name is sent as given
+    custom_endpoint: bool = False  # written for --base-url: never emulated (see the schema)
 
     @property
     def chat_url(self) -> str:
@@ -197,6 +198,7 @@ def _load_path(path: str) -> ProviderProfile:
         rate_limits=dict(data.get("rate_limits") or {}),
         docs=tuple(data.get("docs") or ()),
         source=path,
+        custom_endpoint=bool(data.get("custom_endpoint", False)),
     )
 
 
@@ -229,4 +231,5 @@ def custom_profile(
         success_status=(200,),
         source="<command line>",
         passthrough_models=True,
+        custom_endpoint=True,
     )

@@ -5,6 +5,11 @@ pytest ``junit.xml`` into a fresh ``results/<run-id>/`` folder (with ``meta.json
 matrix (check x provider: pass, fail, deviation, skip) is printed from ``contract.json``.
 The exit status is 0 when every case passed (deviations and expected failures included), 1 when
 a case failed or none was selected.
+
+Any OpenAI-compatible endpoint can be checked: ``--base-url URL --api-key-env VAR --model ID``
+(materialised as a profile file, copied into the results folder) or ``--provider FILE``. Such
+a custom provider runs every suite's generic cases with its own profile's expectations; see
+:mod:`chatprobe.suites.loader`.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 import click
 
+from chatprobe.commands.options import provider_options, provider_refs, record_profiles
 from chatprobe.errors import ConfigError, UnknownNameError
 from chatprobe.paths import project_root
 
@@ -23,20 +29,7 @@ _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "d
 
 
 @click.command(name="check")
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME",
-    help="Only this provider (repeatable).",
-)
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    metavar="NAME",
-    help="Only this canonical model (repeatable).",
-)
+@provider_options
 @click.option(
     "--record",
     is_flag=True,
@@ -80,6 +73,8 @@ _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "d
 def check(
     providers: tuple[str, ...],
     models: tuple[str, ...],
+    base_url: str | None,
+    api_key_env: str | None,
     record: bool,
     record_mode: str | None,
     live: bool,
@@ -96,6 +91,9 @@ def check(
 
     Fault-injection cases run only from cassettes or against the emulator. Exit status 1 when a
     case fails; documented deviations and expected failures do not fail the run.
+
+    Any OpenAI-compatible endpoint: --base-url URL --api-key-env VAR --model ID --live (or a
+    profile file with --provider FILE) runs every suite's generic cases against it.
     """
     if list_checks:
         _print_checks()
@@ -108,7 +106,12 @@ def check(
     mode = record_mode or ("once" if record else "none")
     if live and mode != "none":
         raise click.UsageError("--live sends requests without cassettes; drop --record")
-    selected = [load_profile(p) for p in providers]  # unknown names fail here
+    if base_url and emulator:
+        raise click.UsageError("a --base-url endpoint is always called for real; drop --emulator")
+    # unknown names and broken profile files fail here; --base-url becomes a profile file
+    # (its key variable must be set)
+    refs = provider_refs(providers, base_url, api_key_env, models)
+    selected = [load_profile(p) for p in refs]
     if models:
         pool = selected or [load_profile(p) for p in _all_providers()]
         for model in models:
@@ -126,9 +129,10 @@ def check(
         run_dir,
         kind="contract",
         data_source=planned,
-        providers=list(providers),
+        providers=[p.name for p in selected],
         models=list(models),
     )
+    record_profiles(run_dir, refs)
     args = [
         *paths,
         "-p",
@@ -151,8 +155,8 @@ def check(
         # imports (the plugin's distribution), about a fifth of a replay (benchmarks B4)
         "--assert=plain",
     ]
-    for name in providers:
-        args += ["--provider", name]
+    for ref in refs:
+        args += ["--provider", ref]
     for name in models:
         args += ["--model", name]
     if live:

@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 
 from chatprobe.errors import ChatprobeError
-from chatprobe.pytest_plugin.plugin import add_result, runner_for
+from chatprobe.pytest_plugin.plugin import (
+    add_result,
+    custom_profiles,
+    runner_for,
+    selected_providers,
+)
 from chatprobe.suites.model import CaseRun
 
 
@@ -34,11 +39,11 @@ class SuiteFile(pytest.File):
         from chatprobe.suites.loader import load_suite
 
         try:
-            suite = load_suite(self.path)
+            suite = load_suite(self.path, custom=custom_profiles(self.config))
         except ChatprobeError as exc:
             yield InvalidSuiteItem.from_parent(self, name="invalid-suite", error=str(exc))
             return
-        providers = set(self.config.getoption("chatprobe_providers") or ())
+        providers = set(selected_providers(self.config))
         models = set(self.config.getoption("chatprobe_models") or ())
         for run in suite.runs:
             if providers and run.provider not in providers:

@@ -7,7 +7,9 @@ collected. Only ``*.yaml``/``*.yml`` files below a directory named ``suites`` (o
 
     suites/basic.yaml::hello[aimlapi-gemini-2.0-flash-exp]
 
-Options (group "chatprobe"): ``--provider``, ``--model`` (repeatable filters),
+Options (group "chatprobe"): ``--provider`` (a shipped profile name or a profile file: a
+custom provider runs every suite's generic cases, see :mod:`chatprobe.suites.loader`),
+``--model`` (repeatable filters),
 ``--record-mode`` (``none`` by default: replay only), ``--live`` (no cassettes),
 ``--emulator`` (record or run live against the built-in emulator even with a key set),
 ``--cassette-dir``, ``--chatprobe-suites``, ``--chatprobe-results`` (write ``contract.json``).
@@ -26,6 +28,7 @@ RECORD_MODES = ("none", "once", "new_episodes", "all")  # = chatprobe.cassettes.
 
 _RUNNER = pytest.StashKey[Any]()
 _RESULTS = pytest.StashKey[list[Any]]()
+_SELECTED = pytest.StashKey[dict[str, str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,8 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="append",
         default=[],
         dest="chatprobe_providers",
-        metavar="NAME",
-        help="only run suite cases for this provider (repeatable)",
+        metavar="NAME|FILE",
+        help="only run suite cases for this provider (repeatable); a profile file adds a "
+        "custom provider that runs every suite's generic cases",
     )
     group.addoption(
         "--model",
@@ -109,17 +113,40 @@ def _check_options(config: pytest.Config) -> None:
     models = config.getoption("chatprobe_models") or []
     if not providers and not models:
         return  # nothing to validate: keep the import cost away from unrelated pytest runs
-    from chatprobe.errors import UnknownNameError
+    from chatprobe.errors import ChatprobeError, UnknownNameError
     from chatprobe.profiles import list_profiles, load_profile
 
     known = list_profiles()
-    for name in providers:
-        if name not in known:
-            raise pytest.UsageError(str(UnknownNameError("provider", name, known)))
-    served = {m for p in (providers or known) for m in load_profile(p).models}
+    selected: dict[str, str] = {}  # profile name -> what load_profile takes
+    for ref in providers:
+        if ref in known:
+            selected[ref] = ref
+            continue
+        if not (ref.endswith((".yaml", ".yml")) or Path(ref).is_file()):
+            raise pytest.UsageError(str(UnknownNameError("provider", ref, known)))
+        try:  # a profile file: validated, and its deviations must name real checks
+            from chatprobe.suites.loader import check_profile_checks
+
+            profile = load_profile(ref)
+            check_profile_checks(profile.source)
+        except ChatprobeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        selected[profile.name] = ref
+    config.stash[_SELECTED] = selected
+    served = {m for ref in (list(selected.values()) or known) for m in load_profile(ref).models}
     for name in models:
         if name not in served:
             raise pytest.UsageError(str(UnknownNameError("model", name, sorted(served))))
+
+
+def selected_providers(config: pytest.Config) -> dict[str, str]:
+    """``--provider`` choices: profile name -> the name or profile file given (empty: all)."""
+    return config.stash.get(_SELECTED, {})
+
+
+def custom_profiles(config: pytest.Config) -> list[str]:
+    """The profile files among the ``--provider`` choices (custom providers)."""
+    return [ref for name, ref in selected_providers(config).items() if ref != name]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

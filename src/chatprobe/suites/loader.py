@@ -6,6 +6,16 @@ Every mistake becomes one :class:`~chatprobe.errors.ConfigError` reading
 a duplicate case name, an unknown ``{{placeholder}}``, or a bad regex. Provider profiles used
 by a suite are checked too: their ``deviations`` and ``disabled_checks`` must name real checks
 (reported at the profile's own file and line).
+
+**Custom providers** (profile files given with ``--provider FILE``, or an endpoint given with
+``--base-url``, materialised as a file) are passed to :func:`load_suite` as ``custom``. A
+suite cannot name them, so they run its *generic* cases: every case that does not pin its own
+``providers`` (in a suite with a top-level ``schema_level``, such as the derived suites, only
+when the custom profile has that level). Each such case runs with the custom profile's own
+expectations (its success status, schema level, envelope; ``defaults`` < the case, no
+provider's ``overrides``), on the custom profile's first model, or all of them with
+``models: all``; a case whose model list names only other providers' models does not apply.
+A custom profile file whose name is a shipped profile's replaces that profile for the suite.
 """
 
 from __future__ import annotations
@@ -93,7 +103,7 @@ def _unknown(kind: str, name: object, known: Iterable[str]) -> str:
 
 
 class _Loader:
-    def __init__(self, doc: YamlDoc, name: str) -> None:
+    def __init__(self, doc: YamlDoc, name: str, custom: Iterable[str] = ()) -> None:
         self.doc = doc
         self.name = name
         self.checks = set(_check_names())
@@ -101,6 +111,15 @@ class _Loader:
         from chatprobe.specs import levels
 
         self.levels = levels()
+        # custom provider name -> the profile file it comes from
+        self.refs: dict[str, str] = {}
+        for ref in custom:
+            profile = load_profile(ref)
+            check_profile_checks(profile.source)
+            self.refs[profile.name] = ref
+
+    def _load(self, provider: str) -> ProviderProfile:
+        return load_profile(self.refs.get(provider, provider))
 
     # ------------------------------------------------------------------ validation
     def err(self, message: str, where: _Where) -> ConfigError:
@@ -109,7 +128,7 @@ class _Loader:
     def profile(self, name: str, where: _Where) -> ProviderProfile:
         if name not in self.providers:
             raise self.err(_unknown("provider", name, self.providers), where)
-        profile = load_profile(name)
+        profile = self._load(name)
         check_profile_checks(profile.source)
         return profile
 
@@ -123,8 +142,8 @@ class _Loader:
             return
         if isinstance(value, list):
             for i, model in enumerate(value):
-                if not any(model in load_profile(p).models for p in providers):
-                    served = sorted({m for p in providers for m in load_profile(p).models})
+                if not any(model in self._load(p).models for p in providers):
+                    served = sorted({m for p in providers for m in self._load(p).models})
                     raise self.err(
                         _unknown(f"model for providers {', '.join(providers)}", model, served),
                         (*where, i),
@@ -194,6 +213,10 @@ class _Loader:
     def load(self) -> Suite:
         data: dict[str, Any] = self.doc.data
         defaults = data.get("defaults") or {}
+        level = data.get("schema_level")
+        if level is not None and self.levels and level not in self.levels:
+            raise self.err(_unknown("schema level", level, self.levels), ("schema_level",))
+        self.suite_level = level
         default_providers = self.providers_of(
             defaults.get("providers", self.providers), ("defaults", "providers")
         )
@@ -256,21 +279,37 @@ class _Loader:
         line = self.doc.line_of(where)
         runs = []
         for provider in providers:
-            profile = load_profile(provider)
+            profile = self._load(provider)
             override = overrides.get(provider) or {}
-            request = deep_merge(defaults.get("request") or {}, case.get("request") or {})
-            if "raw_body" in (case.get("request") or {}):
-                request.pop("body", None)
-            request = deep_merge(request, override.get("request") or {})
-            expect = deep_merge(defaults.get("expect") or {}, case.get("expect") or {})
-            expect = deep_merge(expect, override.get("expect") or {})
+            request, expect = self.merged(defaults, case, override)
             for model in _models_for(models, provider, profile):
                 runs.append(
                     self.run(case, provider, profile, model, request, expect, override, line)
                 )
         if not runs:
             raise self.err("no selected provider serves any of these models", models_where)
+        for provider in self.refs:
+            if provider in self.providers or "providers" in case:
+                continue  # a shipped name (handled above), or a case pinned to named providers
+            profile = self._load(provider)
+            if self.suite_level is not None and profile.schema_level != self.suite_level:
+                continue
+            request, expect = self.merged(defaults, case, {})
+            for model in _custom_models(models, provider, profile):
+                runs.append(self.run(case, provider, profile, model, request, expect, {}, line))
         return runs
+
+    @staticmethod
+    def merged(
+        defaults: Mapping[str, Any], case: Mapping[str, Any], override: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request and expectations: defaults < the case < the provider's override."""
+        request = deep_merge(defaults.get("request") or {}, case.get("request") or {})
+        if "raw_body" in (case.get("request") or {}):
+            request.pop("body", None)
+        request = deep_merge(request, override.get("request") or {})
+        expect = deep_merge(defaults.get("expect") or {}, case.get("expect") or {})
+        return request, deep_merge(expect, override.get("expect") or {})
 
     def run(
         self,
@@ -313,6 +352,7 @@ class _Loader:
             skip=override.get("skip"),
             xfail=override.get("xfail"),
             deviations=dict(override.get("deviations") or {}),
+            profile=self.refs.get(provider, ""),
         )
 
 
@@ -324,6 +364,13 @@ def _models_for(models: Any, provider: str, profile: ProviderProfile) -> list[st
     if isinstance(models, list):
         return [m for m in models if m in profile.models]
     return list(models.get(provider) or [next(iter(profile.models))])
+
+
+def _custom_models(models: Any, provider: str, profile: ProviderProfile) -> list[str]:
+    """A custom provider's models for a case: a list naming none of them does not apply."""
+    if isinstance(models, list):
+        return [m for m in models if m in profile.models]
+    return _models_for(models, provider, profile)
 
 
 def _strings(value: Any, where: _Where) -> Iterable[tuple[_Where, str]]:
@@ -356,12 +403,16 @@ def _fault_kinds() -> tuple[str, ...]:
     return (*FAULT_KINDS, *ALIASES)
 
 
-def load_suite(path: str | Path, *, name: str | None = None) -> Suite:
-    """Load, validate and expand one suite file (raises ConfigError with file:line: field)."""
+def load_suite(path: str | Path, *, name: str | None = None, custom: Iterable[str] = ()) -> Suite:
+    """Load, validate and expand one suite file (raises ConfigError with file:line: field).
+
+    ``custom``: profile files (or names) of selected providers the suite may not name; they
+    run its generic cases (see the module docstring).
+    """
     path = Path(path)
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise doc.error("a suite must be a mapping with a `cases` list")
     raise_schema_error(doc, suite_validator())
     suite_name = name or doc.data.get("name") or suite_name_for(path)
-    return _Loader(doc, suite_name).load()
+    return _Loader(doc, suite_name, custom).load()

@@ -179,6 +179,12 @@ class CaseRun:
     skip: str | None = None
     xfail: str | None = None
     deviations: Mapping[str, str] = field(default_factory=dict)
+    profile: str = ""  # a profile file for a provider not shipped; "" -> by provider name
+
+    @property
+    def profile_ref(self) -> str:
+        """What :func:`~chatprobe.profiles.load_profile` takes for this run's provider."""
+        return self.profile or self.provider
 
     @property
     def id(self) -> str:

@@ -13,7 +13,9 @@ Modes (chosen once per session, see :class:`RunConfig`):
             emulator.
 
 Fault-injection cases (``request.fault``) only make sense against the emulator: live or
-recording runs against a real provider skip them; replay uses their emulated recordings.
+recording runs against a real provider skip them; replay uses their emulated recordings. A
+custom endpoint given with ``--base-url`` is never emulated, so they are skipped for it in
+every mode.
 
 The runner is independent of pytest: the plugin, ``chatprobe check`` and tests use it alike.
 """
@@ -49,11 +51,13 @@ EXCERPT = 200  # characters of model output kept in contract.json (escaped by ev
 DATA_SOURCES = ("replayed", "replayed (emulated recording)", "emulated", "live")
 
 
-def record_hint(case: CaseRun) -> str:
-    """The command that records ``case``'s cassette."""
-    return (
-        f"chatprobe check --record --provider {case.provider} --model {case.model} -k '{case.case}'"
-    )
+def record_hint(case: CaseRun, profile: ProviderProfile | None = None) -> str:
+    """The command that records ``case``'s cassette (``profile``: the case's provider)."""
+    if profile is not None and profile.custom_endpoint:
+        target = f"--base-url {profile.base_url} --api-key-env {profile.api_key_env}"
+    else:
+        target = f"--provider {case.profile_ref}"
+    return f"chatprobe check --record {target} --model {case.model} -k '{case.case}'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,7 @@ class Runner:
         return self._session
 
     def _use_emulator(self, profile: ProviderProfile) -> bool:
-        if self.config.mode == "replay":
+        if self.config.mode == "replay" or profile.custom_endpoint:
             return False
         return self.config.emulator or (self.config.mode == "record" and profile.api_key() is None)
 
@@ -186,8 +190,15 @@ class Runner:
             return CaseResult(case, "skipped", message=case.skip)
         cfg = self.config
         try:
-            profile = load_profile(case.provider)
+            profile = load_profile(case.profile_ref)
             emulated = self._use_emulator(profile)
+            if case.fault and profile.custom_endpoint:
+                return CaseResult(
+                    case,
+                    "skipped",
+                    message=f"fault injection ({', '.join(case.fault)}) needs the emulator; "
+                    f"{profile.name} is a real endpoint (--base-url), never emulated",
+                )
             if case.fault and cfg.mode != "replay" and not emulated:
                 return CaseResult(
                     case,
@@ -228,7 +239,7 @@ class Runner:
         shown = _shown(path)
         if self.config.mode == "replay" and not path.is_file():
             raise CassetteError(
-                f"no cassette {shown} for {case.id}; record it with: {record_hint(case)}"
+                f"no cassette {shown} for {case.id}; record it with: {record_hint(case, profile)}"
             )
         metadata = {
             "recorded_from": "emulator" if emulated else "live",
@@ -248,7 +259,7 @@ class Runner:
             raise CassetteError(
                 f"cassette {shown} has no recording matching this request (method, path, "
                 f"body): the case changed since it was recorded; re-record with: "
-                f"{record_hint(case).replace('--record', '--record-mode all')}"
+                f"{record_hint(case, profile).replace('--record', '--record-mode all')}"
             )
         if not played and "CannotOverwriteExistingCassette" in record.transport_detail:
             raise CassetteError(

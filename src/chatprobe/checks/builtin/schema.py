@@ -144,22 +144,33 @@ def id_format(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[P
 @check(
     severity=Severity.WARNING,
     source="DESIGN provider facts ('model echoed as google/...'); seed 000 example; "
-    "profile models.*.echo",
+    "profile models.*.echo; --base-url endpoints: the id or its dated snapshot",
     applies=success,
 )
 def model_echo(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
-    """`model` in the answer is the name the provider documents for the requested model."""
+    """`model` in the answer is the name the provider documents for the requested model.
+
+    A ``--base-url`` endpoint documents nothing, so the requested id is expected, or a dated
+    snapshot of it (OpenAI answers ``gpt-4o-mini`` with ``gpt-4o-mini-2024-07-18``).
+    """
     try:
         want = ctx.profile.model(case.model).echo
     except Exception:
         return
+    snapshot = _snapshot_of(want) if ctx.profile.custom_endpoint else None
     for _, pointer, payload in _payloads(ctx, record, case):
         got = payload.get("model") if isinstance(payload, dict) else None
-        if got != want:
+        if got != want and not (snapshot and isinstance(got, str) and snapshot.fullmatch(got)):
             yield Problem(
                 "model echo differs", path=f"{pointer}/model", received=got, documented=want
             )
             return
+
+
+@cache
+def _snapshot_of(model: str) -> re.Pattern[str]:
+    """``<model>-YYYY-MM-DD``: an alias answered by a dated snapshot."""
+    return re.compile(re.escape(model) + r"-\d{4}-\d{2}-\d{2}")
 
 
 @cache
