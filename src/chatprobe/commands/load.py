@@ -22,10 +22,31 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     "--provider",
     "providers",
     multiple=True,
-    metavar="NAME",
-    help="Provider to load (repeatable); replaces or filters the scenario's targets.",
+    metavar="NAME|FILE",
+    help="Provider profile name or profile YAML file to load (repeatable); replaces or "
+    "filters the scenario's targets.",
 )
-@click.option("--model", "models", multiple=True, metavar="MODEL", help="Model (repeatable).")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="MODEL",
+    help="Model (repeatable). With --base-url: the model id(s) the endpoint serves (required).",
+)
+@click.option(
+    "--base-url",
+    default=None,
+    metavar="URL",
+    help="Load any OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) instead of the "
+    "scenario's providers: always live; needs --api-key-env and --model.",
+)
+@click.option(
+    "--api-key-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding the key for --base-url (any value for a server "
+    "without keys).",
+)
 @click.option(
     "--users", type=int, help="Closed loop with N concurrent streams (replaces the shape)."
 )
@@ -59,6 +80,8 @@ def load(
     scenario: str | None,
     providers: tuple[str, ...],
     models: tuple[str, ...],
+    base_url: str | None,
+    api_key_env: str | None,
     users: int | None,
     duration: float | None,
     requests: int | None,
@@ -82,8 +105,9 @@ def load(
     locust's own CSVs.
 
     Without a key for a provider the run targets the built-in emulator (data_source
-    "emulated"). Ctrl-C ends the run early and keeps a complete results folder marked
-    interrupted; a second Ctrl-C stops at once.
+    "emulated"). A custom endpoint (--base-url URL --api-key-env VAR --model ID) replaces
+    the scenario's targets and is always loaded live. Ctrl-C ends the run early and keeps a
+    complete results folder marked interrupted; a second Ctrl-C stops at once.
     """
     from rich.console import Console
 
@@ -95,6 +119,8 @@ def load(
             scenario=scenario,
             providers=providers,
             models=models,
+            base_url=base_url,
+            api_key_env=api_key_env,
             users=users,
             duration_s=duration,
             requests=requests,

@@ -12,6 +12,10 @@ the report (and a later plain ``chatprobe report``) uses to find them.
 Keys: a provider whose API-key variable is set is checked live; one without is checked
 against the built-in emulator. The load run follows ``chatprobe load``'s rule: live only
 when every selected provider has a key, else every target is emulated (like for like).
+
+A custom endpoint (``--base-url URL --api-key-env VAR --model ID``) replaces the providers:
+both steps get the same three options, so the checks run live against it (never the
+emulator) and the load run's targets are that endpoint's models.
 """
 
 from __future__ import annotations
@@ -125,6 +129,27 @@ def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
     show_default=True,
     help="Load scenario (a name under loadtests/scenarios/ or a YAML file).",
 )
+@click.option(
+    "--base-url",
+    default=None,
+    metavar="URL",
+    help="Any OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) instead of the "
+    "providers: checked and loaded live; needs --api-key-env and --model.",
+)
+@click.option(
+    "--api-key-env",
+    default=None,
+    metavar="VAR",
+    help="Environment variable holding the key for --base-url (any value for a server "
+    "without keys).",
+)
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="ID",
+    help="With --base-url: a model id the endpoint serves (repeatable).",
+)
 @click.option("--skip-check", is_flag=True, help="No contract checks.")
 @click.option("--skip-load", is_flag=True, help="No load run.")
 def run(
@@ -133,6 +158,9 @@ def run(
     duration: float,
     providers: tuple[str, ...],
     scenario: str,
+    base_url: str | None,
+    api_key_env: str | None,
+    models: tuple[str, ...],
     skip_check: bool,
     skip_load: bool,
 ) -> None:
@@ -141,8 +169,9 @@ def run(
     With no API key set, every provider is served by the built-in emulator and the whole
     job takes about a minute; with AIMLAPI_API_KEY, APILAPLAS_API_KEY or OPENROUTER_API_KEY
     set, that provider is checked live (the load is live when every selected provider has
-    a key: pick them with --providers). Ctrl-C stops the measuring and still writes the
-    report from what was measured. Prints the report's path.
+    a key: pick them with --providers). With --base-url URL --api-key-env VAR --model ID,
+    that endpoint is checked and loaded live instead. Ctrl-C stops the measuring and still
+    writes the report from what was measured. Prints the report's path.
     """
     from rich.console import Console
 
@@ -157,10 +186,30 @@ def run(
     )
 
     console = Console(stderr=True)
-    names = _split(providers) or list_profiles()
-    profiles = [load_profile(n) for n in names]  # an unknown name fails here, listing known
-    live = [p.name for p in profiles if p.api_key()]
-    emulated = [p.name for p in profiles if p.name not in live]
+    endpoint: list[str] = []  # the custom endpoint's options, passed to both steps
+    if base_url or api_key_env or models:
+        from chatprobe.commands.options import provider_refs
+
+        if not base_url:
+            raise ChatprobeError("--model and --api-key-env are used with --base-url URL")
+        if providers:
+            raise ChatprobeError("give --providers or --base-url, not both")
+        # validates, and fails naming the key variable when it is not set, before any step
+        refs = provider_refs((), base_url, api_key_env, models)
+        endpoint = [
+            "--base-url",
+            base_url,
+            "--api-key-env",
+            str(api_key_env),
+            *_each("--model", list(models)),
+        ]
+        names = [load_profile(refs[0]).name]
+        live, emulated = names, []
+    else:
+        names = _split(providers) or list_profiles()
+        profiles = [load_profile(n) for n in names]  # an unknown name fails here, listing known
+        live = [p.name for p in profiles if p.api_key()]
+        emulated = [p.name for p in profiles if p.name not in live]
     group = new_run_id()
     root = Path(results_dir) if results_dir is not None else results_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -168,14 +217,20 @@ def run(
     env.setdefault("PYTHONUNBUFFERED", "1")
 
     steps: list[tuple[str, list[str]]] = []
-    if not skip_check:
+    if endpoint:
+        if not skip_check:
+            steps.append((f"contract checks, live: {names[0]}", ["check", "--live", *endpoint]))
+        if not skip_load:
+            argv = ["load", scenario, "--duration", f"{duration:g}s", *endpoint]
+            steps.append((f"load: {scenario}, {duration:g}s, live: {names[0]}", argv))
+    elif not skip_check:
         if emulated:
             argv = ["check", "--live", "--emulator", *_each("--provider", emulated)]
             steps.append((f"contract checks against the emulator: {', '.join(emulated)}", argv))
         if live:
             argv = ["check", "--live", *_each("--provider", live)]
             steps.append((f"contract checks, live: {', '.join(live)}", argv))
-    if not skip_load:
+    if not skip_load and not endpoint:
         steps.append(
             (
                 f"load: {scenario}, {duration:g}s",

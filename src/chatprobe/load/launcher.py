@@ -16,6 +16,12 @@ because gevent's monkey-patching must never enter the CLI or a pytest process. T
    SIGTERM then SIGKILL; if the child left no ``summary.json`` the parent builds it from
    ``samples.jsonl``;
 5. stamps ``meta.json`` finished and prints the per-target table.
+
+A custom endpoint (``base_url``/``api_key_env`` with ``models``) is materialised as a profile
+file (:func:`chatprobe.commands.options.materialise_endpoint`) whose path becomes the targets'
+provider, so the locust children resolve it from ``plan.json`` like any profile; it is always
+loaded live (its key variable must be set), never emulated, and its profile is copied into
+the results folder.
 """
 
 from __future__ import annotations
@@ -58,8 +64,10 @@ class LoadOptions:
     """Everything ``chatprobe load`` accepts (see ``chatprobe load --help``)."""
 
     scenario: str | None = None
-    providers: tuple[str, ...] = ()
+    providers: tuple[str, ...] = ()  # profile names or profile files
     models: tuple[str, ...] = ()
+    base_url: str | None = None  # a custom endpoint instead of providers (needs models)
+    api_key_env: str | None = None
     users: int | None = None
     duration_s: float | None = None
     requests: int | None = None
@@ -145,14 +153,14 @@ def _default_model(profile: Any) -> str:
 def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     """An EmulatorConfig from the scenario's ``emulator:`` block."""
     from chatprobe.emulator import EmulatorConfig, parse_fault_rate
-    from chatprobe.profiles import load_profile
 
     block = scenario.emulator
     output = block.get("output_tokens")
     faults = tuple(
         parse_fault_rate(f"{kind}={rate}") for kind, rate in (block.get("faults") or {}).items()
     )
-    providers = tuple(dict.fromkeys(load_profile(t.provider).name for t in scenario.targets))
+    # shipped profiles by name, profile files by path (the emulator serves either)
+    providers = tuple(dict.fromkeys(t.provider for t in scenario.targets))
     changes: dict[str, Any] = {
         "providers": providers,
         "seed": int(block.get("seed", scenario.seed)),
@@ -183,6 +191,19 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
     from rich.console import Console
 
     console = console or Console(stderr=True)
+    if options.base_url or options.api_key_env:
+        from dataclasses import replace
+
+        from chatprobe.commands.options import provider_refs
+
+        if options.emulator or options.emulator_url:
+            raise ChatprobeError(
+                "a --base-url endpoint is always loaded live; drop --emulator/--emulator-url"
+            )
+        refs = provider_refs(
+            options.providers, options.base_url, options.api_key_env, options.models
+        )
+        options = replace(options, providers=tuple(refs), base_url=None, api_key_env=None)
     scenario = resolve_scenario(options)
     if options.master and options.worker:
         raise ChatprobeError("--master and --worker exclude each other")
@@ -264,6 +285,9 @@ def _run_in(
                 {"url": target.root, "started_by_run": emulator is not None} if target else None
             ),
         )
+        from chatprobe.commands.options import record_profiles
+
+        record_profiles(out, list(dict.fromkeys(t.provider for t in scenario.targets)))
         child_cpus = cpus[:-1] if emulator is not None and options.pin and len(cpus) >= 2 else []
         if (options.processes or 1) > 1:
             child_cpus = []  # several locust processes: let the kernel spread them
@@ -290,6 +314,20 @@ def _run_in(
 
 def _decide_source(scenario: Scenario, options: LoadOptions) -> tuple[bool, list[str]]:
     """Emulator or live, and a note saying why."""
+    from chatprobe.profiles import load_profile
+
+    custom = [
+        load_profile(t.provider).name
+        for t in scenario.targets
+        if load_profile(t.provider).custom_endpoint
+    ]
+    if custom:  # an endpoint given with --base-url is real by definition
+        if options.emulator or options.emulator_url:
+            raise ChatprobeError(
+                f"{', '.join(dict.fromkeys(custom))} is a custom endpoint, always loaded live; "
+                "drop --emulator/--emulator-url"
+            )
+        return False, []
     if options.emulator_url:
         if options.emulator is False:
             raise ChatprobeError("--emulator-url and --no-emulator exclude each other")

@@ -38,6 +38,7 @@ class EmulatorTarget:
     root: str
 
     def base_url(self, provider: str) -> str:
+        """The emulated base URL of ``provider`` (a profile name or a profile file)."""
         from urllib.parse import urlsplit
 
         from chatprobe.emulator.server import base_url_for
@@ -45,7 +46,8 @@ class EmulatorTarget:
         parts = urlsplit(self.root)
         if not parts.hostname or not parts.port:
             raise ConfigError(f"emulator URL needs a host and a port: {self.root}")
-        return base_url_for([load_profile(provider)], parts.port, parts.hostname, provider)
+        profile = load_profile(provider)
+        return base_url_for([profile], parts.port, parts.hostname, profile.name)
 
 
 @dataclass(slots=True)
@@ -150,7 +152,7 @@ def resolve_target(target: Target, emulator: EmulatorTarget | None) -> TargetPla
         "price_source": price.source if price else "",
     }
     if emulator is not None:
-        url = emulator.base_url(profile.name).rstrip("/") + "/chat/completions"
+        url = emulator.base_url(target.provider).rstrip("/") + "/chat/completions"
         return TargetPlan(url=url, data_source="emulated", demo_key=EMULATOR_KEY, **common)
     return TargetPlan(
         url=profile.chat_url, data_source="live", key_env=profile.api_key_env, **common
