@@ -87,8 +87,11 @@ def parse_yaml(text: str, path: str = "<string>") -> YamlDoc:
         raise ConfigError(
             f"invalid YAML: {problem}", path=path, line=mark.line + 1 if mark else None
         ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", path=path) from None
+    except yaml.YAMLError as exc:  # e.g. a ReaderError for a NUL: one line, with its line
+        position = getattr(exc, "position", None)
+        line = text.count("\n", 0, position) + 1 if isinstance(position, int) else None
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"invalid YAML: {first}", path=path, line=line) from None
     doc = YamlDoc(data=None, path=path)
     if node is None:
         return doc

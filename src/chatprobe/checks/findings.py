@@ -144,10 +144,19 @@ def schema_problems(
     ``prefix`` locates ``instance`` inside the response document (``/body``, ``/chunks/4``);
     ``label`` names the schema (``openai-strict:chunk``).
     """
-    errors = sorted(
-        validator.iter_errors(instance),
-        key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
-    )
+    try:
+        errors = sorted(
+            validator.iter_errors(instance),
+            key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
+        )
+    except RecursionError:  # JSON nested ~1000 deep: a finding, not a crashed check
+        yield Problem(
+            f"payload nested too deeply to validate against {label or 'the schema'}",
+            path=prefix,
+            received="JSON nested deeper than the validator can follow",
+            documented="the documented schema",
+        )
+        return
     for error in errors:
         where = list(error.absolute_path)
         missing = _REQUIRED.match(error.message) if error.validator == "required" else None
