@@ -5,6 +5,8 @@ checks an unknown server is judged by."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -346,3 +348,34 @@ def test_a_shipped_profile_keeps_its_exact_echo() -> None:
     record = answer("google/gemini-2.0-flash-001-2025-01-01")
     statuses = evaluate(CheckContext.for_case(profile, run), record, run).statuses()
     assert statuses["model_echo"] == "warn"
+
+
+# ---------------------------------------------------------------------------- plain pytest
+
+
+def _collect(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    return subprocess.run(
+        [*command, *args, "suites/"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=project_root(),
+    )
+
+
+def test_plain_pytest_takes_a_profile_file_as_provider() -> None:
+    """`pytest suites/ --provider FILE` collects the generic cases for that provider only;
+    the -k filters docs/suites.md suggests for missing capabilities deselect whole areas."""
+    ref = endpoint()
+    done = _collect("--provider", ref)
+    assert done.returncode == 0, done.stdout[-2000:]
+    items = [line for line in done.stdout.splitlines() if "::" in line]
+    assert len(items) == 63
+    assert all("[localhost-8000-tiny-chat]" in line for line in items)
+    assert not any("derived/" in line for line in items)
+    kept = _collect("--provider", ref, "-k", "not key and not tools and not multimodal").stdout
+    assert "50/63 tests collected (13 deselected)" in kept  # 3 key, 7 tools, 3 multimodal
+    missing = _collect("--provider", "no-such-profile.yaml")
+    assert missing.returncode != 0
+    assert "no-such-profile.yaml: file not found" in missing.stderr + missing.stdout
