@@ -559,6 +559,8 @@ class HostileServer:
     def close(self) -> None:
         self._closing.set()
         with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress (Linux)
+        with contextlib.suppress(OSError):
             self._sock.close()
         self._accept.join(timeout=5)
         for thread in list(self._threads):

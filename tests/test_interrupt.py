@@ -1,5 +1,6 @@
 """Interruptions: SIGINT and SIGTERM during ``chatprobe load`` and ``chatprobe run``, and a
-locust worker killed in the middle of a distributed run.
+locust worker killed in the middle of a distributed run (whose listening sockets, the
+emulator's and locust's master's, must all be on loopback).
 
 After a signal the results folder must be complete and loadable (summary written by rename,
 no ``.tmp`` left, every line of ``samples.jsonl`` whole), hold the samples so far, equal in
@@ -20,7 +21,15 @@ import orjson
 import pytest
 
 from chatprobe.results import load_results
-from tests.reliability_support import ROOT, clean_env, cli_command, read_run, run_cli
+from tests.reliability_support import (
+    ROOT,
+    clean_env,
+    cli_command,
+    listening,
+    process_tree,
+    read_run,
+    run_cli,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -168,11 +177,13 @@ def test_killed_worker_is_reported_and_the_master_finishes(tmp_path: Path) -> No
         env=clean_env(),
         cwd=ROOT,
     )  # fmt: skip
+    sockets: set[tuple[str, int]] = set()
     try:
         deadline = time.monotonic() + 60
         workers: list[int] = []
         while time.monotonic() < deadline:
             workers = _locust_workers(child.pid)
+            sockets |= listening(process_tree(child.pid))
             if len(workers) == 2 and _requests_so_far((tmp_path, "w/status.json")) >= 10:
                 break
             time.sleep(0.2)
@@ -185,6 +196,9 @@ def test_killed_worker_is_reported_and_the_master_finishes(tmp_path: Path) -> No
             child.wait()
     assert child.returncode == 0, stderr[-3000:]
     assert "Traceback" not in stderr
+    # the emulator and locust's master (which would bind every interface) are on loopback
+    assert len({port for _, port in sockets}) >= 2, sockets
+    assert {host for host, _ in sockets} <= {"127.0.0.1", "::1"}, sockets
     folder = tmp_path / "w"
     summary, samples, meta = read_run(folder)
     workers_info = summary["workers"]

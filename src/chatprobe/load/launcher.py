@@ -397,7 +397,8 @@ def _locust_args(plan: RunPlan, options: LoadOptions, out: Path) -> list[str]:
         ]
     args += ["--csv", str(out / "locust")]
     if options.processes and options.processes > 1:
-        args += ["--processes", str(options.processes)]
+        # the forked workers connect over loopback; locust's master would bind every interface
+        args += ["--processes", str(options.processes), "--master-bind-host", "127.0.0.1"]
     elif options.master:
         args += [
             "--master",
