@@ -123,8 +123,31 @@ class SSEDecoder:
             if rest == b"" and buf.endswith(b"\r"):
                 self._skip_lf = True
         self._buf = rest
+        # The two lines that make up almost every event, ``data: ...`` and the blank line
+        # that dispatches it, are handled inline (the same steps as ``_line`` and
+        # ``_dispatch``); anything else goes through ``_line``.
+        data = self._data
         for raw in lines:
-            self._line(raw, out)
+            if raw[:5] == b"data:":
+                data.append((raw[6:] if raw[5:6] == b" " else raw[5:]).decode("utf-8", "replace"))
+                self._has_data = True
+            elif raw:
+                self._line(raw, out)
+            else:
+                if self._has_data:
+                    out.append(
+                        _new_event(
+                            data[0] if len(data) == 1 else "\n".join(data),
+                            self._event or "message",
+                            self._last_id,
+                            self._retry,
+                            True,
+                        )
+                    )
+                    self._retry = None
+                self._data = data = []
+                self._has_data = False
+                self._event = ""
         return out
 
     def flush(self) -> list[ServerSentEvent | Comment]:
