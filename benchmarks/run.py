@@ -124,6 +124,27 @@ def main(argv: list[str] | None = None) -> None:
     md = out_dir / f"{name}.md"
     md.write_text(markdown(doc, sections))
     console.print(f"wrote {path} and {md}")
+    full = budget.name == "full" and name == "latest" and args.only == list(ALL)
+    if full and update_readme(README, md.read_text()):
+        console.print(f"updated the figures in {README}")
+
+
+README = REPO / "benchmarks" / "README.md"
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+
+
+def update_readme(path: Path, figures: str) -> bool:
+    """Replace the text between the figure markers of ``path``; False if it has none."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return False
+    if START not in text or END not in text:
+        return False
+    head, _, rest = text.partition(START)
+    _, _, tail = rest.partition(END)
+    path.write_text(f"{head}{START}\n{figures}{END}{tail}")
+    return True
 
 
 def render(section: Section) -> Table:
