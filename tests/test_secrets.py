@@ -175,6 +175,7 @@ def test_canary_keys_never_reach_disk_or_logs(tmp_path: Path, emulator: Emulator
             "CANARY_KEY", "--model", "m1", "--suites", basic)  # fmt: skip
         assert echo.by_behaviour["echo_key"] > 0
         assert f"Bearer {CANARY_PLAIN}" in echo.authorizations  # sent, and echoed back
+    run("providers", "providers")
     # the whole job, and reports over everything written so far
     run("run", "run", "--providers", "aimlapi,openrouter", "--duration", "3",
         "--scenario", "smoke", "--out", str(tmp_path / "reports" / "run"))  # fmt: skip
