@@ -90,6 +90,19 @@ SCRIPTS: dict[str, tuple[list[tuple[str, Any]], str | None]] = {
         ],
         None,
     ),
+    # CR-only line endings (allowed by the SSE standard): the first token must be stamped
+    # when it arrives, not when the body ends 0.3 s later.
+    "cr_only": (
+        [
+            ("send", stream_head()),
+            ("send", chunk(sse(content_chunk("a")).replace(b"\n", b"\r"))),
+            ("sleep", 0.3),
+            ("send", chunk(sse(_final(1)).replace(b"\n", b"\r"))),
+            ("send", chunk(b"data: [DONE]\r\r")),
+            ("send", chunk(b"")),
+        ],
+        None,
+    ),
     "status429": (
         [("send", plain(429, b'{"error": {"code": 429, "message": "slow down"}}'))],
         "http_status",
@@ -199,6 +212,12 @@ def test_timings_follow_the_script(outcomes: dict[str, dict[str, Any]]) -> None:
 def test_framing_variants_decode(outcomes: dict[str, dict[str, Any]]) -> None:
     assert outcomes["crlf"]["text"] == "a" and outcomes["crlf"]["done"]
     assert outcomes["unterminated"]["text"] == "a" and outcomes["unterminated"]["done"]
+
+
+def test_cr_only_stream_is_stamped_on_arrival(outcomes: dict[str, dict[str, Any]]) -> None:
+    cr = outcomes["cr_only"]
+    assert cr["text"] == "a" and cr["done"], cr
+    assert cr["ttft_ms"] < 250  # the rest of the body came 300 ms after the first token
 
 
 def test_partial_streams_keep_what_arrived(outcomes: dict[str, dict[str, Any]]) -> None:

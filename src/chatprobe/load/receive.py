@@ -74,7 +74,7 @@ def read_lines(
     *,
     kernel: bool = True,
 ) -> int:
-    """Append runs of complete LF-terminated lines from ``resp``'s body, with arrival times.
+    """Append runs of complete lines (LF, CRLF or CR) from ``resp``'s body, with arrival times.
 
     ``t_first_ns`` is the arrival time of body bytes already buffered with the headers;
     ``t_min_ns`` (the send time) bounds a believable kernel stamp from below. At the end of
@@ -93,7 +93,8 @@ def read_lines(
     offset = time.time_ns() - now()  # CLOCK_REALTIME - CLOCK_MONOTONIC
     unpack = _TIMESPEC.unpack
     while True:
-        end = buf.rfind(b"\n") + 1
+        # SSE lines may also end with a lone CR; the decoder joins a CR/LF pair split here.
+        end = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
         if end:
             chunk = bytes(buf[:end])
             del buf[:end]
