@@ -203,6 +203,7 @@ def test_killed_worker_is_reported_and_the_master_finishes(tmp_path: Path) -> No
     summary, samples, meta = read_run(folder)
     workers_info = summary["workers"]
     assert workers_info["expected"] == 2 and workers_info["reported"] == 1
+    assert workers_info["seen"] == 2, workers_info  # no worker of another run joined
     (lost,) = workers_info["lost"]
     assert lost["samples_received"] >= 1
     received = meta["emulator_stats"]["received"]

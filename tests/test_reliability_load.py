@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +25,7 @@ import pytest
 from chatprobe.emulator import FAULT_KINDS
 from chatprobe.record import ErrorClass
 from tests.hostile_server import BEHAVIOURS, HOSTILE_ERROR, HOSTILE_TEXT, HostileServer
-from tests.reliability_support import read_run, run_cli
+from tests.reliability_support import ROOT, clean_env, cli_command, read_run, run_cli
 from tests.test_reliability_faults import EMULATOR_EXPECTED
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,7 @@ LOAD_EXPECTED: dict[str, set[E | None]] = {
     "hostile_midstream": {E.MIDSTREAM_ERROR},
 }
 NO_HEAD = {E.CONNECTION_RESET, E.PROTOCOL_ERROR}  # classes of a sample without any head
+MODEL_OR = "gemini-2.0-flash-001"
 
 
 def _hostile_profile(folder: Path, server: HostileServer) -> Path:
@@ -141,6 +143,40 @@ def test_every_emulator_fault_at_a_rate_is_counted(tmp_path: Path) -> None:
     assert summary["errors"] == dict(sorted(errors.items()))
     assert "client_error" not in errors
     print(f"\nfault kinds tried in one load run: {len(tried) - 1}; requests per kind: {tried}")
+
+
+def test_two_distributed_runs_at_once_keep_their_own_workers(tmp_path: Path) -> None:
+    """Two ``--processes 2`` runs on one machine: each master gets its own two workers (on
+    locust's fixed default port the workers of one run joined the other's master, and
+    foreign samples landed in its results)."""
+    children = {}
+    for provider, model in (("aimlapi", "gemini-2.0-flash-exp"), ("openrouter", MODEL_OR)):
+        scenario = tmp_path / f"{provider}.yaml"
+        scenario.write_text(
+            f"targets: [{{provider: {provider}, model: {model}}}]\nshape: {{users: 4}}\n"
+            "duration: 5s\nemulator: {ttft_ms: 10, itl_ms: 1, output_tokens: 8}\n"
+        )
+        argv = ["load", "--quiet", str(scenario), "--out", str(tmp_path), "--run-id", provider]
+        children[provider] = subprocess.Popen(
+            cli_command(*argv, "--processes", "2"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=clean_env(),
+            cwd=ROOT,
+        )
+    for provider, child in children.items():
+        try:
+            _, stderr = child.communicate(timeout=90)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert child.returncode == 0, stderr[-3000:]
+        summary, samples, meta = read_run(tmp_path / provider)
+        assert {s["provider"] for s in samples} == {provider}
+        assert summary["workers"]["seen"] == 2 and summary["workers"]["lost"] == []
+        assert len(samples) == meta["emulator_stats"]["received"] > 0
 
 
 # ---------------------------------------------------------------------------- hostile server

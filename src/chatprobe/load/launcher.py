@@ -176,6 +176,14 @@ def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     return EmulatorConfig(**{k: v for k, v in changes.items() if v is not None or k == "faults"})
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _cpus() -> list[int]:
     try:
         return sorted(os.sched_getaffinity(0))
@@ -397,8 +405,12 @@ def _locust_args(plan: RunPlan, options: LoadOptions, out: Path) -> list[str]:
         ]
     args += ["--csv", str(out / "locust")]
     if options.processes and options.processes > 1:
-        # the forked workers connect over loopback; locust's master would bind every interface
+        # The forked workers connect over loopback: bind the master there (locust binds every
+        # interface) on a free port (on locust's fixed 5557, the workers of two runs on one
+        # machine join whichever master holds it, mixing their samples).
+        port = str(_free_port())
         args += ["--processes", str(options.processes), "--master-bind-host", "127.0.0.1"]
+        args += ["--master-bind-port", port, "--master-port", port]
     elif options.master:
         args += [
             "--master",
