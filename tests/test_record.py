@@ -178,3 +178,12 @@ def test_transport_failure_after_complete_stream_is_an_anomaly_not_an_error() ->
     record.transport_detail = "ReadTimeout"
     record.finish()
     assert record.ok and any("timeout_idle after [DONE]" in a for a in record.anomalies)
+
+
+def test_2xx_without_any_choice_is_an_empty_response() -> None:
+    for body in (b'{"id": "x", "choices": null}', b'{"id": "x", "choices": []}', b'{"id": "x"}'):
+        record = RequestRecord(status=200, t0_ns=0, t_end_ns=MS, body=body)
+        record.response_headers = {"content-type": "application/json"}
+        assert record.finish().error_class is ErrorClass.EMPTY_RESPONSE, body
+    usage_only = ServerSentEvent(json.dumps({"id": "c", "choices": [], "usage": {}}))
+    assert streamed((110, usage_only), (111, DONE)).error_class is ErrorClass.EMPTY_RESPONSE

@@ -52,6 +52,7 @@ NAMED_CHECK = {
     E.BAD_JSON: "json_body",
     E.MIDSTREAM_ERROR: "midstream_error",
     E.MISSING_DONE: "stream_done_last",
+    E.EMPTY_RESPONSE: "assistant_message",
 }
 
 # Emulator fault kind -> (class when streamed, class when plain); docs/emulator.md "Faults".
@@ -95,7 +96,7 @@ HOSTILE_EXPECTED: dict[str, tuple[set[E | None], set[E | None]]] = {
     "bad_status_line": ({E.PROTOCOL_ERROR}, {E.PROTOCOL_ERROR}),
     "headers_no_end": ({E.CONNECTION_RESET}, {E.CONNECTION_RESET}),
     "stall_headers": ({E.TIMEOUT_IDLE}, {E.TIMEOUT_IDLE}),
-    "wrong_types": ({E.MIDSTREAM_ERROR}, {None, E.BAD_JSON, E.MIDSTREAM_ERROR}),
+    "wrong_types": ({E.MIDSTREAM_ERROR}, {None, E.BAD_JSON, E.MIDSTREAM_ERROR, E.EMPTY_RESPONSE}),
     "deep_json": ({E.MIDSTREAM_ERROR}, {E.MIDSTREAM_ERROR}),
     "echo_key": ({E.MIDSTREAM_ERROR}, {E.HTTP_STATUS}),
     "hostile_content": ({None}, {None}),
@@ -224,7 +225,9 @@ def test_hostile_behaviour(hostile: HostileServer, behaviour: str, stream: bool)
 @pytest.mark.parametrize("index", range(len(WRONG_BODIES)))
 def test_wrong_types_in_a_plain_body(hostile: HostileServer, index: int) -> None:
     profile, record, body = _hostile_call(hostile, f"wrong_types:{index}", False)
-    assert record.error_class in (None, E.BAD_JSON, E.MIDSTREAM_ERROR), record.error_detail
+    assert record.error_class in (None, E.BAD_JSON, E.MIDSTREAM_ERROR, E.EMPTY_RESPONSE), (
+        record.error_detail
+    )
     evaluation = judge(profile, record, body)
     assert_named_failure(evaluation, record)
     assert evaluation.outcome == "failed", evaluation.statuses()

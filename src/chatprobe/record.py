@@ -67,6 +67,7 @@ class ErrorClass(StrEnum):
     MIDSTREAM_ERROR = "midstream_error"  # an error event inside a 200 stream
     TRUNCATED_STREAM = "truncated_stream"  # stream closed with no finish_reason and no [DONE]
     MISSING_DONE = "missing_done"  # finished but no [DONE] sentinel
+    EMPTY_RESPONSE = "empty_response"  # a well-formed 2xx answer with no choice in it
     CLIENT_ERROR = "client_error"  # the harness itself failed (a bug; counted, not raised)
 
 
@@ -436,6 +437,9 @@ class RequestRecord:
                 else:
                     self.error_class = ErrorClass.TRUNCATED_STREAM
                     self.error_detail = "stream ended without finish_reason or [DONE]"
+            elif not self.choices:
+                self.error_class = ErrorClass.EMPTY_RESPONSE
+                self.error_detail = "stream ended with [DONE] but no chunk carried a choice"
         elif not self.stream:
             if self.json is None:
                 self.error_class = (
@@ -450,6 +454,10 @@ class RequestRecord:
             elif "error" in self.json:
                 self.error_class = ErrorClass.MIDSTREAM_ERROR
                 self.error_detail = f"error in a 2xx body: {_error_message(self.json['error'])}"
+            elif not self.choices:
+                self.error_class = ErrorClass.EMPTY_RESPONSE
+                kind = type(self.json.get("choices")).__name__
+                self.error_detail = f"2xx body has no usable choice (choices: {kind})"
 
     # ------------------------------------------------------------------ output
     def to_sample(self) -> dict[str, Any]:
