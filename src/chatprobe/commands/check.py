@@ -155,6 +155,8 @@ def check(
         # imports (the plugin's distribution), about a fifth of a replay (benchmarks B4)
         "--assert=plain",
     ]
+    for path in suite_paths:  # collected wherever they are, not only under a suites/ folder
+        args += ["--chatprobe-suites", str(path)]
     for ref in refs:
         args += ["--provider", ref]
     for name in models:
@@ -193,6 +195,9 @@ def check(
     if code == 5:
         click.echo("chatprobe: no case matched the selection", err=True)
         sys.exit(1)
+    if code in (3, 4):  # pytest's internal or usage error: its own message is printed above
+        click.echo(f"chatprobe: error: pytest could not run the suites (exit {code})", err=True)
+        sys.exit(2)
     sys.exit(0 if code == 0 else (1 if code == 1 else code))
 
 
