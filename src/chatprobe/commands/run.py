@@ -118,6 +118,7 @@ def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
 )
 @click.option(
     "--providers",
+    "--provider",
     "providers",
     multiple=True,
     metavar="NAME[,NAME]",
