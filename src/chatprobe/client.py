@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from chatprobe.profiles import ProviderProfile
-from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
+from chatprobe.record import MAX_BODY_BYTES, ErrorClass, RequestRecord, TimedEvent
 from chatprobe.scrub import scrub_headers, scrub_obj, scrub_text
 from chatprobe.sse import SSEDecoder
 
@@ -63,7 +63,7 @@ class ChatClient:
         timeouts: Timeouts | None = None,
         http: httpx.Client | None = None,
         headers: dict[str, str] | None = None,
-        max_body_bytes: int = 64 * 1024 * 1024,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.profile = profile
         self.max_body_bytes = max_body_bytes

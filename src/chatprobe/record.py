@@ -39,12 +39,17 @@ import orjson
 from chatprobe.sse import Comment, ServerSentEvent
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "AssembledChoice",
     "ErrorClass",
     "RequestRecord",
     "TimedEvent",
     "estimate_tokens",
 ]
+
+
+MAX_BODY_BYTES = 64 * 1024 * 1024
+"""Every transport stops reading a response past this size (``protocol_error``)."""
 
 
 class ErrorClass(StrEnum):

@@ -35,7 +35,7 @@ from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from locust import FastHttpUser, constant, task
 
 from chatprobe.load.receive import BodyTooLarge, TotalTimeout, read_lines
-from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
+from chatprobe.record import MAX_BODY_BYTES, ErrorClass, RequestRecord, TimedEvent
 from chatprobe.scrub import scrub_headers, scrub_text
 from chatprobe.sse import SSEDecoder
 
@@ -51,12 +51,6 @@ __all__ = [
     "classify_exception",
     "stream_exchange",
 ]
-
-MAX_BODY_BYTES = 64 * 1024 * 1024
-
-
-_TotalTimeout = TotalTimeout
-_TooLarge = BodyTooLarge
 
 
 def classify_exception(
@@ -159,17 +153,17 @@ def stream_exchange(
                 parts.append(part)
                 received += len(part)
                 if now() > deadline:
-                    raise _TotalTimeout
+                    raise TotalTimeout
                 if received > MAX_BODY_BYTES:
-                    raise _TooLarge
+                    raise BodyTooLarge
             record.body = b"".join(parts)
             record.t_end_ns = now()
-    except _TotalTimeout:
+    except TotalTimeout:
         record.t_end_ns = now()
         record.transport_error = ErrorClass.TIMEOUT_TOTAL
         record.transport_detail = f"exchange exceeded total timeout of {total_s:g}s"
         _decode_partial(record, lines, times)
-    except _TooLarge:
+    except BodyTooLarge:
         record.t_end_ns = now()
         record.transport_error = ErrorClass.PROTOCOL_ERROR
         record.transport_detail = f"response body exceeded {MAX_BODY_BYTES} bytes; stopped reading"
