@@ -17,10 +17,10 @@ import subprocess
 import time
 from pathlib import Path
 
-import orjson
 import pytest
 
 from chatprobe.results import load_results
+from tests.load_support import requests_so_far, wait_for_requests
 from tests.reliability_support import (
     ROOT,
     clean_env,
@@ -44,26 +44,16 @@ SIGNALS = [signal.SIGINT, signal.SIGTERM]
 MIN_REQUESTS = 20
 
 
-def _requests_so_far(folder_pattern: tuple[Path, str]) -> int:
-    base, pattern = folder_pattern
-    for status in base.glob(pattern):
-        try:
-            return int(orjson.loads(status.read_bytes())["requests"])
-        except (OSError, orjson.JSONDecodeError, KeyError):
-            return 0
-    return 0
-
-
 def _signal_when_busy(
     child: subprocess.Popen[str], status: tuple[Path, str], sig: int, *, wait_s: float = 60
 ) -> tuple[str, str]:
     """Send ``sig`` once the run has made MIN_REQUESTS requests; return (stdout, stderr)."""
+    base, pattern = status
     try:
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline and _requests_so_far(status) < MIN_REQUESTS:
-            assert child.poll() is None, child.communicate()
-            time.sleep(0.2)
-        assert _requests_so_far(status) >= MIN_REQUESTS, "the run did not get going"
+        count = wait_for_requests(
+            base, MIN_REQUESTS, pattern=pattern, timeout_s=wait_s, child=child
+        )
+        assert count >= MIN_REQUESTS, "the run did not get going"
         child.send_signal(sig)
         return child.communicate(timeout=60)
     finally:
@@ -184,7 +174,7 @@ def test_killed_worker_is_reported_and_the_master_finishes(tmp_path: Path) -> No
         while time.monotonic() < deadline:
             workers = _locust_workers(child.pid)
             sockets |= listening(process_tree(child.pid))
-            if len(workers) == 2 and _requests_so_far((tmp_path, "w/status.json")) >= 10:
+            if len(workers) == 2 and requests_so_far(tmp_path, "w/status.json") >= 10:
                 break
             time.sleep(0.2)
         assert len(workers) == 2, workers

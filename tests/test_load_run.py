@@ -13,8 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ import pytest
 
 from chatprobe.paths import project_root
 from chatprobe.results import load_results
+from tests.load_support import wait_for_requests
 
 pytestmark = pytest.mark.slow
 
@@ -173,12 +172,7 @@ emulator: {ttft_ms: 20, itl_ms: 2, output_tokens: 16}
     )
     folder = tmp_path / "lost"
     try:
-        deadline = time.monotonic() + 40
-        requests = 0
-        while time.monotonic() < deadline and requests < 50:
-            time.sleep(0.2)
-            with suppress(OSError, orjson.JSONDecodeError):
-                requests = orjson.loads((folder / "status.json").read_bytes())["requests"]
+        requests = wait_for_requests(folder, 50)
         assert requests >= 50, "the run did not get going"
         family = psutil.Process(child.pid).children(recursive=True)
         workers = [p for p in family if "locust" in " ".join(p.cmdline()) and p.ppid() != child.pid]
@@ -352,14 +346,7 @@ emulator: {ttft_ms: 20, itl_ms: 2, output_tokens: 16}
     )
     folder = tmp_path / "stopped"
     try:
-        deadline = time.monotonic() + 40
-        requests = 0
-        while time.monotonic() < deadline and requests < 30:
-            time.sleep(0.2)
-            try:
-                requests = orjson.loads((folder / "status.json").read_bytes())["requests"]
-            except (OSError, orjson.JSONDecodeError):
-                continue
+        requests = wait_for_requests(folder, 30)
         assert requests >= 30, "the run did not get going"
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=40)
