@@ -18,11 +18,11 @@ FAST = Timeouts(connect=5, first_byte=0.3, idle=0.3, total=20)
 
 # (fault header, stream?, expected error class or None, expected status)
 CASES: list[tuple[str, bool, ErrorClass | None, int | None]] = [
-    ("rate_limit_429", True, ErrorClass.HTTP_STATUS, 429),
-    ("429=7", False, ErrorClass.HTTP_STATUS, 429),
+    ("rate_limit_429", True, ErrorClass.RATE_LIMITED, 429),
+    ("429=7", False, ErrorClass.RATE_LIMITED, 429),
     ("server_500", True, ErrorClass.HTTP_STATUS, 500),
     ("bad_gateway_502", False, ErrorClass.HTTP_STATUS, 502),
-    ("unavailable_503", True, ErrorClass.HTTP_STATUS, 503),
+    ("unavailable_503", True, ErrorClass.UNAVAILABLE, 503),
     ("html_error", True, ErrorClass.HTTP_STATUS, 502),
     ("html_error=504", False, ErrorClass.HTTP_STATUS, 504),
     ("reset_midstream", True, ErrorClass.CONNECTION_RESET, 200),

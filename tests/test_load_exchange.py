@@ -105,7 +105,7 @@ SCRIPTS: dict[str, tuple[list[tuple[str, Any]], str | None]] = {
     ),
     "status429": (
         [("send", plain(429, b'{"error": {"code": 429, "message": "slow down"}}'))],
-        "http_status",
+        "rate_limited",
     ),
     "firstbyte": ([("sleep", 1.0)], "timeout_first_byte"),
     "idle": (

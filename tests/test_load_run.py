@@ -216,7 +216,7 @@ emulator:
     assert done.returncode == 0, done.stderr
     summary, samples, truth = _read(tmp_path / "faults")
     assert summary["samples"] == len(samples) == len(truth)
-    expected_class = {"rate_limit_429": "http_status", "midstream_error": "midstream_error"}
+    expected_class = {"rate_limit_429": "rate_limited", "midstream_error": "midstream_error"}
     expected: dict[str, int] = {}
     for sample in samples:
         faults = [f.partition("=")[0] for f in truth[sample["request_id"]]["faults"]]
@@ -224,10 +224,10 @@ emulator:
         assert sample["error_class"] == want, (sample, faults)
         if want:
             expected[want] = expected.get(want, 0) + 1
-            if want == "http_status":
+            if want == "rate_limited":
                 assert sample["status"] == 429
     assert summary["errors"] == dict(sorted(expected.items()))
-    assert set(expected) == {"http_status", "midstream_error"}  # both kinds occurred
+    assert set(expected) == {"rate_limited", "midstream_error"}  # both kinds occurred
     (group,) = summary["groups"]
     assert group["n"] == len(samples) and group["ok"] == len(samples) - sum(expected.values())
 

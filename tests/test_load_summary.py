@@ -64,14 +64,14 @@ def test_percentiles_throughput_goodput_and_cost() -> None:
         _sample(3.0, 40.0),
         _sample(4.0, 60.0),
         _sample(5.0, 150.0),  # misses the TTFT SLO
-        _sample(6.0, 80.0, error_class="http_status", status=429, ttft_ms=None, e2e_ms=None),
+        _sample(6.0, 80.0, error_class="rate_limited", status=429, ttft_ms=None, e2e_ms=None),
     ]
     s = build_summary(_plan(), samples, run_id="r", end_offset_s=10.0)
     assert s["samples"] == 5 and s["measured"] == 4 and s["warmup_samples"] == 1
     assert s["window_s"] == 8.0  # 10 s minus 2 s warm-up
     (g,) = s["groups"]
     assert g["n"] == 4 and g["ok"] == 3
-    assert g["errors"] == {"http_status": 1} and g["error_statuses"] == {"429": 1}
+    assert g["errors"] == {"rate_limited": 1} and g["error_statuses"] == {"429": 1}
     assert g["success_rate"] == 0.75
     assert g["ttft_ms"]["p50"] == 60.0 and g["ttft_ms"]["n"] == 3
     assert g["ttft_ms"]["max"] == 150.0
@@ -81,7 +81,7 @@ def test_percentiles_throughput_goodput_and_cost() -> None:
     assert g["goodput_rps"] == 2 / 8
     # cost: all 5 samples, 1000 prompt tokens at $1/M and 10 output tokens at $2/M each
     assert g["cost_usd_total"] == pytest.approx(5 * (1000 * 1 + 10 * 2) / 1e6)
-    assert s["errors"] == {"http_status": 1}
+    assert s["errors"] == {"rate_limited": 1}
     assert s["client_saturated"] is False
 
 

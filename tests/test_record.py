@@ -166,7 +166,7 @@ def test_non_2xx_framed_as_sse_keeps_the_error_payload() -> None:
     envelope = {"error": {"code": 429, "message": "slow down"}}
     record.events = [TimedEvent(MS, ServerSentEvent(json.dumps(envelope)))]
     record.finish()
-    assert record.error_class is ErrorClass.HTTP_STATUS
+    assert record.error_class is ErrorClass.RATE_LIMITED
     assert record.error_payload == envelope["error"] and "slow down" in record.error_detail
 
 

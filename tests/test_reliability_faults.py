@@ -39,6 +39,8 @@ BODY: dict[str, Any] = {
 # The check that must fail when a record carries each error class.
 NAMED_CHECK = {
     E.HTTP_STATUS: "expected_status",
+    E.RATE_LIMITED: "expected_status",
+    E.UNAVAILABLE: "expected_status",
     E.CONNECT_ERROR: "response_complete",
     E.TIMEOUT_CONNECT: "response_complete",
     E.TIMEOUT_FIRST_BYTE: "response_complete",
@@ -57,10 +59,10 @@ NAMED_CHECK = {
 
 # Emulator fault kind -> (class when streamed, class when plain); docs/emulator.md "Faults".
 EMULATOR_EXPECTED: dict[str, tuple[E | None, E | None]] = {
-    "rate_limit_429": (E.HTTP_STATUS, E.HTTP_STATUS),
+    "rate_limit_429": (E.RATE_LIMITED, E.RATE_LIMITED),
     "server_500": (E.HTTP_STATUS, E.HTTP_STATUS),
     "bad_gateway_502": (E.HTTP_STATUS, E.HTTP_STATUS),
-    "unavailable_503": (E.HTTP_STATUS, E.HTTP_STATUS),
+    "unavailable_503": (E.UNAVAILABLE, E.UNAVAILABLE),
     "no_credits": (E.HTTP_STATUS, E.HTTP_STATUS),
     "html_error": (E.HTTP_STATUS, E.HTTP_STATUS),
     "slow_headers": (None, None),

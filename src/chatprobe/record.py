@@ -58,7 +58,9 @@ class ErrorClass(StrEnum):
     One primary class per record; secondary oddities go to ``record.anomalies``.
     """
 
-    HTTP_STATUS = "http_status"  # non-2xx status
+    HTTP_STATUS = "http_status"  # non-2xx status other than the two below
+    RATE_LIMITED = "rate_limited"  # 429: the provider asks the client to slow down
+    UNAVAILABLE = "unavailable"  # 503: the provider (or its upstream) cannot serve now
     CONNECT_ERROR = "connect_error"  # refused / unreachable
     TIMEOUT_CONNECT = "timeout_connect"
     TIMEOUT_FIRST_BYTE = "timeout_first_byte"  # no response headers in time
@@ -75,6 +77,10 @@ class ErrorClass(StrEnum):
     EMPTY_RESPONSE = "empty_response"  # a well-formed 2xx answer with no choice in it
     CLIENT_ERROR = "client_error"  # the harness itself failed (a bug; counted, not raised)
 
+
+_STATUS_CLASSES = {429: ErrorClass.RATE_LIMITED, 503: ErrorClass.UNAVAILABLE}
+"""Non-2xx statuses with a class of their own: load runs back off on them, and availability
+(as OpenRouter computes uptime) leaves rate-limited requests out."""
 
 _AFTER_DONE_TOLERATED = frozenset(
     {
@@ -418,7 +424,7 @@ class RequestRecord:
             self.error_class = ErrorClass.CLIENT_ERROR
             self.error_detail = self.transport_detail or "no response"
         elif not 200 <= self.status < 300:
-            self.error_class = ErrorClass.HTTP_STATUS
+            self.error_class = _STATUS_CLASSES.get(self.status, ErrorClass.HTTP_STATUS)
             self.error_detail = f"HTTP {self.status}"
             if self.json is not None and self.error_payload is not None:
                 self.error_detail += f": {_error_message(self.error_payload)}"

@@ -52,7 +52,7 @@ CHECKS = {
 }
 
 _ERRORS = (  # (class, probability, detail)
-    ("http_status", 0.010, "HTTP 429: Rate limit exceeded, retry later"),
+    ("rate_limited", 0.010, "HTTP 429: Rate limit exceeded, retry later"),
     ("timeout_first_byte", 0.003, "no response headers within 30 s"),
     ("midstream_error", 0.004, "502: Upstream provider returned an error"),
     ("truncated_stream", 0.002, "stream ended without finish_reason or [DONE]"),
@@ -215,7 +215,7 @@ def _write_samples(
                 "prompt_tokens": 24,
                 "cost": None,
                 "chunks": 0 if error_class else tokens + 2,
-                "status": 503 if error_class == "http_status" else 200,
+                "status": 429 if error_class == "rate_limited" else 200,
                 "error_class": error_class,
                 "error_detail": detail,
                 "scenario": "sweep",
