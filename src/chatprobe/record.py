@@ -8,8 +8,11 @@ place: parsed chunks, the assembled message per choice, usage, token counts, tim
 error class. Keeping I/O and interpretation apart keeps the load hot path lean (stamp, decode
 lines, append) and makes every metric definable on a hand-built record in a test.
 
-Clocks: every ``*_ns`` field is ``time.perf_counter_ns()`` (monotonic, for latency);
-``wall_start`` is ``time.time()`` and is for display only, never for latency.
+Clocks: every ``*_ns`` field is on the ``time.perf_counter_ns()`` time line (monotonic, for
+latency); ``wall_start`` is ``time.time()`` and is for display only, never for latency.
+``clock`` says where the arrival stamps of one record were taken: ``"user"`` (the transport
+read ``perf_counter_ns()`` right after a read returned) or ``"kernel"`` (the kernel's receive
+time of the bytes, moved onto the same time line; Linux, plain TCP only).
 
 Metric definitions (see docs and ``DESIGN.md``):
 
@@ -167,6 +170,7 @@ class RequestRecord:
     events: list[TimedEvent] = field(default_factory=list)
     transport_error: ErrorClass | None = None
     transport_detail: str = ""
+    clock: str = "user"  # where arrival stamps were taken: user | kernel
 
     # --- derived by finish() ---
     chunks: list[dict[str, Any]] = field(default_factory=list)  # parsed data payloads
@@ -492,6 +496,7 @@ class RequestRecord:
             "status": self.status,
             "error_class": self.error_class.value if self.error_class else None,
             "error_detail": self.error_detail[:300],
+            "clock": self.clock,
         }
 
     def summary_line(self) -> str:

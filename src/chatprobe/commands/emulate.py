@@ -39,6 +39,9 @@ With a single --provider the bare /v1/... and /api/v1/... work too. Key: Bearer
 {DEMO_KEY} unless --key is given (--no-auth accepts anything).
 Ground truth: GET /_chatprobe/requests[?since=SEQ], GET /_chatprobe/stats,
 POST /_chatprobe/reset; each answer carries X-Chatprobe-Request-Id.
+--tls serves https:// instead, with a CA and certificate generated at start in a
+private temporary folder (removed on exit); the CA file's path is printed: pass
+it to clients with --ca-bundle PATH (or SSL_CERT_FILE=PATH).
 
 \b
 LATENCY: per model, lognormal TTFT and inter-token latency (median ms and sigma)
@@ -163,6 +166,12 @@ def _range(value: str) -> tuple[int, int]:
     is_flag=True,
     help="Do not reproduce documented quirks (prompt_tokens 0 for aimlapi 1.5-flash).",
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve HTTPS with a certificate generated at start; clients trust it with "
+    "--ca-bundle (the CA file path is printed).",
+)
 @click.option("--cpu", type=click.IntRange(min=0), help="Pin the emulator to this CPU.")
 def emulate(
     providers: tuple[str, ...],
@@ -185,6 +194,7 @@ def emulate(
     record_event_times: bool,
     comment_interval: float,
     no_quirks: bool,
+    tls: bool,
     cpu: int | None,
 ) -> None:
     for name in providers:
@@ -210,6 +220,7 @@ def emulate(
         record_event_times=record_event_times,
         comment_interval_s=comment_interval,
         emulate_quirks=not no_quirks,
+        tls=tls,
     )
     if cpu is not None:
         if not hasattr(os, "sched_setaffinity"):
@@ -235,7 +246,9 @@ async def _serve(config: EmulatorConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    root = root_url(config.host, port)
+    root = root_url(config.host, port, tls=config.tls)
+    if server.ca_file:  # before the ready line: Emulator.in_subprocess reads up to it
+        click.echo(f"chatprobe emulator CA certificate: {server.ca_file}")
     click.echo(f"chatprobe emulator listening on {root} (pid {os.getpid()}, seed {config.seed})")
     for name in server.provider_names:
         click.echo(f"  {name}: {server.base_url(name)}")
@@ -244,6 +257,8 @@ async def _serve(config: EmulatorConfig) -> None:
     key = DEMO_KEY if config.keys == (DEMO_KEY,) else "one of the --key values"
     click.echo(f"  key: {'any (auth off)' if not config.auth else key}")
     click.echo(f"  ground truth: {root}/_chatprobe/requests  (Ctrl-C stops)")
+    if server.ca_file:
+        click.echo(f"  TLS: a generated certificate; clients pass --ca-bundle {server.ca_file}")
     try:
         await stop.wait()
     finally:

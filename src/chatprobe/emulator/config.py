@@ -28,6 +28,8 @@ class EmulatorConfig:
     replaces the limit of the models that have one. ``output_tokens`` is the (min, max)
     natural completion length; the header ``X-Chatprobe-Output-Tokens: N`` fixes it per
     request. ``truth_cap`` bounds the ground-truth records kept in memory (oldest dropped).
+    ``tls`` serves HTTPS with a certificate generated at start (see
+    :mod:`chatprobe.emulator.certs`; clients pass its CA file with ``--ca-bundle``).
     """
 
     providers: tuple[str, ...] = ()
@@ -50,6 +52,7 @@ class EmulatorConfig:
     record_event_times: bool = False
     comment_interval_s: float = 1.0
     emulate_quirks: bool = True
+    tls: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.output_tokens
@@ -122,4 +125,6 @@ class EmulatorConfig:
         args += ["--comment-interval", repr(self.comment_interval_s)]
         if not self.emulate_quirks:
             args.append("--no-quirks")
+        if self.tls:
+            args.append("--tls")
         return args

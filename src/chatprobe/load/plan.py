@@ -29,7 +29,8 @@ EMULATOR_KEY = "chatprobe-emulator-key"  # the emulator's public demo key, not a
 
 @dataclass(frozen=True, slots=True)
 class EmulatorTarget:
-    """A running emulator, by its root URL ``http://HOST:PORT``.
+    """A running emulator, by its root URL ``http://HOST:PORT`` (``https://`` when it serves
+    TLS).
 
     Provider base URLs follow the emulator's layout (``/<provider>/v1``, or
     ``/<provider>/api/v1`` for a profile whose real base URL ends in ``/api/v1``).
@@ -47,7 +48,9 @@ class EmulatorTarget:
         if not parts.hostname or not parts.port:
             raise ConfigError(f"emulator URL needs a host and a port: {self.root}")
         profile = load_profile(provider)
-        return base_url_for([profile], parts.port, parts.hostname, profile.name)
+        return base_url_for(
+            [profile], parts.port, parts.hostname, profile.name, tls=parts.scheme == "https"
+        )
 
 
 @dataclass(slots=True)
