@@ -20,7 +20,8 @@ from typing import Any
 
 import click
 
-from chatprobe.commands.options import provider_options, provider_refs, record_profiles
+from chatprobe.commands.options import provider_options
+from chatprobe.endpoints import provider_refs, record_profiles
 from chatprobe.errors import ConfigError, UnknownNameError
 from chatprobe.paths import project_root
 

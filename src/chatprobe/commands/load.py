@@ -7,50 +7,16 @@ from pathlib import Path
 
 import click
 
-from chatprobe.load.scenario import parse_duration
-
-
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    return parse_duration(value, what=f"--{param.name}")  # a ConfigError: one line, exit 2
+from chatprobe.commands.options import duration_option, provider_options
 
 
 @click.command(name="load")
 @click.argument("scenario", required=False, metavar="[SCENARIO]")
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME|FILE",
-    help="Provider profile name or profile YAML file to load (repeatable); replaces or "
-    "filters the scenario's targets.",
-)
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    metavar="MODEL",
-    help="Model (repeatable). With --base-url: the model id(s) the endpoint serves (required).",
-)
-@click.option(
-    "--base-url",
-    default=None,
-    metavar="URL",
-    help="Load any OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) instead of the "
-    "scenario's providers: always live; needs --api-key-env and --model.",
-)
-@click.option(
-    "--api-key-env",
-    default=None,
-    metavar="VAR",
-    help="Environment variable holding the key for --base-url (any value for a server "
-    "without keys).",
-)
+@provider_options
 @click.option(
     "--users", type=int, help="Closed loop with N concurrent streams (replaces the shape)."
 )
-@click.option("--duration", callback=_duration, help="Run length, e.g. 30s or 2m.")
+@duration_option(help="Run length, replacing the scenario's.")
 @click.option("--requests", type=int, help="Stop after N requests instead of a duration.")
 @click.option("--rate", type=float, help="Open loop: requests per second (replaces the shape).")
 @click.option("--processes", type=int, help="locust worker processes on this machine.")

@@ -18,7 +18,7 @@ because gevent's monkey-patching must never enter the CLI or a pytest process. T
 5. stamps ``meta.json`` finished and prints the per-target table.
 
 A custom endpoint (``base_url``/``api_key_env`` with ``models``) is materialised as a profile
-file (:func:`chatprobe.commands.options.materialise_endpoint`) whose path becomes the targets'
+file (:func:`chatprobe.endpoints.materialise_endpoint`) whose path becomes the targets'
 provider, so the locust children resolve it from ``plan.json`` like any profile; it is always
 loaded live (its key variable must be set), never emulated, and its profile is copied into
 the results folder.
@@ -202,7 +202,7 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
     if options.base_url or options.api_key_env:
         from dataclasses import replace
 
-        from chatprobe.commands.options import provider_refs
+        from chatprobe.endpoints import provider_refs
 
         if options.emulator or options.emulator_url:
             raise ChatprobeError(
@@ -293,7 +293,7 @@ def _run_in(
                 {"url": target.root, "started_by_run": emulator is not None} if target else None
             ),
         )
-        from chatprobe.commands.options import record_profiles
+        from chatprobe.endpoints import record_profiles
 
         record_profiles(out, list(dict.fromkeys(t.provider for t in scenario.targets)))
         child_cpus = cpus[:-1] if emulator is not None and options.pin and len(cpus) >= 2 else []

@@ -50,14 +50,16 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 def parse_duration(value: Any, *, what: str = "duration") -> float:
     """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"`` or ``"1h"``."""
     if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a duration like 10s, got {value!r}")
+        raise ConfigError(f"expected a duration like 10s, got {value!r}", field=what)
     if isinstance(value, int | float):
         if value < 0:
-            raise ConfigError(f"{what}: must not be negative, got {value}")
+            raise ConfigError(f"must not be negative, got {value}", field=what)
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ConfigError(f"{what}: expected a duration like 500ms, 10s, 2m or 1h, got {value!r}")
+        raise ConfigError(
+            f"expected a duration like 500ms, 10s, 2m or 1h, got {value!r}", field=what
+        )
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 

@@ -113,6 +113,7 @@ def _check_options(config: pytest.Config) -> None:
     models = config.getoption("chatprobe_models") or []
     if not providers and not models:
         return  # nothing to validate: keep the import cost away from unrelated pytest runs
+    from chatprobe.endpoints import is_profile_file
     from chatprobe.errors import ChatprobeError, UnknownNameError
     from chatprobe.profiles import list_profiles, load_profile
 
@@ -122,7 +123,7 @@ def _check_options(config: pytest.Config) -> None:
         if ref in known:
             selected[ref] = ref
             continue
-        if not (ref.endswith((".yaml", ".yml")) or Path(ref).is_file()):
+        if not is_profile_file(ref):
             raise pytest.UsageError(str(UnknownNameError("provider", ref, known)))
         try:  # a profile file: validated, and its deviations must name real checks
             from chatprobe.suites.loader import check_profile_checks
