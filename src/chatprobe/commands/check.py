@@ -20,12 +20,12 @@ from typing import Any
 
 import click
 
+from chatprobe.cassettes import RECORD_MODES
 from chatprobe.commands.options import provider_options
 from chatprobe.endpoints import provider_refs, record_profiles
 from chatprobe.errors import ConfigError, UnknownNameError
 from chatprobe.paths import project_root
 
-RECORD_MODES = ("none", "once", "new_episodes", "all")
 _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "dim"}
 
 
