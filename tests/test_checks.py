@@ -393,7 +393,8 @@ def test_error_envelope_without_message() -> None:
     result = run(plain(error, status=400), case(expect=Expect.from_dict({"status": "4xx"})))
     finding = result.results["provider_error_envelope"].findings[0]
     assert finding.path == "/body/message"
-    assert "'message' is a required property" in finding.message
+    assert finding.message.startswith("missing required property [aimlapi:error required].")
+    assert 'Received: {"keys":["path","requestId","statusCode","timestamp"]}' in finding.message
     assert result.results["strict_error_envelope"].status == "deviation"
     assert result.outcome == "failed"
 

@@ -16,8 +16,8 @@ from typing import Any
 from chatprobe.errors import MissingKeyError, UnknownNameError
 from chatprobe.paths import specs_dir
 from chatprobe.scrub import register_secret
-from chatprobe.specs import profile_validator
-from chatprobe.yamlfile import load_yaml, raise_schema_error
+from chatprobe.specs import profile_validator, raise_schema_error
+from chatprobe.yamlfile import load_yaml
 
 __all__ = [
     "LatencyModel",

@@ -42,7 +42,7 @@ def validate(target: str, files: tuple[Path, ...]) -> None:
                 failed = True
                 click.echo(f"{label}: {len(violations)} violation(s) of {level}:{kind}")
                 for v in violations:
-                    click.echo(f"  {v.pointer or '/'}: {v.message}")
+                    click.echo(f"  {v}")
             else:
                 click.echo(f"{label}: valid {level}:{kind}")
     sys.exit(1 if failed else 0)

@@ -19,7 +19,8 @@ from typing import Any
 
 from chatprobe.errors import ConfigError
 from chatprobe.paths import project_root, specs_dir
-from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml, raise_schema_error
+from chatprobe.specs import raise_schema_error
+from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml
 
 __all__ = [
     "OpenLoop",
