@@ -43,6 +43,8 @@ class MatchRule:
     def from_dict(cls, data: Mapping[str, Any]) -> MatchRule:
         rng = data.get("range") or {}
         length = data.get("length")
+        lmin: int | None
+        lmax: int | None
         if isinstance(length, int):
             lmin = lmax = length
         else:

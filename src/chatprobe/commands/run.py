@@ -29,12 +29,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from chatprobe.commands.options import duration_option, provider_options
 from chatprobe.endpoints import provider_refs
 from chatprobe.errors import ChatprobeError, ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_SCENARIO = "compare"
 DEFAULT_DURATION_S = 40.0
@@ -71,8 +75,8 @@ def _forward_signals(state: _State) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _step(console: object, number: int, total: int, title: str) -> float:
-    console.rule(f"[bold][{number}/{total}] {title}")  # type: ignore[attr-defined]
+def _step(console: Console, number: int, total: int, title: str) -> float:
+    console.rule(f"[bold][{number}/{total}] {title}")
     return time.monotonic()
 
 

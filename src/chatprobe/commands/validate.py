@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -48,7 +50,7 @@ def validate(target: str, files: tuple[Path, ...]) -> None:
     sys.exit(1 if failed else 0)
 
 
-def _payloads(path: Path, *, jsonl: bool):
+def _payloads(path: Path, *, jsonl: bool) -> Iterator[tuple[str, Any]]:
     text = sys.stdin.read() if str(path) == "-" else _read(path)
     try:
         yield str(path), json.loads(text)

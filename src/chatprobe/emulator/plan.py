@@ -116,7 +116,7 @@ class Plan:
     prompt_tokens: int
     images: int
     completion_tokens: int
-    rendered: dict[str, Any] = field(default_factory=dict)  # render cache, see render.py
+    rendered: dict[Any, Any] = field(default_factory=dict)  # render cache, see render.py
 
     @property
     def usage(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ import socket
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 import gevent
@@ -111,7 +111,7 @@ class SampleFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fh = open(path, "ab")  # noqa: SIM115 (closed in close())
+        self._fh: BinaryIO | None = open(path, "ab")  # noqa: SIM115 (closed in close())
 
     def write(self, data: bytes) -> None:
         if self._fh is not None:
@@ -468,7 +468,8 @@ class LoadSession:
         offset = self.offset_s()
         current = tick(self.plan.stages, offset, self.plan.drivers)
         if self.wake.is_set() or current is None:
-            return self._end()
+            self._end()
+            return None
         if current != self._last_tick:
             self._last_tick = current
             return current
@@ -483,10 +484,12 @@ class LoadSession:
         remaining = boundary - offset
         timeout = remaining if remaining <= 1.05 else 0.9
         if self.wake.wait(timeout=max(0.0, timeout)):
-            return self._end()
+            self._end()
+            return None
         current = tick(self.plan.stages, self.offset_s(), self.plan.drivers)
         if current is None:
-            return self._end()
+            self._end()
+            return None
         self._last_tick = current
         return current
 

@@ -295,7 +295,9 @@ def _from_doc(doc: YamlDoc) -> Scenario:
             try:
                 profile.model(str(model))
             except UnknownNameError as exc:
-                where = ("targets", i, "model", m) if isinstance(entry["model"], list) else ()
+                where: tuple[str | int, ...] = (
+                    ("targets", i, "model", m) if isinstance(entry["model"], list) else ()
+                )
                 raise doc.error(str(exc), where or ("targets", i, "model")) from None
             target = Target(str(entry["provider"]), str(model))
             if target in targets:

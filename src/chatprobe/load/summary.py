@@ -191,7 +191,9 @@ def build_summary(
             ]
             from_t0 = {"ttft_ms_from_t0": percentiles([r.get("ttft_ms") for r in ok_t0])}
         cost = sum(_cost(target, r) for r in group_rows)
-        reported = [r.get("cost") for r in group_rows if isinstance(r.get("cost"), int | float)]
+        reported: list[float] = [
+            r["cost"] for r in group_rows if isinstance(r.get("cost"), int | float)
+        ]
         groups.append(
             {
                 "provider": provider,

@@ -73,7 +73,8 @@ class Dist:
     @classmethod
     def from_pcts(cls, pcts: dict[str, Any] | None) -> Dist:
         pcts = pcts or {}
-        return cls(**{k: pcts.get(k) for k in cls.__dataclass_fields__ if k in pcts})
+        given: dict[str, Any] = {k: pcts[k] for k in cls.__dataclass_fields__ if k in pcts}
+        return cls(**given)
 
 
 @dataclass
@@ -282,7 +283,8 @@ def _folder_warnings(res: Results) -> list[str]:
             f"{res.run_id}: the load client was saturated (send lag above its threshold): "
             "latency figures include client-side queueing."
         )
-    workers = summary.get("workers") if isinstance(summary.get("workers"), dict) else {}
+    raw_workers = summary.get("workers")
+    workers = raw_workers if isinstance(raw_workers, dict) else {}
     lost = workers.get("lost") or []
     if lost:
         out.append(
@@ -459,8 +461,8 @@ def _price(stats: GroupStats) -> None:
     if stats.mean_output_tokens is not None:
         # Cost is linear in tokens, so the mean cost is the cost of the mean token counts.
         stats.cost_per_request = pricing.cost(
-            stats.mean_prompt_tokens or 0,  # type: ignore[arg-type]
-            stats.mean_output_tokens,  # type: ignore[arg-type]
+            stats.mean_prompt_tokens or 0,
+            stats.mean_output_tokens,
         )
         stats.cost_per_1k = stats.cost_per_request * 1000
 
@@ -615,8 +617,8 @@ def _sweep_from_samples(
     # Cells (stage, group), successful and failed apart: [ok indices, failed indices].
     flat: list[tuple[list[int], list[int]]] = [([], []) for _ in range(n_stages * n_groups)]
     for g in range(n_groups):
-        for side, failed in ((0, 0), (1, 2)):
-            indices = buckets[4 * g + failed]
+        for side, bucket in ((0, 0), (1, 2)):
+            indices = buckets[4 * g + bucket]
             appenders = [flat[x * n_groups + g][side].append for x in range(n_stages)]
             for i, x in zip(indices, map(stage.__getitem__, indices), strict=True):
                 appenders[x](i)
@@ -630,8 +632,8 @@ def _sweep_from_samples(
             starts = _take(offsets, idx)
             ends = _take(done, idx)
             if starts and ends:
-                span = spans[k // n_groups]
-                span[0], span[1] = min(span[0], min(starts)), max(span[1], max(ends))
+                lo_hi = spans[k // n_groups]
+                lo_hi[0], lo_hi[1] = min(lo_hi[0], min(starts)), max(lo_hi[1], max(ends))
     users_col = t.ints["users"]
     ttft_col = t.floats["ttft_ms"]
     points = []
@@ -665,7 +667,8 @@ def _sweep_from_summary(rows: list[Any]) -> list[SweepPoint]:
     for row in rows:
         if not isinstance(row, dict):
             continue
-        ttft = row.get("ttft_ms") if isinstance(row.get("ttft_ms"), dict) else {}
+        raw_ttft = row.get("ttft_ms")
+        ttft = raw_ttft if isinstance(raw_ttft, dict) else {}
         points.append(
             SweepPoint(
                 provider=str(row.get("provider", "?")),
