@@ -37,6 +37,12 @@ def test_check_load_and_run_share_each_provider_option(flag: str) -> None:
         assert option.help == first.help and option.callback is first.callback
 
 
+def test_emulate_takes_the_same_provider_list() -> None:
+    option = _option(_command("emulate"), "--provider")
+    reference = _option(_command("check"), "--provider")
+    assert option.name == reference.name and option.callback is reference.callback
+
+
 def test_every_duration_option_takes_units() -> None:
     for name in ("load", "run"):
         assert isinstance(_option(_command(name), "--duration").type, Duration)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["Duration", "duration_option", "provider_options", "split_list"]
+__all__ = ["Duration", "duration_option", "provider_option", "provider_options", "split_list"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,6 +74,25 @@ class Duration(click.ParamType):
         return "DURATION"
 
 
+_PROVIDER_HELP = (
+    "Provider profile name (see `chatprobe providers`) or profile YAML file. Repeatable and "
+    "comma-separated. Default: every shipped profile (load: the scenario's)."
+)
+
+
+def provider_option(help: str = _PROVIDER_HELP) -> Callable[[F], F]:
+    """Add ``--provider NAME|FILE`` alone (repeatable, comma-separated) as ``providers``;
+    for commands without the endpoint options, such as ``emulate``."""
+    return click.option(
+        "--provider",
+        "providers",
+        multiple=True,
+        callback=_split_callback,
+        metavar="NAME|FILE",
+        help=help,
+    )
+
+
 def provider_options(func: F) -> F:
     """Add ``--provider``, ``--model``, ``--base-url`` and ``--api-key-env`` to a command.
 
@@ -82,16 +101,7 @@ def provider_options(func: F) -> F:
     names or files.
     """
     options = [
-        click.option(
-            "--provider",
-            "providers",
-            multiple=True,
-            callback=_split_callback,
-            metavar="NAME|FILE",
-            help="Provider profile name (see `chatprobe providers`) or profile YAML file. "
-            "Repeatable and comma-separated. Default: every shipped profile (load: the "
-            "scenario's).",
-        ),
+        provider_option(),
         click.option(
             "--model",
             "models",
