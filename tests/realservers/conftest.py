@@ -191,12 +191,14 @@ class ServerUnderTest:
         result: Command = self._cache[label]
         return result
 
-    def check(self, label: str = "check") -> Command:
-        """``chatprobe check --live`` against the server (all the suites' generic cases)."""
-        return self._once(label, "check", "--live", *self.endpoint_args(), timeout=300)
+    def check(self, label: str = "check", suites: Path | None = None) -> Command:
+        """``chatprobe check --live`` against the server: the project's suites' generic
+        cases, or the ``suites`` given."""
+        extra = ("--suites", str(suites)) if suites else ()
+        return self._once(label, "check", "--live", *self.endpoint_args(), *extra, timeout=300)
 
-    def contract(self, label: str = "check") -> Contract:
-        folder = self.check(label).only_folder()
+    def contract(self, label: str = "check", suites: Path | None = None) -> Contract:
+        folder = self.check(label, suites).only_folder()
         data = json.loads((folder / "contract.json").read_text(encoding="utf-8"))
         return Contract(data, self.provider)
 
@@ -232,15 +234,15 @@ class Lab:
         self._failed: dict[str, str] = {}
 
     def __call__(self, name: str) -> ServerUnderTest:
-        if name in self._failed:
-            self._give_up(self._failed[name])
         if name not in self._servers:
             try:
                 server = start(SERVERS[name], self.folder / "server-logs")
             except ServerUnavailable as exc:
                 self._failed[name] = str(exc)
-                self._give_up(str(exc))
-            self._servers[name] = ServerUnderTest(server, self.folder / name)
+            else:
+                self._servers[name] = ServerUnderTest(server, self.folder / name)
+        if name in self._failed:
+            self._give_up(self._failed[name])
         return self._servers[name]
 
     @staticmethod

@@ -6,7 +6,9 @@ Everything on the wire is LitServe's: request parsing and validation, the respon
 error JSON, SSE framing, ``[DONE]``, ids, usage placement. The model only does what a decoder
 does: it produces one word per step of a fixed reply, stops at ``max_tokens`` words or before a
 ``stop`` sequence, and reports its token counts the way LitServe documents (usage keys on the
-last item it yields). It is not imported by chatprobe's tests, which only talk to it over HTTP.
+last item it yields). A prompt containing ``[fail after two words]`` makes it raise after two
+words, to show how LitServe reports a model error. chatprobe's tests never import this file:
+they talk to it over HTTP.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any
 import litserve as ls
 from litserve.specs.openai import OpenAISpec
 
+# A prompt containing this makes the model fail after two words (how a decoder error looks
+# when LitServe streams it).
+FAIL_AFTER_TWO_WORDS = "[fail after two words]"
 REPLY = (
     "Hello from a tiny LitServe model. It yields one word at a time, like a real decoder, "
     "until it reaches the end of its reply."
@@ -48,7 +53,10 @@ class TinyModel(ls.LitAPI):
         if limit is not None:
             words = words[: max(limit, 0)]
         prompt = sum(words_of(message.content) for message in request.messages)
+        fail = any(FAIL_AFTER_TWO_WORDS in str(message.content) for message in request.messages)
         for i, word in enumerate(words):
+            if fail and i == 2:
+                raise RuntimeError("the tiny model failed on purpose")
             if i < len(words) - 1:
                 yield word
             else:

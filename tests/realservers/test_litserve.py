@@ -7,6 +7,8 @@ tests assert the findings chatprobe reports, by check name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .conftest import ServerUnderTest
@@ -14,6 +16,9 @@ from .conftest import ServerUnderTest
 pytestmark = [pytest.mark.realserver, pytest.mark.slow, pytest.mark.timeout(900)]
 
 HELLO = {"messages": [{"role": "user", "content": "Say hello."}]}
+# Not under a suites/ folder: plain pytest would collect it for the documented providers.
+FAILURE_SUITE = Path(__file__).with_name("model-failure.yaml")
+FAILING_PROMPT = {"messages": [{"role": "user", "content": "Go [fail after two words] now."}]}
 TOOL = {
     "type": "function",
     "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}},
@@ -70,6 +75,20 @@ def test_wire_errors_are_fastapi_detail(litserve: ServerUnderTest) -> None:
     assert (empty.status_code, empty.json()) == (500, {"detail": "Internal Server Error"})
 
 
+def test_wire_model_error_mid_stream(litserve: ServerUnderTest) -> None:
+    """A model error after two words: HTTP 200, two chunks, then `data: {"error": ...}` with no
+    blank line after it and no [DONE]; unstreamed, a 500 with FastAPI's body."""
+    response = litserve.post({**FAILING_PROMPT, "stream": True})
+    assert response.status_code == 200
+    raw = response.content
+    assert raw.count(b"\n\n") == 2 and b"[DONE]" not in raw
+    tail = raw.rsplit(b"\n\n", 1)[1]
+    assert tail.startswith(b'data: {"error": {"message": "Internal Server Error"')
+    assert tail.endswith(b"}")  # the event is never terminated
+    plain = litserve.post(FAILING_PROMPT)
+    assert (plain.status_code, plain.json()) == (500, {"detail": "Internal Server Error"})
+
+
 def test_wire_open_endpoint_any_model_no_models_route(litserve: ServerUnderTest) -> None:
     assert litserve.post(HELLO, key=None).status_code == 200
     assert litserve.post(HELLO, key="wrong").status_code == 200
@@ -111,6 +130,20 @@ def test_check_findings_by_case(
 def test_check_finish_reason_finding_cites_stop(litserve: ServerUnderTest) -> None:
     findings = litserve.contract().findings("parameters::max-tokens-1", "field_match")
     assert any('"stop"' in f["message"] and "length" in f["message"] for f in findings)
+
+
+def test_check_model_failure_suite(litserve: ServerUnderTest) -> None:
+    """The failing model through `chatprobe check --suites model-failure.yaml`."""
+    done = litserve.check("check-failure", FAILURE_SUITE)
+    assert done.returncode == 1, done.explain()
+    contract = litserve.contract("check-failure", FAILURE_SUITE)
+    streamed = contract.checks("model-failure::model-fails-streamed")
+    assert {"midstream_error", "sse_framing", "stream_done_last"} <= streamed, streamed
+    (error,) = contract.findings("model-failure::model-fails-streamed", "midstream_error")
+    assert "Internal Server Error" in error["message"]
+    plain = contract.checks("model-failure::model-fails-plain")
+    assert {"expected_status", "strict_error_envelope"} <= plain, plain
+    assert "bad_request_4xx" not in plain  # a 500 for a server failure is no client error
 
 
 @pytest.mark.xfail(
