@@ -1,9 +1,10 @@
-"""Session fixtures for the real-server lane: install, start, and run chatprobe against each.
+"""Fixtures for the real-server lane: install, start, and run chatprobe against each server.
 
-``realservers`` is one lab per session: it starts each server the first time a test asks for
-it (installing its venv if missing) and runs each chatprobe command against it once, as a real
-subprocess of the CLI; tests read the cached results. Servers are stopped (whole process
-group) when the session ends. Without PyPI the venv cannot be built and the tests skip, unless
+``realservers`` is one lab for this package's tests: it starts each server the first time a
+test asks for it (installing its venv if missing) and runs each chatprobe command against it
+once, as a real subprocess of the CLI; tests read the cached results. Servers are stopped
+(whole process group) after the package's last test, so they never idle beside the rest of
+the suite. Without PyPI the venv cannot be built and the tests skip, unless
 ``CHATPROBE_REALSERVERS_REQUIRED=1`` (set by ``.ci/run``) makes that a failure.
 """
 
@@ -256,7 +257,7 @@ class Lab:
             sut.server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def realservers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     lab = Lab(tmp_path_factory.mktemp("realservers"))
     try:
@@ -265,11 +266,11 @@ def realservers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         lab.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def litellm(realservers: Lab) -> ServerUnderTest:
     return realservers("litellm")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def litserve(realservers: Lab) -> ServerUnderTest:
     return realservers("litserve")
