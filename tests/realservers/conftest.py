@@ -26,6 +26,7 @@ from chatprobe.paths import project_root
 from chatprobe.sse import SSEDecoder
 
 from .servers import REQUIRE_ENV, SERVERS, RunningServer, ServerUnavailable, start
+from .verdicts import SCHEMA_PAIRS
 
 ROOT = project_root()
 KEY_VAR = "REALSERVER_API_KEY"
@@ -64,10 +65,15 @@ class Command:
 
 @dataclass
 class Contract:
-    """``contract.json`` of a check, with lookups by case and check name."""
+    """``contract.json`` of a check against one endpoint, with lookups by case and check."""
 
     data: dict[str, Any]
-    provider: str
+
+    @property
+    def provider(self) -> str:
+        """The endpoint's name in the results (one endpoint per check here)."""
+        (name,) = self.data["matrix"]
+        return str(name)
 
     @property
     def matrix(self) -> dict[str, str]:
@@ -81,8 +87,9 @@ class Contract:
         return found[0]
 
     def checks(self, case: str) -> set[str]:
-        """Names of the checks with a finding on ``case``."""
-        return {f["check"] for f in self.result(case)["findings"]}
+        """Names of the checks with a finding on ``case``; a ``provider_*`` schema finding
+        counts under its ``strict_*`` name (issue 12 may keep either of the pair)."""
+        return {SCHEMA_PAIRS.get(f["check"], f["check"]) for f in self.result(case)["findings"]}
 
     def findings(self, case: str, check: str) -> list[dict[str, Any]]:
         return [f for f in self.result(case)["findings"] if f["check"] == check]
@@ -108,11 +115,6 @@ class ServerUnderTest:
     @property
     def model(self) -> str:
         return self.server.spec.model
-
-    @property
-    def provider(self) -> str:
-        """chatprobe's name for the endpoint today (host and port with dashes)."""
-        return f"127-0-0-1-{self.server.port}"
 
     # ------------------------------------------------------------------ raw HTTP
     def post(self, body: dict[str, Any], *, key: str | None = "valid") -> httpx.Response:
@@ -201,7 +203,7 @@ class ServerUnderTest:
     def contract(self, label: str = "check", suites: Path | None = None) -> Contract:
         folder = self.check(label, suites).only_folder()
         data = json.loads((folder / "contract.json").read_text(encoding="utf-8"))
-        return Contract(data, self.provider)
+        return Contract(data)
 
     def load(self) -> Command:
         """A short closed-loop ``chatprobe load``: bounded in time, users and requests."""

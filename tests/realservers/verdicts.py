@@ -3,20 +3,24 @@
 One table per server: every registered check with the conformance-matrix cell the server
 earns ("pass", "fail", "skip"), each "fail" with the bytes that earn it (the wire facts are
 pinned by ``test_<server>.py::test_wire_*`` and written up in ``docs/real-servers.md``).
-A check added to chatprobe fails ``test_matrix`` until its verdict against both servers is
-entered here.
+A check added to chatprobe fails the lane's matrix test (``test_common.py``) until its
+verdict against both servers is entered here.
 
 The ``provider_*`` schema checks repeat the ``strict_*`` ones for an ``openai-strict``
-endpoint today (issue 12 asks for each problem once), so their cells are left out of the
-matrix; ``test_common.py::test_schema_findings_reported_once`` covers them.
+endpoint today (issue 12 asks for each problem once, without saying which check keeps it),
+so each pair is compared as one cell: "fail" when either fails, else the ``strict_*`` cell.
+``test_common.py::test_schema_findings_reported_once`` covers the repetition.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-# Cells that depend on how the issue-12 de-duplication is done; not compared.
-UNSETTLED: Final = frozenset({"provider_response_schema", "provider_error_envelope"})
+# provider_* check -> the strict_* check it repeats for an openai-strict endpoint.
+SCHEMA_PAIRS: Final = {
+    "provider_response_schema": "strict_response_schema",
+    "provider_error_envelope": "strict_error_envelope",
+}
 
 LITELLM: Final[dict[str, str]] = {
     "assistant_message": "pass",
@@ -131,10 +135,13 @@ MATRICES: Final[dict[str, dict[str, str]]] = {"litellm": LITELLM, "litserve": LI
 def matrix_differences(server: str, matrix: dict[str, str]) -> list[str]:
     """Lines naming every check whose cell differs from the table (or is missing from it)."""
     expected = MATRICES[server]
+    matrix = dict(matrix)
+    for provider_check, strict_check in SCHEMA_PAIRS.items():
+        pair = (matrix.pop(provider_check, None), matrix.get(strict_check))
+        if "fail" in pair:
+            matrix[strict_check] = "fail"
     lines = []
     for check in sorted(set(matrix) | set(expected)):
-        if check in UNSETTLED:
-            continue
         got, want = matrix.get(check), expected.get(check)
         if want is None:
             lines.append(
