@@ -142,7 +142,8 @@ class Scenario:
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     warmup_s: float = 0.0
     seed: int = 1
-    slo: dict[str, float] = field(default_factory=dict)
+    slo: dict[str, float] = field(default_factory=dict)  # per-request limits, by metric
+    slo_attainment: float | None = None  # share that must meet them (None: metrics' default)
     timeouts: Timeouts = field(default_factory=Timeouts)
     emulator: dict[str, Any] = field(default_factory=dict)
 
@@ -414,7 +415,8 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         max_duration_s=duration(("max_duration",), data.get("max_duration", 600)),
         warmup_s=warmup_s,
         seed=int(data.get("seed", 1)),
-        slo={k: float(v) for k, v in (data.get("slo") or {}).items()},
+        slo={k: float(v) for k, v in (data.get("slo") or {}).items() if k != "attainment"},
+        slo_attainment=(data.get("slo") or {}).get("attainment"),
         timeouts=timeouts,
         emulator=emulator,
     )
