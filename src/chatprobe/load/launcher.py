@@ -646,23 +646,25 @@ def _emulator_stats(emulator: Any) -> dict[str, Any] | None:
 def print_summary(
     summary: dict[str, Any], path: Path | None, console: Any, failures: list[str] | None = None
 ) -> None:
-    """The run's figures as ``summary.json`` holds them (:mod:`chatprobe.metrics`): one row
-    per target, then the errors by class with the most common message of each, then why
-    the run failed, if it did."""
+    """The run's figures as ``summary.json`` holds them (:mod:`chatprobe.metrics`): a latency
+    table and a throughput table with one row per target, then the errors by class with the
+    most common message of each, then why the run failed, if it did."""
     from rich.table import Table
 
-    window = summary.get("window_s")
-    title = (
-        f"{summary.get('scenario')} ({summary.get('data_source')}), "
-        f"window {fmt_seconds(window)}, latency in ms from {summary.get('latency_origin', 't0')}"
+    origin = summary.get("latency_origin", "t0")
+    titles = (
+        f"{summary.get('scenario')} ({summary.get('data_source')}): latency, ms from {origin}",
+        f"throughput over the {fmt_seconds(summary.get('window_s'))} measured window",
     )
-    table = Table(title=title)
-    table.add_column("target", overflow="fold")
-    for col in TABLE_COLUMNS:
-        table.add_column(col, justify="right")
-    for g in summary.get("groups", []):
-        table.add_row(f"{g['provider']}/{g['model']}", *summary_row(g))
-    console.print(table)
+    for title, columns in zip(titles, TABLES, strict=True):
+        table = Table(title=title)
+        table.add_column("target", overflow="fold")
+        for col in columns:
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+        for g in summary.get("groups", []):
+            cells = summary_row(g)
+            table.add_row(f"{g['provider']}/{g['model']}", *(cells[c] for c in columns))
+        console.print(table)
     slo = summary.get("slo") or {}
     limits = ", ".join(f"{k} <= {v:g}" for k, v in (slo.get("limits") or {}).items())
     rl = summary.get("rate_limited") or {}
@@ -705,20 +707,11 @@ def print_summary(
         console.print(f"results: {path}")
 
 
-TABLE_COLUMNS = (
-    "requests",
-    "errors",
-    "avail",
-    "TTFT p50",
-    "TTFT p99",
-    "ITL p50",
-    "E2E p50",
-    "req/s",
-    "tok/s",
-    "goodput",
-    "SLO met",
-    "$/1k req",
+TABLES = (
+    ("requests", "errors", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50"),
+    ("req/s", "tok/s", "goodput", "SLO met", "avail", "$/1k req"),
 )
+"""The columns of the two terminal tables (:func:`summary_row` fills them)."""
 
 
 def fmt_ms(value: float | None) -> str:
@@ -741,23 +734,23 @@ def fmt_usd(value: float | None) -> str:
     return "-" if value is None else f"${value:.4f}"
 
 
-def summary_row(g: dict[str, Any]) -> list[str]:
-    """One target's cells of the terminal table, in :data:`TABLE_COLUMNS` order."""
+def summary_row(g: dict[str, Any]) -> dict[str, str]:
+    """One target's cells of the terminal tables, by column name (:data:`TABLES`)."""
 
     def p(block: str, key: str) -> str:
         return fmt_ms((g.get(block) or {}).get(key))
 
-    return [
-        str(g.get("requests", 0)),
-        str(sum((g.get("errors") or {}).values())),
-        fmt_pct(g.get("availability")),
-        p("ttft_ms", "p50"),
-        p("ttft_ms", "p99"),
-        p("itl_ms", "p50"),
-        p("e2e_ms", "p50"),
-        fmt_rate(g.get("requests_per_s")),
-        fmt_rate(g.get("output_tokens_per_s")),
-        fmt_rate(g.get("goodput_rps")),
-        fmt_pct((g.get("slo") or {}).get("attainment")),
-        fmt_usd((g.get("cost") or {}).get("per_1k_requests")),
-    ]
+    return {
+        "requests": str(g.get("requests", 0)),
+        "errors": str(sum((g.get("errors") or {}).values())),
+        "TTFT p50": p("ttft_ms", "p50"),
+        "TTFT p99": p("ttft_ms", "p99"),
+        "ITL p50": p("itl_ms", "p50"),
+        "E2E p50": p("e2e_ms", "p50"),
+        "req/s": fmt_rate(g.get("requests_per_s")),
+        "tok/s": fmt_rate(g.get("output_tokens_per_s")),
+        "goodput": fmt_rate(g.get("goodput_rps")),
+        "SLO met": fmt_pct((g.get("slo") or {}).get("attainment")),
+        "avail": fmt_pct(g.get("availability")),
+        "$/1k req": fmt_usd((g.get("cost") or {}).get("per_1k_requests")),
+    }
