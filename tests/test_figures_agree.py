@@ -28,7 +28,7 @@ from chatprobe.metrics import GroupFigures
 from chatprobe.profiles import load_profile
 from chatprobe.record import RequestRecord, TimedEvent
 from chatprobe.report import build_report_files
-from chatprobe.results import PROFILES, SUMMARY
+from chatprobe.results import PLAN, PROFILES, SUMMARY
 from chatprobe.sse import ServerSentEvent
 from tests.results_support import plan_for, sample_of, target, write_load_folder
 
@@ -279,10 +279,10 @@ def test_a_folder_without_a_snapshot_says_so(folders: list[Path], tmp_path: Path
     old = tmp_path / folders[0].name
     shutil.copytree(folders[0], old)
     (old / PROFILES).unlink()
-    plan = json.loads((old / "plan.json").read_text())
+    plan = json.loads((old / PLAN).read_text())
     for t in plan["targets"]:  # what plan.json recorded before profiles.json existed
         t.update(price_in_per_mtok=1.0, price_out_per_mtok=2.0, price_source="assumed: old")
-    (old / "plan.json").write_text(json.dumps(plan))
+    (old / PLAN).write_text(json.dumps(plan))
     index = build_report_files([old], out=tmp_path / "report")
     data = json.loads((index.parent / "report.json").read_text())
     assert any("without profiles.json" in w for w in data["warnings"])

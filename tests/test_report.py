@@ -17,7 +17,7 @@ from chatprobe.report.headline import headline
 from chatprobe.report.model import build_report
 from chatprobe.report.render import md_cell, render_html, render_markdown
 from chatprobe.report.synthetic import HOSTILE_ERROR, HOSTILE_OUTPUT, make_run
-from chatprobe.results import load_results
+from chatprobe.results import META, SAMPLES, SUMMARY, load_results
 from chatprobe.scrub import register_secret
 
 CANARY = "sk-or-v1-reportcanary0123456789abcdef"
@@ -171,14 +171,14 @@ def test_md_cell_escapes_pipes_html_and_newlines() -> None:
 def test_report_files_json_schema_and_no_secret(run, tmp_path: Path) -> None:
     register_secret(CANARY)
     # A provider echoing the key in an error message must not leak into the report.
-    with open(run.load_dir / "samples.jsonl", "rb") as fh:
+    with open(run.load_dir / SAMPLES, "rb") as fh:
         first = dict(json.loads(fh.readline()), warmup=False)
     leaked = dict(first, error_class="http_status", error_detail=f"bad key {CANARY}")
     copy = tmp_path / "results" / run.load_dir.name
     copy.mkdir(parents=True)
-    for name in ("meta.json", "summary.json"):
+    for name in (META, SUMMARY):
         (copy / name).write_bytes((run.load_dir / name).read_bytes())
-    (copy / "samples.jsonl").write_text(json.dumps(first) + "\n" + json.dumps(leaked) + "\n")
+    (copy / SAMPLES).write_text(json.dumps(first) + "\n" + json.dumps(leaked) + "\n")
     index = build_report_files([copy], out=tmp_path / "out")
     for name in ("index.html", "report.md", "report.json"):
         assert CANARY not in (index.parent / name).read_text()
@@ -209,7 +209,7 @@ def test_cli_unreadable_results_one_line_exit_2(tmp_path: Path, kind: str, capsy
         target.write_text("hello")
     elif kind == "bad-meta":
         target.mkdir()
-        (target / "meta.json").write_text("[1, 2")
+        (target / META).write_text("[1, 2")
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(target), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
@@ -221,7 +221,7 @@ def test_cli_unreadable_results_one_line_exit_2(tmp_path: Path, kind: str, capsy
 def test_summary_only_folder_still_reports(run, tmp_path: Path) -> None:
     folder = tmp_path / run.load_dir.name
     folder.mkdir()
-    for name in ("meta.json", "summary.json"):
+    for name in (META, SUMMARY):
         (folder / name).write_bytes((run.load_dir / name).read_bytes())
     report = build_report([load_results(folder)])
     assert len(report.groups) == 5 and report.groups[0].ttft_ms.p50 is not None
@@ -236,12 +236,12 @@ def test_hostile_error_message_in_model(report) -> None:
 def test_untrustworthy_runs_are_flagged(run, tmp_path: Path) -> None:
     folder = tmp_path / run.load_dir.name
     folder.mkdir()
-    (folder / "meta.json").write_bytes((run.load_dir / "meta.json").read_bytes())
-    (folder / "samples.jsonl").write_bytes((run.load_dir / "samples.jsonl").read_bytes())
-    summary = json.loads((run.load_dir / "summary.json").read_text())
+    (folder / META).write_bytes((run.load_dir / META).read_bytes())
+    (folder / SAMPLES).write_bytes((run.load_dir / SAMPLES).read_bytes())
+    summary = json.loads((run.load_dir / SUMMARY).read_text())
     summary["client_saturated"] = True
     summary["workers"] = {"expected": 2, "reported": 1, "lost": ["worker-1"]}
-    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / SUMMARY).write_text(json.dumps(summary))
     report = build_report([load_results(folder)])
     text = " ".join(report.warnings)
     assert "saturated" in text and "1 load worker(s) were lost" in text

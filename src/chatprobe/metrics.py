@@ -77,6 +77,7 @@ Verdict (exit status of ``chatprobe load``)
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import operator
 import zlib
@@ -88,7 +89,7 @@ from typing import Any, Protocol
 
 from chatprobe.profiles import Pricing
 from chatprobe.results.samples import SampleTable
-from chatprobe.stats import describe_sorted, median_ci
+from chatprobe.stats import describe_counts, describe_sorted, median_ci
 
 __all__ = [
     "DEFAULT_MAX_ERROR_RATE",
@@ -103,6 +104,7 @@ __all__ = [
     "RateLimited",
     "RunFigures",
     "RunSpec",
+    "SampleIndex",
     "Slo",
     "StageFigures",
     "StageWindow",
@@ -110,7 +112,6 @@ __all__ = [
     "jsonable",
     "latency_column",
     "measured_timeline",
-    "sample_buckets",
     "send_offsets",
     "verdict",
 ]
@@ -270,7 +271,6 @@ class StageFigures:
     goodput_rps: float | None = None
     ttft_ms: Dist = field(default_factory=Dist)
     itl_ms: Dist = field(default_factory=Dist)
-    e2e_ms: Dist = field(default_factory=Dist)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,14 +385,48 @@ def _take(col: Any, idx: list[int]) -> list[float]:
     return [v for v in values if v == v]
 
 
-def sample_buckets(t: SampleTable) -> list[list[int]]:
-    """Sample indices by (group, failed, warm-up): bucket ``4 * group + 2 * failed + warm``."""
-    keys = [4 * g + (2 if e else 0) + w for g, e, w in zip(t.group, t.error, t.warmup, strict=True)]
-    buckets: list[list[int]] = [[] for _ in range(4 * len(t.groups))]
-    appenders = [b.append for b in buckets]
-    for i, k in enumerate(keys):
-        appenders[k](i)
-    return buckets
+class SampleIndex:
+    """Sample indices by (group, stage, failed, warm-up), built in one pass over the table.
+
+    Figures per group concatenate a group's stage cells; a sweep's rows use the cells as they
+    are; sorted values of the cells merge into the group's sorted values almost for free
+    (timsort finds the sorted runs), which keeps a million-sample report fast.
+    """
+
+    def __init__(self, t: SampleTable) -> None:
+        self.n_stages = n = max(1, len(t.stages))
+        self.n_groups = len(t.groups)
+        keys = [
+            ((g * n + s) << 2) | (2 if e else 0) | w
+            for g, s, e, w in zip(t.group, t.stage, t.error, t.warmup, strict=True)
+        ]
+        self._cells: list[list[int]] = [[] for _ in range(4 * n * self.n_groups)]
+        appenders = [c.append for c in self._cells]
+        for i, k in enumerate(keys):
+            appenders[k](i)
+
+    def cell(self, g: int, s: int, *, failed: bool, warm: bool) -> list[int]:
+        return self._cells[((g * self.n_stages + s) << 2) | (2 if failed else 0) | warm]
+
+    def cells(self, g: int, *, failed: bool, warm_too: bool) -> list[list[int]]:
+        """Per stage: the group's measured (or, with ``warm_too``, all) indices."""
+        out = []
+        for s in range(self.n_stages):
+            cell = self.cell(g, s, failed=failed, warm=False)
+            out.append(cell + self.cell(g, s, failed=failed, warm=True) if warm_too else cell)
+        return out
+
+    def group(self, g: int, *, failed: bool, warm: bool) -> list[int]:
+        return list(
+            itertools.chain.from_iterable(
+                self.cell(g, s, failed=failed, warm=warm) for s in range(self.n_stages)
+            )
+        )
+
+    def count(self, g: int) -> int:
+        """Every sample of group ``g``, warm-up included."""
+        start = 4 * self.n_stages * g
+        return sum(map(len, self._cells[start : start + 4 * self.n_stages]))
 
 
 def _share(part: float, whole: float) -> float | None:
@@ -505,18 +539,24 @@ def _rate_limited(
     )
 
 
+def _ints(col: Any, idx: list[int]) -> tuple[int, int, int]:
+    """Sum of the known values (missing ones are -1), how many are missing, how many 0."""
+    values = list(map(col.__getitem__, idx))
+    missing = values.count(-1)
+    return sum(values) + missing, missing, values.count(0)
+
+
 def _cost(t: SampleTable, ok: list[int], pricing: Pricing | None) -> Cost:
-    prompt_col = t.ints["prompt_tokens"]
-    prompts = [prompt_col[i] for i in ok]
-    outputs = [max(0, t.ints["output_tokens"][i]) for i in ok]
+    prompt, missing, zero = _ints(t.ints["prompt_tokens"], ok)
+    output, _, _ = _ints(t.ints["output_tokens"], ok)  # missing output tokens count 0
     reported = _take(t.floats["cost"], ok)
-    known = [p for p in prompts if p >= 0]
+    known = len(ok) - missing
     cost = Cost(
         requests=len(ok),
-        mean_prompt_tokens=sum(known) / len(known) if known else None,
-        mean_output_tokens=sum(outputs) / len(outputs) if outputs else None,
-        prompt_tokens_missing=len(prompts) - len(known),
-        prompt_tokens_zero=sum(1 for p in known if p == 0),
+        mean_prompt_tokens=prompt / known if known else None,
+        mean_output_tokens=output / len(ok) if ok else None,
+        prompt_tokens_missing=missing,
+        prompt_tokens_zero=zero,
         reported_usd_total=math.fsum(reported) if reported else None,
         reported_per_request=math.fsum(reported) / len(reported) if reported else None,
         reported_requests=len(reported),
@@ -529,17 +569,29 @@ def _cost(t: SampleTable, ok: list[int], pricing: Pricing | None) -> Cost:
     cost.price_source = pricing.kind
     cost.price_note = pricing.source
     if ok:
-        cost.usd_total = pricing.cost(sum(known), sum(outputs))
+        cost.usd_total = pricing.cost(prompt, output)
         cost.per_request = cost.usd_total / len(ok)
         cost.per_1k_requests = cost.per_request * 1000
     return cost
+
+
+@dataclass
+class _GroupCells:
+    """One group's measured indices per stage, and their sorted TTFT and ITL per stage."""
+
+    ok: list[list[int]]
+    failed: list[list[int]]
+    ttft: list[list[float]]
+    itl: list[list[float]]
+    met: list[int]  # per stage: successful requests meeting every SLO limit
 
 
 def _group(
     t: SampleTable,
     cols: _Columns,
     g: int,
-    buckets: list[list[int]],
+    index: SampleIndex,
+    cells: _GroupCells,
     *,
     warm_too: bool,
     window: float,
@@ -550,11 +602,10 @@ def _group(
     rl_code: int | None,
 ) -> GroupFigures:
     provider, model = t.groups[g]
-    ok, failed = buckets[4 * g], buckets[4 * g + 2]
-    if warm_too:
-        ok, failed = ok + buckets[4 * g + 1], failed + buckets[4 * g + 3]
+    ok = list(itertools.chain.from_iterable(cells.ok))
+    failed = list(itertools.chain.from_iterable(cells.failed))
     fig = GroupFigures(provider=provider, model=model)
-    fig.samples = sum(len(buckets[4 * g + k]) for k in range(4))
+    fig.samples = index.count(g)
     fig.requests = len(ok) + len(failed)
     fig.ok = len(ok)
     names = t.error_classes
@@ -588,19 +639,24 @@ def _group(
     fig.anomalies = dict(sorted(anomalies.items()))
     label = f"{provider}/{model}"
     fig.ttfb_ms, _ = _dist(cols.lat["ttfb_ms"], ok, _seed(label, "ttfb_ms"))
-    fig.ttft_ms, fig.ttft_sorted = _dist(cols.lat["ttft_ms"], ok, _seed(label, "ttft_ms"))
-    fig.itl_ms, _ = _dist(cols.itl, ok, _seed(label, "itl_ms"))
+    fig.ttft_sorted = sorted(itertools.chain.from_iterable(cells.ttft))
+    fig.ttft_ms = Dist.of_sorted(fig.ttft_sorted, ci_seed=_seed(label, "ttft_ms"))
+    itl = sorted(itertools.chain.from_iterable(cells.itl))
+    fig.itl_ms = Dist.of_sorted(itl, ci_seed=_seed(label, "itl_ms"))
     fig.e2e_ms, _ = _dist(cols.lat["e2e_ms"], ok, _seed(label, "e2e_ms"))
     if open_loop:
         fig.ttft_ms_from_t0, _ = _dist(cols.raw["ttft_ms"], ok, None)
-    tokens = [v for v in map(cols.tokens.__getitem__, ok) if v >= 0]
-    fig.output_tokens = Dist.of_sorted(sorted(tokens))
+    counts = Counter(map(cols.tokens.__getitem__, ok))
+    counts.pop(-1, None)  # no count at all (never for a success, but a sample may lack it)
+    described: dict[str, Any] = describe_counts(counts)
+    fig.output_tokens = Dist(**described)
     sources = t.token_sources
-    fig.token_source = dict(sorted(Counter(sources[t.source[i]] for i in ok).items()))
-    met = _meets(cols, ok, limits)
+    by_code = Counter(map(t.source.__getitem__, ok))
+    fig.token_source = dict(sorted((sources[code], n) for code, n in by_code.items()))
+    met = sum(cells.met)
     fig.window_s = window
     fig.requests_per_s = _per_s(fig.requests, window)
-    fig.output_tokens_per_s = _per_s(sum(tokens), window)
+    fig.output_tokens_per_s = _per_s(sum(k * c for k, c in counts.items()), window)
     fig.goodput_rps = _per_s(met, window)
     fig.slo = Slo(dict(limits), slo_source, met, _share(met, fig.requests))
     fig.cost = _cost(t, ok, pricing)
@@ -628,37 +684,51 @@ def _legacy_timeline(t: SampleTable, cols: _Columns, measured: list[int]) -> lis
     ]
 
 
-def compute_run(
-    t: SampleTable, spec: RunSpec, *, buckets: list[list[int]] | None = None
-) -> RunFigures:
+def compute_run(t: SampleTable, spec: RunSpec, *, index: SampleIndex | None = None) -> RunFigures:
     """Every figure of one run from its samples (see the module docstring for the rules);
-    ``buckets`` are :func:`sample_buckets` of ``t`` when the caller already has them."""
+    ``index`` is the table's :class:`SampleIndex` when the caller already has one."""
     open_loop = spec.open_loop_rate is not None
     cols = _Columns(t, open_loop)
-    buckets = sample_buckets(t) if buckets is None else buckets
+    index = SampleIndex(t) if index is None else index
     n_groups = len(t.groups)
-    measured_idx = [i for g in range(n_groups) for k in (0, 2) for i in buckets[4 * g + k]]
     run = RunFigures(latency_origin="t_sched" if open_loop else "t0")
     run.samples = len(t)
-    warm_too = bool(len(t)) and not measured_idx
+    run.warmup_samples = sum(t.warmup)
+    warm_too = bool(len(t)) and run.warmup_samples == len(t)
     if warm_too:
-        measured_idx = list(range(len(t)))
         run.notes.append(
             "every request fell inside the warm-up (the run was shorter than it): "
             "the figures include warm-up requests"
         )
+    cells = [
+        _GroupCells(
+            ok=index.cells(g, failed=False, warm_too=warm_too),
+            failed=index.cells(g, failed=True, warm_too=warm_too),
+            ttft=[],
+            itl=[],
+            met=[],
+        )
+        for g in range(n_groups)
+    ]
+    limits = dict(spec.slo) if spec.slo else dict(DEFAULT_SLO)
+    for c in cells:
+        c.ttft = [sorted(_take(cols.lat["ttft_ms"], cell)) for cell in c.ok]
+        c.itl = [sorted(_take(cols.itl, cell)) for cell in c.ok]
+        c.met = [_meets(cols, cell, limits) for cell in c.ok]
+    measured_idx = [i for c in cells for part in (c.ok, c.failed) for cell in part for i in cell]
     run.measured = len(measured_idx)
     run.warmup_samples = sum(t.warmup)
 
     # The timeline and the window.
     if spec.stages is not None:
         end = spec.end_s
-        last = max(cols.done) if len(t) else None
-        if spec.request_count and last is not None:
-            end = last if end is None else min(end, last)
-        elif end is None:
-            planned = spec.planned_s or 0.0
-            end = min(last, planned) if last is not None else planned
+        if spec.request_count or end is None:  # the last completion is needed
+            last = max(cols.done) if len(t) else None
+            if spec.request_count and last is not None:
+                end = last if end is None else min(end, last)
+            elif end is None:
+                planned = spec.planned_s or 0.0
+                end = min(last, planned) if last is not None else planned
         run.end_s = end
         stages = spec.stages
         if warm_too:  # no measured part: take each stage whole
@@ -674,7 +744,6 @@ def compute_run(
             )
     run.window_s = sum(w.seconds for w in run.timeline)
 
-    limits = dict(spec.slo) if spec.slo else dict(DEFAULT_SLO)
     slo_source = spec.slo_source if spec.slo else "default"
     rl_code = t.error_classes.index(RATE_LIMITED) if RATE_LIMITED in t.error_classes else None
     order = list(dict.fromkeys([*spec.targets, *t.groups]))
@@ -697,7 +766,8 @@ def compute_run(
                 t,
                 cols,
                 g,
-                buckets,
+                index,
+                cells[g],
                 warm_too=warm_too,
                 window=run.window_s,
                 limits=limits,
@@ -730,7 +800,7 @@ def compute_run(
             p99 is not None and spec.lag_threshold_ms is not None and p99 > spec.lag_threshold_ms
         )
     if len(run.timeline) > 1:
-        run.sweep = _sweep(t, cols, buckets, run.timeline, limits, warm_too)
+        run.sweep = _sweep(t, cols, cells, run.timeline, limits)
     return run
 
 
@@ -775,32 +845,23 @@ def _error_classes(t: SampleTable, warm_too: bool) -> list[ErrorClassFigures]:
 def _sweep(
     t: SampleTable,
     cols: _Columns,
-    buckets: list[list[int]],
+    cells: list[_GroupCells],
     timeline: list[StageWindow],
     limits: Mapping[str, float],
-    warm_too: bool,
 ) -> list[StageFigures]:
     """Per stage x group: the stage's measured requests over the stage's own window."""
-    n_groups = len(t.groups)
-    by_name = {w.stage: k for k, w in enumerate(timeline)}
-    stage_of_code = [by_name.get(label) for label in t.stages]
-    cells: list[tuple[list[int], list[int]]] = [([], []) for _ in range(len(timeline) * n_groups)]
-    for g in range(n_groups):
-        for side, offset in ((0, 0), (1, 2)):
-            indices = buckets[4 * g + offset]
-            if warm_too:
-                indices = indices + buckets[4 * g + offset + 1]
-            for i in indices:
-                k = stage_of_code[t.stage[i]]
-                if k is not None:
-                    cells[k * n_groups + g][side].append(i)
-    tokens = cols.tokens
+    code_of = {label: s for s, label in enumerate(t.stages)}
     out = []
-    for k, window in enumerate(timeline):
+    for window in timeline:
+        s = code_of.get(window.stage)
+        seconds = window.seconds
         for g, (provider, model) in enumerate(t.groups):
-            ok, failed = cells[k * n_groups + g]
-            seconds = window.seconds
-            met = _meets(cols, ok, limits)
+            c = cells[g]
+            ok = c.ok[s] if s is not None else []
+            failed = c.failed[s] if s is not None else []
+            ttft = c.ttft[s] if s is not None else []
+            itl = c.itl[s] if s is not None else []
+            met = c.met[s] if s is not None else 0
             out.append(
                 StageFigures(
                     stage=window.stage,
@@ -814,11 +875,10 @@ def _sweep(
                         sorted(Counter(t.error_classes[t.error[i]] for i in failed).items())
                     ),
                     requests_per_s=_per_s(len(ok) + len(failed), seconds),
-                    output_tokens_per_s=_per_s(sum(max(0, tokens[i]) for i in ok), seconds),
+                    output_tokens_per_s=_per_s(_ints(cols.tokens, ok)[0], seconds),
                     goodput_rps=_per_s(met, seconds),
-                    ttft_ms=_dist(cols.lat["ttft_ms"], ok, None)[0],
-                    itl_ms=_dist(cols.itl, ok, None)[0],
-                    e2e_ms=_dist(cols.lat["e2e_ms"], ok, None)[0],
+                    ttft_ms=Dist.of_sorted(ttft),
+                    itl_ms=Dist.of_sorted(itl),
                 )
             )
     return out

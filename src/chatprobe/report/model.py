@@ -16,6 +16,7 @@ their ``plan.json`` where it recorded them, and no live-profile stand-ins.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -26,16 +27,17 @@ from typing import Any
 from chatprobe.errors import ChatprobeError
 from chatprobe.metrics import (
     DEFAULT_SLO,
+    SLO_METRICS,
     Cost,
     Dist,
     GroupFigures,
     RateLimited,
     RunSpec,
+    SampleIndex,
     Slo,
     StageFigures,
     compute_run,
     latency_column,
-    sample_buckets,
     send_offsets,
 )
 from chatprobe.results import ProfileSnapshot, Results, SampleTable
@@ -239,8 +241,8 @@ def _folder_warnings(res: Results) -> list[str]:
             f"{res.run_id}: the load client was saturated (send lag above its threshold): "
             "latency figures include client-side queueing."
         )
-    workers = summary.get("workers") if isinstance(summary.get("workers"), dict) else {}
-    lost = workers.get("lost") or []
+    workers = summary.get("workers")
+    lost = (workers.get("lost") if isinstance(workers, dict) else None) or []
     if lost:
         out.append(
             f"{res.run_id}: {len(lost)} load worker(s) were lost; their samples are missing."
@@ -288,7 +290,7 @@ def _warmup_span(t: SampleTable | None) -> dict[str, float]:
     if t is None or not any(t.warmup):
         return {}
     offsets = send_offsets(t)
-    warm = [offsets[i] for i, w in enumerate(t.warmup) if w and offsets[i] == offsets[i]]
+    warm = [o for o in itertools.compress(offsets, t.warmup) if o == o]
     if not warm:
         return {}
     return {"warmup_start_s": min(warm), "warmup_s": max(warm)}
@@ -308,13 +310,11 @@ def _slo_of_summary(summary: dict[str, Any] | None) -> dict[str, float]:
     for group in (summary or {}).get("groups") or []:
         slo = group.get("slo") if isinstance(group, dict) else None
         if isinstance(slo, dict):
-            limits = slo.get("limits") if isinstance(slo.get("limits"), dict) else slo
+            limits: dict[str, Any] = slo["limits"] if isinstance(slo.get("limits"), dict) else slo
             found = {
                 k: float(v)
                 for k, v in limits.items()
-                if k in ("ttft_ms", "itl_ms", "e2e_ms", "ttfb_ms")
-                and isinstance(v, int | float)
-                and not isinstance(v, bool)
+                if k in SLO_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
             }
             if found:
                 return found
@@ -365,8 +365,8 @@ def _groups_from_samples(
     res: Results, t: SampleTable, slo: dict[str, float] | None, warnings: list[str]
 ) -> tuple[list[GroupStats], list[StageFigures], tuple[str, dict[str, float]]]:
     spec = _spec(res, t, slo, warnings)
-    buckets = sample_buckets(t)
-    figures = compute_run(t, spec, buckets=buckets)
+    index = SampleIndex(t)
+    figures = compute_run(t, spec, index=index)
     recorded = set((res.summary or {}).get("notes") or [])  # shown with the folder's warnings
     warnings.extend(f"{res.run_id}: {note}" for note in figures.notes if note not in recorded)
     snapshot = _snapshot(res)
@@ -386,7 +386,10 @@ def _groups_from_samples(
         stats.data_source = res.data_source
         stats.run_id = res.run_id
         stats.cdf = _cdf(stats.ttft_sorted)
-        over_time = buckets[4 * g] + buckets[4 * g + 1]  # successful, warm-up included
+        # successful requests, warm-up included
+        over_time = index.group(g, failed=False, warm=False) + index.group(
+            g, failed=False, warm=True
+        )
         over_time = over_time[:: max(1, len(over_time) // TIMELINE_MAX_POINTS)]
         stats.timeline = _timeline([offsets[i] for i in over_time], [ttft[i] for i in over_time])
         stats.excerpts = list(t.excerpts.get(g, []))
@@ -473,7 +476,7 @@ def _known(cls: Any, value: Any) -> dict[str, Any]:
 
 def _stage_from_dict(row: dict[str, Any]) -> StageFigures:
     values = _known(StageFigures, row)
-    for name in ("ttft_ms", "itl_ms", "e2e_ms"):
+    for name in ("ttft_ms", "itl_ms"):
         values[name] = Dist.from_dict(values.get(name))
     values.setdefault("stage", "")
     values.setdefault("users", 0)

@@ -268,7 +268,7 @@ def _write_samples(
                 model=model,
                 request_id=f"req-{i}",
                 t_wall=1_744_217_603.0 + t_offset,
-                lag_ms=abs(rng.gauss(0.3, 0.2)),
+                lag_ms=None,  # closed loop: no schedule to lag behind
                 ttfb_ms=ttft * 0.6,
                 ttft_ms=None if error_class else ttft,
                 itl_ms=None if error_class else itl,
