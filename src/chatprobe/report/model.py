@@ -53,6 +53,7 @@ __all__ = [
     "Report",
     "RunInfo",
     "build_report",
+    "compare_groups",
     "family_pair",
 ]
 
@@ -221,7 +222,7 @@ def build_report(
             )
     _warn_duplicates(report)
     report.conformance = _conformance([r for r in folders if r.contract is not None])
-    report.comparisons = _comparisons(report.groups)
+    report.comparisons = compare_groups(report.groups)
     return report
 
 
@@ -636,7 +637,10 @@ def _outcome(low: float | None, high: float | None) -> str:
     return "unclear"
 
 
-def _comparisons(groups: list[GroupStats]) -> list[Comparison]:
+def compare_groups(groups: list[GroupStats]) -> list[Comparison]:
+    """TTFT ratios worth showing: two versions of one family at one provider (only real
+    family pairs, :func:`family_pair`), and one family across providers (each against the
+    fastest)."""
     usable = [g for g in groups if g.ttft_ms.n >= 2]
     out: list[Comparison] = []
     # Versions of one family at one provider: e.g. Gemini 2.0 Flash vs 1.5 Flash.
