@@ -117,7 +117,7 @@ class RunPlan:
     def from_dict(cls, data: dict[str, Any]) -> RunPlan:
         """A plan from ``plan.json``; fields this version does not know (such as the prices
         that older plans carried, now in ``profiles.json``) are ignored."""
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         data = {k: v for k, v in data.items() if k in known}
         target_fields = set(TargetPlan.__dataclass_fields__)
         data["targets"] = [

@@ -445,6 +445,19 @@ class _TableBuilder:
                     out[i] = code
         return out  # type: ignore[return-value]
 
+    def table(self) -> SampleTable:
+        """The table built so far, with one stage code per stage label (stages are coded by
+        (stage, users) while reading, and an open-loop stage's users vary)."""
+        t = self.t
+        first: dict[str, int] = {}
+        remap = [first.setdefault(label, code) for code, label in enumerate(t.stages)]
+        if len(first) < len(t.stages):
+            renumber = {code: k for k, code in enumerate(first.values())}
+            t.stage = array("H", [renumber[remap[x]] for x in t.stage])
+            t.stages = list(first)
+            self._stage_codes = {}  # stale once renumbered; the table is complete
+        return t
+
     def add(self, tuples: list[tuple[Any, ...]]) -> None:
         """Append samples given as tuples of the :data:`_KEYS` fields."""
         if not tuples:
@@ -548,7 +561,7 @@ def table_from_rows(rows: Iterable[Mapping[str, Any]]) -> SampleTable:
     """The :class:`SampleTable` of samples held in memory (dicts with sample field names)."""
     builder = _TableBuilder()
     builder.add([tuple(map(row.get, _KEYS)) for row in rows if isinstance(row, Mapping)])
-    return builder.t
+    return builder.table()
 
 
 _CHUNK = 4 << 20  # bytes read and parsed at once
@@ -669,7 +682,7 @@ def _load_range(path: str, start: int, end: int | None) -> _Part:
             while todo != 0 and (block := fh.read(_CHUNK if todo < 0 else min(_CHUNK, todo))):
                 lines += block.count(b"\n")
                 todo = todo - len(block) if todo > 0 else todo
-    return _Part(builder.t, lines, skipped, bad_lines, truncated)
+    return _Part(builder.table(), lines, skipped, bad_lines, truncated)
 
 
 def _ranges(path: Path, size: int, parts: int) -> list[tuple[int, int | None]]:
