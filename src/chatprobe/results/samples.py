@@ -163,7 +163,13 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
         f"{MAX_ANOMALIES} notes of {ANOMALY_CHARS} characters, scrubbed",
         "text",
     ),
-    _F("stamp_source", "string | null", "", "clock that stamped the receive times (transport)"),
+    _F(
+        "clock",
+        "string",
+        "",
+        "where the arrival stamps were taken: `kernel` (the kernel's receive time, Linux over "
+        "plain TCP) or `user` (right after each read returned, as over TLS)",
+    ),
     _F("scenario", "string", "", "scenario name", "code"),
     _F("stage", "string", "", "stage name, e.g. `16 users`", "code"),
     _F(
@@ -246,7 +252,7 @@ def build_sample(
         "error_class": record.error_class.value if record.error_class else None,
         "error_detail": scrub_text(record.error_detail[:DETAIL_CHARS]),
         "anomalies": [scrub_text(a[:ANOMALY_CHARS]) for a in record.anomalies[:MAX_ANOMALIES]],
-        "stamp_source": getattr(record, "stamp_source", None),
+        "clock": record.clock,
         "scenario": scenario,
         "stage": stage,
         "users": users,
@@ -273,6 +279,7 @@ _DEFAULTS: dict[str, Any] = {
     "t_offset_s": 0.0,
     "t_wall": 0.0,
     "warmup": False,
+    "clock": "user",
 }
 
 
