@@ -236,6 +236,12 @@ def test_the_terminal_table_prints_those_figures(
         assert f"throughput over the {fmt_seconds(summary['window_s'])} measured window" in text
         for g in (g for g in report_json["groups"] if g["run_id"] == folder.name):
             assert cells[f"{g['provider']}/{g['model']}"] == summary_row(g)
+        for g in summary["groups"]:
+            label = f"{g['provider']}/{g['model']}"
+            zero = g["cost"]["prompt_tokens_zero"]
+            assert (f"note: {label}: {zero} successful request(s) reported 0" in text) == bool(zero)
+            if g["anomalies"]:
+                assert f"anomalies: {label}: missing_done x3" in text
         if summary["errors"]:
             assert "errors by class (most common message):" in text
             assert "http_status x3: HTTP 500: 500: upstream overloaded (x3)" in text

@@ -689,6 +689,19 @@ def print_summary(
             )
     else:
         console.print("errors: none")
+    for g in summary.get("groups", []):
+        label = f"{g['provider']}/{g['model']}"
+        zero = (g.get("cost") or {}).get("prompt_tokens_zero") or 0
+        if zero:
+            console.print(
+                f"note: {label}: {zero} successful request(s) reported 0 prompt tokens for a "
+                "non-empty prompt; its cost reads low",
+                highlight=False,
+                markup=False,
+            )
+        anomalies = ", ".join(f"{tag} x{n}" for tag, n in (g.get("anomalies") or {}).items())
+        if anomalies:
+            console.print(f"anomalies: {label}: {anomalies}", highlight=False, markup=False)
     flags = []
     if summary.get("interrupted"):
         flags.append("[yellow]interrupted[/]")
