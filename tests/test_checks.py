@@ -267,9 +267,23 @@ def test_no_finish_reason_and_two_finish_reasons() -> None:
     chunks = [chunk({"role": "assistant", "content": "Hi"}), chunk({"content": "!"})]
     found = failing(run(streamed(chunks), case({"stream": True})))
     assert found["stream_one_finish_reason"] == ["/chunks/1/choices"]
+    # The same reason repeated on a trailing chunk without output: a warning, not a failure.
     chunks = [chunk({"content": "Hi"}, "stop"), chunk({}, "stop")]
-    found = failing(run(streamed(chunks), case({"stream": True})))
-    assert found["stream_one_finish_reason"] == ["/chunks/1/choices"]
+    evaluation = run(streamed(chunks), case({"stream": True}))
+    result = evaluation.results["stream_one_finish_reason"]
+    assert result.status == "warn"
+    assert [f.path for f in result.findings] == ["/chunks/1/choices/0/finish_reason"]
+    # A different second reason, or output after the finish: errors, one finding each.
+    chunks = [chunk({"content": "Hi"}, "stop"), chunk({}, "length")]
+    result = run(streamed(chunks), case({"stream": True})).results["stream_one_finish_reason"]
+    assert result.status == "fail" and "'stop', then 'length'" in result.findings[0].message
+    chunks = [chunk({"content": "Hi"}, "stop"), chunk({"content": "!"}, "stop")]
+    result = run(streamed(chunks), case({"stream": True})).results["stream_one_finish_reason"]
+    assert result.status == "fail"
+    assert [f.path for f in result.findings] == [
+        "/chunks/1/choices/0/delta",
+        "/chunks/1/choices/0/finish_reason",
+    ]
 
 
 def test_changing_created_and_usage_chunk_with_choices() -> None:
@@ -347,11 +361,12 @@ def test_streamed_tool_call_assembles() -> None:
 
 
 def test_tool_call_without_index_and_broken_arguments() -> None:
-    found = failing(run(streamed(tool_stream(index=None)), case({"stream": True})))
-    assert found["tool_call_index"] == [
-        "/chunks/0/choices/0/delta/tool_calls/0/index",
-        "/chunks/1/choices/0/delta/tool_calls/0/index",
-    ]
+    evaluation = run(streamed(tool_stream(index=None)), case({"stream": True}))
+    (finding,) = evaluation.results["tool_call_index"].findings  # one per choice
+    assert finding.path == "/chunks/0/choices/0/delta/tool_calls/0/index"
+    assert "2 of 2 tool-call deltas" in finding.message
+    # Assembled without the index all the same: one call, its arguments whole.
+    assert evaluation.results["tool_call_arguments_json"].status == "pass"
     found = failing(run(streamed(tool_stream(args=('{"city": ', '"Par'))), case({"stream": True})))
     assert found["tool_call_arguments_json"] == ["/choices/0/tool_calls/0/function/arguments"]
 
@@ -421,9 +436,14 @@ def test_bad_request_5xx_is_critical_and_bad_key_must_401() -> None:
     result = run(plain(error, status=500), case(expect=Expect.from_dict({"status": "4xx"})))
     finding = result.results["bad_request_4xx"].findings[0]
     assert finding.severity is Severity.CRITICAL and finding.path == "/status"
+    # A valid body with a wrong key: judged by auth_401 alone (issue 12).
     result = run(plain(PLAIN), case(api_key="invalid", expect=Expect.from_dict({"status": 401})))
     assert failing(result)["auth_401"] == ["/status"]
-    assert failing(result)["expected_status"] == ["/status"]
+    assert result.results["bad_request_4xx"].status == "skip"
+    assert result.results["expected_status"].status == "skip"
+    # An auth case that expects something else than 401 keeps its expected_status.
+    result = run(plain(PLAIN), case(api_key="missing", expect=Expect.from_dict({"status": 403})))
+    assert {"auth_401", "expected_status"} <= set(failing(result))
 
 
 # ---------------------------------------------------------------------- evaluation rules

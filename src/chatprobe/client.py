@@ -133,6 +133,24 @@ class ChatClient:
         self.send(record, content, send_headers)
         return record.finish()
 
+    def list_models(
+        self, *, headers: dict[str, str] | None = None, api_key: str | None = None
+    ) -> RequestRecord:
+        """``GET <base>/models`` (the models-list contract case); the list is ``record.json``."""
+        send_headers = {k: v for k, v in self.headers.items() if k != "Content-Type"}
+        key = api_key if api_key is not None else self.api_key
+        if key:
+            send_headers["Authorization"] = f"Bearer {key}"
+        send_headers.update(headers or {})
+        record = RequestRecord(
+            provider=self.profile.name,
+            method="GET",
+            url=self.profile.models_url,
+            request_headers=scrub_headers(send_headers),
+        )
+        self.send(record, b"", send_headers)
+        return record.finish()
+
     def send(self, record: RequestRecord, content: bytes, headers: dict[str, str]) -> None:
         """Perform the exchange and fill the raw part of ``record``."""
         t = self.timeouts

@@ -20,12 +20,24 @@ Metric definitions (see docs and ``DESIGN.md``):
 * TTFT  = t_first_token - t0, the first event carrying non-empty content, reasoning, refusal
   or a tool-call delta; never the role-only chunk. For a plain (non-streamed) response the
   first token arrives with the body, so TTFT = E2E.
+* TTFA  = t_first_answer - t0 (time to first *answer* token): the same, reasoning excluded
+  (content, refusal or a tool-call delta). Equal to TTFT for a model that does not reason.
 * E2E   = t_last_token - t0 (last content event); ``total`` = t_end - t0 (stream closed).
 * ITL   = (t_last_token - t_first_token) / (output_tokens - 1), the per-request mean
   (vLLM TPOT, aiperf ITL). Chunk gaps, a different distribution, are kept separately
   because one chunk can carry several tokens.
 * output tokens = the *last* ``usage.completion_tokens`` seen (``token_source = "usage"``),
-  else an estimate from the text (``"estimate"``, about 4 characters per token).
+  else an estimate from the text (``"estimate"``, about 4 characters per token). Reasoning
+  tokens are part of them; ``reasoning_tokens`` is the usage's
+  ``completion_tokens_details.reasoning_tokens``, else an estimate from the reasoning text.
+
+Streams are read in every de-facto dialect (see ``DESIGN.md``, "De-facto behaviour of real
+servers"): tool-call deltas with or without ``index`` (:func:`_merge_tool_calls`); reasoning as
+``reasoning_content``, ``reasoning`` or ``reasoning_details`` (text, summary or encrypted-only;
+:func:`_reasoning`); usage on one chunk or cumulative on every chunk (the last one counts);
+``finish_reason`` on one chunk or repeated; leading ``choices: []`` annotation chunks and
+usage chunks with an empty-delta choice (neither is a token). Whether a dialect is a deviation
+is for the checks to say; the measurements are the same in all of them.
 """
 
 from __future__ import annotations
@@ -35,7 +47,7 @@ import reprlib
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -48,6 +60,7 @@ __all__ = [
     "ErrorClass",
     "RequestRecord",
     "TimedEvent",
+    "delta_has_output",
     "estimate_tokens",
 ]
 
@@ -121,6 +134,7 @@ class AssembledChoice:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
     finish_count: int = 0  # streamed: how many chunks carried a non-null finish_reason
+    encrypted_reasoning: int = 0  # reasoning_details entries with no readable text
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,8 +203,10 @@ class RequestRecord:
     usage_count: int = 0  # how many chunks carried a non-null usage
     output_tokens: int = 0
     token_source: str = "none"  # usage | estimate | none
-    t_first_token_ns: int | None = None
+    t_first_token_ns: int | None = None  # first output of any kind (reasoning included)
+    t_first_answer_ns: int | None = None  # first answer output: content, refusal, tool call
     t_last_token_ns: int | None = None
+    reasoning_tokens: int | None = None  # None: encrypted reasoning and no count reported
     content_times_ns: list[int] = field(default_factory=list)
     error_class: ErrorClass | None = None
     error_detail: str = ""
@@ -223,6 +239,11 @@ class RequestRecord:
     @property
     def ttft_ms(self) -> float | None:
         return _ms(self.t0_ns, self.t_first_token_ns)
+
+    @property
+    def ttfa_ms(self) -> float | None:
+        """Time to first answer token: reasoning excluded (see the module docstring)."""
+        return _ms(self.t0_ns, self.t_first_answer_ns)
 
     @property
     def e2e_ms(self) -> float | None:
@@ -292,9 +313,7 @@ class RequestRecord:
                 if isinstance(message, dict):
                     choice.role = message.get("role")
                     choice.content = _text(message.get("content"))
-                    choice.reasoning = _text(
-                        message.get("reasoning") or message.get("reasoning_content")
-                    )
+                    choice.reasoning, choice.encrypted_reasoning = _reasoning(message)
                     choice.refusal = _text(message.get("refusal"))
                     calls = message.get("tool_calls")
                     if isinstance(calls, list):
@@ -305,7 +324,12 @@ class RequestRecord:
             if isinstance(usage, dict):
                 self.usage = usage
                 self.usage_count = 1
-            if any(c.content or c.tool_calls or c.reasoning for c in self.choices.values()):
+            choices = self.choices.values()
+            if any(c.content or c.tool_calls or c.refusal for c in choices):
+                self.t_first_answer_ns = self.t_end_ns
+            if self.t_first_answer_ns is not None or any(
+                c.reasoning or c.encrypted_reasoning for c in choices
+            ):
                 self.t_first_token_ns = self.t_last_token_ns = self.t_end_ns
                 self.content_times_ns = [self.t_end_ns] if self.t_end_ns else []
         if "error" in self.json and self.error_payload is None:
@@ -347,11 +371,11 @@ class RequestRecord:
     def _apply_chunk(self, chunk: dict[str, Any], t_ns: int) -> None:
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            self.usage = usage  # the last one wins, never a sum
+            self.usage = usage  # cumulative where sent on every chunk: the last one wins
             self.usage_count += 1
-        has_token = False
+        has_answer = has_reasoning = False
         choices = chunk.get("choices")
-        for raw in choices if isinstance(choices, list) else ():
+        for raw in choices if isinstance(choices, list) else ():  # [] : annotations or usage
             if not isinstance(raw, dict):
                 continue
             index = raw.get("index", 0) if isinstance(raw.get("index"), int) else 0
@@ -365,44 +389,56 @@ class RequestRecord:
                 piece = delta.get("content")
                 if isinstance(piece, str) and piece:
                     choice.content += piece
-                    has_token = True
+                    has_answer = True
                 elif isinstance(piece, list):  # content parts in a delta (rare)
                     text = _text(piece)
                     if text:
                         choice.content += text
-                        has_token = True
+                        has_answer = True
                 if not _ROLE_CONTENT.issuperset(delta):  # skip for the common delta
-                    reasoning = delta.get("reasoning") or delta.get("reasoning_content")
-                    if isinstance(reasoning, str) and reasoning:
+                    reasoning, encrypted = _reasoning(delta)
+                    if reasoning or encrypted:
                         choice.reasoning += reasoning
-                        has_token = True
+                        choice.encrypted_reasoning += encrypted
+                        has_reasoning = True
                     refusal = delta.get("refusal")
                     if isinstance(refusal, str) and refusal:
                         choice.refusal += refusal
-                        has_token = True
+                        has_answer = True
                     calls = delta.get("tool_calls")
                     if isinstance(calls, list) and calls:
                         _merge_tool_calls(choice, calls)
-                        has_token = True
+                        has_answer = True
             reason = raw.get("finish_reason")
-            if reason is not None:
+            if reason is not None and reason != "":  # some servers send "" for "not yet"
                 choice.finish_reason = reason
                 choice.finish_count += 1
-        if has_token:
+        if has_answer or has_reasoning:
             if self.t_first_token_ns is None:
                 self.t_first_token_ns = t_ns
+            if has_answer and self.t_first_answer_ns is None:
+                self.t_first_answer_ns = t_ns
             self.t_last_token_ns = t_ns
             self.content_times_ns.append(t_ns)
 
     def _count_tokens(self) -> None:
+        choices = self.choices.values()
+        reasoning = "".join(c.reasoning for c in choices)
+        details = (self.usage or {}).get("completion_tokens_details")
+        reported = details.get("reasoning_tokens") if isinstance(details, dict) else None
+        if _is_count(reported):
+            self.reasoning_tokens = reported
+        elif any(c.encrypted_reasoning for c in choices):
+            self.reasoning_tokens = None  # no text to estimate from
+        else:
+            self.reasoning_tokens = estimate_tokens(reasoning)
         completion = self.usage.get("completion_tokens") if self.usage else None
-        if isinstance(completion, int) and not isinstance(completion, bool):
+        if _is_count(completion):
             self.output_tokens = completion
             self.token_source = "usage"
             return
-        text = "".join(
-            c.content + c.reasoning + c.refusal + "".join(_arguments(t) for t in c.tool_calls)
-            for c in self.choices.values()
+        text = reasoning + "".join(
+            c.content + c.refusal + "".join(_arguments(t) for t in c.tool_calls) for c in choices
         )
         self.output_tokens = estimate_tokens(text)
         self.token_source = "estimate" if text else "none"
@@ -475,7 +511,7 @@ class RequestRecord:
             elif "error" in self.json:
                 self.error_class = ErrorClass.MIDSTREAM_ERROR
                 self.error_detail = f"error in a 2xx body: {_error_message(self.json['error'])}"
-            elif not self.choices:
+            elif not self.choices and self.method == "POST":  # a GET lists, never answers
                 self.error_class = ErrorClass.EMPTY_RESPONSE
                 kind = type(self.json.get("choices")).__name__
                 self.error_detail = f"2xx body has no usable choice (choices: {kind})"
@@ -529,36 +565,109 @@ def _error_message(payload: Any) -> str:
     return _short(payload)[:200]
 
 
-def _merge_tool_calls(choice: AssembledChoice, deltas: list[Any]) -> None:
-    """Assemble streamed tool-call deltas by ``index`` (arguments are concatenated).
+def _is_count(value: Any) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
-    A delta without ``index`` (seen from some Gemini adapters) is merged into the call with
-    the same id, else appended; the tool_call_index check reports it.
+
+_REASONING_TEXT = ("reasoning_content", "reasoning")  # DeepSeek / vLLM; OpenRouter
+
+
+def _reasoning(container: dict[str, Any]) -> tuple[str, int]:
+    """A delta's or message's reasoning in any dialect: (text, encrypted entries).
+
+    ``reasoning_content`` (DeepSeek, vLLM) or ``reasoning`` (OpenRouter) carry the text; some
+    servers send both with the same text, so the first non-empty one is taken, never both.
+    ``reasoning_details`` (OpenRouter) is read only when neither is there, since OpenRouter
+    repeats the same text in it: entries of type ``reasoning.text`` (``text``),
+    ``reasoning.summary`` (``summary``) or ``reasoning.encrypted`` (``data``, no readable
+    text: counted, so that an encrypted-only thinking phase still marks the first token).
     """
+    for key in _REASONING_TEXT:
+        value = container.get(key)
+        if isinstance(value, str) and value:
+            return value, 0
+    details = container.get("reasoning_details")
+    if not isinstance(details, list) or not details:
+        return "", 0
+    parts: list[str] = []
+    encrypted = 0
+    for detail in details:
+        if not isinstance(detail, dict):
+            continue
+        text = detail.get("text")
+        if not (isinstance(text, str) and text):
+            text = detail.get("summary")
+        if isinstance(text, str) and text:
+            parts.append(text)
+        elif detail.get("data") or str(detail.get("type", "")).endswith("encrypted"):
+            encrypted += 1
+    return "".join(parts), encrypted
+
+
+def delta_has_output(delta: Any) -> bool:
+    """Whether a stream delta carries output: content, reasoning (any dialect, encrypted
+    included), a refusal or a tool call; the rule TTFT is timed by. A role-only delta, an
+    empty one and LiteLLM's ``{"delta": {}}`` on the usage chunk carry none."""
+    if not isinstance(delta, dict):
+        return False
+    if _text(delta.get("content")):
+        return True
+    refusal = delta.get("refusal")
+    calls = delta.get("tool_calls")
+    return (
+        (isinstance(refusal, str) and bool(refusal))
+        or (isinstance(calls, list) and bool(calls))
+        or any(_reasoning(delta))
+    )
+
+
+def _merge_tool_calls(choice: AssembledChoice, deltas: list[Any]) -> None:
+    """Assemble streamed tool-call deltas into calls, in each dialect seen in the wild.
+
+    * OpenAI: every delta carries ``index``; a call's first delta also ``id``, ``type`` and
+      the function name, later ones argument fragments (null fields may be left out).
+    * Gemini's OpenAI-compatible endpoint: no ``index``. A delta with an ``id`` (or, without
+      one, a function name) starts a call; a delta with neither continues the call begun
+      last.
+    * A server that reuses one ``index`` for parallel calls: a delta whose ``id`` differs
+      from the id of the call at that index starts a new call.
+
+    ``name`` and ``arguments`` fragments are concatenated. The ``tool_call_index`` check
+    reports missing and repeated indexes; assembly never depends on them being right.
+    """
+    calls = choice.tool_calls
     for delta in deltas:
         if not isinstance(delta, dict):
             continue
         index = delta.get("index")
+        if not isinstance(index, int) or isinstance(index, bool):
+            index = None
+        call_id = delta.get("id") if isinstance(delta.get("id"), str) else None
+        raw_function = delta.get("function")
+        function = raw_function if isinstance(raw_function, dict) else {}
+        name = function.get("name") if isinstance(function.get("name"), str) else ""
         target = None
-        if isinstance(index, int):
-            target = next((c for c in choice.tool_calls if c.get("index") == index), None)
-        elif delta.get("id"):
-            target = next((c for c in choice.tool_calls if c.get("id") == delta["id"]), None)
+        if index is not None:
+            target = next((c for c in reversed(calls) if c["index"] == index), None)
+            if target is not None and call_id and target["id"] and target["id"] != call_id:
+                target = None  # the index is reused by another call
+        elif call_id:
+            target = next((c for c in reversed(calls) if c["id"] == call_id), None)
+        elif calls and (not name or not calls[-1]["function"]["name"]):
+            target = calls[-1]  # an index-less, id-less fragment continues the last call
         if target is None:
             target = {
-                "index": index if isinstance(index, int) else len(choice.tool_calls),
+                "index": index if index is not None else len(calls),
                 "id": None,
                 "type": None,
                 "function": {"name": "", "arguments": ""},
             }
-            choice.tool_calls.append(target)
-        if delta.get("id"):
-            target["id"] = delta["id"]
+            calls.append(target)
+        if call_id:
+            target["id"] = call_id
         if delta.get("type"):
             target["type"] = delta["type"]
-        function = delta.get("function")
-        if isinstance(function, dict):
-            if isinstance(function.get("name"), str):
-                target["function"]["name"] += function["name"]
-            if isinstance(function.get("arguments"), str):
-                target["function"]["arguments"] += function["arguments"]
+        if name:
+            target["function"]["name"] += name
+        if isinstance(function.get("arguments"), str):
+            target["function"]["arguments"] += function["arguments"]

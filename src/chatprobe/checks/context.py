@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CheckContext",
+    "annotation_chunk",
     "as_list",
     "document",
     "error_response",
@@ -99,6 +100,20 @@ def plain_success(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
 
 def error_response(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
     return record.status is not None and record.status >= 400
+
+
+def annotation_chunk(record: RequestRecord) -> int | None:
+    """0 when the stream opens with a prompt-annotation chunk, else None.
+
+    Azure sends ``choices: []`` with ``prompt_filter_results`` (and an empty ``id``,
+    ``object`` and ``model``, ``created: 0``) before the completion's first chunk; DESIGN
+    lists it among tolerated first chunks. A leading ``choices: []`` chunk without usage is
+    taken for one.
+    """
+    chunks = record.chunks
+    if chunks and chunks[0].get("choices") == [] and not isinstance(chunks[0].get("usage"), dict):
+        return 0
+    return None
 
 
 # ---------------------------------------------------------------------- the document

@@ -23,7 +23,7 @@ from typing import Any
 
 from chatprobe.checks.context import CheckContext
 from chatprobe.checks.findings import MAX_PROBLEMS, Finding
-from chatprobe.checks.registry import registered
+from chatprobe.checks.registry import CHAT, registered
 from chatprobe.record import RequestRecord
 from chatprobe.scrub import scrub_text
 
@@ -87,6 +87,7 @@ def evaluate(
     }
     expected = set(case.expect.fails)
     disabled = set(ctx.profile.disabled_checks)
+    endpoint = getattr(case, "endpoint", CHAT)
     results: dict[str, CheckResult] = {}
     problems: list[str] = []
     for name, chk in registered().items():
@@ -95,6 +96,11 @@ def evaluate(
             continue
         if not case.expect.enabled(name):
             results[name] = CheckResult(name, "skip", reason="switched off by the suite")
+            continue
+        if endpoint not in chk.endpoints:
+            results[name] = CheckResult(name, "skip", reason=f"not about the {endpoint} endpoint")
+            if name in expected:
+                problems.append(f"expected check {name} to fail, but it did not apply")
             continue
         try:
             applies = chk.applies(ctx, record, case)

@@ -5,6 +5,11 @@ A check is a plain function ``(ctx, record, case) -> Iterable[Problem]`` decorat
 (an OpenAI reference path, a seed file, a DESIGN.md fact). ``applies`` decides whether the
 check has anything to say about a record (a stream check on a plain response is *skipped*,
 not passed). Profiles and suites switch checks off and declare deviations by name.
+
+``endpoints`` names the API endpoints a check judges (:data:`ENDPOINTS`): most checks are
+about chat completions; HTTP-level and error-envelope checks judge any endpoint, and
+``models_list_model`` only ``GET /models``. A case's ``endpoint`` (``request.endpoint`` in a
+suite) decides which apply; the others are skipped.
 """
 
 from __future__ import annotations
@@ -20,7 +25,22 @@ if TYPE_CHECKING:
     from chatprobe.checks.context import CheckContext
     from chatprobe.record import RequestRecord
 
-__all__ = ["Check", "CheckFn", "check", "get_check", "registered"]
+__all__ = [
+    "ANY_ENDPOINT",
+    "CHAT",
+    "ENDPOINTS",
+    "MODELS",
+    "Check",
+    "CheckFn",
+    "check",
+    "get_check",
+    "registered",
+]
+
+CHAT = "chat"  # POST <base>/chat/completions
+MODELS = "models"  # GET <base>/models
+ENDPOINTS = (CHAT, MODELS)
+ANY_ENDPOINT = frozenset(ENDPOINTS)
 
 CheckFn = Callable[["CheckContext", "RequestRecord", Any], Iterable[Problem] | None]
 Applies = Callable[["CheckContext", "RequestRecord", Any], bool]
@@ -36,6 +56,7 @@ class Check:
     source: str
     applies: Applies
     description: str
+    endpoints: frozenset[str] = frozenset({CHAT})
 
     def describe(self) -> dict[str, str]:
         return {
@@ -50,9 +71,17 @@ def _always(ctx: Any, record: Any, case: Any) -> bool:
 
 
 def check(
-    *, severity: Severity | str, source: str, applies: Applies = _always, name: str | None = None
+    *,
+    severity: Severity | str,
+    source: str,
+    applies: Applies = _always,
+    name: str | None = None,
+    endpoints: Iterable[str] = (CHAT,),
 ) -> Callable[[CheckFn], CheckFn]:
-    """Register the decorated function as a check named after it."""
+    """Register the decorated function as a check named after it (judging ``endpoints``)."""
+    judged = frozenset(endpoints)
+    if not judged or not judged <= ANY_ENDPOINT:
+        raise ValueError(f"endpoints must be among {ENDPOINTS}, got {sorted(judged)}")
 
     def register(func: CheckFn) -> CheckFn:
         key = name or func.__name__
@@ -66,6 +95,7 @@ def check(
             source=source,
             applies=applies,
             description=doc[0] if doc else key,
+            endpoints=judged,
         )
         return func
 

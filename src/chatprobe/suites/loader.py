@@ -260,8 +260,16 @@ class _Loader:
         self.models_of(models, providers, models_where)
         self.request(case.get("request"), (*where, "request"))
         self.expect(case.get("expect"), (*where, "expect"))
-        if "raw_body" in (case.get("request") or {}) and "body" in (case.get("request") or {}):
+        own = case.get("request") or {}
+        if "raw_body" in own and "body" in own:
             raise self.err("give body or raw_body, not both", (*where, "request", "raw_body"))
+        if own.get("endpoint") == "models":
+            for key in ("body", "raw_body", "stream", "fault"):
+                if key in own:
+                    raise self.err(
+                        "a models case sends GET /models: no body, stream or fault",
+                        (*where, "request", key),
+                    )
         overrides = case.get("overrides") or {}
         for provider, override in overrides.items():
             owhere: _Where = (*where, "overrides", str(provider))
@@ -325,9 +333,12 @@ class _Loader:
     ) -> CaseRun:
         model_id = profile.model(model).id
         body = raw = None
+        endpoint = request.get("endpoint", "chat")
+        if endpoint != "chat":  # GET /models: no body (the defaults' body is for chat cases)
+            request = {k: v for k, v in request.items() if k in ("headers", "api_key")}
         if "raw_body" in request:
             raw = _fill(request["raw_body"], model_id).encode("utf-8")
-        else:
+        elif endpoint == "chat":
             body = _fill(copy.deepcopy(request.get("body") or {}), model_id)
             body.setdefault("model", model_id)
             if "stream" in request:
@@ -354,6 +365,7 @@ class _Loader:
             xfail=override.get("xfail"),
             deviations=dict(override.get("deviations") or {}),
             profile=self.refs.get(provider, ""),
+            endpoint=endpoint,
         )
 
 

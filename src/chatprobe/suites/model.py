@@ -133,6 +133,7 @@ class CaseRun:
     xfail: str | None = None
     deviations: Mapping[str, str] = field(default_factory=dict)
     profile: str = ""  # a profile file for a provider not shipped; "" -> by provider name
+    endpoint: str = "chat"  # chat: POST /chat/completions; models: GET /models (no body)
 
     @property
     def profile_ref(self) -> str:

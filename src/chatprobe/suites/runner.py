@@ -283,13 +283,17 @@ class Runner:
         with ChatClient(
             target, api_key=None, timeouts=self.config.timeouts, http=self._http
         ) as client:
-            record = client.chat(
-                case.sent_body or {},
-                headers=headers,
-                api_key=key,
-                raw_body=case.raw_body,
-            )
+            if case.endpoint == "models":
+                record = client.list_models(headers=headers, api_key=key)
+            else:
+                record = client.chat(
+                    case.sent_body or {},
+                    headers=headers,
+                    api_key=key,
+                    raw_body=case.raw_body,
+                )
         record.model = case.model
+        record.model_id = record.model_id or case.model_id
         return record
 
     def _judge(

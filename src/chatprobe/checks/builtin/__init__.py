@@ -6,6 +6,6 @@ Sources are cited in each check's ``source``: ``OpenAI ref`` is
 ``profile`` a field of ``specs/providers/<name>.yaml``.
 """
 
-from chatprobe.checks.builtin import content, envelope, expect, http, schema, stream
+from chatprobe.checks.builtin import content, envelope, expect, http, models, schema, stream
 
-__all__ = ["content", "envelope", "expect", "http", "schema", "stream"]
+__all__ = ["content", "envelope", "expect", "http", "models", "schema", "stream"]

@@ -171,24 +171,53 @@ def _streamed_tool_calls(ctx: CheckContext, record: RequestRecord, case: Any) ->
 @check(
     severity=Severity.ERROR,
     source=f"{REF}/ChatCompletionMessageToolCallChunk (index required); DESIGN 'tool-call delta "
-    "assembly (index present)'",
+    "assembly (index present)' and de-facto tool calls (Gemini's endpoint sends no index)",
     applies=_streamed_tool_calls,
 )
 def tool_call_index(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
-    """Every streamed tool-call delta carries an integer index."""
+    """Every streamed tool-call delta carries an integer index, one index per call.
+
+    One finding per choice: the calls are assembled without the index (see
+    ``record._merge_tool_calls``), so a missing index costs a client that relies on it, not
+    the measurement, and the other tool-call checks judge the assembled calls.
+    """
+    missing: dict[int, list[tuple[str, Any]]] = {}
+    total: dict[int, int] = {}
     for i, chunk in enumerate(record.chunks):
         for j, choice in enumerate(as_list(chunk.get("choices"))):
             delta = choice.get("delta") if isinstance(choice, dict) else None
             calls = delta.get("tool_calls") if isinstance(delta, dict) else None
+            owner = choice.get("index", 0) if isinstance(choice, dict) else 0
+            owner = owner if isinstance(owner, int) else 0
             for k, call in enumerate(as_list(calls)):
+                total[owner] = total.get(owner, 0) + 1
                 index = call.get("index") if isinstance(call, dict) else None
                 if not isinstance(index, int) or isinstance(index, bool):
-                    yield Problem(
-                        "tool-call delta without an integer index",
-                        path=f"/chunks/{i}/choices/{j}/delta/tool_calls/{k}/index",
-                        received=index,
-                        documented="an integer",
-                    )
+                    pointer = f"/chunks/{i}/choices/{j}/delta/tool_calls/{k}/index"
+                    missing.setdefault(owner, []).append((pointer, index))
+    for owner, where in sorted(missing.items()):
+        pointer, value = where[0]
+        yield Problem(
+            f"{len(where)} of {total[owner]} tool-call deltas of choice {owner} carry no "
+            "integer index",
+            path=pointer,
+            received=value,
+            documented="an integer index on every delta",
+        )
+    for j, (owner, choice) in enumerate(sorted(record.choices.items())):
+        if owner in missing:
+            continue  # indexes were assigned by assembly, not sent
+        seen: dict[Any, str | None] = {}
+        for k, call in enumerate(choice.tool_calls):
+            if call.get("index") in seen:
+                yield Problem(
+                    f"two tool calls of choice {owner} share index {call.get('index')}",
+                    path=f"/choices/{j}/tool_calls/{k}/index",
+                    received=[seen[call.get("index")], call.get("id")],
+                    documented="one index per call",
+                )
+                break
+            seen[call.get("index")] = call.get("id")
 
 
 def _tool_calls(
@@ -390,8 +419,7 @@ def _max_tokens_case(ctx: CheckContext, record: RequestRecord, case: Any) -> boo
 def max_tokens_honoured(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """No more completion tokens than max_tokens allows (per choice)."""
     limit = _limit(case) or 0
-    n = (case.sent_body or {}).get("n")
-    choices = n if isinstance(n, int) and n > 1 else 1
+    choices = _choices_asked(case)
     completion = (record.usage or {})["completion_tokens"]
     if completion > limit * choices:
         yield Problem(
@@ -400,6 +428,48 @@ def max_tokens_honoured(ctx: CheckContext, record: RequestRecord, case: Any) -> 
             received=completion,
             documented=f"<= {limit:g}" + (f" x {choices} choices" if choices > 1 else ""),
         )
+
+
+def _choices_asked(case: Any) -> int:
+    n = (case.sent_body or {}).get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
+
+def _limit_reached(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
+    """Every choice used up max_tokens exactly (usage counts the tokens of all choices)."""
+    if not _max_tokens_case(ctx, record, case) or any("error" in c for c in record.chunks):
+        return False
+    completion = (record.usage or {})["completion_tokens"]
+    return bool(completion == (_limit(case) or 0) * _choices_asked(case))
+
+
+@check(
+    severity=Severity.ERROR,
+    source=f"{REF}/CreateChatCompletionResponse/properties/choices/items/properties/"
+    "finish_reason ('length if the maximum number of tokens specified in the request was "
+    "reached'); DESIGN 'max_tokens honoured'",
+    applies=_limit_reached,
+)
+def max_tokens_finish_length(
+    ctx: CheckContext, record: RequestRecord, case: Any
+) -> Iterator[Problem]:
+    """A choice that used up max_tokens finishes with `length`.
+
+    Judged when the completion has exactly max_tokens tokens per choice; more than that is
+    ``max_tokens_honoured``'s finding. A reader of ``finish_reason: "stop"`` takes the
+    answer for complete when the limit cut it. (A model that ends by itself on exactly the
+    last allowed token would be flagged too: rare, and then the server cannot tell either.)
+    """
+    plain = plain_success(ctx, record, case)
+    for j in range(len(record.choices)):
+        pointer, reason = _choice_finish(record, plain, j)
+        if reason != "length":
+            yield Problem(
+                f"max_tokens ({_limit(case):g}) was used up but the choice finished {reason!r}",
+                path=pointer,
+                received=reason,
+                documented="length",
+            )
 
 
 def _stops(case: Any) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 from chatprobe.checks.context import CheckContext, document
 from chatprobe.checks.findings import Problem, Severity
 from chatprobe.checks.match import evaluate
-from chatprobe.checks.registry import check
+from chatprobe.checks.registry import ANY_ENDPOINT, check
 from chatprobe.record import RequestRecord
 
 
@@ -20,6 +20,7 @@ def _has_rules(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
     severity=Severity.ERROR,
     source="the case's expect.match rules (suite file)",
     applies=_has_rules,
+    endpoints=ANY_ENDPOINT,
 )
 def field_match(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """The response meets the case's field rules (type, regex, equals, contains, range, length)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from chatprobe.checks.context import CheckContext, streamed, success
 from chatprobe.checks.findings import Problem, Severity
-from chatprobe.checks.registry import check
+from chatprobe.checks.registry import ANY_ENDPOINT, check
 from chatprobe.record import ErrorClass, RequestRecord
 
 OPENAI_REF = "OpenAI ref #/paths/~1chat~1completions/post/responses"
@@ -34,6 +34,7 @@ def _has_status(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
 @check(
     severity=Severity.CRITICAL,
     source="DESIGN 'Checks worth having'; record.py ErrorClass (transport and truncation classes)",
+    endpoints=ANY_ENDPOINT,
 )
 def response_complete(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """The exchange completed: no transport failure, timeout or truncated body/stream."""
@@ -62,7 +63,12 @@ def status_documented(ctx: CheckContext, record: RequestRecord, case: Any) -> It
         )
 
 
-@check(severity=Severity.ERROR, source=f"{OPENAI_REF} (only '200' is declared)", applies=success)
+@check(
+    severity=Severity.ERROR,
+    source=f"{OPENAI_REF} (only '200' is declared)",
+    applies=success,
+    endpoints=ANY_ENDPOINT,
+)
 def status_openai(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """A successful response has status 200, the only success OpenAI declares."""
     if record.status != 200:
@@ -71,9 +77,28 @@ def status_openai(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterat
         )
 
 
-@check(severity=Severity.ERROR, source="the case's expect.status (suite file)", applies=_has_status)
+def _auth_case(case: Any) -> bool:
+    """A case that sends a wrong or no key: its status is auth_401's to judge."""
+    return case.api_key in ("invalid", "missing")
+
+
+def _status_to_judge(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
+    if record.status is None:
+        return False
+    return not (_auth_case(case) and case.expect.status.allowed(ctx.profile) == (401,))
+
+
+@check(
+    severity=Severity.ERROR,
+    source="the case's expect.status (suite file)",
+    applies=_status_to_judge,
+    endpoints=ANY_ENDPOINT,
+)
 def expected_status(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
-    """The HTTP status is the one the case expects (default: the documented success status)."""
+    """The HTTP status is the one the case expects (default: the documented success status).
+
+    A bad-key or missing-key case that expects 401 is judged by ``auth_401`` alone.
+    """
     expect = case.expect.status
     if not expect.allows(record.status, ctx.profile):
         detail = f": {record.error_detail}" if record.error_detail else ""
@@ -90,6 +115,7 @@ def expected_status(ctx: CheckContext, record: RequestRecord, case: Any) -> Iter
     source=f"{OPENAI_REF}/200/content (application/json, text/event-stream); "
     "DESIGN error envelopes",
     applies=_has_status,
+    endpoints=ANY_ENDPOINT,
 )
 def content_type(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """Plain answers and errors are application/json; streamed answers text/event-stream."""
@@ -110,6 +136,7 @@ def content_type(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterato
     severity=Severity.ERROR,
     source="OpenAI ref #/components/schemas (every body and data payload is a JSON object)",
     applies=_has_status,
+    endpoints=ANY_ENDPOINT,
 )
 def json_body(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """Bodies and stream data payloads are JSON objects."""
@@ -149,7 +176,7 @@ def _is_json_object(text: str) -> bool:
 
 
 def _bad_key(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
-    return record.status is not None and case.api_key in ("invalid", "missing")
+    return record.status is not None and _auth_case(case)
 
 
 @check(
@@ -157,6 +184,7 @@ def _bad_key(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
     source="DESIGN 'missing/bad key -> 401'; OpenRouter errors (401); "
     "OpenAI ref security ApiKeyAuth",
     applies=_bad_key,
+    endpoints=ANY_ENDPOINT,
 )
 def auth_401(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """A missing or wrong API key is refused with 401."""
@@ -170,7 +198,14 @@ def auth_401(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Pr
 
 
 def _client_error_case(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
-    return record.status is not None and case.expect.status.client_error and not case.fault
+    """A case whose request the documentation rejects; a valid body sent with a wrong or no
+    key is not one (auth_401 judges it)."""
+    return (
+        record.status is not None
+        and case.expect.status.client_error
+        and not case.fault
+        and not _auth_case(case)
+    )
 
 
 @check(
@@ -209,6 +244,7 @@ def _is_429(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
     source="OpenAI ref #/components/responses/TooManyRequests/headers/Retry-After (integer >= 1); "
     "DESIGN OpenRouter facts (Retry-After on 429/503)",
     applies=_is_429,
+    endpoints=ANY_ENDPOINT,
 )
 def retry_after_429(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
     """A 429 carries Retry-After: whole seconds (>= 1) or an HTTP date."""

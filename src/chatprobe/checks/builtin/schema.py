@@ -10,6 +10,7 @@ from typing import Any
 from chatprobe import specs
 from chatprobe.checks.context import (
     CheckContext,
+    annotation_chunk,
     as_list,
     has_kind,
     plain_success,
@@ -59,8 +60,12 @@ def strict_response_schema(
 
 
 def _provider_level(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
-    return success(ctx, record, case) and (
-        has_kind(ctx.level, "chunk") or has_kind(ctx.level, "response")
+    """A provider level of its own: for an ``openai-strict`` provider (every ``--base-url``
+    endpoint) ``strict_response_schema`` already says everything, once."""
+    return (
+        success(ctx, record, case)
+        and ctx.level != ctx.strict_level
+        and (has_kind(ctx.level, "chunk") or has_kind(ctx.level, "response"))
     )
 
 
@@ -83,14 +88,28 @@ def provider_response_schema(
     applies=success,
 )
 def object_constant(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
-    """`object` is chat.completion (plain) or chat.completion.chunk (every chunk)."""
+    """`object` is chat.completion (plain) or chat.completion.chunk (every chunk).
+
+    On a leading prompt-annotation chunk (Azure: ``object: ""``) a warning.
+    """
+    annotation = _annotation_pointer(record)
     for kind, pointer, payload in _payloads(ctx, record, case):
         want = "chat.completion" if kind == "response" else "chat.completion.chunk"
         got = payload.get("object") if isinstance(payload, dict) else None
         if got != want:
+            leading = pointer == annotation
             yield Problem(
-                "wrong object type", path=f"{pointer}/object", received=got, documented=want
+                "wrong object type" + (" on the prompt-annotation chunk" if leading else ""),
+                path=f"{pointer}/object",
+                received=got,
+                documented=want,
+                severity=Severity.WARNING if leading else None,
             )
+
+
+def _annotation_pointer(record: RequestRecord) -> str | None:
+    index = annotation_chunk(record)
+    return None if index is None else f"/chunks/{index}"
 
 
 @check(
@@ -100,15 +119,21 @@ def object_constant(ctx: CheckContext, record: RequestRecord, case: Any) -> Iter
     applies=success,
 )
 def id_present(ctx: CheckContext, record: RequestRecord, case: Any) -> Iterator[Problem]:
-    """Every completion and chunk has a non-empty string id."""
+    """Every completion and chunk has a non-empty string id.
+
+    On a leading prompt-annotation chunk (Azure: ``id: ""``) a warning.
+    """
+    annotation = _annotation_pointer(record)
     for _, pointer, payload in _payloads(ctx, record, case):
         value = payload.get("id") if isinstance(payload, dict) else None
         if not isinstance(value, str) or not value.strip():
+            leading = pointer == annotation
             yield Problem(
-                "missing or empty id",
+                "missing or empty id" + (" on the prompt-annotation chunk" if leading else ""),
                 path=f"{pointer}/id",
                 received=value,
                 documented="a non-empty string",
+                severity=Severity.WARNING if leading else None,
             )
 
 

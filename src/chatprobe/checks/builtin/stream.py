@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from chatprobe.checks.context import CheckContext, as_list, streamed, success
+from chatprobe.checks.context import CheckContext, annotation_chunk, as_list, streamed, success
 from chatprobe.checks.findings import Problem, Severity, excerpt
 from chatprobe.checks.registry import check
-from chatprobe.record import RequestRecord
+from chatprobe.record import RequestRecord, delta_has_output
 from chatprobe.sse import Comment, ServerSentEvent
 
 STREAM_REF = "OpenAI ref #/components/schemas/CreateChatCompletionStreamResponse"
@@ -102,9 +102,16 @@ def stream_done_last(ctx: CheckContext, record: RequestRecord, case: Any) -> Ite
 def stream_same_id_created(
     ctx: CheckContext, record: RequestRecord, case: Any
 ) -> Iterator[Problem]:
-    """Every chunk carries the same id and created as the first."""
+    """Every chunk carries the same id and created as the first.
+
+    A leading prompt-annotation chunk (Azure's ``choices: []`` with an empty id) is not part
+    of the completion: the completion's first chunk is the reference.
+    """
     first: dict[str, Any] | None = None
+    skip = annotation_chunk(record)
     for i, chunk in _content_chunks(record):
+        if i == skip:
+            continue
         if first is None:
             first = chunk
             continue
@@ -128,60 +135,90 @@ def stream_same_id_created(
 @check(
     severity=Severity.ERROR,
     source=f"{STREAM_REF}/properties/choices/items (finish_reason null until the last chunk of "
-    "the choice); DESIGN 'exactly one terminal finish_reason per choice'",
+    "the choice); DESIGN 'exactly one terminal finish_reason per choice' and 'some proxies put "
+    "it on every chunk'",
     applies=streamed,
 )
 def stream_one_finish_reason(
     ctx: CheckContext, record: RequestRecord, case: Any
 ) -> Iterator[Problem]:
-    """Each choice gets exactly one non-null finish_reason, on its last chunk."""
-    finishes: dict[int, list[int]] = {}
-    last_seen: dict[int, int] = {}
+    """Each choice gets exactly one non-null finish_reason, on its last chunk.
+
+    One finding per choice and kind. A proxy that repeats the same finish_reason on trailing
+    chunks with no output (the usage chunk, say) deviates at warning level: the answer is
+    whole and every reader sees the same reason. Output after a finish_reason, or a
+    different second reason, is an error: a client that stops at the first finish_reason
+    loses the rest, or cannot tell why the choice ended.
+    """
+    # choice index -> [(chunk i, position j in choices, finish_reason, carries output)]
+    seen: dict[int, list[tuple[int, int, Any, bool]]] = {}
     for i, chunk in enumerate(record.chunks):
         for j, choice in enumerate(as_list(chunk.get("choices"))):
             if not isinstance(choice, dict):
                 continue
             index = choice.get("index", 0) if isinstance(choice.get("index"), int) else 0
-            if index in finishes and finishes[index] and _has_delta(choice):
-                yield Problem(
-                    f"choice {index} continues after its finish_reason",
-                    path=f"/chunks/{i}/choices/{j}/delta",
-                    received=choice.get("delta"),
-                    documented="no deltas after finish_reason",
-                )
-            last_seen[index] = i
-            finishes.setdefault(index, [])
-            if choice.get("finish_reason") is not None:
-                finishes[index].append(i)
-    if not finishes:
+            reason = choice.get("finish_reason")
+            output = delta_has_output(choice.get("delta"))
+            seen.setdefault(index, []).append((i, j, reason, output))
+    if not seen:
         yield Problem(
             "stream carried no choices",
             path="/chunks",
             received=len(record.chunks),
             documented="at least one choice with a finish_reason",
         )
-    for index, where in sorted(finishes.items()):
-        if not where:
+    for index, entries in sorted(seen.items()):
+        finishes = [k for k, (_, _, reason, _) in enumerate(entries) if reason not in (None, "")]
+        if not finishes:
             yield Problem(
                 f"choice {index} never got a finish_reason",
-                path=f"/chunks/{last_seen[index]}/choices",
+                path=f"/chunks/{entries[-1][0]}/choices",
                 received=None,
                 documented="one non-null finish_reason",
             )
-        for extra in where[1:]:
+            continue
+        first = finishes[0]
+        reason = entries[first][2]
+        after = entries[first + 1 :]
+        continued = [(i, j) for i, j, _, output in after if output]
+        if continued:
+            i, j = continued[0]
             yield Problem(
-                f"choice {index} got more than one finish_reason",
-                path=f"/chunks/{extra}/choices",
-                received=len(where),
+                f"choice {index} continues after its finish_reason ({len(continued)} chunks "
+                "with output follow it)",
+                path=f"/chunks/{i}/choices/{j}/delta",
+                received=record.chunks[i]["choices"][j].get("delta"),
+                documented="no deltas after finish_reason",
+            )
+        repeats = [(i, j, r) for i, j, r, _ in after if r not in (None, "")]
+        if not repeats:
+            continue
+        others = sorted({str(r) for _, _, r in repeats if r != reason})
+        i, j, _ = repeats[0]
+        if others:
+            yield Problem(
+                f"choice {index} got more than one finish_reason ({reason!r}, then "
+                f"{', '.join(repr(r) for r in others)})",
+                path=f"/chunks/{i}/choices/{j}/finish_reason",
+                received=len(repeats) + 1,
                 documented=1,
             )
-
-
-def _has_delta(choice: dict[str, Any]) -> bool:
-    delta = choice.get("delta")
-    if not isinstance(delta, dict):
-        return False
-    return any(delta.get(k) for k in ("content", "tool_calls", "reasoning", "refusal"))
+        elif not continued:
+            yield Problem(
+                f"choice {index} repeats finish_reason {reason!r} on {len(repeats)} trailing "
+                "chunk(s) without output",
+                path=f"/chunks/{i}/choices/{j}/finish_reason",
+                received=len(repeats) + 1,
+                documented=1,
+                severity=Severity.WARNING,
+            )
+        else:
+            yield Problem(
+                f"choice {index} got more than one finish_reason",
+                path=f"/chunks/{i}/choices/{j}/finish_reason",
+                received=len(repeats) + 1,
+                documented=1,
+            )
 
 
 def _usage_expected(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
@@ -333,3 +370,90 @@ def midstream_error_shape(ctx: CheckContext, record: RequestRecord, case: Any) -
                     received=reasons,
                     documented=["error"],
                 )
+
+
+GRANULARITY_MIN_TOKENS = 8
+"""Answers shorter than this (completion tokens, or content chunks without usage) are not
+judged by ``stream_chunk_granularity``: too few chunks to show a pattern."""
+SPLIT_BELOW = 0.8
+"""Fewer completion tokens per output chunk than this: the server splits tokens across
+chunks (LiteLLM's mock: 19 tokens in 26 chunks of up to three characters, 0.73)."""
+BATCH_ABOVE = 4.0
+"""More completion tokens per output chunk than this: the server batches tokens."""
+ONE_CHARACTER_SHARE = 0.5
+"""At least this share of content chunks one character long: one character per chunk."""
+
+
+def _granularity_case(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
+    """A finished single-choice stream with output and no error event."""
+    return (
+        streamed(ctx, record, case)
+        and len(record.choices) == 1
+        and bool(record.content_times_ns)
+        and any(c.finish_reason for c in record.choices.values())
+        and not any("error" in c for c in record.chunks)
+    )
+
+
+@check(
+    severity=Severity.WARNING,
+    source="DESIGN 'Some servers stream one character per chunk, others batch many tokens per "
+    "chunk: ITL per token and chunk gaps are different distributions'; DESIGN Metrics (ITL = "
+    "(t_last - t_first) / (n - 1), chunk gaps kept separately); thresholds in "
+    "checks/builtin/stream.py (SPLIT_BELOW, BATCH_ABOVE, ONE_CHARACTER_SHARE)",
+    applies=_granularity_case,
+)
+def stream_chunk_granularity(
+    ctx: CheckContext, record: RequestRecord, case: Any
+) -> Iterator[Problem]:
+    """Output chunks carry about one token each: not single characters, not token batches.
+
+    Tokens per chunk = ``usage.completion_tokens`` / chunks with output (content, reasoning,
+    refusal or tool-call deltas). Below ``SPLIT_BELOW`` (0.8) the server splits tokens, and
+    one character per chunk (``ONE_CHARACTER_SHARE`` of the content chunks, judged without
+    usage too) is the extreme: chunk gaps then measure the server's slicing, not decoding.
+    Above ``BATCH_ABOVE`` (4) it batches tokens: chunk gaps are several tokens long, and ITL,
+    computed from chunk arrivals, is an average that hides the gaps inside each batch (a
+    whole answer in one chunk gives ITL 0). Answers under ``GRANULARITY_MIN_TOKENS`` (8) are
+    not judged. A warning: OpenAI does not define a chunk's size, but latency figures from
+    such a stream mean something else.
+    """
+    pieces = [
+        piece
+        for chunk in record.chunks
+        for choice in as_list(chunk.get("choices"))
+        if isinstance(choice, dict) and isinstance(choice.get("delta"), dict)
+        for piece in (choice["delta"].get("content"),)
+        if isinstance(piece, str) and piece
+    ]
+    single = sum(1 for piece in pieces if len(piece) == 1)
+    if len(pieces) >= GRANULARITY_MIN_TOKENS and single >= ONE_CHARACTER_SHARE * len(pieces):
+        yield Problem(
+            f"one character per chunk ({single} of {len(pieces)} content chunks are a single "
+            "character): chunk gaps measure the server's slicing, not token decoding",
+            path="/chunks",
+            received=f"{single}/{len(pieces)} one-character chunks",
+            documented="about one token per chunk",
+        )
+        return
+    if record.token_source != "usage" or record.output_tokens < GRANULARITY_MIN_TOKENS:
+        return
+    chunks = len(record.content_times_ns)
+    ratio = record.output_tokens / chunks
+    if ratio < SPLIT_BELOW:
+        yield Problem(
+            f"chunks split tokens: {chunks} output chunks for {record.output_tokens} completion "
+            f"tokens ({ratio:.2f} tokens per chunk); chunk gaps are not token gaps",
+            path="/chunks",
+            received=f"{ratio:.2f} tokens per chunk",
+            documented=f"about one token per chunk (>= {SPLIT_BELOW:g})",
+        )
+    elif ratio > BATCH_ABOVE:
+        yield Problem(
+            f"chunks batch tokens: {record.output_tokens} completion tokens in {chunks} output "
+            f"chunks ({ratio:.1f} per chunk); ITL is an average over chunk arrivals, the gaps "
+            "inside a batch are not seen",
+            path="/chunks",
+            received=f"{ratio:.1f} tokens per chunk",
+            documented=f"about one token per chunk (<= {BATCH_ABOVE:g})",
+        )
