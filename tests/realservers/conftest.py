@@ -26,7 +26,6 @@ from chatprobe.paths import project_root
 from chatprobe.sse import SSEDecoder
 
 from .servers import REQUIRE_ENV, SERVERS, RunningServer, ServerUnavailable, start
-from .verdicts import SCHEMA_PAIRS
 
 ROOT = project_root()
 KEY_VAR = "REALSERVER_API_KEY"
@@ -87,9 +86,8 @@ class Contract:
         return found[0]
 
     def checks(self, case: str) -> set[str]:
-        """Names of the checks with a finding on ``case``; a ``provider_*`` schema finding
-        counts under its ``strict_*`` name (issue 12 may keep either of the pair)."""
-        return {SCHEMA_PAIRS.get(f["check"], f["check"]) for f in self.result(case)["findings"]}
+        """Names of the checks with a finding on ``case``."""
+        return {f["check"] for f in self.result(case)["findings"]}
 
     def findings(self, case: str, check: str) -> list[dict[str, Any]]:
         return [f for f in self.result(case)["findings"] if f["check"] == check]

@@ -69,12 +69,8 @@ def test_check_gives_the_same_findings_twice(sut: ServerUnderTest) -> None:
         assert "connection_reset" not in json.dumps(contract.data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 6: for an openai-strict endpoint every schema problem is reported "
-    "twice, by strict_* and by provider_*",
-)
 def test_schema_findings_reported_once(sut: ServerUnderTest) -> None:
+    """For an openai-strict endpoint each schema problem is reported once (issue 12 item 6)."""
     repeated = []
     for result in sut.contract().data["results"]:
         seen: dict[tuple[str, str], str] = {}

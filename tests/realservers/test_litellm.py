@@ -109,14 +109,27 @@ def test_wire_models_lists_the_mock(litellm: ServerUnderTest) -> None:
 CASES = [
     ("errors::bad-key", {"auth_401"}, {"bad_request_4xx"}),
     ("errors::bad-key-stream", {"auth_401"}, {"bad_request_4xx"}),
-    # 401 with OpenAI's envelope: nothing to say about auth, status or the envelope's shape.
-    ("errors::missing-key", set(), {"auth_401", "expected_status", "strict_error_envelope"}),
+    # 401 with OpenAI's envelope, but "code": "401" and "param": "None".
+    (
+        "errors::missing-key",
+        {"error_code_documented", "error_param_null"},
+        {"auth_401", "expected_status", "strict_error_envelope", "bad_request_4xx"},
+    ),
     ("errors::top-p-too-high", {"bad_request_4xx"}, set()),
     ("errors::max-tokens-wrong-type", {"bad_request_4xx"}, set()),
-    ("errors::unknown-model", set(), {"bad_request_4xx", "expected_status"}),
-    ("errors::messages-missing", set(), {"bad_request_4xx", "strict_error_envelope"}),
+    ("errors::unknown-model", {"error_code_documented"}, {"bad_request_4xx", "expected_status"}),
+    (
+        "errors::messages-missing",
+        {"error_code_documented"},
+        {"bad_request_4xx", "strict_error_envelope", "error_param_null"},  # param "messages"
+    ),
     ("basic::hello", {"strict_response_schema"}, {"extra_fields", "usage_present"}),
-    ("basic::hello-stream", {"strict_response_schema", "stream_include_usage"}, set()),
+    (
+        "basic::hello-stream",
+        {"strict_response_schema", "stream_include_usage", "stream_chunk_granularity"},
+        {"provider_response_schema"},
+    ),
+    ("models::models-list", set(), {"models_list_model", "expected_status"}),
     ("streaming::stream-include-usage-false", set(), {"stream_include_usage"}),
     ("parameters::max-tokens-1", {"max_tokens_honoured", "field_match"}, set()),
     ("parameters::stop-list", {"stop_honoured"}, set()),
@@ -135,6 +148,12 @@ def test_check_findings_by_case(
     assert not absent & checks, f"{case}: unexpected {sorted(absent & checks)}"
 
 
+def test_check_chunk_granularity_names_the_split(litellm: ServerUnderTest) -> None:
+    """Three-character chunks: fewer usage tokens than content chunks, a warning."""
+    (finding,) = litellm.contract().findings("basic::hello-stream", "stream_chunk_granularity")
+    assert finding["severity"] == "warning" and "chunks split tokens" in finding["message"]
+
+
 def test_check_usage_chunk_finding_cites_the_choice(litellm: ServerUnderTest) -> None:
     (finding,) = litellm.contract().findings(
         "streaming::stream-include-usage", "stream_include_usage"
@@ -142,20 +161,11 @@ def test_check_usage_chunk_finding_cites_the_choice(litellm: ServerUnderTest) ->
     assert '[{"index":0,"delta":{}}]' in finding["message"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='issue 12 item 6: `param` is the string "None" in LiteLLM\'s 401 and no check flags it',
-)
 def test_check_flags_param_none(litellm: ServerUnderTest) -> None:
     findings = litellm.contract().result("errors::missing-key")["findings"]
     assert any((f.get("path") or "").endswith("/error/param") for f in findings), findings
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='issue 12 item 6: error `code` is the HTTP status as a string ("401", "400") '
-    "and no check flags it",
-)
 def test_check_flags_http_status_as_error_code(litellm: ServerUnderTest) -> None:
     contract = litellm.contract()
     for case in ("errors::missing-key", "errors::unknown-model"):

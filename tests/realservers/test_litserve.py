@@ -102,15 +102,22 @@ def test_wire_open_endpoint_any_model_no_models_route(litserve: ServerUnderTest)
 
 # Findings each case deserves (present) and must not carry (absent), by check name.
 CASES = [
-    ("errors::bad-key", {"auth_401"}, set()),
-    ("errors::missing-key", {"auth_401"}, set()),
+    # A valid body with a wrong or no key gets 200: judged by auth_401 alone.
+    ("errors::bad-key", {"auth_401"}, {"bad_request_4xx", "expected_status"}),
+    ("errors::missing-key", {"auth_401"}, {"bad_request_4xx", "expected_status"}),
     ("errors::max-tokens-wrong-type", {"strict_error_envelope"}, {"bad_request_4xx"}),
     ("errors::max-tokens-zero", {"bad_request_4xx", "strict_error_envelope"}, set()),
     ("errors::unknown-model", {"bad_request_4xx", "model_echo"}, set()),
     ("basic::hello", {"strict_response_schema", "extra_fields"}, {"usage_present"}),
     ("basic::hello-stream", {"stream_same_id_created", "stream_include_usage"}, set()),
     ("streaming::stream-basic", {"stream_same_id_created", "strict_response_schema"}, set()),
-    ("parameters::max-tokens-1", {"field_match"}, {"max_tokens_honoured"}),
+    (
+        "parameters::max-tokens-1",
+        {"field_match", "max_tokens_finish_length"},
+        {"max_tokens_honoured"},
+    ),
+    ("models::models-list", {"models_list_model"}, {"expected_status"}),
+    ("streaming::stream-long", set(), {"stream_chunk_granularity"}),
     ("parameters::stop-list", set(), {"stop_honoured"}),
     ("parameters::n-2-stream", set(), {"stream_one_finish_reason", "n_honoured"}),
     ("tools::tool-required", {"expected_status", "strict_error_envelope"}, set()),
@@ -146,11 +153,6 @@ def test_check_model_failure_suite(litserve: ServerUnderTest) -> None:
     assert "bad_request_4xx" not in plain  # a 500 for a server failure is no client error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 6: auth cases are to be judged by auth_401 alone; today "
-    "bad_request_4xx also fires on a valid body sent with a wrong or no key",
-)
 @pytest.mark.parametrize(
     "case", ["errors::bad-key", "errors::missing-key", "errors::bad-key-stream"]
 )
@@ -160,11 +162,6 @@ def test_check_auth_cases_not_judged_by_bad_request_4xx(
     assert "bad_request_4xx" not in litserve.contract().checks(case)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 6: no check asks GET /v1/models to list the model; LitServe has "
-    "no such route (404)",
-)
 def test_check_flags_missing_models_route(litserve: ServerUnderTest) -> None:
     contract = litserve.contract()
     assert any(
