@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from chatprobe.checks import CheckContext, evaluate
 from chatprobe.client import ChatClient
 from chatprobe.profiles import custom_profile, load_profile
-from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
+from chatprobe.record import MISSING_DONE, RequestRecord, TimedEvent
 from chatprobe.sse import SSEDecoder
 from chatprobe.suites.model import CaseRun
 from tests.scripted_server import ScriptedServer, stream_head
@@ -366,8 +366,8 @@ def test_missing_done_after_a_complete_stream_keeps_every_measurement() -> None:
     record = received(per_event(data), step_ms=10)
     assert record.ttft_ms == 10 and record.e2e_ms == 30 and record.itl_ms == 10
     assert record.output_tokens == 3 and record.token_source == "usage"
-    # The contract check reports it; how a load sample counts it is metrics' business.
-    assert record.error_class in (None, ErrorClass.MISSING_DONE)
+    # A complete answer: an anomaly for load samples, a finding for the contract check.
+    assert record.ok and record.anomalies == [f"{MISSING_DONE}: stream ended without data: [DONE]"]
     evaluation = judge(record)
     assert [f.path for f in evaluation.results["stream_done_last"].findings] == ["/events/3"]
 
