@@ -403,6 +403,13 @@ def test_chunk_granularity_thresholds() -> None:
     assert findings(judge(_answer(["everything"], 9)), "stream_chunk_granularity")
     # Too short to judge.
     assert not findings(judge(_answer(["a", "b"], 2)), "stream_chunk_granularity")
+    # One CJK character per chunk is often one token per chunk: usage decides, and without
+    # usage only ASCII single characters count.
+    hanzi = list("你好世界这是一个测试")
+    assert not findings(judge(_answer(hanzi, 10)), "stream_chunk_granularity")
+    assert not findings(judge(_answer(hanzi, None)), "stream_chunk_granularity")
+    (chars,) = findings(judge(_answer(letters, 8)), "stream_chunk_granularity")
+    assert "one character per chunk" in chars[2] and "0.44 tokens per chunk" in chars[2]
 
 
 # ---------------------------------------------------------------------- properties

@@ -381,7 +381,7 @@ chunks (LiteLLM's mock: 19 tokens in 26 chunks of up to three characters, 0.73).
 BATCH_ABOVE = 4.0
 """More completion tokens per output chunk than this: the server batches tokens."""
 ONE_CHARACTER_SHARE = 0.5
-"""At least this share of content chunks one character long: one character per chunk."""
+"""At least this share of content chunks one ASCII character long: one character per chunk."""
 
 
 def _granularity_case(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
@@ -409,13 +409,14 @@ def stream_chunk_granularity(
     """Output chunks carry about one token each: not single characters, not token batches.
 
     Tokens per chunk = ``usage.completion_tokens`` / chunks with output (content, reasoning,
-    refusal or tool-call deltas). Below ``SPLIT_BELOW`` (0.8) the server splits tokens, and
-    one character per chunk (``ONE_CHARACTER_SHARE`` of the content chunks, judged without
-    usage too) is the extreme: chunk gaps then measure the server's slicing, not decoding.
-    Above ``BATCH_ABOVE`` (4) it batches tokens: chunk gaps are several tokens long, and ITL,
-    computed from chunk arrivals, is an average that hides the gaps inside each batch (a
-    whole answer in one chunk gives ITL 0). Answers under ``GRANULARITY_MIN_TOKENS`` (8) are
-    not judged. A warning: OpenAI does not define a chunk's size, but latency figures from
+    refusal or tool-call deltas). Below ``SPLIT_BELOW`` (0.8) the server splits tokens (one
+    character per chunk is the extreme): chunk gaps then measure the server's slicing, not
+    decoding. Above ``BATCH_ABOVE`` (4) it batches tokens: chunk gaps are several tokens
+    long, and ITL, computed from chunk arrivals, is an average that hides the gaps inside
+    each batch (a whole answer in one chunk gives ITL 0). Answers under
+    ``GRANULARITY_MIN_TOKENS`` (8) are not judged. Without usage only one ASCII character per
+    chunk (``ONE_CHARACTER_SHARE`` of the content chunks) is judged: a CJK character is often
+    a whole token. A warning: OpenAI does not define a chunk's size, but latency figures from
     such a stream mean something else.
     """
     pieces = [
@@ -426,24 +427,30 @@ def stream_chunk_granularity(
         for piece in (choice["delta"].get("content"),)
         if isinstance(piece, str) and piece
     ]
-    single = sum(1 for piece in pieces if len(piece) == 1)
-    if len(pieces) >= GRANULARITY_MIN_TOKENS and single >= ONE_CHARACTER_SHARE * len(pieces):
-        yield Problem(
-            f"one character per chunk ({single} of {len(pieces)} content chunks are a single "
-            "character): chunk gaps measure the server's slicing, not token decoding",
-            path="/chunks",
-            received=f"{single}/{len(pieces)} one-character chunks",
-            documented="about one token per chunk",
-        )
+    single = sum(1 for piece in pieces if len(piece) == 1 and piece.isascii())
+    one_character = len(pieces) >= GRANULARITY_MIN_TOKENS and single >= ONE_CHARACTER_SHARE * len(
+        pieces
+    )
+    shape = f"{single} of {len(pieces)} content chunks are one character"
+    if record.token_source != "usage":
+        if one_character:
+            yield Problem(
+                f"one character per chunk ({shape}): chunk gaps measure the server's slicing, "
+                "not token decoding",
+                path="/chunks",
+                received=f"{single}/{len(pieces)} one-character chunks",
+                documented="about one token per chunk",
+            )
         return
-    if record.token_source != "usage" or record.output_tokens < GRANULARITY_MIN_TOKENS:
+    if record.output_tokens < GRANULARITY_MIN_TOKENS:
         return
     chunks = len(record.content_times_ns)
     ratio = record.output_tokens / chunks
     if ratio < SPLIT_BELOW:
+        kind = f"one character per chunk ({shape})" if one_character else "chunks split tokens"
         yield Problem(
-            f"chunks split tokens: {chunks} output chunks for {record.output_tokens} completion "
-            f"tokens ({ratio:.2f} tokens per chunk); chunk gaps are not token gaps",
+            f"{kind}: {chunks} output chunks for {record.output_tokens} completion tokens "
+            f"({ratio:.2f} tokens per chunk); chunk gaps are not token gaps",
             path="/chunks",
             received=f"{ratio:.2f} tokens per chunk",
             documented=f"about one token per chunk (>= {SPLIT_BELOW:g})",
