@@ -86,6 +86,7 @@ def test_litellm_401_code_and_param_are_flagged() -> None:
         ("400", None, True, False),  # the status as a string
         ("404", "null", True, True),  # a status other than the response's, a null as text
         ("rate_limit_exceeded", "", False, True),
+        ("\u00b2", None, False, False),  # a digit to str.isdigit, not a status
     ],
 )
 def test_error_code_and_param_rules(

@@ -106,7 +106,7 @@ def error_status_matches_code(
         )
         return
     pointer, code = found
-    if isinstance(code, str) and code.strip().isdigit() and int(code) == record.status:
+    if _number_text(code) == record.status:
         return  # the status as a string: its type is the envelope schema's finding
     if code != record.status:
         yield Problem(
@@ -115,6 +115,13 @@ def error_status_matches_code(
             received=code,
             documented=f"the HTTP status ({record.status})",
         )
+
+
+def _number_text(value: Any) -> int | None:
+    """``"401"`` -> 401: a string of ASCII digits as its number, anything else None."""
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    return None
 
 
 def _error_object(record: RequestRecord) -> dict[str, Any] | None:
@@ -155,10 +162,11 @@ def error_code_documented(ctx: CheckContext, record: RequestRecord, case: Any) -
     case for ``"401"``. Providers that document status = code as an integer (OpenRouter) are
     judged by ``error_status_matches_code`` and their envelope schema instead.
     """
-    code = str((_error_object(record) or {}).get("code"))
-    if not code.strip().isdigit():
+    code = (_error_object(record) or {}).get("code")
+    number = _number_text(code)
+    if number is None:
         return
-    if int(code) == record.status:
+    if number == record.status:
         message = "error code is the HTTP status as a string, not a name for the error"
     else:
         message = f"error code is a status number other than the HTTP status ({record.status})"
