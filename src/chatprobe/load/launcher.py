@@ -1,6 +1,7 @@
 """``chatprobe load``'s parent process: plan, emulator, locust child, progress, signals.
 
-locust runs in a child process (``python -m locust -f loadtests/locustfile.py --headless``)
+locust runs in a child process (``python -m locust -f <chatprobe>/_data/loadtests/locustfile.py
+--headless``, the locustfile shipped in the package: :func:`chatprobe.paths.locustfile`)
 because gevent's monkey-patching must never enter the CLI or a pytest process. The parent:
 
 1. loads the scenario, applies command-line overrides, decides live vs. emulated (no key
@@ -49,7 +50,8 @@ from chatprobe.load.plan import (
 )
 from chatprobe.load.scenario import Scenario, Target, load_scenario
 from chatprobe.load.summary import build_summary, iter_samples
-from chatprobe.paths import project_root
+from chatprobe.paths import locustfile as shipped_locustfile
+from chatprobe.project import child_env, current_project
 
 __all__ = ["LoadOptions", "LoadOutcome", "run_load"]
 
@@ -378,9 +380,9 @@ def _run_worker(
 
 
 def _locust_args(plan: RunPlan, options: LoadOptions, out: Path) -> list[str]:
-    locustfile = project_root() / "loadtests" / "locustfile.py"
+    locustfile = shipped_locustfile()
     if not locustfile.is_file():
-        raise ConfigError("locustfile not found (set $CHATPROBE_ROOT)", path=str(locustfile))
+        raise ConfigError("locustfile not found (reinstall chatprobe)", path=str(locustfile))
     args = [
         sys.executable,
         "-m",
@@ -455,7 +457,7 @@ def _supervise(
     console: Any,
 ) -> tuple[int | None, bool]:
     """Run the locust child to its end; returns (exit code, interrupted by a signal)."""
-    env = {**os.environ, PLAN_ENV: str(plan_path), "PYTHONUNBUFFERED": "1"}
+    env = {**child_env(), PLAN_ENV: str(plan_path), "PYTHONUNBUFFERED": "1"}
     log = open(out / "locust.log", "ab")  # noqa: SIM115 (closed below)
 
     def pin() -> None:
@@ -468,7 +470,7 @@ def _supervise(
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
-        cwd=str(project_root()),
+        cwd=str(current_project().root),
         start_new_session=True,  # a terminal's Ctrl-C reaches us, not the child directly
         preexec_fn=pin if cpus else None,
     )
