@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chatprobe.errors import MissingKeyError, UnknownNameError
-from chatprobe.paths import find_named, names_in, profile_dirs
+from chatprobe.paths import find_named, names_in, profile_dirs, specs_dir
 from chatprobe.scrub import register_secret
 from chatprobe.specs import profile_validator, raise_schema_error
 from chatprobe.yamlfile import load_yaml
@@ -27,7 +27,9 @@ __all__ = [
     "ModelInfo",
     "Pricing",
     "ProviderProfile",
+    "builtin_profiles",
     "custom_profile",
+    "emulated_profiles",
     "list_profiles",
     "load_profile",
 ]
@@ -144,6 +146,17 @@ class ProviderProfile:
 def list_profiles() -> list[str]:
     """Names of the known profiles: the project's and the built-in ones."""
     return names_in(profile_dirs())
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped with chatprobe (``specs/providers/``)."""
+    return names_in([specs_dir() / "providers"])
+
+
+def emulated_profiles() -> list[str]:
+    """The known profiles the emulator can stand in for: all but real endpoints
+    (``custom_endpoint: true``, such as the profile ``chatprobe init`` writes)."""
+    return [name for name in list_profiles() if not load_profile(name).custom_endpoint]
 
 
 @cache

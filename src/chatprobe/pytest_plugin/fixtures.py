@@ -142,10 +142,9 @@ def chatprobe_emulator() -> Iterator[Any]:
     """chatprobe's provider emulator, running for the session in a thread on a free port,
     serving every profile that can be emulated (not ``custom_endpoint`` ones)."""
     from chatprobe.emulator import Emulator, EmulatorConfig
-    from chatprobe.profiles import list_profiles, load_profile
+    from chatprobe.profiles import emulated_profiles
 
-    names = tuple(n for n in list_profiles() if not load_profile(n).custom_endpoint)
-    emulator = Emulator.in_thread(EmulatorConfig(providers=names, seed=0))
+    emulator = Emulator.in_thread(EmulatorConfig(providers=tuple(emulated_profiles()), seed=0))
     try:
         yield emulator
     finally:

@@ -197,12 +197,11 @@ def _check_options(config: pytest.Config) -> None:
     if not providers and not models:
         return  # nothing to validate: keep the import cost away from unrelated pytest runs
     from chatprobe.errors import ChatprobeError, UnknownNameError
-    from chatprobe.paths import builtin, names_in
-    from chatprobe.profiles import list_profiles, load_profile
+    from chatprobe.profiles import builtin_profiles, list_profiles, load_profile
     from chatprobe.suites.loader import check_profile_checks
 
     known = list_profiles()
-    shipped = set(names_in([builtin("specs") / "providers"]))
+    shipped = set(builtin_profiles())
     selected: dict[str, str] = {}  # profile name -> what load_profile takes
     try:
         for ref in providers:
@@ -251,7 +250,29 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     from chatprobe.pytest_plugin.items import SuiteFile
 
-    return SuiteFile.from_parent(parent, path=file_path)
+    return SuiteFile.from_parent(parent, path=file_path, nodeid=_nodeid(file_path, parent.config))
+
+
+BUILTIN_PREFIX = "chatprobe-suites"
+"""Node ids of the built-in suites when they lie outside the rootdir (in the package):
+``chatprobe-suites/basic.yaml::hello[...]``."""
+
+
+def _nodeid(path: Path, config: pytest.Config) -> str | None:
+    """pytest's own id below the rootdir; the built-in suites (in the installed package)
+    and other files elsewhere get a readable one (pytest would give them an empty id)."""
+    resolved = path.resolve()
+    root = config.rootpath.resolve()
+    if resolved.is_relative_to(root):
+        return None
+    from chatprobe.paths import builtin
+
+    suites = builtin("suites").resolve()
+    if resolved.is_relative_to(suites):
+        return f"{BUILTIN_PREFIX}/{resolved.relative_to(suites).as_posix()}"
+    import os
+
+    return Path(os.path.relpath(resolved, root)).as_posix()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
