@@ -18,8 +18,9 @@ fixture                   scope      what it gives
 ``chatprobe_model``       session    the selected model's canonical name
 ``chatprobe_client``      function   a :class:`~chatprobe.client.ChatClient` for the profile,
                                      replayed from ``<cassettes>/<provider>/tests/<module>/
-                                     <test>.yaml`` (record with ``--chatprobe-record-mode
-                                     once``), or live with ``--chatprobe-live``
+                                     <test>--<model>.yaml`` (record with
+                                     ``--chatprobe-record-mode once``), or live with
+                                     ``--chatprobe-live``
 ``chatprobe_emulator``    session    a running :class:`~chatprobe.emulator.Emulator` serving
                                      every emulated profile (``.profile(name)`` points a
                                      profile at it)
@@ -40,8 +41,8 @@ This module is imported with the plugin into every pytest run: nothing heavy at 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -108,33 +109,55 @@ def chatprobe_model(
     return str(next(iter(chatprobe_profile.models)))
 
 
-def _cassette_for(request: pytest.FixtureRequest, cassette_dir: Path, provider: str) -> Path:
-    """``<cassettes>/<provider>/tests/<module path>/<test name>.yaml``."""
+def _cassette_for(
+    request: pytest.FixtureRequest, cassette_dir: Path, provider: str, model: str
+) -> Path:
+    """``<cassettes>/<provider>/tests/<module path>/<test name>--<model>.yaml`` (like a suite
+    case's ``<provider>/<suite>/<case>--<model>.yaml``)."""
+    from chatprobe.suites.model import safe_filename
+
     module = Path(str(request.node.path)).with_suffix("")
     try:
         module = module.relative_to(request.config.rootpath)
     except ValueError:
         module = Path(module.name)
-    name = re.sub(r"[^A-Za-z0-9_.\[\]-]+", "_", request.node.name)
-    return cassette_dir / provider / "tests" / module / f"{name}.yaml"
+    name = safe_filename(request.node.name)
+    return cassette_dir / provider / "tests" / module / f"{name}--{safe_filename(model)}.yaml"
 
 
 @pytest.fixture
-def chatprobe_client(request: pytest.FixtureRequest, chatprobe_profile: Any) -> Iterator[Any]:
+def chatprobe_client(
+    request: pytest.FixtureRequest, chatprobe_profile: Any, chatprobe_model: str
+) -> Iterator[Any]:
     """A :class:`~chatprobe.client.ChatClient` for ``chatprobe_profile`` in the session's
     mode (replay by default, record, live); see the module docstring."""
     from chatprobe.errors import CassetteError, MissingKeyError
 
     runner = runner_for(request.config)
-    cassette = _cassette_for(request, runner.config.cassette_dir, chatprobe_profile.name)
-    metadata = {"provider": chatprobe_profile.name, "test": request.node.nodeid}
+    cassette = _cassette_for(
+        request, runner.config.cassette_dir, chatprobe_profile.name, chatprobe_model
+    )
+    metadata = {
+        "provider": chatprobe_profile.name,
+        "model": chatprobe_model,
+        "test": request.node.nodeid,
+    }
+    stack = ExitStack()
+    skip = fail = ""
     try:
-        with runner.client(chatprobe_profile, cassette=cassette, metadata=metadata) as client:
-            yield client
-    except MissingKeyError as exc:
-        pytest.skip(str(exc))
-    except CassetteError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        client = stack.enter_context(
+            runner.client(chatprobe_profile, cassette=cassette, metadata=metadata)
+        )
+    except MissingKeyError as exc:  # the mode needs a key that is not set
+        skip = str(exc)
+    except CassetteError as exc:  # replay without its recording
+        fail = str(exc)
+    if skip:
+        pytest.skip(skip)
+    if fail:
+        pytest.fail(fail, pytrace=False)
+    with stack:
+        yield client
 
 
 @pytest.fixture(scope="session")
