@@ -204,3 +204,15 @@ def test_outputs_default_under_the_project_root(
     assert cassette_dirs()[0] == in_tmp / "rec"
     monkeypatch.setenv("CHATPROBE_RESULTS", str(in_tmp / "env"))
     assert results_dir() == in_tmp / "env"
+
+
+def test_configured_timeouts_reach_the_contract_client(in_tmp: Path) -> None:
+    from chatprobe.pytest_plugin.state import project_timeouts
+    from chatprobe.suites.runner import RunConfig
+
+    write(in_tmp / "chatprobe.toml", "[timeouts]\nconnect = '2s'\ntotal = '1m'\n")
+    project = find_project(in_tmp)
+    timeouts = project_timeouts(project.timeouts)
+    default = RunConfig().timeouts
+    assert (timeouts.connect, timeouts.total) == (2.0, 60.0)
+    assert (timeouts.first_byte, timeouts.idle) == (default.first_byte, default.idle)

@@ -27,6 +27,7 @@ __all__ = [
     "add_result",
     "custom_profiles",
     "project_of",
+    "project_timeouts",
     "runner_for",
     "selected_models",
     "selected_providers",
@@ -94,7 +95,7 @@ def runner_for(config: pytest.Config) -> Any:
             settings["builtin_suites"] = builtin("suites")
             settings["builtin_cassettes"] = builtin("cassettes")
         if project.timeouts:
-            settings["timeouts"] = _timeouts(project.timeouts)
+            settings["timeouts"] = project_timeouts(project.timeouts)
         runner = Runner(
             RunConfig(
                 record_mode=config.getoption("chatprobe_record_mode") or "none",
@@ -108,8 +109,9 @@ def runner_for(config: pytest.Config) -> Any:
     return runner
 
 
-def _timeouts(configured: dict[str, Any]) -> Any:
-    """The project's ``timeouts`` (a scenario's keys, durations) as the client's Timeouts."""
+def project_timeouts(configured: dict[str, Any]) -> Any:
+    """The project's ``timeouts`` (a scenario's keys, durations) as the suite runner's
+    :class:`~chatprobe.client.Timeouts`: the keys given replace the runner's defaults."""
     from dataclasses import fields
 
     from chatprobe.client import Timeouts
