@@ -88,7 +88,14 @@ def test_discovery_walks_up_and_prefers_chatprobe_toml(in_tmp: Path) -> None:
     deep = in_tmp / "a" / "b"
     deep.mkdir(parents=True)
     assert find_config(deep) is None
-    assert find_project(deep).root == deep  # no project: built-in data, outputs under here
+    (deep / "suites").mkdir()
+    (deep / "suites" / "ci.yaml").write_text("jobs: [build]\n")
+    alone = find_project(deep)
+    assert alone.root == deep and not alone.found  # built-in data only, outputs under here
+    assert (alone.suites, alone.profiles, alone.scenarios) == ((), (), ())
+    assert alone.results == deep / "results"
+    assert builtin("suites") / "basic.yaml" in suite_files(alone)
+    assert deep / "suites" / "ci.yaml" not in suite_files(alone)
     write(in_tmp / "pyproject.toml", "[project]\nname = 'x'\n")
     assert find_config(deep) is None  # a pyproject without [tool.chatprobe] is not a project
     write(in_tmp / "pyproject.toml", "[tool.chatprobe]\nproviders = ['aimlapi']\n")

@@ -12,8 +12,8 @@ Discovery, first match wins:
 2. from the starting folder upwards, the first folder holding ``chatprobe.toml``, or a
    ``pyproject.toml`` with a ``[tool.chatprobe]`` table (``chatprobe.toml`` wins when a folder
    has both);
-3. none: :data:`NO_PROJECT` rooted at the current directory (built-in data only; results,
-   cassettes and reports under the current directory).
+3. none: a project without configuration rooted at the current directory (built-in data
+   only; results, cassettes and reports under the current directory).
 
 The keys (``specs/config.schema.yaml``, docs/projects.md): ``providers``, ``models``,
 ``builtin_suites``, ``paths.{profiles,suites,scenarios,cassettes,results,reports}``,
@@ -159,12 +159,16 @@ def child_env() -> dict[str, str]:
 
 
 def _defaults(root: Path, config: Path | None = None) -> Project:
+    """The default folders of a project at ``root``; without a configuration file, no input
+    folders at all (an unrelated ``suites/`` or ``profiles/`` is not chatprobe's), only the
+    outputs under ``root``."""
+    inputs = config is not None
     return Project(
         root=root,
         config=config,
-        profiles=tuple(root / p for p in DEFAULT_PATHS["profiles"]),
-        suites=tuple(root / p for p in DEFAULT_PATHS["suites"]),
-        scenarios=tuple(root / p for p in DEFAULT_PATHS["scenarios"]),
+        profiles=tuple(root / p for p in DEFAULT_PATHS["profiles"] if inputs),
+        suites=tuple(root / p for p in DEFAULT_PATHS["suites"] if inputs),
+        scenarios=tuple(root / p for p in DEFAULT_PATHS["scenarios"] if inputs),
         cassettes=root / DEFAULT_PATHS["cassettes"],
         results=root / DEFAULT_PATHS["results"],
         reports=root / DEFAULT_PATHS["reports"],

@@ -235,6 +235,8 @@ def _suite_roots(config: pytest.Config) -> list[Path]:
     project = config.stash.get(PROJECT, None)
     if project is not None:
         roots += [p.resolve() for p in project.suites]
+        if not project.found and config.getoption("chatprobe"):
+            roots.append((config.rootpath / "suites").resolve())  # asked, outside a project
     return roots
 
 
