@@ -79,6 +79,12 @@ class Project:
     max_error_rate: float | None = None
 
     @property
+    def shown_config(self) -> str:
+        """The configuration file as messages name it (relative to the current directory
+        when inside it)."""
+        return _shown(self.config) if self.config is not None else ""
+
+    @property
     def found(self) -> bool:
         """Whether a configuration file was found (a real project, not the fallback)."""
         return self.config is not None

@@ -123,7 +123,7 @@ def check(
         try:
             refs = provider_refs(project.providers)
         except ChatprobeError as exc:
-            raise ConfigError(str(exc), path=str(project.config), field="providers") from None
+            raise ConfigError(str(exc), path=project.shown_config, field="providers") from None
     models = models or (project.models if not base_url else ())
     selected = [load_profile(p) for p in refs]
     if models:

@@ -70,6 +70,7 @@ __all__ = [
 ]
 
 _ACTIVE = pytest.StashKey[bool]()
+_ROOTS = pytest.StashKey[list[Path]]()
 _GATHERER = "chatprobe-results"
 _REPORT_KEY = "chatprobe_result"  # the attribute that carries a case's entry on its report
 
@@ -159,6 +160,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_ACTIVE] = _is_active(config)
     if config.stash[_ACTIVE]:
         project_of(config)  # a broken configuration is a usage error, before collection
+    config.stash[_ROOTS] = _suite_roots(config)
     _check_options(config)
     # Suite paths given with --chatprobe-suites are collected as if named on the command line.
     for extra in config.getoption("chatprobe_suites") or ():
@@ -192,7 +194,7 @@ def _check_options(config: pytest.Config) -> None:
     if not providers and config.stash[_ACTIVE]:
         project = project_of(config)
         providers = list(project.providers)
-        where = f"{project.config}: providers" if project.config else where
+        where = f"{project.shown_config}: providers" if project.config else where
         models = models or list(project.models)
     if not providers and not models:
         return  # nothing to validate: keep the import cost away from unrelated pytest runs
@@ -231,6 +233,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def _suite_roots(config: pytest.Config) -> list[Path]:
+    """Folders (or files) whose YAML files are suites: ``--chatprobe-suites``, the project's
+    ``paths.suites``, and the rootdir's ``suites/`` when ``--chatprobe`` asks outside one."""
     roots = [Path(p).resolve() for p in config.getoption("chatprobe_suites") or ()]
     project = config.stash.get(PROJECT, None)
     if project is not None:
@@ -244,7 +248,7 @@ def _is_suite(file_path: Path, config: pytest.Config) -> bool:
     if file_path.suffix not in (".yaml", ".yml") or not config.stash.get(_ACTIVE, False):
         return False
     resolved = file_path.resolve()
-    return any(resolved == root or root in resolved.parents for root in _suite_roots(config))
+    return any(resolved == root or root in resolved.parents for root in config.stash[_ROOTS])
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
