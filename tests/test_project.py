@@ -223,3 +223,21 @@ def test_configured_timeouts_reach_the_contract_client(in_tmp: Path) -> None:
     default = RunConfig().timeouts
     assert (timeouts.connect, timeouts.total) == (2.0, 60.0)
     assert (timeouts.first_byte, timeouts.idle) == (default.first_byte, default.idle)
+
+
+def test_the_error_rate_threshold_is_load_s_default(
+    in_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import click
+
+    from chatprobe.commands.load import load
+    from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
+
+    option = next(p for p in load.params if p.name == "max_error_rate")
+    assert option.callback is not None
+    ctx = click.Context(load)
+    assert option.callback(ctx, option, None) == DEFAULT_MAX_ERROR_RATE  # no project
+    write(in_tmp / "p" / "chatprobe.toml", "[thresholds]\nmax_error_rate = 0.2\n")
+    monkeypatch.chdir(in_tmp / "p")
+    assert option.callback(ctx, option, None) == 0.2  # the project's
+    assert option.callback(ctx, option, "1%") == 0.01  # the option wins

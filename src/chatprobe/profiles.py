@@ -44,10 +44,16 @@ class Pricing:
     input_per_kimage: float = 0.0
     source: str = ""
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        """USD for these token counts (the one cost formula; linear, so totals work too)."""
         return (
             prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
         ) / 1e6
+
+    @property
+    def kind(self) -> str:
+        """``documented`` when the source says so (a provider's own page), else ``assumed``."""
+        return "documented" if self.source.strip().lower().startswith("documented") else "assumed"
 
 
 @dataclass(frozen=True, slots=True)

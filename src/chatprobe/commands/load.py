@@ -8,6 +8,25 @@ from pathlib import Path
 import click
 
 from chatprobe.commands.options import duration_option, provider_options
+from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
+
+
+def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float:
+    """``5%`` or ``0.05`` -> 0.05; anything else is a usage error (exit 2). Not given: the
+    project's ``thresholds.max_error_rate``, else the default."""
+    if value is None:
+        from chatprobe.project import current_project
+
+        configured = current_project().max_error_rate
+        return DEFAULT_MAX_ERROR_RATE if configured is None else float(configured)
+    text = value.strip()
+    try:
+        rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a rate such as 5% or 0.05") from None
+    if not 0 <= rate <= 1:
+        raise click.BadParameter(f"{value!r} is not between 0% and 100%")
+    return rate
 
 
 @click.command(name="load")
@@ -42,6 +61,15 @@ from chatprobe.commands.options import duration_option, provider_options
 @click.option("--emulator-url", metavar="URL", help="Use a running emulator (http://HOST:PORT).")
 @click.option("--no-pin", is_flag=True, help="Do not pin the emulator and locust to CPUs.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
+@click.option(
+    "--max-error-rate",
+    default=None,
+    callback=_rate,
+    metavar="RATE",
+    help="Exit 1 when more than this share of measured requests failed (any error class, "
+    f"429 included), e.g. 5% or 0.05. Default: the project's thresholds.max_error_rate, "
+    f"else {100 * DEFAULT_MAX_ERROR_RATE:g}%.",
+)
 def load(
     scenario: str | None,
     providers: tuple[str, ...],
@@ -64,6 +92,7 @@ def load(
     emulator_url: str | None,
     no_pin: bool,
     quiet: bool,
+    max_error_rate: float,
 ) -> None:
     """Run SCENARIO (a name under loadtests/scenarios/ or a YAML file; default smoke) with
     locust, headless, and write results/<run-id>/: meta.json, plan.json, samples.jsonl
@@ -74,6 +103,11 @@ def load(
     "emulated"). A custom endpoint (--base-url URL --api-key-env VAR --model ID) replaces
     the scenario's targets and is always loaded live. Ctrl-C ends the run early and keeps a
     complete results folder marked interrupted; a second Ctrl-C stops at once.
+
+    Exit status: 0 when the run passed; 1 when its error rate is above --max-error-rate, a
+    target missed the scenario's SLO (its share of requests meeting every slo limit is below
+    slo.attainment, default 95%) or locust failed; 2 for a usage or configuration error;
+    130 when interrupted.
     """
     from rich.console import Console
 
@@ -103,9 +137,13 @@ def load(
             emulator_url=emulator_url,
             pin=not no_pin,
             progress=not quiet,
+            max_error_rate=max_error_rate,
         ),
         console=console,
     )
     if outcome.summary is not None:
-        print_summary(outcome.summary, outcome.path, Console())
+        print_summary(outcome.summary, outcome.path, Console(), outcome.failures)
+    else:
+        for reason in outcome.failures:
+            console.print(f"[red]FAILED[/] {reason}", highlight=False)
     sys.exit(outcome.exit_code)

@@ -145,6 +145,10 @@ def run(
     a key: pick them with --provider). With --base-url URL --api-key-env VAR --model ID,
     that endpoint is checked and loaded live instead. Ctrl-C stops the measuring and still
     writes the report from what was measured. Prints the report's path.
+
+    Exit status: 0 when every step passed; 1 when a step failed (a contract case failed, the
+    load run passed its error budget or missed its SLO); 2 for a usage or configuration
+    error; 130 when interrupted. The report is written in every case.
     """
     from rich.console import Console
 
@@ -219,6 +223,7 @@ def run(
     )
     state = _State()
     failed: list[str] = []
+    codes: list[int] = []  # exit statuses of the steps that failed
     started = time.monotonic()
     with _forward_signals(state):
         for number, (title, argv) in enumerate(steps, 1):
@@ -228,8 +233,9 @@ def run(
             t0 = _step(console, number, total, title)
             code = _run_child(state, argv, env)
             console.print(f"{title}: exit {code} in {time.monotonic() - t0:.1f}s")
-            if code not in (0, 1) and not state.interrupted:
+            if code != 0 and not state.interrupted:
                 failed.append(f"{title} (exit {code})")
+                codes.append(code)
         _step(console, total, total, "report")
         folders = [f for f in find_run_folders(root) if _group_of(f) == group]
         if not folders:
@@ -246,7 +252,15 @@ def run(
     if state.interrupted:
         console.print("[yellow]interrupted[/]: the report covers what was measured")
         sys.exit(130)
-    sys.exit(1 if failed else 0)
+    sys.exit(_exit_status(codes))
+
+
+def _exit_status(codes: list[int]) -> int:
+    """0 when every step passed; 2 when a step stopped on a usage or configuration error;
+    else 1 (a failed check, a load run over its error budget or SLO, a crash)."""
+    if not codes:
+        return 0
+    return 2 if 2 in codes else 1
 
 
 def _each(flag: str, values: list[str]) -> list[str]:

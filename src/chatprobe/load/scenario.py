@@ -142,7 +142,8 @@ class Scenario:
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     warmup_s: float = 0.0
     seed: int = 1
-    slo: dict[str, float] = field(default_factory=dict)
+    slo: dict[str, float] = field(default_factory=dict)  # per-request limits, by metric
+    slo_attainment: float | None = None  # share that must meet them (None: metrics' default)
     timeouts: Timeouts = field(default_factory=Timeouts)
     emulator: dict[str, Any] = field(default_factory=dict)
 
@@ -410,11 +411,16 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         max_duration_s=duration(("max_duration",), data.get("max_duration", 600)),
         warmup_s=warmup_s,
         seed=int(data.get("seed", 1)),
-        # a scenario without its own slo takes the project's (chatprobe.project)
-        slo={k: float(v) for k, v in (data.get("slo") or current_project().slo).items()},
+        slo={k: float(v) for k, v in _slo(data).items() if k != "attainment"},
+        slo_attainment=_slo(data).get("attainment"),
         timeouts=timeouts,
         emulator=emulator,
     )
+
+
+def _slo(data: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's ``slo``; a scenario without one takes the project's (chatprobe.project)."""
+    return dict(data.get("slo") or current_project().slo)
 
 
 def _prompts(doc: YamlDoc, raw: dict[str, Any]) -> PromptSpec:
