@@ -160,11 +160,21 @@ CASES = [
          ("x.json: not UTF-8 text",), {"x.json": b"\xff\xfe{}"}),
     Case("validate-not-json", ("validate", "--schema", "openai-strict:response", "x.json"),
          ("x.json:1: not JSON",), {"x.json": "{'single': quotes}"}),
-    Case("schema-python-tag", ("validate", "--schema", "evil:response", "x.json"),
-         ("evil/response.yaml:1: invalid YAML", "python/object/apply"),
-         {"x.json": "{}", "root/specs/schemas/evil/response.yaml": f"type: {PY_TAG}\n",
-          "root/specs/providers": None},
-         env={"CHATPROBE_ROOT": "root"}),
+    Case("project-profile-python-tag", ("providers", "evil"),
+         ("profiles/evil.yaml:1: name: unsupported YAML tag !!python/object/apply",),
+         {"root/chatprobe.toml": "", "root/profiles/evil.yaml": f"name: {PY_TAG}\n"},
+         env={"CHATPROBE_PROJECT": "root"}),
+    Case("project-config-bad-value", ("providers",),
+         ("chatprobe.toml:3: timeouts.idle:",),
+         {"chatprobe.toml": 'providers = ["aimlapi"]\n[timeouts]\nidle = "soon"\n'}),
+    Case("project-config-unknown-key", ("check",),
+         ("pyproject.toml:2: suites: unexpected property 'suites'",),
+         {"pyproject.toml": '[tool.chatprobe]\nsuites = ["x"]\n'}),
+    Case("project-config-bad-toml", ("providers",),
+         ("chatprobe.toml:1: invalid TOML",), {"chatprobe.toml": "providers = [\n"}),
+    Case("project-unknown-provider", ("check",),
+         ("chatprobe.toml: providers: unknown provider 'acme'",),
+         {"chatprobe.toml": 'providers = ["acme"]\n'}),
     # ---- emulator and run
     Case("emulate-unknown-fault", ("emulate", "--fault", "meltdown=0.1"),
          ("--fault: unknown fault kind 'meltdown'",)),
@@ -194,7 +204,7 @@ CASES = [
 def run_cli(cwd: Path, *argv: str, env: dict[str, str] | None = None, timeout: float = 60):
     extra = {"CHATPROBE_RESULTS": str(cwd / "results-out")}
     for key, value in (env or {}).items():
-        extra[key] = str(cwd / value) if key == "CHATPROBE_ROOT" else value
+        extra[key] = str(cwd / value) if key == "CHATPROBE_PROJECT" else value
     return subprocess.run(
         cli_command(*argv),
         capture_output=True,

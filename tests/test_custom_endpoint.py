@@ -365,17 +365,19 @@ def _collect(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_plain_pytest_takes_a_profile_file_as_provider() -> None:
-    """`pytest suites/ --provider FILE` collects the generic cases for that provider only;
+    """`pytest suites/ --chatprobe-provider FILE` collects the generic cases for that provider only;
     the -k filters docs/suites.md suggests for missing capabilities deselect whole areas."""
     ref = endpoint()
-    done = _collect("--provider", ref)
+    done = _collect("--chatprobe-provider", ref)
     assert done.returncode == 0, done.stdout[-2000:]
     items = [line for line in done.stdout.splitlines() if "::" in line]
     assert len(items) == 64  # the generic cases, models-list included
     assert all("[localhost-8000-tiny-chat]" in line for line in items)
     assert not any("derived/" in line for line in items)
-    kept = _collect("--provider", ref, "-k", "not key and not tools and not multimodal").stdout
+    kept = _collect(
+        "--chatprobe-provider", ref, "-k", "not key and not tools and not multimodal"
+    ).stdout
     assert "51/64 tests collected (13 deselected)" in kept  # 3 key, 7 tools, 3 multimodal
-    missing = _collect("--provider", "no-such-profile.yaml")
+    missing = _collect("--chatprobe-provider", "no-such-profile.yaml")
     assert missing.returncode != 0
     assert "no-such-profile.yaml: file not found" in missing.stderr + missing.stdout

@@ -12,10 +12,10 @@ from chatprobe.load.prompts import build_prompts
 from chatprobe.load.scenario import (
     PromptSpec,
     Stage,
+    find_scenario,
     load_scenario,
     parse_duration,
     parse_scenario,
-    scenarios_dir,
 )
 from chatprobe.load.schedule import arrival_offsets, position_at, split_quota, tick
 
@@ -175,5 +175,5 @@ def test_split_quota_sums() -> None:
             assert sum(split_quota(total, parts, i) for i in range(parts)) == total
 
 
-def test_scenarios_dir_is_in_the_repo() -> None:
-    assert (scenarios_dir() / "smoke.yaml").is_file()
+def test_builtin_scenarios_are_found_by_name() -> None:
+    assert find_scenario("smoke").name == "smoke.yaml"

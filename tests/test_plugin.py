@@ -51,7 +51,9 @@ def suite(pytester: pytest.Pytester, text: str = SUITE, name: str = "basic") -> 
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "no:cacheprovider", "--cassette-dir", "cassettes", *args)
+    return pytester.runpytest(
+        "-p", "no:cacheprovider", "--chatprobe", "--chatprobe-cassette-dir", "cassettes", *args
+    )
 
 
 def outcomes(result: pytest.RunResult) -> dict[str, int]:
@@ -76,7 +78,9 @@ def test_collects_one_item_per_case_provider_model(pytester: pytest.Pytester) ->
         "suites/basic.yaml::limited[aimlapi-gemini-2.0-flash-exp]",
         "suites/basic.yaml::limited[openrouter-gemini-2.0-flash-exp:free]",
     ]
-    filtered = run(pytester, "--collect-only", "-q", "--provider", "openrouter", "-k", "stream")
+    filtered = run(
+        pytester, "--collect-only", "-q", "--chatprobe-provider", "openrouter", "-k", "stream"
+    )
     assert [line for line in filtered.outlines if "::" in line] == [
         "suites/basic.yaml::hello-stream[openrouter-gemini-2.0-flash-exp:free]"
     ]
@@ -84,7 +88,7 @@ def test_collects_one_item_per_case_provider_model(pytester: pytest.Pytester) ->
 
 def test_record_against_the_emulator_then_replay_offline(pytester: pytest.Pytester) -> None:
     suite(pytester)
-    recorded = run(pytester, "--record-mode", "once", "--chatprobe-results", "rec.json")
+    recorded = run(pytester, "--chatprobe-record-mode", "once", "--chatprobe-results", "rec.json")
     assert outcomes(recorded) == dict(deviation=8)
     cassettes = sorted((pytester.path / "cassettes").rglob("*.yaml"))
     assert [str(p.relative_to(pytester.path / "cassettes")) for p in cassettes] == sorted(
@@ -129,13 +133,13 @@ def test_extra_suite_paths_and_bad_options(pytester: pytest.Pytester) -> None:
     )
     result = run(pytester, "--collect-only", "-q", "--chatprobe-suites", "contracts")
     assert "contracts/mine.yaml::one[apilaplas-gemini-2.0-flash-exp]" in result.stdout.str()
-    result = run(pytester, "--provider", "acme")
+    result = run(pytester, "--chatprobe-provider", "acme")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "unknown provider 'acme' (known: aimlapi, apilaplas, openrouter)" in result.stderr.str()
-    result = run(pytester, "--model", "gpt-9")
+    result = run(pytester, "--chatprobe-model", "gpt-9")
     assert "unknown model 'gpt-9'" in result.stderr.str()
-    result = run(pytester, "--live", "--record-mode", "all")
-    assert "--live sends requests without cassettes" in result.stderr.str()
+    result = run(pytester, "--chatprobe-live", "--chatprobe-record-mode", "all")
+    assert "--chatprobe-live sends requests without cassettes" in result.stderr.str()
 
 
 def test_missing_cassette_fails_saying_how_to_record(pytester: pytest.Pytester) -> None:
@@ -159,9 +163,9 @@ def test_canary_key_leaves_no_trace(
     suite(pytester)
     result = run(
         pytester,
-        "--record-mode",
+        "--chatprobe-record-mode",
         "all",
-        "--emulator",
+        "--chatprobe-emulator",
         "--chatprobe-results",
         "results/contract.json",
         "--junitxml",
@@ -222,12 +226,12 @@ def test_each_invalid_suite_is_one_failing_item(pytester: pytest.Pytester) -> No
     assert "ERROR collecting" not in output
 
 
-def test_live_without_a_key_names_the_variable(pytester: pytest.Pytester) -> None:
+def test_live_without_a_key_skips_naming_the_variable(pytester: pytest.Pytester) -> None:
     suite(pytester)
-    result = run(pytester, "--live", "-k", "hello and not stream")
-    assert outcomes(result) == dict(failed=2)
-    result.stdout.fnmatch_lines(["*environment variable AIMLAPI_API_KEY is not set*"])
-    result.stdout.fnmatch_lines(["*environment variable OPENROUTER_API_KEY is not set*"])
+    result = run(pytester, "--chatprobe-live", "-k", "hello and not stream", "-rs")
+    assert outcomes(result) == dict(skipped=2)
+    result.stdout.fnmatch_lines(["SKIPPED*environment variable AIMLAPI_API_KEY is not set*"])
+    result.stdout.fnmatch_lines(["SKIPPED*environment variable OPENROUTER_API_KEY is not set*"])
     assert "Traceback" not in result.stdout.str()
 
 
@@ -235,10 +239,10 @@ def test_live_skips_fault_cases_unless_the_target_is_the_emulator(
     pytester: pytest.Pytester,
 ) -> None:
     suite(pytester)
-    result = run(pytester, "--live", "-k", "limited", "-rs")
+    result = run(pytester, "--chatprobe-live", "-k", "limited", "-rs")
     assert outcomes(result) == dict(skipped=2)  # skipped before the missing key matters
     result.stdout.fnmatch_lines(["SKIPPED*suites/basic.yaml:*fault injection (rate_limit_429)*"])
-    result = run(pytester, "--live", "--emulator", "-k", "limited")
+    result = run(pytester, "--chatprobe-live", "--chatprobe-emulator", "-k", "limited")
     assert outcomes(result) == dict(deviation=2)
     assert not (pytester.path / "cassettes").exists()
 
@@ -258,7 +262,7 @@ def test_xfail_override_is_strict(pytester: pytest.Pytester) -> None:
             overrides: {apilaplas: {xfail: was broken once}}
         """,
     )
-    result = run(pytester, "--live", "--emulator")
+    result = run(pytester, "--chatprobe-live", "--chatprobe-emulator")
     assert outcomes(result) == dict(xfailed=1, failed=1)
     result.stdout.fnmatch_lines(
         ["*expected to fail (was broken once) but passed: remove the xfail override*"]

@@ -196,7 +196,8 @@ def test_cli_builds_default_last_run(run, tmp_path: Path, monkeypatch) -> None:
     result = CliRunner().invoke(cli, ["report"])
     assert result.exit_code == 0, result.output
     index = Path(result.output.strip())
-    assert index == Path("reports") / run.group / "index.html" and index.is_file()
+    assert index.resolve() == (tmp_path / "reports" / run.group / "index.html").resolve()
+    assert index.is_file()
     assert (index.parent / "report.md").is_file()
 
 

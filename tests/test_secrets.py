@@ -10,10 +10,11 @@ model's text and error messages.
 
 Commands run (each in a subprocess, its stdout and stderr saved as logs): recording cassettes,
 replaying them, checking live, loading live, a whole ``chatprobe run``, and reports over
-everything. The providers' profiles point at the emulator through a copy of the project
-(``$CHATPROBE_ROOT``) whose profiles name ``http://127.0.0.1:PORT`` as base URL; nothing
-leaves the machine. Then every file under the temporary folder is read as bytes and the
-canaries (and their random cores) are counted: the count must be 0.
+everything. The providers' profiles point at the emulator through a project
+(``$CHATPROBE_PROJECT``) whose own profiles, named like the shipped ones and so used instead,
+name ``http://127.0.0.1:PORT`` as base URL; nothing leaves the machine. Then every file under
+the temporary folder is read as bytes and the canaries (and their random cores) are counted:
+the count must be 0.
 """
 
 from __future__ import annotations
@@ -60,11 +61,11 @@ def emulator() -> Iterator[Emulator]:
 
 
 def _project_copy(base: Path, emulator: Emulator) -> Path:
-    """specs/, suites/ and loadtests/ with every shipped profile pointed at the emulator."""
+    """A project whose profiles are the shipped ones pointed at the emulator."""
     root = base / "project"
-    for folder in ("specs", "suites", "loadtests"):
-        shutil.copytree(ROOT / folder, root / folder)
-    for path in (root / "specs" / "providers").glob("*.yaml"):
+    shutil.copytree(ROOT / "specs" / "providers", root / "profiles")
+    (root / "chatprobe.toml").write_text('providers = ["aimlapi", "apilaplas", "openrouter"]\n')
+    for path in (root / "profiles").glob("*.yaml"):
         text = path.read_text(encoding="utf-8")
         local = emulator.base_url(path.stem)
         text, n = re.subn(r"(?m)^base_url: .*$", f"base_url: {local}", text)
@@ -83,7 +84,7 @@ class Commands:
         self.logs = base / "logs"
         self.logs.mkdir()
         self.env = {
-            "CHATPROBE_ROOT": str(root),
+            "CHATPROBE_PROJECT": str(root),
             "CHATPROBE_RESULTS": str(base / "results"),
             "AIMLAPI_API_KEY": CANARY_SK,
             "OPENROUTER_API_KEY": CANARY_PLAIN,
@@ -125,9 +126,9 @@ def _scan(base: Path) -> dict[str, list[str]]:
 def test_canary_keys_never_reach_disk_or_logs(tmp_path: Path, emulator: Emulator) -> None:
     root = _project_copy(tmp_path, emulator)
     run = Commands(tmp_path, root)
-    basic = str(root / "suites" / "basic.yaml")
-    streaming = str(root / "suites" / "streaming.yaml")
-    errors_suite = str(root / "suites" / "errors.yaml")
+    basic = str(ROOT / "suites" / "basic.yaml")
+    streaming = str(ROOT / "suites" / "streaming.yaml")
+    errors_suite = str(ROOT / "suites" / "errors.yaml")
     cassettes = str(tmp_path / "cassettes")
     both = ("--provider", "aimlapi", "--provider", "openrouter")
 

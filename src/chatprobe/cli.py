@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "emulate": ("chatprobe.commands.emulate", "emulate", "Serve emulated providers offline."),
     "check": ("chatprobe.commands.check", "check", "Run the contract suites; conformance matrix."),
     "derive": ("chatprobe.commands.derive", "derive", "Derive contract suites from the schemas."),
+    "init": ("chatprobe.commands.init", "init", "Scaffold a chatprobe project for an endpoint."),
 }
 
 

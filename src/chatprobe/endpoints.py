@@ -27,10 +27,11 @@ from urllib.parse import urlsplit
 import yaml
 
 from chatprobe.errors import ChatprobeError, MissingKeyError
-from chatprobe.profiles import list_profiles, load_profile
+from chatprobe.profiles import builtin_profiles, load_profile
 
 __all__ = [
     "PROFILE_DIR_ENV",
+    "check_endpoint_args",
     "custom_endpoint_name",
     "endpoint_document",
     "is_profile_file",
@@ -60,7 +61,7 @@ def custom_endpoint_name(base_url: str) -> str:
     name = re.sub(r"[^a-z0-9_-]+", "-", raw).strip("-_") or "endpoint"
     if not name[0].isalnum():
         name = f"endpoint-{name}"
-    if name in list_profiles():
+    if name in builtin_profiles():
         name = f"{name}-custom"
     return name
 
@@ -77,7 +78,8 @@ def _normalise_url(base_url: str) -> str:
     return url
 
 
-def _check_endpoint_args(base_url: str, api_key_env: str | None, models: Sequence[str]) -> None:
+def check_endpoint_args(base_url: str, api_key_env: str | None, models: Sequence[str]) -> None:
+    """``--api-key-env`` and ``--model`` are given and well formed (one-line errors)."""
     if not api_key_env:
         raise ChatprobeError(
             "--base-url needs --api-key-env VAR: the environment variable holding the "
@@ -132,7 +134,7 @@ def materialise_endpoint(
     never overwrite each other. The key variable must be set (``MissingKeyError`` naming it,
     before anything starts) unless ``require_key`` is False.
     """
-    _check_endpoint_args(base_url, api_key_env, models)
+    check_endpoint_args(base_url, api_key_env, models)
     assert api_key_env is not None
     document = endpoint_document(base_url, api_key_env, models)
     text = (

@@ -1,4 +1,7 @@
-"""Provider profiles (``specs/providers/*.yaml``): where a provider is and how it behaves.
+"""Provider profiles: where a provider is and how it behaves.
+
+Profiles are found by name in the project's ``paths.profiles`` folders, then among the
+built-in ones (``specs/providers/*.yaml``); the project's wins (:mod:`chatprobe.paths`).
 
 A profile is validated against ``specs/profile.schema.yaml``; a broken one fails with the
 file, line and field. A custom provider can be a profile file given by path, or built from
@@ -14,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from chatprobe.errors import MissingKeyError, UnknownNameError
-from chatprobe.paths import specs_dir
+from chatprobe.paths import find_named, names_in, profile_dirs, specs_dir
 from chatprobe.scrub import register_secret
 from chatprobe.specs import profile_validator, raise_schema_error
 from chatprobe.yamlfile import load_yaml
@@ -24,7 +27,9 @@ __all__ = [
     "ModelInfo",
     "Pricing",
     "ProviderProfile",
+    "builtin_profiles",
     "custom_profile",
+    "emulated_profiles",
     "list_profiles",
     "load_profile",
 ]
@@ -144,13 +149,20 @@ class ProviderProfile:
         return replace(self, base_url=base_url)
 
 
-def _providers_dir() -> Path:
-    return specs_dir() / "providers"
-
-
 def list_profiles() -> list[str]:
-    """Names of the profiles shipped under ``specs/providers/``."""
-    return sorted(p.stem for p in _providers_dir().glob("*.yaml"))
+    """Names of the known profiles: the project's and the built-in ones."""
+    return names_in(profile_dirs())
+
+
+def builtin_profiles() -> list[str]:
+    """Names of the profiles shipped with chatprobe (``specs/providers/``)."""
+    return names_in([specs_dir() / "providers"])
+
+
+def emulated_profiles() -> list[str]:
+    """The known profiles the emulator can stand in for: all but real endpoints
+    (``custom_endpoint: true``, such as the profile ``chatprobe init`` writes)."""
+    return [name for name in list_profiles() if not load_profile(name).custom_endpoint]
 
 
 @cache
@@ -209,12 +221,12 @@ def _load_path(path: str) -> ProviderProfile:
 
 
 def load_profile(name_or_path: str) -> ProviderProfile:
-    """A shipped profile by name, or any profile file by path."""
+    """A known profile by name (the project's first, then built-in), or any profile file."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
         return _load_path(str(candidate))
-    path = _providers_dir() / f"{name_or_path}.yaml"
-    if not path.is_file():
+    path = find_named(profile_dirs(), name_or_path) if "/" not in name_or_path else None
+    if path is None:
         raise UnknownNameError("provider", name_or_path, list_profiles())
     return _load_path(str(path))
 

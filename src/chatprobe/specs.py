@@ -26,8 +26,8 @@ import yaml
 from jsonschema.protocols import Validator
 from referencing.jsonschema import DRAFT202012
 
+from chatprobe._data import schema_file, specs_dir
 from chatprobe.errors import ConfigError, UnknownNameError
-from chatprobe.paths import specs_dir
 from chatprobe.yamlfile import YamlDoc
 
 __all__ = [
@@ -289,7 +289,7 @@ def raise_schema_error(doc: YamlDoc, checker: Validator) -> None:
 
 @cache
 def profile_validator() -> jsonschema.Draft202012Validator:
-    path = specs_dir() / "profile.schema.yaml"
+    path = schema_file("profile")
     return jsonschema.Draft202012Validator(
         _read(path), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )

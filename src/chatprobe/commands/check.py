@@ -1,8 +1,13 @@
 """``chatprobe check``: run the contract suites through pytest and print the conformance matrix.
 
-pytest runs in this process with chatprobe's plugin; the plugin writes ``contract.json`` and
-pytest ``junit.xml`` into a fresh ``results/<run-id>/`` folder (with ``meta.json``), then the
-matrix (check x provider: pass, fail, deviation, skip) is printed from ``contract.json``.
+pytest runs in this process with chatprobe's plugin, over the suite files
+:func:`chatprobe.paths.suite_files` names: the project's ``paths.suites`` and the built-in
+suites shipped in the package that the project does not override (unless
+``builtin_suites = false``), or the ``--suites`` given. Providers are ``--provider`` /
+``--base-url``, else the project's ``providers``; cassettes go to the project's
+``paths.cassettes``. The plugin writes ``contract.json`` and pytest ``junit.xml`` into a
+fresh ``<results>/<run-id>/`` folder (with ``meta.json``), then the matrix (check x
+provider: pass, fail, deviation, skip) is printed from ``contract.json``.
 The exit status is 0 when every case passed (deviations and expected failures included), 1 when
 a case failed or none was selected, 2 for a usage or configuration error (a broken suite, an
 unknown provider), 130 when interrupted.
@@ -24,8 +29,9 @@ import click
 from chatprobe.cassettes import RECORD_MODES
 from chatprobe.commands.options import provider_options
 from chatprobe.endpoints import provider_refs, record_profiles
-from chatprobe.errors import ConfigError, UnknownNameError
-from chatprobe.paths import project_root
+from chatprobe.errors import ChatprobeError, ConfigError, UnknownNameError
+from chatprobe.paths import suite_files
+from chatprobe.project import current_project
 from chatprobe.results.folder import CONTRACT, JUNIT
 
 _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "dim"}
@@ -53,7 +59,7 @@ _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "d
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Results root (default: $CHATPROBE_RESULTS or ./results).",
+    help="Results root (default: $CHATPROBE_RESULTS, else the project's paths.results).",
 )
 @click.option("-k", "keyword", default=None, metavar="EXPR", help="pytest -k expression.")
 @click.option(
@@ -61,13 +67,13 @@ _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "d
     "suite_paths",
     multiple=True,
     type=click.Path(exists=True, path_type=Path),
-    help="Suite files or directories (default: the project's suites/).",
+    help="Suite files or directories (default: the project's suites and the built-in ones).",
 )
 @click.option(
     "--cassette-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Cassette directory (default: the project's cassettes/).",
+    help="Cassette directory (default: the project's paths.cassettes).",
 )
 @click.option("-v", "--verbose", count=True, help="More pytest output.")
 @click.option(
@@ -111,9 +117,16 @@ def check(
         raise click.UsageError("--live sends requests without cassettes; drop --record")
     if base_url and emulator:
         raise click.UsageError("a --base-url endpoint is always called for real; drop --emulator")
+    project = current_project()
     # unknown names and broken profile files fail here; --base-url becomes a profile file
-    # (its key variable must be set)
+    # (its key variable must be set); without either, the project's providers
     refs = provider_refs(providers, base_url, api_key_env, models)
+    if not refs and project.providers:
+        try:
+            refs = provider_refs(project.providers)
+        except ChatprobeError as exc:
+            raise ConfigError(str(exc), path=project.shown_config, field="providers") from None
+    models = models or (project.models if not base_url else ())
     selected = [load_profile(p) for p in refs]
     if models:
         pool = selected or [load_profile(p) for p in _all_providers()]
@@ -124,8 +137,14 @@ def check(
     if live and not emulator:  # fail before any request, naming the variable to set
         for profile in selected or [load_profile(p) for p in _all_providers()]:
             profile.require_key()
-    root = project_root()
-    paths = [str(p) for p in suite_paths] or [str(root / "suites")]
+    root = project.root
+    paths = [str(p) for p in suite_paths] or [str(p) for p in suite_files(project)]
+    if not paths:
+        raise ConfigError(
+            "no suites to run: add suite files to the project's paths.suites, or set "
+            "builtin_suites = true",
+            path=str(project.config or root),
+        )
     run_dir = new_run_dir(out)
     planned = "live" if live and not emulator else ("replayed" if mode == "none" else "emulated")
     write_meta(
@@ -145,14 +164,12 @@ def check(
         "no:cacheprovider",
         "--rootdir",
         str(root),
-        "--record-mode",
+        "--chatprobe-record-mode",
         mode,
         "--junitxml",
         str(run_dir / JUNIT),
         "--chatprobe-results",
         str(run_dir / CONTRACT),
-        "--cassette-dir",
-        str(cassette_dir or root / "cassettes"),
         "-q" if verbose == 0 else "-" + "v" * verbose,
         "--no-header",
         "-o",
@@ -161,16 +178,18 @@ def check(
         # imports (the plugin's distribution), about a fifth of a replay (benchmarks B4)
         "--assert=plain",
     ]
-    for path in suite_paths:  # collected wherever they are, not only under a suites/ folder
-        args += ["--chatprobe-suites", str(path)]
+    if cassette_dir is not None:  # else the project's, then chatprobe's own for its suites
+        args += ["--chatprobe-cassette-dir", str(cassette_dir)]
+    for path in paths:  # collected wherever they are (the built-in ones are in the package)
+        args += ["--chatprobe-suites", path]
     for ref in refs:
-        args += ["--provider", ref]
+        args += ["--chatprobe-provider", ref]
     for name in models:
-        args += ["--model", name]
+        args += ["--chatprobe-model", name]
     if live:
-        args.append("--live")
+        args.append("--chatprobe-live")
     if emulator:
-        args.append("--emulator")
+        args.append("--chatprobe-emulator")
     if keyword:
         args += ["-k", keyword]
     watch = _InterruptWatch()

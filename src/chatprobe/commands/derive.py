@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from chatprobe.errors import UnknownNameError
-from chatprobe.paths import project_root
+from chatprobe.project import current_project
 
 
 @click.command(name="derive")
@@ -23,7 +23,7 @@ from chatprobe.paths import project_root
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output directory (default: suites/derived in the project).",
+    help="Output directory (default: derived/ in the project's first suites folder).",
 )
 @click.option(
     "--check",
@@ -46,7 +46,8 @@ def derive(levels: tuple[str, ...], out: Path | None, check_only: bool) -> None:
     for level in levels:
         if level not in known:
             raise UnknownNameError("schema level with providers", level, list(known))
-    target = out or project_root() / "suites" / "derived"
+    project = current_project()
+    target = out or (project.suites[0] if project.suites else project.root / "suites") / "derived"
     if check_only:
         stale = []
         for level, providers in known.items():

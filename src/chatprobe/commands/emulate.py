@@ -13,7 +13,7 @@ from chatprobe.commands.options import provider_option
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
 from chatprobe.errors import ConfigError
-from chatprobe.profiles import list_profiles, load_profile
+from chatprobe.profiles import emulated_profiles, list_profiles, load_profile
 
 _FAULT_LIST = ", ".join(FAULT_KINDS)
 _ALIAS_LIST = ", ".join(f"{a}={k}" for a, k in ALIASES.items())
@@ -23,8 +23,9 @@ _HELP = f"""Serve OpenAI-compatible chat completions that behave like the docume
 providers, offline, with a seeded latency model, injected faults and ground truth.
 
 \b
-PROFILES: each --provider NAME is a profile from specs/providers/ (or a profile
-file path); default: all of them ({", ".join(list_profiles()) or "none found"}).
+PROFILES: each --provider NAME is a known profile (the project's, then the
+built-in ones) or a profile file; default: every known profile but real endpoints
+(custom_endpoint: true): {", ".join(list_profiles()) or "none found"}.
 Per profile: success status (201 for AI/ML API and Apilaplas), id format, model
 echo, usage (OpenRouter: always, with cost; others: stream_options.include_usage),
 OpenRouter ': OPENROUTER PROCESSING' comments, error envelopes, auth (401),
@@ -198,7 +199,7 @@ def emulate(
     for name in providers:
         load_profile(name)  # an unknown name fails here, in one line, before binding
     config = EmulatorConfig(
-        providers=providers,
+        providers=providers or tuple(emulated_profiles()),  # not the project's real endpoints
         host=host,
         port=port,
         seed=seed,

@@ -11,8 +11,14 @@ from chatprobe.commands.options import duration_option, provider_options
 from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
 
 
-def _rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
-    """``5%`` or ``0.05`` -> 0.05; anything else is a usage error (exit 2)."""
+def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float:
+    """``5%`` or ``0.05`` -> 0.05; anything else is a usage error (exit 2). Not given: the
+    project's ``thresholds.max_error_rate``, else the default."""
+    if value is None:
+        from chatprobe.project import current_project
+
+        configured = current_project().max_error_rate
+        return DEFAULT_MAX_ERROR_RATE if configured is None else float(configured)
     text = value.strip()
     try:
         rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
@@ -57,12 +63,12 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
 @click.option("--quiet", is_flag=True, help="No live progress line.")
 @click.option(
     "--max-error-rate",
-    default=f"{100 * DEFAULT_MAX_ERROR_RATE:g}%",
-    show_default=True,
+    default=None,
     callback=_rate,
     metavar="RATE",
     help="Exit 1 when more than this share of measured requests failed (any error class, "
-    "429 included), e.g. 5% or 0.05.",
+    f"429 included), e.g. 5% or 0.05. Default: the project's thresholds.max_error_rate, "
+    f"else {100 * DEFAULT_MAX_ERROR_RATE:g}%.",
 )
 def load(
     scenario: str | None,

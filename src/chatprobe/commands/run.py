@@ -102,14 +102,14 @@ def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Report folder (default: reports/<run-id>/).",
+    help="Report folder (default: <the project's paths.reports>/<run-id>/).",
 )
 @click.option(
     "--results",
     "results_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Results root (default: $CHATPROBE_RESULTS or ./results).",
+    help="Results root (default: $CHATPROBE_RESULTS, else the project's paths.results).",
 )
 @provider_options
 @duration_option(
@@ -153,6 +153,7 @@ def run(
     from rich.console import Console
 
     from chatprobe.profiles import list_profiles, load_profile
+    from chatprobe.project import current_project
     from chatprobe.report import build_report_files
     from chatprobe.results import (
         GROUP_ENV,
@@ -178,7 +179,8 @@ def run(
         chosen = {load_profile(refs[0]).name: refs[0]}
         live, emulated = list(chosen), []
     else:
-        chosen = _serving(refs or list_profiles(), models, explicit=bool(refs))
+        default = list(current_project().providers) or list_profiles()  # the project's
+        chosen = _serving(refs or default, models, explicit=bool(refs))
         live = [name for name, ref in chosen.items() if load_profile(ref).api_key()]
         emulated = [name for name in chosen if name not in live]
     names = list(chosen)

@@ -1,6 +1,7 @@
 """``chatprobe load``'s parent process: plan, emulator, locust child, progress, signals.
 
-locust runs in a child process (``python -m locust -f loadtests/locustfile.py --headless``)
+locust runs in a child process (``python -m locust -f <chatprobe>/_data/loadtests/locustfile.py
+--headless``, the locustfile shipped in the package: :func:`chatprobe.paths.locustfile`)
 because gevent's monkey-patching must never enter the CLI or a pytest process. The parent:
 
 1. loads the scenario, applies command-line overrides, decides live vs. emulated (no key
@@ -55,7 +56,8 @@ from chatprobe.load.plan import (
 from chatprobe.load.scenario import Scenario, Target, load_scenario
 from chatprobe.load.summary import build_summary, read_sample_table, summary_verdict
 from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
-from chatprobe.paths import project_root
+from chatprobe.paths import locustfile as shipped_locustfile
+from chatprobe.project import child_env, current_project
 from chatprobe.results import (
     EMULATOR_TRUTH,
     LOCUST_CSV_PREFIX,
@@ -401,9 +403,9 @@ def _run_worker(
 
 
 def _locust_args(plan: RunPlan, options: LoadOptions, out: Path) -> list[str]:
-    locustfile = project_root() / "loadtests" / "locustfile.py"
+    locustfile = shipped_locustfile()
     if not locustfile.is_file():
-        raise ConfigError("locustfile not found (set $CHATPROBE_ROOT)", path=str(locustfile))
+        raise ConfigError("locustfile not found (reinstall chatprobe)", path=str(locustfile))
     args = [
         sys.executable,
         "-m",
@@ -478,7 +480,7 @@ def _supervise(
     console: Any,
 ) -> tuple[int | None, bool]:
     """Run the locust child to its end; returns (exit code, interrupted by a signal)."""
-    env = {**os.environ, PLAN_ENV: str(plan_path), "PYTHONUNBUFFERED": "1"}
+    env = {**child_env(), PLAN_ENV: str(plan_path), "PYTHONUNBUFFERED": "1"}
     log = open(out / LOCUST_LOG, "ab")  # noqa: SIM115 (closed below)
 
     def pin() -> None:
@@ -491,7 +493,7 @@ def _supervise(
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
-        cwd=str(project_root()),
+        cwd=str(current_project().root),
         start_new_session=True,  # a terminal's Ctrl-C reaches us, not the child directly
         preexec_fn=pin if cpus else None,
     )

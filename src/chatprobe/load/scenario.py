@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from chatprobe.errors import ConfigError
-from chatprobe.paths import project_root, specs_dir
+from chatprobe.paths import find_named, names_in, scenario_dirs, schema_file
+from chatprobe.project import current_project
 from chatprobe.specs import raise_schema_error
 from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml
 
@@ -33,7 +34,6 @@ __all__ = [
     "load_scenario",
     "parse_duration",
     "parse_scenario",
-    "scenarios_dir",
 ]
 
 DEFAULT_DURATION_S = 30.0
@@ -233,21 +233,17 @@ class Scenario:
 # ---------------------------------------------------------------------------- loading
 
 
-def scenarios_dir() -> Path:
-    return project_root() / "loadtests" / "scenarios"
-
-
 def find_scenario(name_or_path: str) -> Path:
-    """A scenario by file path, or by name under ``loadtests/scenarios/``."""
+    """A scenario by file path, or by name: the project's ``paths.scenarios`` folders first,
+    then the built-in ``loadtests/scenarios/`` (:mod:`chatprobe.paths`)."""
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         return candidate
-    path = scenarios_dir() / f"{name_or_path}.yaml"
-    if not path.is_file():
+    path = find_named(scenario_dirs(), name_or_path)
+    if path is None:
         from chatprobe.errors import UnknownNameError
 
-        known = sorted(p.stem for p in scenarios_dir().glob("*.yaml"))
-        raise UnknownNameError("scenario", name_or_path, known)
+        raise UnknownNameError("scenario", name_or_path, names_in(scenario_dirs()))
     return path
 
 
@@ -255,7 +251,7 @@ def find_scenario(name_or_path: str) -> Path:
 def _validator() -> Any:
     import jsonschema
 
-    schema = load_yaml(specs_dir() / "scenario.schema.yaml").data
+    schema = load_yaml(schema_file("scenario")).data
     return jsonschema.Draft202012Validator(schema)
 
 
@@ -415,11 +411,16 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         max_duration_s=duration(("max_duration",), data.get("max_duration", 600)),
         warmup_s=warmup_s,
         seed=int(data.get("seed", 1)),
-        slo={k: float(v) for k, v in (data.get("slo") or {}).items() if k != "attainment"},
-        slo_attainment=(data.get("slo") or {}).get("attainment"),
+        slo={k: float(v) for k, v in _slo(data).items() if k != "attainment"},
+        slo_attainment=_slo(data).get("attainment"),
         timeouts=timeouts,
         emulator=emulator,
     )
+
+
+def _slo(data: dict[str, Any]) -> dict[str, Any]:
+    """The scenario's ``slo``; a scenario without one takes the project's (chatprobe.project)."""
+    return dict(data.get("slo") or current_project().slo)
 
 
 def _prompts(doc: YamlDoc, raw: dict[str, Any]) -> PromptSpec:

@@ -17,6 +17,7 @@ from chatprobe.pytest_plugin.state import (
     add_result,
     custom_profiles,
     runner_for,
+    selected_models,
     selected_providers,
 )
 from chatprobe.suites.model import CaseRun
@@ -44,7 +45,7 @@ class SuiteFile(pytest.File):
             yield InvalidSuiteItem.from_parent(self, name="invalid-suite", error=str(exc))
             return
         providers = set(selected_providers(self.config))
-        models = set(self.config.getoption("chatprobe_models") or ())
+        models = set(selected_models(self.config))
         for run in suite.runs:
             if providers and run.provider not in providers:
                 continue
@@ -59,7 +60,7 @@ class InvalidSuiteItem(pytest.Item):
         self.error = error
 
     def runtest(self) -> None:
-        add_result(self.config, _InvalidSuite(str(self.path), self.error))
+        add_result(self, _InvalidSuite(str(self.path), self.error).to_dict())
         raise SuiteError(self.error)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
@@ -105,7 +106,7 @@ class CaseItem(pytest.Item):
 
     def runtest(self) -> None:
         result = runner_for(self.config).run(self.run)
-        add_result(self.config, result)
+        add_result(self, result.to_dict())
         self.user_properties.append(("chatprobe_outcome", result.outcome))
         if result.data_source:
             self.user_properties.append(("chatprobe_data_source", result.data_source))

@@ -5,12 +5,16 @@ carries ``output_excerpt`` (documented) and ``id``, ``message``, ``checks`` (che
 pass|warn|fail|deviation|expected|skip), ``data_source``, ``cassette``, ``status``,
 ``error_class`` and ``source``; the document adds
 ``counts`` (outcome -> n) and ``warnings`` (provider -> check -> n).
+
+Everything here works on the entries themselves (``CaseResult.to_dict()``), the plain data
+that travels from xdist workers on their reports, so a parallel run writes what a serial
+one does.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +23,27 @@ __all__ = ["build_contract", "data_source_of", "summary_line", "write_contract"]
 SCHEMA_VERSION = 1
 
 
-def data_source_of(results: Iterable[Any]) -> str:
-    sources = sorted({r.data_source for r in results if getattr(r, "data_source", "")})
+Entry = Mapping[str, Any]
+
+
+def data_source_of(results: Iterable[Entry]) -> str:
+    sources = sorted({str(r["data_source"]) for r in results if r.get("data_source")})
     if not sources:
         return "none"
     return sources[0] if len(sources) == 1 else "mixed: " + ", ".join(sources)
 
 
-def build_contract(results: list[Any]) -> dict[str, Any]:
+def build_contract(results: Sequence[Entry]) -> dict[str, Any]:
     from chatprobe.checks import registered, worst
 
     checks = registered()
     cells: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     warnings: dict[str, Counter[str]] = defaultdict(Counter)
     for result in results:
-        evaluation = getattr(result, "evaluation", None)
-        if evaluation is None:
-            continue
-        provider = result.case.provider
-        for name, status in evaluation.statuses().items():
+        provider = result.get("provider")
+        if provider is None:
+            continue  # a suite that did not load judged nothing
+        for name, status in (result.get("checks") or {}).items():
             if status == "expected":
                 continue  # a fault the case injected on purpose says nothing about the provider
             cells[provider][name].append(status)
@@ -51,14 +57,14 @@ def build_contract(results: list[Any]) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "data_source": data_source_of(results),
         "checks": {name: chk.describe() for name, chk in checks.items()},
-        "results": [r.to_dict() for r in results],
+        "results": [dict(r) for r in results],
         "matrix": matrix,
-        "counts": dict(sorted(Counter(r.outcome for r in results).items())),
+        "counts": dict(sorted(Counter(r["outcome"] for r in results).items())),
         "warnings": {p: dict(sorted(c.items())) for p, c in sorted(warnings.items())},
     }
 
 
-def write_contract(path: Path, results: list[Any]) -> Path:
+def write_contract(path: Path, results: Sequence[Entry]) -> Path:
     """Write ``contract.json`` atomically, scrubbed (``chatprobe.results``)."""
     from chatprobe.results import write_json_atomic
 
@@ -66,8 +72,8 @@ def write_contract(path: Path, results: list[Any]) -> Path:
     return write_json_atomic(path, build_contract(results))
 
 
-def summary_line(results: list[Any]) -> str:
-    counts = Counter(r.outcome for r in results)
+def summary_line(results: Sequence[Entry]) -> str:
+    counts = Counter(r["outcome"] for r in results)
     order = ("passed", "deviation", "xfailed", "skipped", "failed", "error")
     parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
     return f"chatprobe: {len(results)} cases ({', '.join(parts)}); data: {data_source_of(results)}"

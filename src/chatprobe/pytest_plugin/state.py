@@ -1,8 +1,14 @@
 """The plugin's per-session state, kept in pytest's stash: one module both the hooks
-(:mod:`~chatprobe.pytest_plugin.plugin`) and the items (:mod:`~chatprobe.pytest_plugin.items`)
-read, so neither imports the other's module for it.
+(:mod:`~chatprobe.pytest_plugin.plugin`), the items (:mod:`~chatprobe.pytest_plugin.items`)
+and the fixtures (:mod:`~chatprobe.pytest_plugin.fixtures`) read, so none imports another's
+module for it.
 
 Like the hooks module, it imports nothing but pytest and the standard library at import time.
+
+Settings follow one precedence: command-line option > the project's configuration
+(``chatprobe.toml`` / ``[tool.chatprobe]``) > built-in default; chatprobe's fixtures put
+their ``chatprobe_config`` fixture between the two (see
+:mod:`~chatprobe.pytest_plugin.fixtures`).
 """
 
 from __future__ import annotations
@@ -13,30 +19,65 @@ from typing import Any
 import pytest
 
 __all__ = [
+    "ORDER",
+    "PROJECT",
     "RESULTS",
     "RUNNER",
     "SELECTED",
     "add_result",
     "custom_profiles",
+    "project_of",
+    "project_timeouts",
     "runner_for",
+    "selected_models",
     "selected_providers",
 ]
 
 RUNNER = pytest.StashKey[Any]()
 """The session's suite runner (created on first use by :func:`runner_for`)."""
-RESULTS = pytest.StashKey[list[Any]]()
-"""Every case result of the session, in order (written to ``--chatprobe-results``)."""
+RESULTS = pytest.StashKey[list[tuple[str, dict[str, Any]]]]()
+"""Every case result of the session: (node id, ``contract.json`` entry), as reported."""
+ORDER = pytest.StashKey[list[str]]()
+"""Node ids in collection order (xdist's controller learns them from its workers)."""
 SELECTED = pytest.StashKey[dict[str, str]]()
-"""``--provider`` choices: profile name -> the name or profile file given."""
+"""Provider choices: profile name -> the name or profile file to load."""
+PROJECT = pytest.StashKey[Any]()
+"""The :class:`chatprobe.project.Project` of the session's rootdir."""
+
+
+def project_of(config: pytest.Config) -> Any:
+    """The project pytest runs in: found from ``$CHATPROBE_PROJECT`` or the rootdir upwards
+    (:func:`chatprobe.project.find_project`); read once per session."""
+    project = config.stash.get(PROJECT, None)
+    if project is None:
+        from chatprobe.errors import ChatprobeError
+        from chatprobe.project import find_project
+
+        try:
+            project = find_project(config.rootpath)
+        except ChatprobeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[PROJECT] = project
+    return project
 
 
 def selected_providers(config: pytest.Config) -> dict[str, str]:
-    """``--provider`` choices: profile name -> the name or profile file given (empty: all)."""
+    """Selected providers: profile name -> the name or profile file given (empty: all)."""
     return config.stash.get(SELECTED, {})
 
 
+def selected_models(config: pytest.Config) -> list[str]:
+    """``--chatprobe-model`` choices, else the project's ``models`` (empty: each case's)."""
+    given = config.getoption("chatprobe_models") or []
+    if given:
+        return list(given)
+    project = config.stash.get(PROJECT, None)
+    return list(project.models) if project is not None else []
+
+
 def custom_profiles(config: pytest.Config) -> list[str]:
-    """The profile files among the ``--provider`` choices (custom providers)."""
+    """The selected providers that suites cannot name (profile files and the project's own
+    profiles): they run every suite's generic cases (:mod:`chatprobe.suites.loader`)."""
     return [ref for name, ref in selected_providers(config).items() if ref != name]
 
 
@@ -44,22 +85,63 @@ def runner_for(config: pytest.Config) -> Any:
     """The session's :class:`~chatprobe.suites.runner.Runner` (created on first use)."""
     runner = config.stash.get(RUNNER, None)
     if runner is None:
+        from chatprobe.paths import builtin
         from chatprobe.suites.runner import RunConfig, Runner
 
+        project = project_of(config)
         cassette_dir = config.getoption("chatprobe_cassette_dir")
+        settings: dict[str, Any] = {}
+        if not cassette_dir:  # the project's cassettes, then chatprobe's own for its suites
+            settings["builtin_suites"] = builtin("suites")
+            settings["builtin_cassettes"] = builtin("cassettes")
+        if project.timeouts:
+            settings["timeouts"] = project_timeouts(project.timeouts)
         runner = Runner(
             RunConfig(
-                record_mode=config.getoption("chatprobe_record_mode"),
+                record_mode=config.getoption("chatprobe_record_mode") or "none",
                 live=bool(config.getoption("chatprobe_live")),
                 emulator=bool(config.getoption("chatprobe_emulator")),
-                cassette_dir=Path(cassette_dir).resolve()
-                if cassette_dir
-                else config.rootpath / "cassettes",
+                cassette_dir=Path(cassette_dir).resolve() if cassette_dir else project.cassettes,
+                **settings,
             )
         )
         config.stash[RUNNER] = runner
     return runner
 
 
-def add_result(config: pytest.Config, result: Any) -> None:
-    config.stash[RESULTS].append(result)
+def project_timeouts(configured: dict[str, Any]) -> Any:
+    """The project's ``timeouts`` (a scenario's keys, durations) as the suite runner's
+    :class:`~chatprobe.client.Timeouts`: the keys given replace the runner's defaults."""
+    from dataclasses import fields
+
+    from chatprobe.client import Timeouts
+    from chatprobe.load.scenario import parse_duration
+
+    seconds = {
+        name: None if value == "none" else parse_duration(value, what=f"timeouts.{name}")
+        for name, value in configured.items()
+    }
+    if "read" in seconds:  # a scenario's older key: the wait for the first byte and between bytes
+        read = seconds.pop("read")
+        seconds.setdefault("first_byte", read)
+        seconds.setdefault("idle", read)
+    from chatprobe.suites.runner import RunConfig
+
+    base = RunConfig().timeouts
+    known = {f.name for f in fields(Timeouts)}
+    defaults = {f.name: getattr(base, f.name) for f in fields(Timeouts)}
+    return Timeouts(**{**defaults, **{k: v for k, v in seconds.items() if k in known}})
+
+
+def add_result(item: pytest.Item, entry: dict[str, Any]) -> None:
+    """Attach a case's ``contract.json`` entry to the item; the plugin puts it on the call
+    report, so it reaches the results file the same way serially and from xdist workers."""
+    item.stash[_ENTRY] = entry
+
+
+def entry_of(item: pytest.Item) -> dict[str, Any] | None:
+    """The entry :func:`add_result` attached to ``item``, if any."""
+    return item.stash.get(_ENTRY, None)
+
+
+_ENTRY = pytest.StashKey[dict[str, Any]]()

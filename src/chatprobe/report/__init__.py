@@ -56,11 +56,16 @@ def build_report_files(
     *,
     out: Path | str | None = None,
     slo: dict[str, float] | None = None,
-    reports_root: Path | str = "reports",
+    reports_root: Path | str | None = None,
 ) -> Path:
     """Build the report for ``paths`` (see :func:`resolve_folders`) into ``out`` (default
-    ``reports/<run-id>/``); returns the path of ``index.html``."""
+    ``<reports root>/<run-id>/``, the project's ``paths.reports``); returns the path of
+    ``index.html``."""
     loaded = [load_results(folder) for folder in resolve_folders(paths)]
     report = build_report(loaded, slo=slo)
-    target = Path(out) if out is not None else Path(reports_root) / report.report_id
+    if out is None:
+        from chatprobe.paths import reports_dir
+
+        out = Path(reports_root or reports_dir()) / report.report_id
+    target = Path(out)
     return write_report(report, target)

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from chatprobe.errors import ConfigError
+from chatprobe.paths import RESULTS_ENV, results_dir
 from chatprobe.scrub import scrub_obj, scrub_text
 
 __all__ = [
@@ -61,7 +62,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-RESULTS_ENV = "CHATPROBE_RESULTS"  # default results root (else ./results)
 GROUP_ENV = "CHATPROBE_RUN_GROUP"  # set by `chatprobe run` so its parts share one group id
 
 # The files of a results folder (docs/results-format.md describes each).
@@ -89,8 +89,9 @@ def utc_now_iso() -> str:
 
 
 def results_root() -> Path:
-    """``$CHATPROBE_RESULTS`` when set, else ``./results``."""
-    return Path(os.environ.get(RESULTS_ENV) or "results")
+    """``$CHATPROBE_RESULTS`` when set, else the project's ``paths.results``
+    (:func:`chatprobe.paths.results_dir`; ``./results`` outside a project)."""
+    return results_dir()
 
 
 def new_run_id(now: float | None = None) -> str:

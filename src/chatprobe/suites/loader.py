@@ -16,6 +16,8 @@ expectations (its success status, schema level, envelope; ``defaults`` < the cas
 provider's ``overrides``), on the custom profile's first model, or all of them with
 ``models: all``; a case whose model list names only other providers' models does not apply.
 A custom profile file whose name is a shipped profile's replaces that profile for the suite.
+A project's own profiles (``paths.profiles``) are known names that project suites may name,
+and, selected, they run the other suites' generic cases like a profile file.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import jsonschema
 import yaml
 
 from chatprobe.errors import ConfigError, UnknownNameError
-from chatprobe.paths import specs_dir
+from chatprobe.paths import schema_file, suite_name_for
 from chatprobe.profiles import ProviderProfile, list_profiles, load_profile
 from chatprobe.specs import raise_schema_error
 from chatprobe.suites.model import CaseRun, Expect, Suite
@@ -51,20 +53,10 @@ _Where = tuple[str | int, ...]
 
 @cache
 def suite_validator() -> jsonschema.Draft202012Validator:
-    path = specs_dir() / "suite.schema.yaml"
+    path = schema_file("suite")
     schema = yaml.safe_load(path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
-
-
-def suite_name_for(path: Path) -> str:
-    """``.../suites/derived/aimlapi.yaml`` -> ``derived/aimlapi``; elsewhere the file stem."""
-    resolved = path.resolve()
-    parts = resolved.parts
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "suites":
-            return "/".join((*parts[i + 1 : -1], resolved.stem))
-    return resolved.stem
 
 
 def deep_merge(base: Any, over: Any) -> Any:
@@ -298,8 +290,8 @@ class _Loader:
         if not runs:
             raise self.err("no selected provider serves any of these models", models_where)
         for provider in self.refs:
-            if provider in self.providers or "providers" in case:
-                continue  # a shipped name (handled above), or a case pinned to named providers
+            if provider in providers or "providers" in case:
+                continue  # run above (the suite names it), or a case pinned to named providers
             profile = self._load(provider)
             if self.suite_level is not None and profile.schema_level != self.suite_level:
                 continue

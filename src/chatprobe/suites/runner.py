@@ -15,7 +15,12 @@ Modes (chosen once per session, see :class:`RunConfig`):
 Fault-injection cases (``request.fault``) only make sense against the emulator: live or
 recording runs against a real provider skip them; replay uses their emulated recordings. A
 custom endpoint given with ``--base-url`` is never emulated, so they are skipped for it in
-every mode.
+every mode. A case that needs a key that is not set (live, or recording a provider that is
+never emulated) is skipped, its message naming the variable.
+
+Replay reads ``cassette_dir`` first; a case of a built-in suite (``builtin_suites``) whose
+cassette the project does not have is replayed from chatprobe's own recordings
+(``builtin_cassettes``). Recording always writes to ``cassette_dir``.
 
 The runner is independent of pytest: the plugin, ``chatprobe check`` and tests use it alike.
 """
@@ -24,13 +29,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from chatprobe.checks import CheckContext, Evaluation, evaluate
 from chatprobe.client import ChatClient, Timeouts
-from chatprobe.errors import CassetteError, ChatprobeError
+from chatprobe.errors import CassetteError, ChatprobeError, MissingKeyError
 from chatprobe.profiles import ProviderProfile, load_profile
 from chatprobe.record import RequestRecord
 from chatprobe.scrub import scrub_text
@@ -69,6 +76,8 @@ class RunConfig:
     emulator: bool = False  # force the emulator as the target (record or live)
     cassette_dir: Path = Path("cassettes")
     timeouts: Timeouts = field(default_factory=lambda: Timeouts(5.0, 60.0, 60.0, 120.0))
+    builtin_suites: Path | None = None  # chatprobe's own suites ...
+    builtin_cassettes: Path | None = None  # ... and their recordings, replayed as a fallback
 
     @property
     def mode(self) -> str:
@@ -221,6 +230,8 @@ class Runner:
                 source = "emulated" if emulated else "live"
                 return self._judge(case, profile, record, source, "")
             return self._with_cassette(case, profile, target, key, headers, emulated)
+        except MissingKeyError as exc:  # nothing to judge: skipped, naming the variable
+            return CaseResult(case, "skipped", message=scrub_text(str(exc)))
         except ChatprobeError as exc:
             return CaseResult(case, "error", message=scrub_text(str(exc)))
 
@@ -235,7 +246,7 @@ class Runner:
     ) -> CaseResult:
         from chatprobe.cassettes import cassette_metadata
 
-        path = self.config.cassette_dir / Path(str(case.cassette))
+        path = self._cassette_path(case)
         shown = _shown(path)
         if self.config.mode == "replay" and not path.is_file():
             raise CassetteError(
@@ -273,15 +284,66 @@ class Runner:
             source = "emulated" if emulated else "live"
         return self._judge(case, profile, record, source, shown)
 
-    def _send(
-        self, target: ProviderProfile, case: CaseRun, key: str, headers: dict[str, str]
-    ) -> RequestRecord:
+    def _cassette_path(self, case: CaseRun) -> Path:
+        path = self.config.cassette_dir / Path(str(case.cassette))
+        builtin_suites, builtin_cassettes = (
+            self.config.builtin_suites,
+            self.config.builtin_cassettes,
+        )
+        if (
+            self.config.mode == "replay"
+            and not path.is_file()
+            and builtin_suites is not None
+            and builtin_cassettes is not None
+            and Path(case.source.rsplit(":", 1)[0]).resolve().is_relative_to(builtin_suites)
+        ):
+            shipped = builtin_cassettes / Path(str(case.cassette))
+            if shipped.is_file():
+                return shipped
+        return path
+
+    def _client(self) -> Any:
         if self._http is None:
             import httpx
 
             self._http = httpx.Client(http2=False, follow_redirects=False, trust_env=False)
+        return self._http
+
+    @contextmanager
+    def client(
+        self, profile: ProviderProfile, *, cassette: Path, metadata: dict[str, Any]
+    ) -> Iterator[ChatClient]:
+        """A :class:`ChatClient` for ``profile`` in this session's mode, for Python tests
+        (the ``chatprobe_client`` fixture): replayed from ``cassette``, recorded into it (from
+        the provider with its key, else the emulator) or live. Raises
+        :class:`MissingKeyError` when the mode needs a key that is not set and
+        :class:`CassetteError` when replay has no cassette."""
+        emulated = self._use_emulator(profile)
+        if emulated:
+            target, key = self._emulator_profile(profile)
+        elif self.config.mode == "replay":
+            target, key = profile, REPLAY_KEY
+        else:
+            target, key = profile, profile.require_key()
+        chat = ChatClient(target, api_key=key, timeouts=self.config.timeouts, http=self._client())
+        if self.config.mode == "live":
+            yield chat
+            return
+        if self.config.mode == "replay" and not cassette.is_file():
+            raise CassetteError(
+                f"no cassette {_shown(cassette)}; record it with: pytest "
+                "--chatprobe-record-mode once"
+            )
+        with self._vcr().use(
+            cassette, {"recorded_from": "emulator" if emulated else "live", **metadata}
+        ):
+            yield chat
+
+    def _send(
+        self, target: ProviderProfile, case: CaseRun, key: str, headers: dict[str, str]
+    ) -> RequestRecord:
         with ChatClient(
-            target, api_key=None, timeouts=self.config.timeouts, http=self._http
+            target, api_key=None, timeouts=self.config.timeouts, http=self._client()
         ) as client:
             if case.endpoint == "models":
                 record = client.list_models(headers=headers, api_key=key)
