@@ -16,13 +16,14 @@ import pytest
 from chatprobe.checks import CheckContext, evaluate
 from chatprobe.endpoints import (
     custom_endpoint_name,
+    endpoint_names,
     materialise_endpoint,
     provider_refs,
     record_profiles,
 )
 from chatprobe.errors import ChatprobeError, MissingKeyError
 from chatprobe.paths import project_root
-from chatprobe.profiles import list_profiles, load_profile
+from chatprobe.profiles import builtin_profiles, list_profiles, load_profile
 from chatprobe.record import RequestRecord
 from chatprobe.specs import profile_validator
 from chatprobe.suites import load_suite
@@ -99,6 +100,39 @@ def test_a_pasted_chat_completions_url_is_cut_to_the_base() -> None:
 def test_names_come_from_host_and_port(url: str, name: str) -> None:
     assert custom_endpoint_name(url) == name
     assert NAME_PATTERN.match(name)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://localhost:8000/v1", "localhost:8000"),
+        ("http://LocalHost:11434/v1/", "localhost:11434"),
+        ("http://127.0.0.1:4000/v1", "127.0.0.1:4000"),
+        ("https://api.openai.com/v1", "api.openai.com"),
+        ("http://[::1]:8000/v1", "[::1]:8000"),
+    ],
+)
+def test_people_read_host_and_port_files_get_the_id(url: str, shown: str) -> None:
+    """The naming rule: a display name for people, a file-safe id for files and node ids."""
+    assert endpoint_names(url) == (custom_endpoint_name(url), shown)
+    profile = load_profile(str(materialise_endpoint(url, "LOCAL_LLM_KEY", ["m"])))
+    assert (profile.name, profile.display_name) == (custom_endpoint_name(url), shown)
+    assert Path(profile.source).name.startswith(profile.name + "-")  # the file: the id
+
+
+def test_name_gives_both_names_and_follows_the_profile_rule() -> None:
+    assert endpoint_names("http://127.0.0.1:4000/v1", "staging") == ("staging", "staging")
+    path = materialise_endpoint("http://127.0.0.1:4000/v1", "LOCAL_LLM_KEY", ["m"], name="gw")
+    profile = load_profile(str(path))
+    assert (profile.name, profile.display_name) == ("gw", "gw")
+    assert path.name.startswith("gw-")
+    for bad in ("Bad Name", "-x", "a.b:1"):
+        with pytest.raises(ChatprobeError, match="--name must be lower case"):
+            endpoint_names("http://h/v1", bad)
+    with pytest.raises(ChatprobeError, match="shipped provider's name"):
+        endpoint_names("http://h/v1", builtin_profiles()[0])
+    with pytest.raises(ChatprobeError, match="--name names a --base-url endpoint"):
+        provider_refs(("aimlapi",), name="gw")
 
 
 def test_a_name_never_shadows_a_shipped_profile() -> None:

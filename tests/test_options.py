@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from chatprobe.commands.options import Duration, duration_option, provider_options, split_list
 
-PROVIDER_OPTIONS = ("--provider", "--model", "--base-url", "--api-key-env")
+PROVIDER_OPTIONS = ("--provider", "--model", "--base-url", "--api-key-env", "--name")
 
 
 def _command(name: str) -> click.Command:
@@ -84,9 +84,10 @@ def _probe() -> click.Command:
         models: tuple[str, ...],
         base_url: str | None,
         api_key_env: str | None,
+        name: str | None,
         duration: float,
     ) -> None:
-        click.echo(f"{list(providers)} {list(models)} {base_url} {api_key_env} {duration}")
+        click.echo(f"{list(providers)} {list(models)} {base_url} {api_key_env} {name} {duration}")
 
     return probe
 
@@ -97,9 +98,9 @@ def test_the_decorators_compose_and_split_repeated_comma_lists() -> None:
         ["--provider", "a,b", "--provider", "c", "--model", "m1,m2", "--duration", "2m"],
     )
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "['a', 'b', 'c'] ['m1', 'm2'] None None 120.0"
+    assert result.output.strip() == "['a', 'b', 'c'] ['m1', 'm2'] None None None 120.0"
     default = CliRunner().invoke(_probe(), [])
-    assert default.output.strip() == "[] [] None None 40.0"
+    assert default.output.strip() == "[] [] None None None 40.0"
 
 
 @pytest.mark.parametrize(

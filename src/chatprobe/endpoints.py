@@ -1,5 +1,12 @@
 """Custom endpoints (``--base-url URL --api-key-env VAR --model ID``) as profile files.
 
+**The naming rule** (one place, here): an endpoint has an *id*, safe in a file name and a
+pytest node id (``127-0-0-1-4000``; the profile's ``name``), and a *display name*, what a
+person reads in reports, the terminal, ``contract.json`` and ``summary.json``
+(``127.0.0.1:4000``: the URL's host and port; the profile's ``display_name``). ``--name NAME``
+(on check, load, run and init) gives both: NAME, which must then be a valid profile name.
+See :func:`endpoint_names`.
+
 Every component resolves providers with ``load_profile(name_or_path)`` (the pytest plugin,
 ``plan.json`` read by locust children, the emulator), so a file path is what crosses process
 boundaries: :func:`materialise_endpoint` writes the endpoint as a validated profile document
@@ -30,10 +37,14 @@ from chatprobe.errors import ChatprobeError, MissingKeyError
 from chatprobe.profiles import builtin_profiles, load_profile
 
 __all__ = [
+    "NAME_RULE",
     "PROFILE_DIR_ENV",
     "check_endpoint_args",
+    "check_name",
     "custom_endpoint_name",
+    "endpoint_display_name",
     "endpoint_document",
+    "endpoint_names",
     "is_profile_file",
     "materialise_endpoint",
     "profile_dir",
@@ -45,12 +56,49 @@ PROFILE_DIR_ENV = "CHATPROBE_PROFILE_DIR"
 """Where materialised endpoint profiles go (default: ``<tmp>/chatprobe-profiles``)."""
 
 _VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+NAME_RULE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+"""A profile name (``specs/profile.schema.yaml``'s ``name`` pattern): what ``--name`` takes."""
+
+
+def check_name(name: str) -> str:
+    """``--name NAME`` is a valid profile name (one-line error otherwise)."""
+    if not NAME_RULE.fullmatch(name):
+        raise ChatprobeError(
+            f"--name must be lower case letters, digits, '-' and '_' starting with a letter or "
+            f"digit (it names files too), got {name!r}"
+        )
+    if name in builtin_profiles():
+        raise ChatprobeError(f"--name {name} is a shipped provider's name; choose another")
+    return name
+
+
+def endpoint_display_name(base_url: str) -> str:
+    """What a person reads for an endpoint: its host and port as written in the URL
+    (``http://localhost:4000/v1`` -> ``localhost:4000``; no port given: the host alone)."""
+    parts = urlsplit(base_url.strip())
+    host = (parts.hostname or "endpoint").lower()
+    if ":" in host:  # an IPv6 address keeps its brackets beside a port
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{host}:{port}" if port else host
+
+
+def endpoint_names(base_url: str, name: str | None = None) -> tuple[str, str]:
+    """``(id, display name)`` of an endpoint (the naming rule in the module docstring):
+    ``--name NAME`` gives ``(NAME, NAME)``; else ``(localhost-4000, localhost:4000)``."""
+    if name is not None:
+        check_name(name)
+        return name, name
+    return custom_endpoint_name(base_url), endpoint_display_name(base_url)
 
 
 def custom_endpoint_name(base_url: str) -> str:
-    """A profile name from the URL's host and port: ``http://localhost:8000/v1`` ->
-    ``localhost-8000``; it matches the profile schema's name pattern and never shadows a
-    shipped profile."""
+    """The endpoint's id from the URL's host and port: ``http://localhost:8000/v1`` ->
+    ``localhost-8000``; it matches the profile schema's name pattern (a file name) and never
+    shadows a shipped profile. People read :func:`endpoint_display_name` instead."""
     parts = urlsplit(base_url)
     host = (parts.hostname or "endpoint").lower()
     try:
@@ -102,13 +150,17 @@ def profile_dir() -> Path:
     return Path(configured) if configured else Path(tempfile.gettempdir()) / "chatprobe-profiles"
 
 
-def endpoint_document(base_url: str, api_key_env: str, models: Sequence[str]) -> dict[str, Any]:
-    """The profile of a plain OpenAI-compatible endpoint: what OpenAI documents, nothing more."""
+def endpoint_document(
+    base_url: str, api_key_env: str, models: Sequence[str], *, name: str | None = None
+) -> dict[str, Any]:
+    """The profile of a plain OpenAI-compatible endpoint: what OpenAI documents, nothing more;
+    named by :func:`endpoint_names`."""
     url = _normalise_url(base_url)
-    name = custom_endpoint_name(url)
+    ident, display = endpoint_names(url, name)
     return {
-        "name": name,
-        "title": f"{name} (custom endpoint {url})",
+        "name": ident,
+        "display_name": display,
+        "title": f"{display} (custom endpoint {url})",
         "docs": ["OpenAI chat completions reference (the endpoint claims compatibility)"],
         "base_url": url,
         "api_key_env": api_key_env,
@@ -125,18 +177,23 @@ def endpoint_document(base_url: str, api_key_env: str, models: Sequence[str]) ->
 
 
 def materialise_endpoint(
-    base_url: str, api_key_env: str | None, models: Sequence[str], *, require_key: bool = True
+    base_url: str,
+    api_key_env: str | None,
+    models: Sequence[str],
+    *,
+    name: str | None = None,
+    require_key: bool = True,
 ) -> Path:
     """Write ``--base-url/--api-key-env/--model`` as a validated profile file; return its path.
 
-    The path is stable: the same URL, variable and models always give the same file (the name
-    carries a hash of the content), so parallel runs against different endpoints or models
-    never overwrite each other. The key variable must be set (``MissingKeyError`` naming it,
-    before anything starts) unless ``require_key`` is False.
+    The path is stable: the same URL, variable, models and ``name`` always give the same file
+    (its name is the endpoint's id and a hash of the content), so parallel runs against
+    different endpoints or models never overwrite each other. The key variable must be set
+    (``MissingKeyError`` naming it, before anything starts) unless ``require_key`` is False.
     """
     check_endpoint_args(base_url, api_key_env, models)
     assert api_key_env is not None
-    document = endpoint_document(base_url, api_key_env, models)
+    document = endpoint_document(base_url, api_key_env, models, name=name)
     text = (
         f"# Written by chatprobe for --base-url {document['base_url']} --api-key-env "
         f"{api_key_env}: a plain OpenAI-compatible endpoint.\n# To document deviations, copy "
@@ -156,7 +213,7 @@ def materialise_endpoint(
     if require_key and profile.api_key() is None:
         raise MissingKeyError(
             api_key_env,
-            profile.name,
+            profile.display_name,
             f"For a server that takes no key, set it to any value (export {api_key_env}=none).",
         )
     return path
@@ -174,17 +231,26 @@ def provider_refs(
     api_key_env: str | None = None,
     models: Sequence[str] = (),
     *,
+    name: str | None = None,
     require_key: bool = True,
 ) -> list[str]:
     """What to pass on as ``--provider`` (names or profile paths) for the command line's
-    choices: the given ones, or the materialised ``--base-url`` endpoint. Empty: the
-    command's default (every shipped profile)."""
+    choices: the given ones, or the materialised ``--base-url`` endpoint (named ``name``,
+    else by its host and port). Empty: the command's default (every shipped profile)."""
     if base_url:
         if providers:
             raise ChatprobeError("give --provider or --base-url, not both")
-        return [str(materialise_endpoint(base_url, api_key_env, models, require_key=require_key))]
+        path = materialise_endpoint(
+            base_url, api_key_env, models, name=name, require_key=require_key
+        )
+        return [str(path)]
     if api_key_env:
         raise ChatprobeError("--api-key-env is only used with --base-url URL")
+    if name is not None:
+        raise ChatprobeError(
+            "--name names a --base-url endpoint; a profile's names are in its file "
+            "(name, display_name)"
+        )
     for ref in providers:
         load_profile(ref)  # unknown names and broken files fail here, in one line
     return list(providers)

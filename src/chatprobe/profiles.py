@@ -110,6 +110,13 @@ class ProviderProfile:
     source: str = ""  # the file it was loaded from
     passthrough_models: bool = False  # custom endpoints: any model name is sent as given
     custom_endpoint: bool = False  # written for --base-url: never emulated (see the schema)
+    # What people read in reports and the terminal (default: name); a custom endpoint's is
+    # its host and port (the naming rule: chatprobe.endpoints).
+    display_name: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.display_name:
+            object.__setattr__(self, "display_name", self.name)
 
     @property
     def chat_url(self) -> str:
@@ -217,6 +224,7 @@ def _load_path(path: str) -> ProviderProfile:
         docs=tuple(data.get("docs") or ()),
         source=path,
         custom_endpoint=bool(data.get("custom_endpoint", False)),
+        display_name=str(data.get("display_name") or data["name"]),
     )
 
 

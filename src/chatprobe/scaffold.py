@@ -59,17 +59,7 @@ def plan_project(
     from chatprobe.endpoints import check_endpoint_args, endpoint_document
 
     check_endpoint_args(base_url, api_key_env, models)
-    document = endpoint_document(base_url, api_key_env, models)
-    if name is not None:
-        import re
-
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
-            raise ChatprobeError(
-                f"--name must be lower case letters, digits, '-' and '_' (a profile name), "
-                f"got {name!r}"
-            )
-        document["name"] = name
-        document["title"] = f"{name} ({document['base_url']})"
+    document = endpoint_document(base_url, api_key_env, models, name=name)
     name = str(document["name"])
     first = str(next(iter(document["models"])))
     files = {
@@ -174,7 +164,8 @@ def _profile(document: dict[str, object]) -> str:
 # chatprobe judges every answer against what this file says the endpoint documents: edit it
 # to match your documentation. The format: specs/profile.schema.yaml in chatprobe;
 # `chatprobe providers {name}` shows how it reads.
-name: {_q(name)}
+name: {_q(name)}    # the id: file names, node ids, --provider {name}
+display_name: {_q(str(document["display_name"]))}    # what reports and the terminal call it
 title: {_q(str(document["title"]))}
 base_url: {_q(str(document["base_url"]))}    # requests go to <base_url>/chat/completions
 api_key_env: {document["api_key_env"]}    # the variable holding the key (never written anywhere)

@@ -84,6 +84,7 @@ def check(
     models: tuple[str, ...],
     base_url: str | None,
     api_key_env: str | None,
+    name: str | None,
     record: bool,
     record_mode: str | None,
     live: bool,
@@ -120,7 +121,7 @@ def check(
     project = current_project()
     # unknown names and broken profile files fail here; --base-url becomes a profile file
     # (its key variable must be set); without either, the project's providers
-    refs = provider_refs(providers, base_url, api_key_env, models)
+    refs = provider_refs(providers, base_url, api_key_env, models, name=name)
     if not refs and project.providers:
         try:
             refs = provider_refs(project.providers)

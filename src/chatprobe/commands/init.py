@@ -39,7 +39,9 @@ from chatprobe.commands.options import split_list
     "--name",
     default=None,
     metavar="NAME",
-    help="The profile's name (default: from the URL's host and port, e.g. localhost-8000).",
+    help="The endpoint's name, in reports and file names alike (lower case letters, digits, "
+    "'-', '_'). Default: reports read its host and port (localhost:8000), files its id "
+    "(localhost-8000).",
 )
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @click.argument(

@@ -14,7 +14,8 @@ The vocabulary, the same on ``check``, ``load`` and ``run``:
   file; repeatable and comma-separated (``--provider a,b --provider c``);
 * ``--model ID``: repeatable and comma-separated, like ``--provider``;
 * ``--base-url URL --api-key-env VAR --model ID``: any OpenAI-compatible endpoint without a
-  profile (turned into a profile file by :mod:`chatprobe.endpoints`);
+  profile (turned into a profile file by :mod:`chatprobe.endpoints`), called by its host and
+  port (``localhost:8000``) or by ``--name NAME``;
 * ``--duration``: a :class:`Duration`: ``10`` (seconds), ``500ms``, ``10s``, ``2m``, ``1h``.
 
 Only click glue lives here; what the values mean is decided in library modules.
@@ -96,9 +97,9 @@ def provider_option(help: str = _PROVIDER_HELP) -> Callable[[F], F]:
 def provider_options(func: F) -> F:
     """Add ``--provider``, ``--model``, ``--base-url`` and ``--api-key-env`` to a command.
 
-    The command receives ``providers`` and ``models`` (tuples, commas split), ``base_url``
-    and ``api_key_env``; :func:`chatprobe.endpoints.provider_refs` turns them into profile
-    names or files.
+    The command receives ``providers`` and ``models`` (tuples, commas split), ``base_url``,
+    ``api_key_env`` and ``name``; :func:`chatprobe.endpoints.provider_refs` turns them into
+    profile names or files.
     """
     options = [
         provider_option(),
@@ -124,6 +125,14 @@ def provider_options(func: F) -> F:
             metavar="VAR",
             help="Environment variable holding the key for --base-url (set it to any value "
             "for a server without keys).",
+        ),
+        click.option(
+            "--name",
+            default=None,
+            metavar="NAME",
+            help="What to call the --base-url endpoint in reports, output and file names "
+            "(lower case letters, digits, '-', '_'). Default: its host and port "
+            "(localhost:8000; files use localhost-8000).",
         ),
     ]
     for option in reversed(options):

@@ -132,6 +132,7 @@ def run(
     models: tuple[str, ...],
     base_url: str | None,
     api_key_env: str | None,
+    name: str | None,
     duration: float,
     scenario: str,
     skip_check: bool,
@@ -166,7 +167,7 @@ def run(
     console = Console(stderr=True)
     # unknown names and broken profile files fail here, before any step; --base-url becomes a
     # profile file (its key variable must be set)
-    refs = provider_refs(providers, base_url, api_key_env, models)
+    refs = provider_refs(providers, base_url, api_key_env, models, name=name)
     endpoint: list[str] = []  # the custom endpoint's options, passed to both steps
     if base_url:
         endpoint = [
@@ -175,6 +176,7 @@ def run(
             "--api-key-env",
             str(api_key_env),
             *_each("--model", list(models)),
+            *(["--name", name] if name else []),
         ]
         chosen = {load_profile(refs[0]).name: refs[0]}
         live, emulated = list(chosen), []
@@ -184,6 +186,12 @@ def run(
         live = [name for name, ref in chosen.items() if load_profile(ref).api_key()]
         emulated = [name for name in chosen if name not in live]
     names = list(chosen)
+    shown = {name: load_profile(ref).display_name for name, ref in chosen.items()}
+
+    def called(ids: list[str]) -> str:
+        """Providers as people read them (the naming rule: chatprobe.endpoints)."""
+        return ", ".join(shown[i] for i in ids) or "none"
+
     model_args = [] if endpoint else _each("--model", list(models))
     group = new_run_id()
     root = Path(results_dir) if results_dir is not None else results_root()
@@ -194,17 +202,19 @@ def run(
     steps: list[tuple[str, list[str]]] = []
     if endpoint:
         if not skip_check:
-            steps.append((f"contract checks, live: {names[0]}", ["check", "--live", *endpoint]))
+            steps.append(
+                (f"contract checks, live: {called(names)}", ["check", "--live", *endpoint])
+            )
         if not skip_load:
             argv = ["load", scenario, "--duration", f"{duration:g}s", *endpoint]
-            steps.append((f"load: {scenario}, {duration:g}s, live: {names[0]}", argv))
+            steps.append((f"load: {scenario}, {duration:g}s, live: {called(names)}", argv))
     elif not skip_check:
         if emulated:
             argv = ["check", "--live", "--emulator", *_refs(chosen, emulated), *model_args]
-            steps.append((f"contract checks against the emulator: {', '.join(emulated)}", argv))
+            steps.append((f"contract checks against the emulator: {called(emulated)}", argv))
         if live:
             argv = ["check", "--live", *_refs(chosen, live), *model_args]
-            steps.append((f"contract checks, live: {', '.join(live)}", argv))
+            steps.append((f"contract checks, live: {called(live)}", argv))
     if not skip_load and not endpoint:
         steps.append(
             (
@@ -218,8 +228,8 @@ def run(
         )
     total = len(steps) + 1
     console.print(
-        f"chatprobe run {group}: providers {', '.join(names)} "
-        f"(live: {', '.join(live) or 'none'}; emulated: {', '.join(emulated) or 'none'})"
+        f"chatprobe run {group}: providers {called(names)} "
+        f"(live: {called(live)}; emulated: {called(emulated)})"
     )
     state = _State()
     failed: list[str] = []

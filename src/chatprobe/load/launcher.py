@@ -86,6 +86,7 @@ class LoadOptions:
     models: tuple[str, ...] = ()
     base_url: str | None = None  # a custom endpoint instead of providers (needs models)
     api_key_env: str | None = None
+    name: str | None = None  # --name: what the --base-url endpoint is called
     users: int | None = None
     duration_s: float | None = None
     requests: int | None = None
@@ -219,7 +220,7 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
     from rich.console import Console
 
     console = console or Console(stderr=True)
-    if options.base_url or options.api_key_env:
+    if options.base_url or options.api_key_env or options.name:
         from dataclasses import replace
 
         from chatprobe.endpoints import provider_refs
@@ -229,9 +230,15 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
                 "a --base-url endpoint is always loaded live; drop --emulator/--emulator-url"
             )
         refs = provider_refs(
-            options.providers, options.base_url, options.api_key_env, options.models
+            options.providers,
+            options.base_url,
+            options.api_key_env,
+            options.models,
+            name=options.name,
         )
-        options = replace(options, providers=tuple(refs), base_url=None, api_key_env=None)
+        options = replace(
+            options, providers=tuple(refs), base_url=None, api_key_env=None, name=None
+        )
     scenario = resolve_scenario(options)
     if options.master and options.worker:
         raise ChatprobeError("--master and --worker exclude each other")

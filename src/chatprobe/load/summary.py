@@ -111,6 +111,9 @@ def build_summary(
     }
     ol = plan.open_loop
     all_notes = [*run.pop("notes"), *notes]
+    providers = dict.fromkeys(t.provider for t in plan.targets)
+    # What people call each provider (the naming rule: chatprobe.endpoints); ids stay the keys.
+    shown = {p: profiles.display_name(p) if profiles else p for p in providers}
     return {
         "schema_version": SUMMARY_VERSION,
         "run_id": run_id,
@@ -128,6 +131,7 @@ def build_summary(
             plan.slo_attainment if plan.slo_attainment is not None else DEFAULT_SLO_ATTAINMENT
         ),
         "slo_declared": slo_declared(plan),
+        "display_names": shown,
         **run,
         "notes": all_notes,
         "workers": workers or {"expected": 0, "reported": 0, "lost": []},
@@ -142,10 +146,13 @@ def summary_verdict(
 ) -> list[str]:
     """Why the run of this ``summary.json`` failed (:func:`chatprobe.metrics.verdict`)."""
     slo = summary.get("slo") or {}
+    shown = summary.get("display_names") or {}
     return verdict(
         error_rate=summary.get("error_rate"),
         attainment={
-            f"{g.get('provider')}/{g.get('model')}": (g.get("slo") or {}).get("attainment")
+            f"{shown.get(g.get('provider'), g.get('provider'))}/{g.get('model')}": (
+                g.get("slo") or {}
+            ).get("attainment")
             for g in summary.get("groups") or []
         },
         limits=slo.get("limits") or {},

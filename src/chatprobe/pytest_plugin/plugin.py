@@ -341,9 +341,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # an xdist worker: its entries went to the controller on the reports
     target = config.getoption("chatprobe_results")
     if target:
-        from chatprobe.pytest_plugin.results import write_contract
+        from chatprobe.pytest_plugin.results import display_names_of, write_contract
+        from chatprobe.pytest_plugin.state import selected_providers
 
-        write_contract(Path(target), _ordered(config))
+        results = _ordered(config)
+        shown = display_names_of(results, selected_providers(config))
+        write_contract(Path(target), results, shown)
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -4,7 +4,8 @@ Format: ``docs/results-format.md`` (``contract.json``). Beyond the documented ke
 carries ``output_excerpt`` (documented) and ``id``, ``message``, ``checks`` (check ->
 pass|warn|fail|deviation|expected|skip), ``data_source``, ``cassette``, ``status``,
 ``error_class`` and ``source``; the document adds
-``counts`` (outcome -> n) and ``warnings`` (provider -> check -> n).
+``counts`` (outcome -> n), ``warnings`` (provider -> check -> n) and ``display_names``
+(provider id -> what people call it: the naming rule of :mod:`chatprobe.endpoints`).
 
 Everything here works on the entries themselves (``CaseResult.to_dict()``), the plain data
 that travels from xdist workers on their reports, so a parallel run writes what a serial
@@ -18,7 +19,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["build_contract", "data_source_of", "summary_line", "write_contract"]
+__all__ = [
+    "build_contract",
+    "data_source_of",
+    "display_names_of",
+    "summary_line",
+    "write_contract",
+]
 
 SCHEMA_VERSION = 1
 
@@ -33,7 +40,24 @@ def data_source_of(results: Iterable[Entry]) -> str:
     return sources[0] if len(sources) == 1 else "mixed: " + ", ".join(sources)
 
 
-def build_contract(results: Sequence[Entry]) -> dict[str, Any]:
+def display_names_of(results: Iterable[Entry], refs: Mapping[str, str]) -> dict[str, str]:
+    """Provider id -> display name for the providers in ``results``; ``refs`` maps an id to
+    what :func:`chatprobe.profiles.load_profile` takes (a profile file for custom ones)."""
+    from chatprobe.errors import ChatprobeError
+    from chatprobe.profiles import load_profile
+
+    shown: dict[str, str] = {}
+    for provider in dict.fromkeys(str(r["provider"]) for r in results if r.get("provider")):
+        try:
+            shown[provider] = load_profile(refs.get(provider, provider)).display_name
+        except ChatprobeError:
+            shown[provider] = provider
+    return shown
+
+
+def build_contract(
+    results: Sequence[Entry], display_names: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     from chatprobe.checks import registered, worst
 
     checks = registered()
@@ -61,15 +85,18 @@ def build_contract(results: Sequence[Entry]) -> dict[str, Any]:
         "matrix": matrix,
         "counts": dict(sorted(Counter(r["outcome"] for r in results).items())),
         "warnings": {p: dict(sorted(c.items())) for p, c in sorted(warnings.items())},
+        "display_names": {p: (display_names or {}).get(p, p) for p in matrix},
     }
 
 
-def write_contract(path: Path, results: Sequence[Entry]) -> Path:
+def write_contract(
+    path: Path, results: Sequence[Entry], display_names: Mapping[str, str] | None = None
+) -> Path:
     """Write ``contract.json`` atomically, scrubbed (``chatprobe.results``)."""
     from chatprobe.results import write_json_atomic
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_json_atomic(path, build_contract(results))
+    return write_json_atomic(path, build_contract(results, display_names))
 
 
 def summary_line(results: Sequence[Entry]) -> str:

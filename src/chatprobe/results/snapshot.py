@@ -6,7 +6,8 @@ check) writes a snapshot of each profile it used into its results folder, and re
 prices, price sources, documented deviations and model families from there, never from
 ``specs/providers/``.
 
-What a snapshot holds per provider: title, base URL, the *name* of the key variable (never a
+What a snapshot holds per provider: display name (what people read: the naming rule of
+:mod:`chatprobe.endpoints`), title, base URL, the *name* of the key variable (never a
 key), schema level, documented success statuses, documented deviations with their reasons,
 disabled checks, and per model its id, echo, family, whether it is a free variant, and its
 price with the price's source (documented or assumed). ``source`` and ``sha256`` identify
@@ -65,6 +66,7 @@ def _profile_doc(profile: ProviderProfile) -> dict[str, Any]:
         }
     return {
         "name": profile.name,
+        "display_name": profile.display_name,
         "title": profile.title,
         "base_url": profile.base_url,
         "api_key_env": profile.api_key_env,
@@ -141,6 +143,15 @@ class ProfileSnapshot:
                 }
             provider["models"][str(target.get("model"))] = {"pricing": pricing}
         return cls(profiles, legacy=True)
+
+    def display_name(self, provider: str) -> str:
+        """What people call ``provider`` (its id): the captured display name, else the id."""
+        shown = (self.profiles.get(provider) or {}).get("display_name")
+        return str(shown) if isinstance(shown, str) and shown else provider
+
+    def display_names(self) -> dict[str, str]:
+        """Every captured provider's display name, by id."""
+        return {provider: self.display_name(provider) for provider in self.profiles}
 
     def deviation(self, provider: str, check: str) -> str | None:
         """The documented reason for a deviation, or None when the snapshot has none."""
