@@ -3,10 +3,19 @@ metric, availability and rate limits, cost, open loop, sweeps, verdict)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from chatprobe.load.scenario import Stage
-from chatprobe.metrics import DEFAULT_SLO, RunSpec, compute_run, measured_timeline, verdict
+from chatprobe.metrics import (
+    DEFAULT_SLO,
+    RunSpec,
+    compute_run,
+    contract_figures,
+    measured_timeline,
+    verdict,
+)
 from chatprobe.profiles import Pricing
 from chatprobe.results import new_sample, table_from_rows
 
@@ -233,3 +242,98 @@ def test_verdict_on_error_rate_and_missed_slo() -> None:
     assert len(missed) == 1 and missed[0].startswith("SLO missed by p/m: 90.00%")
     undeclared = verdict(error_rate=0.0, attainment={"p/m": 0.1}, limits=DEFAULT_SLO)
     assert undeclared == []  # the default SLO scores goodput; it never fails a run
+
+
+# ---------------------------------------------------------------------------- contract tallies
+
+
+def _case(
+    case: str,
+    outcome: str,
+    checks: dict[str, str],
+    findings: Sequence[tuple[str, str]] = (),
+    *,
+    provider: str = "p",
+    deviations: dict[str, str] | None = None,
+) -> dict[str, object]:
+    return {
+        "case": case,
+        "suite": "basic",
+        "provider": provider,
+        "model": "m",
+        "outcome": outcome,
+        "source": f"suites/basic.yaml:{len(case)}",
+        "checks": checks,
+        "findings": [
+            {"check": c, "severity": "error", "message": msg, "path": ""} for c, msg in findings
+        ],
+        "deviations": [{"check": c, "reason": r} for c, r in (deviations or {}).items()],
+    }
+
+
+def test_contract_tallies_count_every_finding_failures_first() -> None:
+    """Nothing is cut per case: ten schema findings in one case do not crowd out the
+    stream-usage finding of the same case; each check gets its counts and one example."""
+    schema = [("strict_response_schema", f"problem {k}") for k in range(10)]
+    results = [
+        _case(
+            "a",
+            "failed",
+            {"strict_response_schema": "fail", "stream_include_usage": "fail", "status": "pass"},
+            [*schema, ("stream_include_usage", "no usage chunk")],
+        ),
+        _case(
+            "b",
+            "deviation",
+            {"status_openai": "deviation", "model_echo": "deviation"},
+            [("status_openai", "201"), ("model_echo", "google/m")],
+            deviations={"status_openai": "documents 201", "model_echo": "echoes google/"},
+        ),
+        _case("c", "deviation", {"status_openai": "deviation"}, [("status_openai", "201")]),
+        _case("d", "passed", {"stop_honoured": "warn"}, [("stop_honoured", "stop seen late")]),
+        _case("e", "failed", {"status": "pass"}),  # an unmet expectation: no check names it
+        _case("f", "skipped", {}),
+        _case("g", "passed", {"x": "expected"}, [("x", "injected fault")]),
+    ]
+    figures = contract_figures(results, {"stop_honoured": "error"})
+    assert figures.cases == 7 and figures.conforming == 4
+    assert figures.outcomes == {"deviation": 2, "failed": 2, "passed": 2, "skipped": 1}
+    assert figures.deviating_checks == {"status_openai": 2, "model_echo": 1}
+    assert figures.failing_checks == {
+        "(expectations)": 1,
+        "stream_include_usage": 1,
+        "strict_response_schema": 1,
+    }
+    rows = {(t.verdict, t.check): t for t in figures.tallies}
+    assert [t.verdict for t in figures.tallies] == ["fail"] * 3 + ["deviation"] * 2 + ["warn"]
+    assert (
+        rows["fail", "strict_response_schema"].cases,
+        rows["fail", "strict_response_schema"].findings,
+    ) == (1, 10)
+    usage = rows["fail", "stream_include_usage"]
+    assert (usage.findings, usage.example) == (1, "no usage chunk")
+    assert usage.example_case == "basic::a" and usage.example_source == "suites/basic.yaml:1"
+    status = rows["deviation", "status_openai"]
+    assert (status.cases, status.findings, status.reason) == (2, 2, "documents 201")
+    assert figures.tallies[3] is status  # most cases first within a verdict
+    assert rows["warn", "stop_honoured"].example == "stop seen late"
+    assert ("expected", "x") not in rows  # an injected fault says nothing about the provider
+
+
+def test_contract_tallies_read_entries_written_before_checks_were_recorded() -> None:
+    old = {
+        "case": "a",
+        "suite": "s",
+        "provider": "p",
+        "model": "m",
+        "outcome": "deviation",
+        "findings": [{"check": "c", "severity": "error", "message": "seen", "path": ""}],
+        "deviations": [{"check": "c", "reason": "documented"}],
+    }
+    (tally,) = contract_figures([old]).tallies
+    assert (tally.verdict, tally.check, tally.cases, tally.reason) == (
+        "deviation",
+        "c",
+        1,
+        "documented",
+    )

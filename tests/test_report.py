@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from chatprobe.cli import cli, main
+from chatprobe.profiles import load_profile
 from chatprobe.report import build_report_files, resolve_folders
 from chatprobe.report.headline import headline
 from chatprobe.report.model import build_report
@@ -35,26 +36,35 @@ def report(run):
 
 
 class TableParser(HTMLParser):
-    """Collects every <table> as {id: [[cell text, ...], ...]} (header row first)."""
+    """Collects every <table> as {id: [[cell text, ...], ...]} (header row first); the ids of
+    tables folded inside ``<details class="fold">`` go to ``folded``."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tables: dict[str, list[list[str]]] = {}
+        self.folded: set[str] = set()
+        self._details = 0
         self._id: str | None = None
         self._row: list[str] | None = None
         self._cell: list[str] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "table":
+        if tag == "details":
+            self._details += 1
+        elif tag == "table":
             self._id = dict(attrs).get("id") or f"t{len(self.tables)}"
             self.tables[self._id] = []
+            if self._details:
+                self.folded.add(self._id)
         elif tag == "tr" and self._id:
             self._row = []
         elif tag in ("td", "th") and self._row is not None:
             self._cell = []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+        if tag == "details":
+            self._details -= 1
+        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
             self._row.append("".join(self._cell))
             self._cell = None
         elif tag == "tr" and self._row is not None and self._id:
@@ -128,10 +138,26 @@ def test_sweep_and_conformance(report) -> None:
         assert points[0].requests_per_s < points[-1].requests_per_s
     conf = report.conformance
     assert conf.matrix["apilaplas"]["max_tokens_honoured"] == "fail"
-    reasons = {(p, c): why for p, c, why, _seen in conf.deviations}
+    reasons = {(t.provider, t.check): t.reason for t in conf.tallies if t.verdict == "deviation"}
     assert "message.refusal" in reasons[("aimlapi", "strict_response_schema")]
     assert "code" in reasons[("openrouter", "strict_error_envelope")]
-    assert conf.totals["apilaplas"]["fail"] == 1 and conf.failures[0][0] == "apilaplas"
+    assert conf.totals["apilaplas"]["fail"] == 1
+    # Findings by check: failures first, each with its counts and one example.
+    first = conf.tallies[0]
+    assert (first.verdict, first.check, first.provider) == (
+        "fail",
+        "max_tokens_honoured",
+        "apilaplas",
+    )
+    apilaplas_models = len(load_profile("apilaplas").models)  # one case per model
+    assert first.cases == first.findings == apilaplas_models
+    assert first.example_case == "core::max_tokens_honoured" and first.example_source
+    assert [t.verdict for t in conf.tallies] == sorted(
+        (t.verdict for t in conf.tallies), key=("fail", "deviation", "warn").index
+    )
+    assert {(t.check, t.provider) for t in conf.tallies if t.verdict == "warn"} == {
+        ("retry_after_on_429", "openrouter")
+    }
     lines = headline(report)
     assert any(line.startswith("Most conformant: openrouter") for line in lines)
     assert any(line.startswith("Fastest first token: aimlapi") for line in lines)
@@ -153,13 +179,23 @@ def test_html_escapes_provider_text_and_never_uses_safe(report) -> None:
 
 
 def test_markdown_carries_the_same_tables_as_html(report) -> None:
+    """Every table reads the same in both, but for the folded ones (checks that pass
+    everywhere), which Markdown only counts."""
     parser = TableParser()
     parser.feed(render_html(report))
-    html_tables = [[[norm(c) for c in row] for row in t] for t in parser.tables.values()]
+    html_tables = [
+        [[norm(c) for c in row] for row in t]
+        for tid, t in parser.tables.items()
+        if tid not in parser.folded
+    ]
     markdown = render_markdown(report)
     md = [[[norm(c) for c in row] for row in t] for t in md_tables(markdown)]
     assert len(html_tables) >= 10
     assert md == html_tables
+    assert parser.folded == {"conformance-passing"}
+    passing = len(parser.tables["conformance-passing"]) - 1  # the header row aside
+    assert passing > 0
+    assert f"{passing} other checks pass for every provider wherever they apply" in markdown
     assert "<script>" not in markdown and "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
 
 
@@ -183,7 +219,7 @@ def test_report_files_json_schema_and_no_secret(run, tmp_path: Path) -> None:
     for name in ("index.html", "report.md", "report.json"):
         assert CANARY not in (index.parent / name).read_text()
     data = json.loads((index.parent / "report.json").read_text())
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert {"runs", "groups", "conformance", "comparisons", "warnings"} <= set(data)
     assert "summary" not in data  # sentences belong to the views, not the model
     assert "ttft_sorted" not in data["groups"][0]

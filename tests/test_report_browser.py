@@ -85,22 +85,27 @@ def test_report_renders_in_chromium(browser, report_dir: Path) -> None:
     assert dialogs == [] and problems == []
 
     headings = page.locator("main h2").all_inner_texts()
-    for expected in (
+    # Reading order: what failed or deviated, then the measurements and their charts, and
+    # only then the full conformance matrix, the runs and the method.
+    assert headings == [
         "Summary",
-        "Runs",
-        "Conformance",
+        "Findings",
         "Latency",
         "Throughput",
         "Errors and availability",
         "Cost",
         "Model comparison",
-    ):
-        assert expected in headings
+        "Conformance matrix",
+        "Runs",
+        "How these numbers were made",
+    ]
     assert page.locator("nav.toc a").count() == len(headings)
     assert "EMULATED" in page.locator("header.runbar").inner_text()
     assert page.locator("header.runbar").is_visible()
 
     for table_id in (
+        "conformance-totals",
+        "findings-by-check",
         "conformance-matrix",
         "latency-ttft",
         "latency-itl",
@@ -129,19 +134,57 @@ def test_report_renders_in_chromium(browser, report_dir: Path) -> None:
         assert svg.locator("text.axis-label").count() == 2
         assert svg.locator("g.legend").count() == 5
 
-    # Hostile provider text shows as text, never as markup.
+    # TTFB sits beside TTFT.
+    headers = page.locator("table#latency-ttft thead th").all_inner_texts()
+    assert headers.index("TTFB p50") + 2 == headers.index("TTFT p50")
+
+    # Hostile provider text shows as text, never as markup: in the findings too.
     body = page.locator("body").inner_text()
     assert HOSTILE_OUTPUT in body
     assert HOSTILE_ERROR in body
+    assert HOSTILE_OUTPUT in page.locator("table#findings-by-check").inner_text()
     assert page.locator("main script, main img, main b, main i").count() == 0
+    assert page.locator(".callout:empty").count() == 0
+    page.close()
+
+
+def test_passing_checks_are_collapsed_after_the_charts(browser, report_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto((report_dir / "index.html").as_uri())
+    fold = page.locator("details#conformance-passing-fold")
+    assert fold.count() == 1
+    assert fold.get_attribute("open") is None  # collapsed by default
+    passing = fold.locator("table#conformance-passing")
+    assert not passing.is_visible()
+    summary = fold.locator("summary")
+    assert re.match(r"\d+ other checks? pass", summary.inner_text())
+
+    # The charts come before the full matrix, the failing/deviating rows of which show.
+    def top(selector: str) -> float:
+        box = page.locator(selector).bounding_box()
+        assert box is not None, selector
+        return box["y"]
+
+    assert top("svg#chart-ttft-cdf") < top("table#conformance-matrix") < top("details.fold")
+    assert "FAIL" in page.locator("table#conformance-matrix").inner_text()
+
+    summary.click()  # a click on the summary opens it, without any script
+    assert fold.get_attribute("open") is not None
+    assert passing.is_visible()
+    box = passing.bounding_box()
+    assert box and box["height"] > 60
+    assert passing.locator("tbody tr").count() >= 3
+    assert "FAIL" not in passing.inner_text() and "deviation" not in passing.inner_text()
     page.close()
 
 
 def test_markdown_tables_match_the_rendered_page(browser, report_dir: Path) -> None:
     page = browser.new_page()
     page.goto((report_dir / "index.html").as_uri())
+    # Markdown only counts the folded tables (checks that pass everywhere).
     dom = page.evaluate(
-        """() => [...document.querySelectorAll('table')].map(t =>
+        """() => [...document.querySelectorAll('table')]
+            .filter(t => !t.closest('details.fold')).map(t =>
             [...t.querySelectorAll('tr')].map(r =>
                 [...r.querySelectorAll('th,td')].map(c => c.textContent)))"""
     )

@@ -67,6 +67,16 @@ Open loop
     ``lag_ms`` percentiles over measured requests; ``client_saturated`` when lag p99 exceeds
     the scenario's ``lag_threshold_ms``: the client could not keep its own schedule.
 
+Contract tallies (``contract.json``, :func:`contract_figures`)
+    A case *conforms* to its provider's documented contract when its outcome is ``passed``
+    or ``deviation`` (every failing check is one the profile documents). Per check x
+    provider x verdict (``fail``, ``deviation``, ``warn``: the check's status in a case) the
+    number of cases and of findings, with the first case as the example; nothing is cut:
+    every finding in ``contract.json`` is counted. A failed case whose failure no check
+    names (an unmet ``expect.fails``, a crashed check, a case that could not run) counts
+    under ``(expectations)``. ``expected`` statuses (faults a case injected on purpose)
+    count nowhere.
+
 Verdict (exit status of ``chatprobe load``)
     A run fails when its error rate is above the allowed maximum (``--max-error-rate``,
     default :data:`DEFAULT_MAX_ERROR_RATE`), or when the scenario declares an SLO and a
@@ -97,6 +107,8 @@ __all__ = [
     "DEFAULT_SLO_ATTAINMENT",
     "RATE_LIMITED",
     "SLO_METRICS",
+    "CheckTally",
+    "ContractFigures",
     "Cost",
     "Dist",
     "ErrorClassFigures",
@@ -109,6 +121,7 @@ __all__ = [
     "StageFigures",
     "StageWindow",
     "compute_run",
+    "contract_figures",
     "jsonable",
     "latency_column",
     "measured_timeline",
@@ -882,6 +895,130 @@ def _sweep(
                 )
             )
     return out
+
+
+# ----------------------------------------------------------------------------- contract tallies
+
+CONFORMING = ("passed", "deviation")
+"""Case outcomes that conform to the provider's documented contract."""
+VERDICTS = ("fail", "deviation", "warn")
+"""Check statuses tallied, in the order they are shown (failures first)."""
+CASE_PROBLEM = "(expectations)"
+"""The tally of failed cases no check names (module docstring)."""
+
+
+@dataclass
+class CheckTally:
+    """One check x provider x verdict over a contract run: how many cases, how many
+    findings, and the first case as the example."""
+
+    check: str
+    provider: str
+    verdict: str  # fail | deviation | warn
+    severity: str = ""
+    cases: int = 0
+    findings: int = 0
+    example_case: str = ""  # suite::case
+    example_model: str = ""
+    example_source: str = ""  # file:line of the case in its suite
+    example: str = ""  # the example's first finding, as received
+    reason: str = ""  # a deviation's documented reason
+
+
+@dataclass
+class ContractFigures:
+    """What a contract run's results add up to (module docstring, "Contract tallies")."""
+
+    cases: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)  # outcome -> cases
+    by_provider: dict[str, dict[str, int]] = field(default_factory=dict)  # -> outcome -> cases
+    conforming: int = 0  # passed + deviation
+    deviating_checks: dict[str, int] = field(default_factory=dict)  # check -> cases, most first
+    failing_checks: dict[str, int] = field(default_factory=dict)  # check -> cases, most first
+    tallies: list[CheckTally] = field(default_factory=list)  # fail, deviation, warn; most first
+
+
+def _case_statuses(entry: Mapping[str, Any]) -> dict[str, str]:
+    """Each check's status in one case: ``checks`` as written, else (folders written before
+    it existed) what the findings and deviations say."""
+    recorded = entry.get("checks")
+    if isinstance(recorded, Mapping) and recorded:
+        return {str(k): str(v) for k, v in recorded.items()}
+    statuses: dict[str, str] = {}
+    for finding in entry.get("findings") or []:
+        if isinstance(finding, Mapping) and finding.get("check"):
+            fails = str(finding.get("severity") or "error") != "warning"
+            name = str(finding["check"])
+            if fails or statuses.get(name) != "fail":
+                statuses[name] = "fail" if fails else "warn"
+    for deviation in entry.get("deviations") or []:
+        if isinstance(deviation, Mapping) and deviation.get("check"):
+            statuses[str(deviation["check"])] = "deviation"
+    return statuses
+
+
+def _most_first(counts: Counter[str]) -> dict[str, int]:
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def contract_figures(
+    results: Sequence[Mapping[str, Any]], severities: Mapping[str, str] | None = None
+) -> ContractFigures:
+    """Tally a contract run's ``results`` (``contract.json`` entries); ``severities`` maps a
+    check to its declared severity (``contract.json``'s ``checks``)."""
+    figures = ContractFigures()
+    outcomes: Counter[str] = Counter()
+    deviating: Counter[str] = Counter()
+    failing: Counter[str] = Counter()
+    tallies: dict[tuple[str, str, str], CheckTally] = {}
+    for entry in results:
+        outcome = str(entry.get("outcome") or "?")
+        provider = str(entry.get("provider") or "-")
+        outcomes[outcome] += 1
+        per = figures.by_provider.setdefault(provider, {})
+        per[outcome] = per.get(outcome, 0) + 1
+        findings = [f for f in entry.get("findings") or [] if isinstance(f, Mapping)]
+        reasons = {
+            str(d.get("check")): str(d.get("reason") or "")
+            for d in entry.get("deviations") or []
+            if isinstance(d, Mapping)
+        }
+        statuses = _case_statuses(entry)
+        named = [(c, v) for c, v in statuses.items() if v in VERDICTS]
+        if outcome in ("failed", "error") and not any(v == "fail" for _c, v in named):
+            named.append((CASE_PROBLEM, "fail"))
+        for check, status in named:
+            mine = [f for f in findings if f.get("check") == check]
+            if status == "deviation":
+                deviating[check] += outcome == "deviation"
+            elif status == "fail":
+                failing[check] += 1
+            tally = tallies.get((status, check, provider))
+            if tally is None:
+                first = mine[0] if mine else {}
+                tally = tallies[(status, check, provider)] = CheckTally(
+                    check=check,
+                    provider=provider,
+                    verdict=status,
+                    severity=str(first.get("severity") or (severities or {}).get(check) or "error"),
+                    example_case=f"{entry.get('suite') or '?'}::{entry.get('case') or '?'}",
+                    example_model=str(entry.get("model") or ""),
+                    example_source=str(entry.get("source") or ""),
+                    example=str(first.get("message") or entry.get("message") or outcome),
+                    reason=reasons.get(check, ""),
+                )
+            tally.cases += 1
+            tally.findings += len(mine) or (1 if check == CASE_PROBLEM else 0)
+    figures.cases = sum(outcomes.values())
+    figures.outcomes = dict(sorted(outcomes.items()))
+    figures.conforming = sum(outcomes.get(o, 0) for o in CONFORMING)
+    figures.deviating_checks = _most_first(+deviating)
+    figures.failing_checks = _most_first(failing)
+    figures.tallies = sorted(
+        tallies.values(),
+        key=lambda t: (VERDICTS.index(t.verdict), -t.cases, t.check, t.provider),
+    )
+    return figures
 
 
 # ----------------------------------------------------------------------------- verdict

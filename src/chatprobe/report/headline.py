@@ -15,10 +15,58 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from chatprobe.metrics import ContractFigures
 from chatprobe.report.formatting import ms, pct, usd
 from chatprobe.report.model import Comparison, GroupStats, Report
 
-__all__ = ["headline", "verdict_text"]
+__all__ = ["contract_tally", "headline", "verdict_text"]
+
+
+def _cases(n: int) -> str:
+    return f"{n:,} case" + ("" if n == 1 else "s")
+
+
+def _by_check(counts: dict[str, int]) -> str:
+    return ", ".join(f"{check} {n:,}" for check, n in counts.items())
+
+
+def contract_tally(figures: ContractFigures) -> list[str]:
+    """A contract run in sentences, failures first (the terminal's and the report's)::
+
+    2 cases fail: strict_error_envelope 2.
+    527 cases conform to their provider's documented contract, 521 of them with
+    documented deviations from OpenAI: status_openai 273, strict_response_schema 250.
+    14 cases skipped.
+    """
+    o = figures.outcomes
+    lines = []
+    failed = o.get("failed", 0) + o.get("error", 0)
+    if failed:
+        lines.append(
+            f"{_cases(failed)} {'fails' if failed == 1 else 'fail'}: "
+            f"{_by_check(figures.failing_checks)}."
+        )
+    conform = "conforms" if figures.conforming == 1 else "conform"
+    line = (
+        f"{_cases(figures.conforming)} {conform} to their provider's documented contract"
+        if figures.conforming != 1
+        else f"1 case {conform} to its provider's documented contract"
+    )
+    deviating = o.get("deviation", 0)
+    if deviating:
+        line += (
+            f", {deviating:,} of them with documented deviations from OpenAI: "
+            f"{_by_check(figures.deviating_checks)}"
+        )
+    lines.append(line + ".")
+    rest = []
+    if o.get("xfailed"):
+        rest.append(f"{_cases(o['xfailed'])} expected to fail (xfail)")
+    if o.get("skipped"):
+        rest.append(f"{_cases(o['skipped'])} skipped")
+    if rest:
+        lines.append("; ".join(rest) + ".")
+    return lines
 
 
 def verdict_text(c: Comparison) -> str:
@@ -174,7 +222,7 @@ def _conformance(report: Report) -> list[str]:
 
     if len(conf.totals) == 1:
         (provider,) = conf.totals
-        return [f"Conformance of {provider}: {describe(provider)}."]
+        return [f"Conformance of {report.name(provider)}: {describe(provider)}."]
 
     def key(p: str) -> tuple[int, int, int]:
         t = conf.totals[p]
@@ -183,8 +231,9 @@ def _conformance(report: Report) -> list[str]:
     ranked = sorted(conf.totals, key=key)
     tied = [p for p in ranked if key(p) == key(ranked[0])]
     if len(tied) > 1:
-        return [f"Conformance: {', '.join(tied)} tie: {describe(tied[0])} each."]
-    return [f"Most conformant: {ranked[0]}, {describe(ranked[0])}."]
+        names = ", ".join(report.name(p) for p in tied)
+        return [f"Conformance: {names} tie: {describe(tied[0])} each."]
+    return [f"Most conformant: {report.name(ranked[0])}, {describe(ranked[0])}."]
 
 
 def _families(report: Report) -> list[str]:

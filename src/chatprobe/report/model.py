@@ -28,6 +28,8 @@ from chatprobe.errors import ChatprobeError
 from chatprobe.metrics import (
     DEFAULT_SLO,
     SLO_METRICS,
+    CheckTally,
+    ContractFigures,
     Cost,
     Dist,
     GroupFigures,
@@ -37,6 +39,7 @@ from chatprobe.metrics import (
     Slo,
     StageFigures,
     compute_run,
+    contract_figures,
     latency_column,
     send_offsets,
 )
@@ -57,10 +60,14 @@ __all__ = [
     "family_pair",
 ]
 
-REPORT_SCHEMA_VERSION = 2
+REPORT_SCHEMA_VERSION = 3
 """2: groups carry :class:`chatprobe.metrics.GroupFigures` (the same names and values as
 ``summary.json``), sweep rows are :class:`chatprobe.metrics.StageFigures`, and the
-summary sentences left the model for the views."""
+summary sentences left the model for the views. 3: ``display_names`` (provider id -> what
+people call it), groups' ``provider_display``, and the conformance findings as
+:class:`chatprobe.metrics.CheckTally` rows (``tallies``, every finding counted) with the
+run's :class:`chatprobe.metrics.ContractFigures` (``figures``) instead of the first three
+findings of each failed case."""
 CDF_POINTS = 120
 TIMELINE_BINS = 60
 TIMELINE_MAX_POINTS = 20_000  # per group; a stride subsample beyond
@@ -98,12 +105,17 @@ class GroupStats(GroupFigures):
     """One provider x model of a load run: its figures plus what the report draws."""
 
     family: str = ""
+    provider_display: str = ""  # what people call the provider (profiles.json), else its id
     data_source: str = ""
     run_id: str = ""
     free: bool = False
     excerpts: list[str] = field(default_factory=list)
     cdf: list[tuple[float, float]] = field(default_factory=list)  # (ttft ms, fraction)
     timeline: list[tuple[float, float]] = field(default_factory=list)  # (s, median ttft ms)
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider_display or self.provider} · {self.model}"
 
 
 @dataclass
@@ -114,9 +126,10 @@ class Conformance:
     matrix: dict[str, dict[str, str]] = field(default_factory=dict)
     totals: dict[str, dict[str, int]] = field(default_factory=dict)
     outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # provider -> outcome
-    # provider, check, documented reason, evidence (a finding message as received)
-    deviations: list[tuple[str, str, str, str]] = field(default_factory=list)
-    failures: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    figures: ContractFigures = field(default_factory=ContractFigures)  # every case, tallied
+    # Findings by check x provider x verdict (failures, deviations, warnings), with counts
+    # and one example each; deviations carry the reason documented at run time.
+    tallies: list[CheckTally] = field(default_factory=list)
     excerpts: list[tuple[str, str, str]] = field(default_factory=list)  # provider, model, text
     data_source: str = ""
 
@@ -153,7 +166,14 @@ class Report:
     conformance: Conformance | None = None
     comparisons: list[Comparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # provider id -> what people call it (the naming rule: chatprobe.endpoints), from the
+    # folders' profiles.json, contract.json and summary.json
+    display_names: dict[str, str] = field(default_factory=dict)
     schema_version: int = REPORT_SCHEMA_VERSION
+
+    def name(self, provider: str) -> str:
+        """What people call ``provider`` (an id)."""
+        return self.display_names.get(provider, provider)
 
     @property
     def emulated(self) -> bool:
@@ -189,6 +209,8 @@ def build_report(
     )
     used_slos: list[tuple[str, dict[str, float]]] = []
     for res in folders:
+        for provider, shown in _display_names(res).items():
+            report.display_names.setdefault(provider, shown)
         if res.skipped_lines:
             where = ", ".join(str(n) for n in res.bad_line_numbers)
             cut = (
@@ -220,10 +242,28 @@ def build_report(
                 "the load runs declare different SLOs; each group's goodput uses its own run's "
                 "(pass --slo to compare under one)."
             )
+    for g in report.groups:
+        g.provider_display = report.name(g.provider)
     _warn_duplicates(report)
     report.conformance = _conformance([r for r in folders if r.contract is not None])
     report.comparisons = compare_groups(report.groups)
     return report
+
+
+def _display_names(res: Results) -> dict[str, str]:
+    """Provider id -> display name as the folder recorded it: ``contract.json`` and
+    ``summary.json`` (``display_names``), else ``profiles.json``; ids not named there are
+    shown as they are."""
+    found: dict[str, str] = {}
+    for doc in (res.contract, res.summary):
+        names = (doc or {}).get("display_names")
+        if isinstance(names, dict):
+            found.update({str(k): str(v) for k, v in names.items() if isinstance(v, str) and v})
+    snapshot = res.profiles
+    if snapshot is not None:
+        for provider, shown in snapshot.display_names().items():
+            found.setdefault(provider, shown)
+    return found
 
 
 def _folder_warnings(res: Results) -> list[str]:
@@ -248,9 +288,11 @@ def _folder_warnings(res: Results) -> list[str]:
         out.append(
             f"{res.run_id}: {len(lost)} load worker(s) were lost; their samples are missing."
         )
-    for note in [*(summary.get("notes") or []), *((res.contract or {}).get("warnings") or [])]:
-        if isinstance(note, str) and note:
-            out.append(f"{res.run_id}: {note}")
+    # contract.json's "warnings" are checks that passed with warnings (provider -> check -> n):
+    # findings, shown with the other findings by check, not notes about the folder.
+    for note in summary.get("notes") or []:
+        if isinstance(note, str) and note.strip():
+            out.append(f"{res.run_id}: {note.strip()}")
     return out
 
 
@@ -519,8 +561,8 @@ def _warn_duplicates(report: Report) -> None:
     for (provider, model), count in seen.items():
         if count > 1:
             report.warnings.append(
-                f"{provider} · {model} appears in {count} load folders; each is shown "
-                "separately (see the run column)."
+                f"{report.name(provider)} · {model} appears in {count} load folders; each is "
+                "shown separately (see the run column)."
             )
 
 
@@ -528,19 +570,22 @@ def _warn_duplicates(report: Report) -> None:
 
 
 def _conformance(folders: list[Results]) -> Conformance | None:
+    """The matrix (worst status per provider x check over the folders), and every case's
+    findings tallied by check (:func:`chatprobe.metrics.contract_figures`)."""
     if not folders:
         return None
     conf = Conformance()
     sources = set()
-    deviations: dict[tuple[str, str], str] = {}
-    evidence: dict[tuple[str, str], str] = {}
     snapshots: dict[str, ProfileSnapshot] = {}
+    results: list[dict[str, Any]] = []
+    severities: dict[str, str] = {}
     for res in folders:
         contract = res.contract or {}
         sources.add(str(contract.get("data_source") or res.data_source))
         for name, info in (contract.get("checks") or {}).items():
             if isinstance(info, dict):
                 conf.descriptions[str(name)] = str(info.get("description") or "")
+                severities[str(name)] = str(info.get("severity") or "")
         matrix = contract.get("matrix") or {}
         for provider, row in matrix.items():
             if not isinstance(row, dict):
@@ -556,37 +601,22 @@ def _conformance(folders: list[Results]) -> Conformance | None:
         for result in contract.get("results") or []:
             if not isinstance(result, dict):
                 continue
+            results.append(result)
             provider = str(result.get("provider") or "?")
-            outcome = str(result.get("outcome") or "?")
-            counts = conf.outcomes.setdefault(provider, {})
-            counts[outcome] = counts.get(outcome, 0) + 1
-            for dev in result.get("deviations") or []:
-                if isinstance(dev, dict) and dev.get("check"):
-                    deviations.setdefault(
-                        (provider, str(dev["check"])), str(dev.get("reason") or "")
-                    )
-            if outcome == "deviation":
-                for finding in result.get("findings") or []:
-                    if isinstance(finding, dict) and finding.get("message"):
-                        key = (provider, str(finding.get("check") or ""))
-                        evidence.setdefault(key, str(finding["message"])[:400])
-            if outcome in ("failed", "error"):
-                findings = result.get("findings") or [{}]
-                for finding in findings[:3]:
-                    if not isinstance(finding, dict):
-                        continue
-                    conf.failures.append(
-                        (
-                            provider,
-                            str(result.get("model") or ""),
-                            str(result.get("case") or ""),
-                            str(finding.get("check") or ""),
-                            str(finding.get("message") or outcome)[:400],
-                        )
-                    )
-            excerpt = result.get("output_excerpt")
-            if excerpt and sum(1 for e in conf.excerpts if e[0] == provider) < 2:
-                conf.excerpts.append((provider, str(result.get("model") or ""), str(excerpt)[:500]))
+            excerpt = str(result.get("output_excerpt") or "")[:500]
+            shown = [e for e in conf.excerpts if e[0] == provider]
+            if excerpt and len(shown) < 2 and all(e[2] != excerpt for e in shown):
+                conf.excerpts.append((provider, str(result.get("model") or ""), excerpt))
+    conf.figures = contract_figures(results, severities)
+    conf.outcomes = {p: dict(o) for p, o in conf.figures.by_provider.items() if p != "-"}
+    for tally in conf.figures.tallies:
+        if tally.verdict == "deviation" and not tally.reason:
+            # The reason as documented when the run was made (never today's profile).
+            snapshot = snapshots.get(tally.provider)
+            tally.reason = (
+                snapshot.deviation(tally.provider, tally.check) if snapshot else ""
+            ) or ""
+    conf.tallies = conf.figures.tallies
     conf.data_source = " + ".join(sorted(s for s in sources if s))
     conf.providers = sorted(conf.matrix) or sorted(conf.outcomes)
     checks: set[str] = set()
@@ -595,17 +625,9 @@ def _conformance(folders: list[Results]) -> Conformance | None:
     conf.checks = sorted(checks)
     for provider, row in conf.matrix.items():
         totals = dict.fromkeys(STATUS_ORDER, 0)
-        for check, status in row.items():
+        for status in row.values():
             totals[status] = totals.get(status, 0) + 1
-            if status == "deviation" and (provider, check) not in deviations:
-                # The reason as documented when the run was made (never today's profile).
-                snapshot = snapshots.get(provider)
-                reason = snapshot.deviation(provider, check) if snapshot else None
-                deviations[(provider, check)] = reason or ""
         conf.totals[provider] = totals
-    conf.deviations = sorted(
-        (p, c, why, evidence.get((p, c), "")) for (p, c), why in deviations.items()
-    )
     return conf
 
 
@@ -654,7 +676,8 @@ def compare_groups(groups: list[GroupStats]) -> list[Comparison]:
         for i, fa in enumerate(names):
             for fb in names[i + 1 :]:
                 if family_pair(fa, fb):
-                    out.append(_compare("family", provider, families[fa], families[fb]))
+                    scope = families[fa].provider_display or provider
+                    out.append(_compare("family", scope, families[fa], families[fb]))
     # One family across providers: each against the fastest.
     by_family: dict[str, list[GroupStats]] = {}
     for g in usable:

@@ -306,24 +306,31 @@ def _write_samples(
 def _contract(
     targets: list[tuple[str, str, Any]], rng: random.Random, hostile: bool, data_source: str
 ) -> dict[str, Any]:
+    """A ``contract.json`` shaped as ``chatprobe check`` writes it: one case per check x
+    provider x model, with passes, documented deviations (their findings as evidence), a
+    failure (apilaplas, ``max_tokens_honoured``), a warning (openrouter, Retry-After) and
+    skips."""
     results = []
     matrix: dict[str, dict[str, str]] = {}
     for provider, model, _info in targets:
         profile = load_profile(provider)
         row = matrix.setdefault(provider, {})
-        for check in CHECKS:
+        for line, check in enumerate(CHECKS, start=3):
+            findings = []
             if check in profile.deviations:
                 outcome, status = "deviation", "deviation"
+                findings.append(
+                    {
+                        "check": check,
+                        "severity": CHECKS[check][0],
+                        "message": f"{check}: as the provider documents",
+                        "path": "",
+                    }
+                )
             elif check == "retry_after_on_429" and provider != "openrouter":
                 outcome, status = "skipped", "skip"
             elif check == "max_tokens_honoured" and provider == "apilaplas":
                 outcome, status = "failed", "fail"
-            else:
-                outcome, status = "passed", "pass"
-            if row.get(check) not in ("fail",):
-                row[check] = status
-            findings = []
-            if outcome == "failed":
                 message = "completion_tokens 70 > max_tokens 64"
                 if hostile:
                     message += f"; output: {HOSTILE_OUTPUT}"
@@ -335,9 +342,24 @@ def _contract(
                         "path": "/usage/completion_tokens",
                     }
                 )
+            elif check == "retry_after_on_429":
+                outcome, status = "passed", "warn"
+                findings.append(
+                    {
+                        "check": check,
+                        "severity": "warning",
+                        "message": "429 without Retry-After",
+                        "path": "",
+                    }
+                )
+            else:
+                outcome, status = "passed", "pass"
+            cell = "pass" if status == "warn" else status
+            if row.get(check) not in ("fail",):
+                row[check] = cell
             results.append(
                 {
-                    "case": f"{check}[{model}]",
+                    "case": check,
                     "suite": "core",
                     "provider": provider,
                     "model": model,
@@ -349,6 +371,9 @@ def _contract(
                         if outcome == "deviation"
                         else []
                     ),
+                    "id": f"{check}[{provider}-{model}]",
+                    "checks": {check: status},
+                    "source": f"suites/core.yaml:{line}",
                     "output_excerpt": HOSTILE_OUTPUT if hostile else "Hello from the model.",
                 }
             )
@@ -361,4 +386,5 @@ def _contract(
         },
         "results": results,
         "matrix": matrix,
+        "display_names": {provider: provider for provider in matrix},
     }

@@ -1,6 +1,12 @@
 """The report's sections as formatted tables and charts, shared by the HTML and Markdown
 renderers, so both carry exactly the same tables (a test compares them cell by cell).
 
+Reading order: the summary, then what failed or deviated (findings grouped by check, with
+counts and one example each), then the measurements and their charts, and only then the
+full conformance matrix, whose checks that pass everywhere are collapsed (a ``collapsed``
+table: HTML folds it in ``<details>``, Markdown only counts its rows), then the runs and the
+method. Providers are shown by their display names (:meth:`Report.name`).
+
 Cells hold plain text; escaping is the renderers' job (Jinja2 autoescape for HTML, a
 Markdown cell filter for ``report.md``). Provider-returned text passes through untouched.
 """
@@ -12,7 +18,7 @@ from dataclasses import dataclass, field
 from chatprobe.metrics import Dist
 from chatprobe.report.charts import PALETTE, LineChart, line_chart
 from chatprobe.report.formatting import DASH, NA, ci, count, ms, pct, rate, tokens, usd
-from chatprobe.report.headline import headline, verdict_text
+from chatprobe.report.headline import contract_tally, headline, verdict_text
 from chatprobe.report.model import GroupStats, Report
 
 __all__ = ["Cell", "Section", "Table", "build_sections"]
@@ -32,6 +38,10 @@ class Table:
     rows: list[list[Cell]]
     numeric: list[bool]
     note: str = ""
+    # Folded away by default: HTML shows ``fold`` as the <details> summary, Markdown shows
+    # ``fold`` alone (the rows stay in index.html and report.json).
+    collapsed: bool = False
+    fold: str = ""
 
 
 @dataclass
@@ -51,24 +61,43 @@ def num(text: str) -> Cell:
 
 
 def table(
-    id: str, caption: str, headers: list[str], rows: list[list[Cell]], note: str = ""
+    id: str,
+    caption: str,
+    headers: list[str],
+    rows: list[list[Cell]],
+    note: str = "",
+    *,
+    fold: str = "",
 ) -> Table:
+    """A table; with ``fold``, collapsed behind that line (see :class:`Table`)."""
     numeric = [bool(rows) and all(r[i].cls == "num" for r in rows) for i in range(len(headers))]
-    return Table(id=id, caption=caption, headers=headers, rows=rows, numeric=numeric, note=note)
+    return Table(
+        id=id,
+        caption=caption,
+        headers=headers,
+        rows=rows,
+        numeric=numeric,
+        note=note,
+        collapsed=bool(fold),
+        fold=fold,
+    )
 
 
 # ----------------------------------------------------------------------------- sections
 
 
 def build_sections(report: Report) -> list[Section]:
-    sections = [_summary(report), _runs(report)]
+    """The sections in reading order (module docstring)."""
+    sections = [_summary(report)]
     if report.conformance is not None:
-        sections.append(_conformance(report))
+        sections.append(_findings(report))
     if report.groups:
         sections += [_latency(report), _throughput(report), _errors(report), _cost(report)]
     if report.comparisons:
         sections.append(_comparison(report))
-    sections.append(_method(report))
+    if report.conformance is not None:
+        sections.append(_conformance(report))
+    sections += [_runs(report), _method(report)]
     return sections
 
 
@@ -78,7 +107,7 @@ def _mixed(report: Report) -> bool:
 
 def _label(report: Report, provider: str, model: str) -> str:
     """A series label; in a report mixing sources, emulated series say so."""
-    label = f"{provider} · {model}"
+    label = f"{report.name(provider)} · {model}"
     if _mixed(report):
         source = next(
             (g.data_source for g in report.groups if (g.provider, g.model) == (provider, model)),
@@ -109,7 +138,7 @@ def _source_badge(report: Report) -> str:
 
 def _summary(report: Report) -> Section:
     section = Section("summary", "Summary", paragraphs=headline(report))
-    section.callouts = list(report.warnings)
+    section.callouts = [w for w in report.warnings if w.strip()]
     return section
 
 
@@ -170,31 +199,22 @@ def _command(argv: list[str]) -> str:
     return " ".join([program, *argv[1:]])
 
 
-def _conformance(report: Report) -> Section:
+VERDICT_TEXT = {"fail": "FAIL", "deviation": "deviation", "warn": "warning"}
+
+
+def _findings(report: Report) -> Section:
+    """What failed, deviated or warned: per provider totals, then every finding grouped by
+    check x provider with its counts and one example (nothing is cut)."""
     conf = report.conformance
     assert conf is not None
-    section = Section("conformance", "Conformance")
+    section = Section("findings", "Findings")
+    section.paragraphs += contract_tally(conf.figures)
     section.paragraphs.append(
-        f"Each contract check per provider ({conf.data_source or 'unknown'} responses). "
-        "A deviation is a difference from the OpenAI schema that the provider documents; "
-        "it is shown, never hidden."
-    )
-    symbols = {"pass": "pass", "fail": "FAIL", "deviation": "deviation", "skip": "skip"}
-    rows = []
-    for check in conf.checks:
-        row = [Cell(check, "check")]
-        for provider in conf.providers:
-            status = conf.matrix.get(provider, {}).get(check, "")
-            row.append(Cell(symbols.get(status, status or NA), f"st-{status or 'none'}"))
-        row.append(Cell(conf.descriptions.get(check, "")))
-        rows.append(row)
-    section.blocks.append(
-        table(
-            "conformance-matrix",
-            "Check x provider",
-            ["check", *conf.providers, "what it checks"],
-            rows,
-        )
+        f"Contract checks of {conf.data_source or 'unknown'} responses. A failure breaks what "
+        "the provider documents; a deviation differs from OpenAI where the provider's "
+        "profile documents it (shown with that reason, never hidden); a warning is reported "
+        "without failing the case. Each row counts every case and every finding of one check "
+        "at one provider, with the first case as an example."
     )
     totals = []
     for provider in conf.providers:
@@ -202,7 +222,7 @@ def _conformance(report: Report) -> Section:
         o = conf.outcomes.get(provider, {})
         totals.append(
             [
-                Cell(provider),
+                Cell(report.name(provider), "name"),
                 num(count(t.get("pass", 0))),
                 num(count(t.get("deviation", 0))),
                 num(count(t.get("fail", 0))),
@@ -218,34 +238,83 @@ def _conformance(report: Report) -> Section:
             totals,
         )
     )
-    if conf.deviations:
+    if conf.tallies:
         section.blocks.append(
             table(
-                "deviations",
-                "Documented deviations, with what was received",
-                ["provider", "check", "documented reason", "evidence (as received)"],
+                "findings-by-check",
+                "Findings by check: failures, documented deviations, warnings",
+                [
+                    "verdict",
+                    "check",
+                    "provider",
+                    "cases",
+                    "findings",
+                    "example case",
+                    "example (as received)",
+                    "documented reason",
+                ],
                 [
                     [
-                        Cell(p, "name"),
-                        Cell(c, "check"),
-                        Cell(why or "(no reason given)"),
-                        Cell(seen or NA, "provider-text"),
+                        Cell(VERDICT_TEXT.get(t.verdict, t.verdict), f"st-{t.verdict}"),
+                        Cell(t.check, "check"),
+                        Cell(report.name(t.provider), "name"),
+                        num(count(t.cases)),
+                        num(count(t.findings)),
+                        Cell(
+                            f"{t.example_case} ({t.example_model})"
+                            if t.example_model
+                            else t.example_case
+                        ),
+                        Cell(t.example or NA, "provider-text"),
+                        Cell(t.reason or ("(no reason given)" if t.verdict == "deviation" else NA)),
                     ]
-                    for p, c, why, seen in conf.deviations
+                    for t in conf.tallies
                 ],
             )
         )
-    if conf.failures:
+    return section
+
+
+def _conformance(report: Report) -> Section:
+    """The full matrix: checks with a failure or deviation shown, the rest folded away."""
+    conf = report.conformance
+    assert conf is not None
+    section = Section("conformance", "Conformance matrix")
+    section.paragraphs.append(
+        f"Each contract check per provider ({conf.data_source or 'unknown'} responses): the "
+        "worst status over the cases it judged (skip: it applied to no case)."
+    )
+    symbols = {"pass": "pass", "fail": "FAIL", "deviation": "deviation", "skip": "skip"}
+    headers = ["check", *(report.name(p) for p in conf.providers), "what it checks"]
+    flagged: list[list[Cell]] = []
+    passing: list[list[Cell]] = []
+    for check in conf.checks:
+        statuses = [conf.matrix.get(provider, {}).get(check, "") for provider in conf.providers]
+        row = [Cell(check, "check")]
+        for status in statuses:
+            row.append(Cell(symbols.get(status, status or NA), f"st-{status or 'none'}"))
+        row.append(Cell(conf.descriptions.get(check, "")))
+        (flagged if {"fail", "deviation"} & set(statuses) else passing).append(row)
+    if flagged:
         section.blocks.append(
             table(
-                "failures",
-                "Failures",
-                ["provider", "model", "case", "check", "message"],
-                [
-                    [Cell(p), Cell(m), Cell(case), Cell(check), Cell(msg, "provider-text")]
-                    for p, m, case, check, msg in conf.failures
-                ],
+                "conformance-matrix",
+                "Checks with a failure or a documented deviation",
+                headers,
+                flagged,
             )
+        )
+    if passing:
+        skipped = len([row for row in passing if any(c.text == "skip" for c in row[1:-1])])
+        n = len(passing)
+        fold = (
+            f"{n} other check{'' if n == 1 else 's'} "
+            f"{'passes' if n == 1 else 'pass'} for every provider wherever "
+            f"{'it applies' if n == 1 else 'they apply'}"
+            + (f" ({skipped} skipped somewhere: not applicable)" if skipped else "")
+        )
+        section.blocks.append(
+            table("conformance-passing", "Checks that pass", headers, passing, fold=fold)
         )
     if conf.excerpts:
         section.blocks.append(
@@ -253,18 +322,32 @@ def _conformance(report: Report) -> Section:
                 "contract-output",
                 "Sample model output (as returned, shown as text)",
                 ["provider", "model", "output"],
-                [[Cell(p), Cell(m), Cell(text, "provider-text")] for p, m, text in conf.excerpts],
+                [
+                    [Cell(report.name(p)), Cell(m), Cell(text, "provider-text")]
+                    for p, m, text in conf.excerpts
+                ],
             )
         )
     return section
 
 
+def _who(g: GroupStats) -> str:
+    """The group's provider as people read it."""
+    return g.provider_display or g.provider
+
+
 def _group_cells(g: GroupStats) -> list[Cell]:
     return [
-        Cell(g.provider, "name"),
+        Cell(_who(g), "name"),
         Cell(g.model, "name"),
         Cell(g.data_source, f"src-{g.data_source}"),
     ]
+
+
+def _emulated_note(report: Report) -> str:
+    return (
+        "EMULATED DATA: figures measure the emulator, not the providers." if report.emulated else ""
+    )
 
 
 def _latency_table(report: Report, metric: str, title: str, tid: str) -> Table:
@@ -284,9 +367,6 @@ def _latency_table(report: Report, metric: str, title: str, tid: str) -> Table:
                 num(ms(d.mean)),
             ]
         )
-    note = (
-        "EMULATED DATA: figures measure the emulator, not the providers." if report.emulated else ""
-    )
     return table(
         tid,
         title,
@@ -304,7 +384,51 @@ def _latency_table(report: Report, metric: str, title: str, tid: str) -> Table:
             "mean",
         ],
         rows,
-        note=note,
+        note=_emulated_note(report),
+    )
+
+
+def _first_token_table(report: Report) -> Table:
+    """TTFT with TTFB beside it: headers that arrive long before the first token mean the
+    wait is the model's; headers held until the first token mean a buffering proxy."""
+    rows = []
+    for g in report.groups:
+        b, t = g.ttfb_ms, g.ttft_ms
+        rows.append(
+            [
+                *_group_cells(g),
+                num(count(t.n)),
+                num(ms(b.p50)),
+                num(ms(b.p99)),
+                num(ms(t.p50)),
+                num(ci(t)),
+                num(ms(t.p90)),
+                num(ms(t.p95)),
+                num(ms(t.p99)),
+                num(ms(t.max)),
+                num(ms(t.mean)),
+            ]
+        )
+    return table(
+        "latency-ttft",
+        "Time to first byte (response headers) and to first token (ms)",
+        [
+            "provider",
+            "model",
+            "source",
+            "n",
+            "TTFB p50",
+            "TTFB p99",
+            "TTFT p50",
+            "TTFT p50 95% CI",
+            "TTFT p90",
+            "TTFT p95",
+            "TTFT p99",
+            "TTFT max",
+            "TTFT mean",
+        ],
+        rows,
+        note=_emulated_note(report),
     )
 
 
@@ -313,20 +437,14 @@ def _latency(report: Report) -> Section:
     section.paragraphs.append(
         "Milliseconds, from exact per-request values of successful requests outside the "
         "warm-up (open-loop runs count from the scheduled send time). TTFT: request sent "
-        "until the first token (never the role-only chunk). TTFB: until the response "
-        "headers. ITL: (last token - first token) / (output tokens - 1), per request; an "
+        "until the first token (never the role-only chunk). TTFB, beside it: until the "
+        "response headers (close to TTFT when a server or proxy holds its headers until the "
+        "first token). ITL: (last token - first token) / (output tokens - 1), per request; an "
         "answer of one token has none. E2E: request sent until the last token. The CI is "
         "the 95% interval of the median."
     )
     badge = _source_badge(report)
-    section.blocks.append(
-        _latency_table(report, "ttft_ms", "Time to first token (ms)", "latency-ttft")
-    )
-    section.blocks.append(
-        _latency_table(
-            report, "ttfb_ms", "Time to first byte: response headers (ms)", "latency-ttfb"
-        )
-    )
+    section.blocks.append(_first_token_table(report))
     cdf = line_chart(
         id="chart-ttft-cdf",
         title="TTFT distribution (CDF)",
@@ -436,7 +554,7 @@ def _throughput(report: Report) -> Section:
                 ],
                 [
                     [
-                        Cell(p.provider),
+                        Cell(report.name(p.provider)),
                         Cell(p.model),
                         num(count(p.users)),
                         num(count(p.requests)),
@@ -516,7 +634,7 @@ def _errors(report: Report) -> Section:
         )
     )
     anomalies = [
-        [Cell(g.provider), Cell(g.model), Cell(tag, "check"), num(count(n))]
+        [Cell(_who(g)), Cell(g.model), Cell(tag, "check"), num(count(n))]
         for g in report.groups
         for tag, n in g.anomalies.items()
     ]
@@ -531,7 +649,7 @@ def _errors(report: Report) -> Section:
         )
     messages = [
         [
-            Cell(g.provider),
+            Cell(_who(g)),
             Cell(g.model),
             Cell(cls),
             Cell(msg or "(no message)", "provider-text"),
@@ -550,7 +668,7 @@ def _errors(report: Report) -> Section:
             )
         )
     excerpts = [
-        [Cell(g.provider), Cell(g.model), Cell(text, "provider-text")]
+        [Cell(_who(g)), Cell(g.model), Cell(text, "provider-text")]
         for g in report.groups
         for text in g.excerpts[:1]
     ]
@@ -581,7 +699,7 @@ def _cost(report: Report) -> Section:
         c = g.cost
         rows.append(
             [
-                Cell(g.provider, "name"),
+                Cell(_who(g), "name"),
                 Cell(g.model, "name"),
                 num(tokens(c.mean_prompt_tokens)),
                 num(tokens(c.mean_output_tokens)),
