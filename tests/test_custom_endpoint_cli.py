@@ -146,7 +146,7 @@ def test_check_live_against_an_openai_like_server_passes(
     assert meta["providers"] == [name] and meta["data_source"] == "live"
     copied = (folder / f"profile-{name}.yaml").read_text()
     assert f"base_url: {url}" in copied and DEMO_KEY not in copied
-    assert "Conformance (live)" in done.stdout and name in done.stdout
+    assert "Conformance (live)" in done.stdout and f"127.0.0.1:{emulator.port}" in done.stdout
 
 
 def test_the_same_server_as_a_profile_file_is_held_to_its_id_pattern(
@@ -231,8 +231,13 @@ def test_load_against_a_foreign_server_then_report(tmp_path: Path) -> None:
 
     report = _chatprobe(tmp_path, "report", str(folder), "--out", str(tmp_path / "report"))
     assert report.returncode == 0, report.stderr[-2000:]
-    assert name in (tmp_path / "report" / "report.md").read_text()
-    assert name in json.dumps(_json(tmp_path / "report" / "report.json"))
+    shown = f"127.0.0.1:{emulator.port}"  # people read host:port; files and ids keep the name
+    assert shown in (tmp_path / "report" / "report.md").read_text()
+    assert name not in (tmp_path / "report" / "report.md").read_text()
+    report_json = _json(tmp_path / "report" / "report.json")
+    assert report_json["display_names"] == {name: shown} and summary["display_names"] == {
+        name: shown
+    }
 
 
 @pytest.mark.parametrize(
@@ -310,5 +315,6 @@ def test_run_checks_loads_and_reports_a_custom_endpoint(
     assert all(m["providers"] == [name] for m in metas)
     assert len({m["group"] for m in metas}) == 1
     report = (tmp_path / "report" / "report.md").read_text()
-    assert name in report
-    assert f"(live: {name}; emulated: none)" in done.stderr.replace("\n", "")
+    shown = f"127.0.0.1:{emulator.port}"
+    assert shown in report and name not in report
+    assert f"(live: {shown}; emulated: none)" in done.stderr.replace("\n", "")

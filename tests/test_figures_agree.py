@@ -12,19 +12,20 @@ existed is reported with a warning, never with today's prices.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from rich.console import Console
 
 from chatprobe import profiles
-from chatprobe.load.launcher import TABLES, fmt_seconds, print_summary, summary_row
 from chatprobe.load.scenario import OpenLoop, Stage
 from chatprobe.metrics import GroupFigures
+from chatprobe.output.load import TABLES, fmt_seconds, print_summary, summary_row
 from chatprobe.profiles import load_profile
 from chatprobe.record import RequestRecord, TimedEvent
 from chatprobe.report import build_report_files
@@ -179,14 +180,15 @@ def _summary(folder: Path) -> dict[str, Any]:
 
 
 def _terminal(summary: dict[str, Any]) -> tuple[str, dict[str, dict[str, str]]]:
-    """What ``chatprobe load`` prints, and the table cells by target and column."""
-    console = Console(record=True, width=250)
-    print_summary(summary, None, console)
-    text = console.export_text()
+    """What ``chatprobe load`` prints (plain: the stream is no terminal), and the table
+    cells by target and column."""
+    out = io.StringIO()
+    print_summary(summary, None, stream=out)
+    text = out.getvalue()
     cells: dict[str, dict[str, str]] = {}
     columns: tuple[str, ...] = ()
     for line in text.splitlines():
-        parts = [p.strip() for p in line.strip().strip("│┃").split("┃" if "┃" in line else "│")]
+        parts = [p.strip() for p in re.split(r"\s{2,}", line.strip())]
         if parts[0] == "target":  # a header row: which table follows
             columns = tuple(parts[1:])
             assert columns in TABLES

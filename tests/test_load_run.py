@@ -212,11 +212,17 @@ emulator:
   faults: {rate_limit_429: 0.10, midstream_error: 0.05, missing_done: 0.15}
 """,
     )
-    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "faults")
+    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "faults", "--format", "github")
     # About 15% of the requests fail: above the default --max-error-rate of 5%.
     assert done.returncode == 1, done.stderr
     assert "error rate" in done.stdout and "(--max-error-rate)" in done.stdout
     assert "errors by class" in done.stdout and "rate_limited x" in done.stdout
+    # --format github: the text, then an annotation naming why the run failed
+    (note,) = [line for line in done.stdout.splitlines() if line.startswith("::")]
+    assert (
+        note.startswith("::error title=chatprobe load::error rate ")
+        and "(--max-error-rate)" in note
+    )
     summary, samples, truth = _read(tmp_path / "faults")
     assert summary["samples"] == len(samples) == len(truth)
     expected_class = {"rate_limit_429": "rate_limited", "midstream_error": "midstream_error"}
@@ -262,9 +268,13 @@ requests: 40
 emulator: {ttft_ms: 150, itl_ms: 5, output_tokens: 16}
 """,
     )
-    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "open")
+    done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "open", "--format", "json")
     assert done.returncode == 0, done.stderr
+    printed = orjson.loads(done.stdout)  # --format json: stdout is one JSON document
+    assert printed["command"] == "load" and printed["exit_status"] == 0
+    assert printed["results_dir"] == str(tmp_path / "open") and printed["failures"] == []
     summary, samples, truth = _read(tmp_path / "open")
+    assert printed["summary"] == summary
     assert summary["samples"] == len(samples) == len(truth) == 40
     assert summary["end_reason"] == "requests reached"
     # arrivals every 50 ms whatever the responses (each takes about 230 ms) are doing

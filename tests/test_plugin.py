@@ -116,7 +116,15 @@ def test_record_against_the_emulator_then_replay_offline(pytester: pytest.Pytest
 
     replayed = run(pytester, "--chatprobe-results", "replay.json")
     assert outcomes(replayed) == dict(deviation=8)
-    replayed.stdout.fnmatch_lines(["*8 cases (8 deviation); data: replayed (emulated recording)*"])
+    replayed.stdout.fnmatch_lines(
+        [
+            "chatprobe: 8 cases conform to their provider's documented contract, 8 of them with "
+            "documented deviations from OpenAI: *status_openai 2*. "
+            "Data: replayed (emulated recording).",
+        ]
+    )
+    verbose = run(pytester, "-v")  # -v: each deviation names the checks that made it one
+    verbose.stdout.fnmatch_lines(["*::hello[[]aimlapi-* DEVIATION (*status_openai*)*"])
     contract = json.loads((pytester.path / "replay.json").read_text())
     assert contract["data_source"] == "replayed (emulated recording)"
     assert contract["matrix"]["aimlapi"]["status_openai"] == "deviation"

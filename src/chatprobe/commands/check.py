@@ -6,8 +6,9 @@ suites shipped in the package that the project does not override (unless
 ``builtin_suites = false``), or the ``--suites`` given. Providers are ``--provider`` /
 ``--base-url``, else the project's ``providers``; cassettes go to the project's
 ``paths.cassettes``. The plugin writes ``contract.json`` and pytest ``junit.xml`` into a
-fresh ``<results>/<run-id>/`` folder (with ``meta.json``), then the matrix (check x
-provider: pass, fail, deviation, skip) is printed from ``contract.json``.
+fresh ``<results>/<run-id>/`` folder (with ``meta.json``), then the result is printed from
+``contract.json`` in the ``--format`` asked for (:mod:`chatprobe.output.contract`): on
+stdout, while pytest's own progress goes to stderr.
 The exit status is 0 when every case passed (deviations and expected failures included), 1 when
 a case failed or none was selected, 2 for a usage or configuration error (a broken suite, an
 unknown provider), 130 when interrupted.
@@ -21,24 +22,24 @@ a custom provider runs every suite's generic cases with its own profile's expect
 from __future__ import annotations
 
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
 import click
 
 from chatprobe.cassettes import RECORD_MODES
-from chatprobe.commands.options import provider_options
+from chatprobe.commands.options import format_option, provider_options
 from chatprobe.endpoints import provider_refs, record_profiles
 from chatprobe.errors import ChatprobeError, ConfigError, UnknownNameError
 from chatprobe.paths import suite_files
 from chatprobe.project import current_project
 from chatprobe.results.folder import CONTRACT, JUNIT
 
-_STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "dim"}
-
 
 @click.command(name="check")
 @provider_options
+@format_option
 @click.option(
     "--record",
     is_flag=True,
@@ -75,7 +76,13 @@ _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "d
     default=None,
     help="Cassette directory (default: the project's paths.cassettes).",
 )
-@click.option("-v", "--verbose", count=True, help="More pytest output.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="One line per case (a deviation names the checks that made it one) and every "
+    "check in the matrix; -vv: more pytest detail.",
+)
 @click.option(
     "--list-checks", is_flag=True, help="List the named checks (severity, rule, source) and exit."
 )
@@ -85,6 +92,7 @@ def check(
     base_url: str | None,
     api_key_env: str | None,
     name: str | None,
+    output_format: str,
     record: bool,
     record_mode: str | None,
     live: bool,
@@ -104,9 +112,12 @@ def check(
 
     Any OpenAI-compatible endpoint: --base-url URL --api-key-env VAR --model ID --live (or a
     profile file with --provider FILE) runs every suite's generic cases against it.
+
+    The result (matrix, failures with their suite file and line, the tally) goes to stdout
+    in the --format asked for; pytest's progress goes to stderr.
     """
     if list_checks:
-        _print_checks()
+        _print_checks(output_format)
         return
     import pytest
 
@@ -193,8 +204,14 @@ def check(
         args.append("--chatprobe-emulator")
     if keyword:
         args += ["-k", keyword]
-    watch = _InterruptWatch()
-    code = int(pytest.main(args, plugins=[watch]))
+    output = _PytestOutput()
+    watch = _Session(output)
+    with redirect_stdout(output):  # pytest's progress: stderr
+        try:
+            code = int(pytest.main(args, plugins=[watch]))
+        finally:
+            if not watch.invalid:
+                output.release()  # a usage error before collection: pytest's own words
     contract_path = run_dir / CONTRACT
     contract = _read(contract_path) if contract_path.is_file() else None
     source = (contract or {}).get("data_source", planned)
@@ -207,39 +224,128 @@ def check(
         notes=notes,
         data_source=_meta_source(source, planned),
     )
-    if contract is not None:
-        _print_matrix(contract)
-    click.echo(f"results: {run_dir}")
-    invalid = [
-        str(r.get("message"))
-        for r in (contract or {}).get("results") or []
-        if r.get("case") == "invalid-suite"
-    ]
+    invalid = watch.invalid
+    status = _exit_status(code, interrupted=watch.interrupted, invalid=bool(invalid))
     if invalid:  # a suite that does not load is the user's to fix: one line each, like any
-        for message in invalid:  # other configuration error
+        for message in invalid:  # other configuration error; nothing ran
             click.echo(f"chatprobe: error: {message}", err=True)
-        sys.exit(2)
+        sys.exit(status)
+    _show(contract, run_dir, output_format, verbose=verbose, exit_status=status)
     if code == 5:
         click.echo("chatprobe: no case matched the selection", err=True)
-        sys.exit(1)
-    if code in (3, 4):  # pytest's internal or usage error: its own message is printed above
+    elif code in (3, 4):  # pytest's internal or usage error: its own message is printed above
         click.echo(f"chatprobe: error: pytest could not run the suites (exit {code})", err=True)
-        sys.exit(2)
-    if watch.interrupted:
-        sys.exit(130)
+    sys.exit(status)
+
+
+def _exit_status(code: int, *, interrupted: bool, invalid: bool) -> int:
+    """0 every case passed (deviations and expected failures included), 1 a case failed or
+    none was selected, 2 a suite did not load or pytest could not run, 130 interrupted."""
+    if invalid or code in (3, 4):
+        return 2
+    if code == 5:
+        return 1
+    if interrupted:
+        return 130
     # pytest: 0 every case passed, 1 a case failed, 2 collection stopped on an error.
-    sys.exit(0 if code == 0 else (1 if code == 1 else 2))
+    return 0 if code == 0 else (1 if code == 1 else 2)
 
 
-class _InterruptWatch:
-    """A pytest plugin object that notes a Ctrl-C: pytest reports it, like a collection
-    error, as exit status 2, and chatprobe exits 130 for an interrupt."""
+def _show(
+    contract: dict[str, Any] | None,
+    run_dir: Path,
+    output_format: str,
+    *,
+    verbose: int,
+    exit_status: int,
+) -> None:
+    """The result on stdout, in ``output_format`` (:mod:`chatprobe.output.contract`)."""
+    from chatprobe.output import contract as show
+    from chatprobe.output import write_json
+    from chatprobe.output.tables import print_lines
+
+    if output_format == "json":
+        document = (
+            show.contract_document(contract, run_dir=run_dir, exit_status=exit_status)
+            if contract is not None
+            else {
+                "command": "check",
+                "results_dir": str(run_dir.resolve()),
+                "exit_status": exit_status,
+            }
+        )
+        write_json(document)
+        click.echo(f"results: {run_dir}", err=True)
+        return
+    if contract is not None:
+        show.print_contract(contract, verbose=verbose)
+    click.echo(f"results: {run_dir}")
+    if output_format == "github" and contract is not None:
+        print_lines(show.github_annotations(contract))
+
+
+class _PytestOutput:
+    """Where pytest's terminal output goes (it is progress: stderr). Held back until
+    collection is over: when a suite does not load, the run stops there and the held output
+    (pytest's failure report for it) is dropped, so a broken suite is one line on stderr
+    like any other configuration error; otherwise it is released and then streamed."""
 
     def __init__(self) -> None:
+        self.held: list[str] | None = []
+
+    def write(self, text: str) -> int:
+        if self.held is None:
+            return sys.stderr.write(text)
+        self.held.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.held is None:
+            sys.stderr.flush()
+
+    def release(self) -> None:
+        if self.held is not None:
+            held, self.held = self.held, None
+            sys.stderr.write("".join(held))
+            sys.stderr.flush()
+
+    def drop(self) -> None:
+        self.held = []
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+    def fileno(self) -> int:
+        return sys.stderr.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stderr, "encoding", None) or "utf-8"
+
+
+class _Session:
+    """A pytest plugin object for one ``chatprobe check`` session: notes a Ctrl-C (pytest
+    reports it, like a collection error, as exit status 2; chatprobe exits 130), and stops
+    after collection when a suite did not load, keeping its messages."""
+
+    def __init__(self, output: _PytestOutput) -> None:
+        self.output = output
         self.interrupted = False
+        self.invalid: list[str] = []
 
     def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
         self.interrupted = True
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        import pytest
+
+        from chatprobe.pytest_plugin.items import InvalidSuiteItem
+
+        self.invalid = [i.error for i in session.items if isinstance(i, InvalidSuiteItem)]
+        if self.invalid:
+            self.output.drop()
+            pytest.exit("a suite did not load", returncode=2)
+        self.output.release()
 
 
 def _all_providers() -> list[str]:
@@ -266,55 +372,26 @@ def _read(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _print_checks() -> None:
-    from rich.console import Console
-    from rich.table import Table
-
+def _print_checks(output_format: str) -> None:
+    """``--list-checks``: every named check with its severity, rule and source; never cut
+    (:mod:`chatprobe.output.tables`), or as JSON."""
     from chatprobe.checks import registered
+    from chatprobe.output import write_json
+    from chatprobe.output.tables import Column, TextTable, print_table
 
-    table = Table(title="chatprobe checks")
-    for column in ("check", "severity", "rule", "source"):
-        table.add_column(column, overflow="fold")
-    for name, chk in registered().items():
-        table.add_row(name, chk.severity.value, chk.description, chk.source)
-    Console().print(table)
-
-
-def _print_matrix(contract: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    matrix: dict[str, dict[str, str]] = contract.get("matrix") or {}
-    if not matrix:
+    checks = registered()
+    if output_format == "json":
+        write_json({name: chk.describe() for name, chk in checks.items()})
         return
-    providers = sorted(matrix)
-    checks = contract.get("checks") or {}
-    warnings = contract.get("warnings") or {}
-    console = Console()
-    table = Table(title=f"Conformance ({contract.get('data_source', '?')})")
-    table.add_column("check")
-    table.add_column("severity", style="dim")
-    for provider in providers:
-        table.add_column(provider, justify="center")
-    for name, info in checks.items():
-        cells = []
-        for provider in providers:
-            cell = matrix[provider].get(name, "skip")
-            warned = warnings.get(provider, {}).get(name)
-            text = f"{cell}*" if warned and cell == "pass" else cell
-            cells.append(f"[{_STYLE.get(cell, '')}]{text}[/]")
-        table.add_row(name, info.get("severity", ""), *cells)
-    console.print(table)
-    if any(warnings.values()):
-        console.print("[dim]* passed with warnings (see contract.json findings)[/]")
-    reasons: dict[tuple[str, str], str] = {}
-    for result in contract.get("results") or []:
-        for deviation in result.get("deviations") or []:
-            key = (str(result.get("provider")), deviation["check"])
-            reasons.setdefault(key, deviation["reason"])
-    for (provider, name), reason in sorted(reasons.items()):
-        console.print(f"  [yellow]deviation[/] {provider} {name}: {reason}", highlight=False)
-    counts = contract.get("counts") or {}
-    console.print(
-        "cases: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items()), highlight=False
+    table = TextTable(
+        [
+            Column("check"),
+            Column("severity"),
+            Column("rule", prose=True),
+            Column("source", prose=True),
+        ],
+        title="chatprobe checks",
     )
+    for name, chk in checks.items():
+        table.add_row(name, chk.severity.value, chk.description, chk.source)
+    print_table(table)

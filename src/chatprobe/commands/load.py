@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chatprobe.commands.options import duration_option, provider_options
+from chatprobe.commands.options import duration_option, format_option, provider_options
 from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
 
 
@@ -32,6 +32,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 @click.command(name="load")
 @click.argument("scenario", required=False, metavar="[SCENARIO]")
 @provider_options
+@format_option
 @click.option(
     "--users", type=int, help="Closed loop with N concurrent streams (replaces the shape)."
 )
@@ -77,6 +78,7 @@ def load(
     base_url: str | None,
     api_key_env: str | None,
     name: str | None,
+    output_format: str,
     users: int | None,
     duration: float | None,
     requests: int | None,
@@ -105,6 +107,9 @@ def load(
     the scenario's targets and is always loaded live. Ctrl-C ends the run early and keeps a
     complete results folder marked interrupted; a second Ctrl-C stops at once.
 
+    Results (the summary tables, or with --format json one JSON document) go to stdout, the
+    live progress line to stderr.
+
     Exit status: 0 when the run passed; 1 when its error rate is above --max-error-rate, a
     target missed the scenario's SLO (its share of requests meeting every slo limit is below
     slo.attainment, default 95%) or locust failed; 2 for a usage or configuration error;
@@ -112,7 +117,10 @@ def load(
     """
     from rich.console import Console
 
-    from chatprobe.load.launcher import LoadOptions, print_summary, run_load
+    from chatprobe.load.launcher import LoadOptions, run_load
+    from chatprobe.output import load as show
+    from chatprobe.output import write_json
+    from chatprobe.output.tables import print_lines
 
     console = Console(stderr=True)
     outcome = run_load(
@@ -143,9 +151,19 @@ def load(
         ),
         console=console,
     )
-    if outcome.summary is not None:
-        print_summary(outcome.summary, outcome.path, Console(), outcome.failures)
+    if output_format == "json":
+        write_json(
+            show.load_document(
+                outcome.summary,
+                path=outcome.path,
+                failures=outcome.failures,
+                exit_status=outcome.exit_code,
+            )
+        )
+    elif outcome.summary is not None:
+        show.print_summary(outcome.summary, outcome.path, outcome.failures)
     else:
-        for reason in outcome.failures:
-            console.print(f"[red]FAILED[/] {reason}", highlight=False)
+        print_lines([f"FAILED {reason}" for reason in outcome.failures])
+    if output_format == "github":
+        print_lines(show.github_annotations(outcome.failures, outcome.path))
     sys.exit(outcome.exit_code)

@@ -28,7 +28,14 @@ from typing import Any, TypeVar
 
 import click
 
-__all__ = ["Duration", "duration_option", "provider_option", "provider_options", "split_list"]
+__all__ = [
+    "Duration",
+    "duration_option",
+    "format_option",
+    "provider_option",
+    "provider_options",
+    "split_list",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -152,3 +159,20 @@ def duration_option(
         show_default=f"{default:g}s" if default is not None else False,
         help=help + suffix,
     )
+
+
+def format_option(func: F) -> F:
+    """Add ``--format text|json|github`` as ``output_format`` (what each prints:
+    :mod:`chatprobe.output`)."""
+    from chatprobe.output import FORMATS
+
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help="What stdout carries: text (tables for people; plain, never cut, when not a "
+        "terminal), json (one JSON document, nothing else) or github (the text, then GitHub "
+        "workflow annotations for failures). Progress always goes to stderr.",
+    )(func)

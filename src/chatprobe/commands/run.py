@@ -164,7 +164,8 @@ def run(
         results_root,
     )
 
-    console = Console(stderr=True)
+    # Progress on stderr; soft wrap: a long line stays one line in a CI log.
+    console = Console(stderr=True, soft_wrap=True)
     # unknown names and broken profile files fail here, before any step; --base-url becomes a
     # profile file (its key variable must be set)
     refs = provider_refs(providers, base_url, api_key_env, models, name=name)
@@ -255,7 +256,11 @@ def run(
                 path=str(root),
             )
         index = build_report_files(folders, out=out)
-    console.print(f"done in {time.monotonic() - started:.0f}s; report:")
+    from chatprobe.output.run import recap_lines
+    from chatprobe.output.tables import print_lines
+
+    print_lines(recap_lines(folders), sys.stderr)  # never wrapped, unlike rich's console
+    print_lines([f"done in {time.monotonic() - started:.0f}s; report:"], sys.stderr)
     click.echo(str(index))
     if failed:
         console.print(f"[red]steps that failed:[/] {'; '.join(failed)}")

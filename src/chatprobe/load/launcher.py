@@ -16,9 +16,9 @@ because gevent's monkey-patching must never enter the CLI or a pytest process. T
    marked ``interrupted``); a second signal, or a child that does not finish in time, gets
    SIGTERM then SIGKILL; if the child left no ``summary.json`` the parent builds it from
    ``samples.jsonl``;
-5. stamps ``meta.json`` finished and prints the per-target table, the errors by class and
-   the verdict: the exit status is 1 when the error rate passed ``--max-error-rate`` or a
-   scenario SLO was missed (:func:`chatprobe.metrics.verdict`).
+5. stamps ``meta.json`` finished and returns the summary and the verdict (the command
+   prints them: :mod:`chatprobe.output.load`): the exit status is 1 when the error rate
+   passed ``--max-error-rate`` or a scenario SLO was missed (:func:`chatprobe.metrics.verdict`).
 
 ``meta.json``, ``plan.json`` and ``profiles.json`` (the provider profiles as they are at run
 time: prices, deviations) are written before locust starts, so the folder describes itself.
@@ -576,7 +576,11 @@ def _send(child: subprocess.Popen[bytes], sig: int) -> None:
 
 
 class _Progress:
-    """One live line: elapsed, requests, errors, TTFT p50 (fed by the child's status.json)."""
+    """Progress on stderr (fed by the child's status.json): elapsed, requests, errors, TTFT
+    p50. On a terminal one live line; elsewhere (a CI log, a pipe) a plain line every
+    :data:`LOG_EVERY_S` seconds and one at the end, never redrawn or wrapped."""
+
+    LOG_EVERY_S = 10.0
 
     def __init__(self, console: Any, out: Path, plan: RunPlan) -> None:
         from rich.live import Live
@@ -584,14 +588,29 @@ class _Progress:
         self.console = console
         self.path = out / STATUS
         self.plan = plan
-        self.live = Live("starting locust...", console=console, refresh_per_second=4)
+        self.live = (
+            Live("starting locust...", console=console, refresh_per_second=4)
+            if console.is_terminal
+            else None
+        )
+        self.line = ""
+        self.logged_at = time.monotonic()
 
     def __enter__(self) -> _Progress:
-        self.live.__enter__()
+        if self.live is not None:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.__exit__(None, None, None)
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+        elif self.line:
+            self._log()
+
+    def _log(self) -> None:
+        self.console.file.write(self.line + "\n")
+        self.console.file.flush()
+        self.logged_at = time.monotonic()
 
     def update(self) -> None:
         try:
@@ -601,12 +620,18 @@ class _Progress:
         ttft = status.get("ttft_p50_ms")
         planned = status.get("planned_s")
         elapsed = f"{status.get('elapsed_s', 0):6.1f}s" + (f"/{planned:g}s" if planned else "")
-        self.live.update(
-            f"[bold]{self.plan.scenario}[/] {elapsed}  stage {status.get('stage') or '-'}  "
+        self.line = (
+            f"{self.plan.scenario} {elapsed}  stage {status.get('stage') or '-'}  "
             f"users {status.get('users', 0)}  requests {status.get('requests', 0)}  "
             f"errors {status.get('errors', 0)}  "
             f"TTFT p50 {'-' if ttft is None else f'{ttft:.1f} ms'}"
         )
+        if self.live is not None:
+            from rich.text import Text
+
+            self.live.update(Text(self.line))
+        elif time.monotonic() - self.logged_at >= self.LOG_EVERY_S:
+            self._log()
 
 
 # ---------------------------------------------------------------------------- after the run
@@ -650,129 +675,3 @@ def _emulator_stats(emulator: Any) -> dict[str, Any] | None:
     except Exception:  # the run's results do not depend on it
         return None
     return stats if isinstance(stats, dict) else None
-
-
-def print_summary(
-    summary: dict[str, Any], path: Path | None, console: Any, failures: list[str] | None = None
-) -> None:
-    """The run's figures as ``summary.json`` holds them (:mod:`chatprobe.metrics`): a latency
-    table and a throughput table with one row per target, then the errors by class with the
-    most common message of each, then why the run failed, if it did."""
-    from rich.table import Table
-
-    origin = summary.get("latency_origin", "t0")
-    titles = (
-        f"{summary.get('scenario')} ({summary.get('data_source')}): latency, ms from {origin}",
-        f"throughput over the {fmt_seconds(summary.get('window_s'))} measured window",
-    )
-    for title, columns in zip(titles, TABLES, strict=True):
-        table = Table(title=title)
-        table.add_column("target", overflow="fold")
-        for col in columns:
-            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
-        for g in summary.get("groups", []):
-            cells = summary_row(g)
-            table.add_row(f"{g['provider']}/{g['model']}", *(cells[c] for c in columns))
-        console.print(table)
-    slo = summary.get("slo") or {}
-    limits = ", ".join(f"{k} <= {v:g}" for k, v in (slo.get("limits") or {}).items())
-    rl = summary.get("rate_limited") or {}
-    console.print(
-        f"SLO ({slo.get('source', 'default')}): {limits or 'none'}; "
-        f"availability {fmt_pct(summary.get('availability'))} "
-        f"(successful / (successful + errored), rate-limited excluded); "
-        f"rate-limited {rl.get('count', 0)} ({fmt_pct(rl.get('share'))}, "
-        f"{fmt_seconds(rl.get('time_s'))})",
-        highlight=False,
-    )
-    classes = summary.get("error_classes") or []
-    if classes:
-        console.print("errors by class (most common message):", highlight=False)
-        for item in classes:
-            message = item.get("message") or "(no message)"
-            console.print(
-                f"  {item['error_class']} x{item['count']}: {message} "
-                f"(x{item.get('message_count', 0)})",
-                highlight=False,
-                markup=False,
-            )
-    else:
-        console.print("errors: none")
-    for g in summary.get("groups", []):
-        label = f"{g['provider']}/{g['model']}"
-        zero = (g.get("cost") or {}).get("prompt_tokens_zero") or 0
-        if zero:
-            console.print(
-                f"note: {label}: {zero} successful request(s) reported 0 prompt tokens for a "
-                "non-empty prompt; its cost reads low",
-                highlight=False,
-                markup=False,
-            )
-        anomalies = ", ".join(f"{tag} x{n}" for tag, n in (g.get("anomalies") or {}).items())
-        if anomalies:
-            console.print(f"anomalies: {label}: {anomalies}", highlight=False, markup=False)
-    flags = []
-    if summary.get("interrupted"):
-        flags.append("[yellow]interrupted[/]")
-    if summary.get("client_saturated"):
-        flags.append("[red]client saturated: schedule lag p99 above threshold[/]")
-    lost = (summary.get("workers") or {}).get("lost") or []
-    if lost:
-        flags.append(f"[red]{len(lost)} worker(s) lost[/]")
-    console.print(
-        f"samples {summary.get('samples')}  ({summary.get('warmup_samples', 0)} warm-up)  "
-        + "  ".join(flags)
-    )
-    for reason in failures or []:
-        console.print(f"[red]FAILED[/] {reason}", highlight=False)
-    if path is not None:
-        console.print(f"results: {path}")
-
-
-TABLES = (
-    ("requests", "errors", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50"),
-    ("req/s", "tok/s", "goodput", "SLO met", "avail", "$/1k req"),
-)
-"""The columns of the two terminal tables (:func:`summary_row` fills them)."""
-
-
-def fmt_ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def fmt_rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def fmt_pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
-
-
-def fmt_seconds(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f} s"
-
-
-def fmt_usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:.4f}"
-
-
-def summary_row(g: dict[str, Any]) -> dict[str, str]:
-    """One target's cells of the terminal tables, by column name (:data:`TABLES`)."""
-
-    def p(block: str, key: str) -> str:
-        return fmt_ms((g.get(block) or {}).get(key))
-
-    return {
-        "requests": str(g.get("requests", 0)),
-        "errors": str(sum((g.get("errors") or {}).values())),
-        "TTFT p50": p("ttft_ms", "p50"),
-        "TTFT p99": p("ttft_ms", "p99"),
-        "ITL p50": p("itl_ms", "p50"),
-        "E2E p50": p("e2e_ms", "p50"),
-        "req/s": fmt_rate(g.get("requests_per_s")),
-        "tok/s": fmt_rate(g.get("output_tokens_per_s")),
-        "goodput": fmt_rate(g.get("goodput_rps")),
-        "SLO met": fmt_pct((g.get("slo") or {}).get("attainment")),
-        "avail": fmt_pct(g.get("availability")),
-        "$/1k req": fmt_usd((g.get("cost") or {}).get("per_1k_requests")),
-    }

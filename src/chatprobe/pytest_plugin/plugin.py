@@ -327,11 +327,18 @@ def _ordered(config: pytest.Config) -> list[dict[str, Any]]:
 
 
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
-    """Show documented deviations as ``D``/``DEVIATION`` instead of hiding them among passes."""
+    """Show documented deviations as ``D`` (``-v``: ``DEVIATION (status_openai, ...)``, the
+    checks that made the case one) instead of hiding them among passes."""
     if report.when == "call" and report.passed:
         outcome = dict(report.user_properties).get("chatprobe_outcome")
         if outcome == "deviation":
-            return "deviation", "D", "DEVIATION"
+            checks = [
+                str(value).split(":", 1)[0]
+                for key, value in report.user_properties
+                if key == "chatprobe_deviation"
+            ]
+            word = "DEVIATION" + (f" ({', '.join(checks)})" if checks else "")
+            return "deviation", "D", (word, {"yellow": True})
     return None
 
 

@@ -100,7 +100,11 @@ def write_contract(
 
 
 def summary_line(results: Sequence[Entry]) -> str:
-    counts = Counter(r["outcome"] for r in results)
-    order = ("passed", "deviation", "xfailed", "skipped", "failed", "error")
-    parts = [f"{counts[k]} {k}" for k in order if counts.get(k)]
-    return f"chatprobe: {len(results)} cases ({', '.join(parts)}); data: {data_source_of(results)}"
+    """The session's tally, failures first (:func:`chatprobe.report.headline.contract_tally`):
+    ``chatprobe: 527 cases conform to their provider's documented contract, 521 of them with
+    documented deviations from OpenAI: status_openai 273, ... Data: replayed.``"""
+    from chatprobe.metrics import contract_figures
+    from chatprobe.report.headline import contract_tally
+
+    tally = " ".join(contract_tally(contract_figures(results)))
+    return f"chatprobe: {tally} Data: {data_source_of(results)}."
