@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from chatprobe.profiles import list_profiles, load_profile
 
@@ -14,12 +12,24 @@ from chatprobe.profiles import list_profiles, load_profile
 def providers(names: tuple[str, ...]) -> None:
     """List provider profiles (or the named ones): base URL, key variable, models with
     their provider ids and prices, and documented deviations."""
-    console = Console()
-    for name in names or list_profiles():
+    from chatprobe.output.tables import Column, TextTable, print_lines, print_table
+
+    for k, name in enumerate(names or list_profiles()):
         p = load_profile(name)
-        table = Table(title=f"{p.title} ({p.name}) {p.base_url}  key: ${p.api_key_env}")
-        for col in ("model", "provider id", "family", "$/M in", "$/M out", "price source"):
-            table.add_column(col)
+        if k:
+            print_lines([""])
+        shown = p.name if p.display_name == p.name else f"{p.name}, shown as {p.display_name}"
+        table = TextTable(
+            [
+                Column("model"),
+                Column("provider id"),
+                Column("family"),
+                Column("$/M in", align="right"),
+                Column("$/M out", align="right"),
+                Column("price source", prose=True),
+            ],
+            title=f"{p.title} ({shown}) {p.base_url}  key: ${p.api_key_env}",
+        )
         for m in p.models.values():
             price = m.pricing
             table.add_row(
@@ -30,6 +40,5 @@ def providers(names: tuple[str, ...]) -> None:
                 f"{price.output_per_mtok:g}" if price else "-",
                 price.source if price else "",
             )
-        console.print(table)
-        for check, reason in p.deviations.items():
-            console.print(f"  deviation [bold]{check}[/]: {reason}")
+        print_table(table)
+        print_lines([f"  deviation {check}: {reason}" for check, reason in p.deviations.items()])
