@@ -170,10 +170,6 @@ def test_run_exits_nonzero_when_the_check_step_fails(sut: ServerUnderTest) -> No
     assert sut.run().returncode != 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 item 7: reports name a custom endpoint 127-0-0-1-PORT, not by host:port",
-)
 def test_report_names_the_endpoint_by_host_and_port(sut: ServerUnderTest) -> None:
     sut.run()
     text = (_report(sut) / "report.md").read_text(encoding="utf-8")
@@ -181,9 +177,47 @@ def test_report_names_the_endpoint_by_host_and_port(sut: ServerUnderTest) -> Non
     assert f"127-0-0-1-{sut.server.port}" not in text
 
 
-def test_report_shows_ttfb(sut: ServerUnderTest) -> None:
+def test_report_shows_ttfb_beside_ttft(sut: ServerUnderTest) -> None:
     sut.run()
-    assert "TTFB" in (_report(sut) / "report.md").read_text(encoding="utf-8")
+    assert "| TTFB p50 | TTFB p99 | TTFT p50 |" in (_report(sut) / "report.md").read_text(
+        encoding="utf-8"
+    )
+
+
+def test_report_shows_every_finding_by_check_and_no_empty_callout(sut: ServerUnderTest) -> None:
+    """Every check with a finding in contract.json has its row in the report's findings, with
+    its case count (nothing crowded out by repeated schema findings), and every callout
+    says something."""
+    sut.run()
+    text = (_report(sut) / "report.md").read_text(encoding="utf-8")
+    contract = next(
+        json.loads((f / "contract.json").read_text(encoding="utf-8"))
+        for f in (sut.folder / "run-results").iterdir()
+        if (f / "contract.json").is_file()
+    )
+    rows = [line for line in text.splitlines() if line.startswith("| FAIL |")]
+    cases: dict[str, set[str]] = {}
+    for result in contract["results"]:
+        for check, status in result["checks"].items():
+            if status == "fail":
+                cases.setdefault(check, set()).add(f"{result['suite']}::{result['case']}")
+    assert cases, "each server deserves some failures (docs/real-servers.md)"
+    for check, failed in cases.items():
+        shown = check.replace("_", "\\_")
+        (row,) = [r for r in rows if f"| FAIL | {shown} |" in r]
+        assert f"| {len(failed)} |" in row, (check, row)
+    for line in text.splitlines():
+        if line.startswith("> **Note:**"):
+            assert ": " in line.removeprefix("> **Note:** ").split(" ", 1)[-1], line
+
+
+def test_check_prints_failures_where_they_are_and_the_tally(sut: ServerUnderTest) -> None:
+    done = sut.check()
+    assert f"127.0.0.1:{sut.server.port}" in done.stdout  # the matrix column
+    assert "failures:" in done.stdout and "  FAIL " in done.stdout
+    tally = [line for line in done.stdout.splitlines() if " fail: " in line or " fails: " in line]
+    assert tally and tally[0].split()[0].isdigit()  # "N cases fail: check n, ..."
+    assert "provider's documented contract" in done.stdout  # "N cases conform to their ..."
 
 
 # ---------------------------------------------------------------------------- secrets
