@@ -14,7 +14,7 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.test_report_browser import ARGS, CHROMIUM  # noqa: E402
+from tests.test_report_browser import ARGS, CHROMIUM
 
 VIEWPORT = {"width": 1280, "height": 860}
 
