@@ -117,7 +117,7 @@ def test_load_run_over_tls_measures_like_plain_http(tmp_path: Path) -> None:
     assert {s["clock"] for s in samples} == {"user"}  # TLS: no kernel receive stamps
     measured, true = [], []
     for sample in samples:
-        record = truth[sample["request_id"]]
+        record = truth[sample["server_request_id"]]
         first = (record["t_first_content_ns"] - record["t_received_ns"]) / 1e6
         last = (record["t_last_content_ns"] - record["t_received_ns"]) / 1e6
         # the client cannot see the first token before the server wrote it, and saw it

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from chatprobe.load.scenario import parse_duration
+from chatprobe.durations import parse_duration
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
