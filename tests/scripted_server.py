@@ -2,7 +2,9 @@
 
 Used to test the client's timing and error classification independently of the emulator:
 each script is a list of actions run after the request has been read. Scripts are chosen by
-the first path segment: ``/<script>/chat/completions``. Actions:
+the first path segment: ``/<script>/chat/completions``; ``/play/...`` plays the actions the
+request body holds (JSON ``[[kind, arg], ...]``, bytes as Latin-1 text), so a process that
+cannot share memory with the server (a locust child) can script it. Actions:
 
 ``("send", bytes)``   write the bytes
 ``("sleep", s)``      wait
@@ -134,8 +136,14 @@ class ScriptedServer:
                 name = path.strip("/").split("/")[0]
                 self.log.append((number, name))
                 self.headers.append(fields)
-                script = self.scripts[name]
-                actions = script() if callable(script) else script
+                if name == "play":  # the actions come in the request body
+                    actions = [
+                        (kind, arg.encode("latin-1") if kind == "send" else arg)
+                        for kind, arg in json.loads(body[:length])
+                    ]
+                else:
+                    script = self.scripts[name]
+                    actions = script() if callable(script) else script
                 if not self._play(conn, actions, reused=served > 0):
                     return
                 served += 1

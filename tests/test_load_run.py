@@ -87,6 +87,7 @@ emulator: {ttft_ms: 50, itl_ms: 5, sigma: 0.05, output_tokens: 32}
 
     (group,) = summary["groups"]
     ok = [s for s in samples if not s["warmup"]]
+
     def true_ttft_ms(sample: dict[str, Any]) -> float:
         record = truth[sample["server_request_id"]]
         return (record["t_first_content_ns"] - record["t_received_ns"]) / 1e6

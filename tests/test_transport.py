@@ -71,20 +71,22 @@ def test_headers_built_once_for_both_transports() -> None:
 # ---------------------------------------------------------------------------- TLS settings
 
 
-def test_ca_bundle_comes_from_the_option_then_the_environment(tmp_path: Path) -> None:
+def test_ca_bundles_come_from_the_option_else_the_environment(tmp_path: Path) -> None:
     import certifi
 
-    bundle = certifi.where()
-    env = {"SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": "/nowhere"}
-    assert TLSConfig.resolve(environ=env).source == "SSL_CERT_FILE"
-    assert TLSConfig.resolve(environ={"REQUESTS_CA_BUNDLE": bundle}).source == (
-        "REQUESTS_CA_BUNDLE"
-    )
-    given = TLSConfig.resolve(bundle, environ=env)
-    assert given.source == "--ca-bundle" and given.ca_bundle == str(Path(bundle).resolve())
+    bundle = str(Path(certifi.where()).resolve())
+    company = tmp_path / "company.pem"
+    company.write_text(Path(bundle).read_text())
+    env = {"SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": str(company)}
+    both = TLSConfig.resolve(environ=env)  # every variable that is set is trusted
+    assert both.ca_bundles == (bundle, str(company))
+    assert both.source == "SSL_CERT_FILE, REQUESTS_CA_BUNDLE"
+    given = TLSConfig.resolve(company, environ=env)  # the option replaces them
+    assert given.source == "--ca-bundle" and given.ca_bundles == (str(company),)
     assert TLSConfig.resolve(environ={}) == TLSConfig()
     assert TLSConfig.resolve(insecure=True, environ=env).insecure
     assert TLSConfig.resolve(insecure=True).context().verify_mode == ssl.CERT_NONE
+    assert both.context().get_ca_certs()  # a context that trusts what was named
 
 
 def test_unusable_ca_bundle_is_one_clear_error(tmp_path: Path) -> None:
@@ -200,3 +202,10 @@ def test_a_consistent_record_keeps_its_timing() -> None:
     record.t_end_ns = 9000
     record.finish()
     assert record.timing_valid and record.ttfb_ms == 0.004 and record.ttft_ms == 0.008
+
+
+def test_the_pytest_plugin_knows_the_same_timeouts() -> None:
+    from chatprobe.pytest_plugin import plugin
+    from chatprobe.transport import TIMEOUT_FIELDS
+
+    assert plugin._TIMEOUTS == TIMEOUT_FIELDS  # the plugin may not import chatprobe early

@@ -39,7 +39,7 @@ import os
 import ssl
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -55,7 +55,6 @@ __all__ = [
     "DEFAULT_TIMEOUTS",
     "MAX_BODY_BYTES",
     "REQUEST_ID_HEADER",
-    "SERVER_REQUEST_ID_HEADERS",
     "TIMEOUT_FIELDS",
     "USER_AGENT",
     "BodyTooLarge",
@@ -66,12 +65,14 @@ __all__ = [
     "Timeouts",
     "TotalTimeout",
     "TransportEvent",
+    "TransportOptions",
     "classify",
     "geventhttpclient_errors",
     "httpx_errors",
     "new_request_id",
     "request_headers",
     "stale_connection_note",
+    "timeout_option",
 ]
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
@@ -82,9 +83,6 @@ USER_AGENT = f"chatprobe/{__version__}"
 REQUEST_ID_HEADER = "X-Request-Id"
 """Sent with every request, fresh each time, and kept in the record (``request_id``), so a
 sample or a finding joins the server's logs."""
-
-SERVER_REQUEST_ID_HEADERS = ("x-request-id", "x-chatprobe-request-id", "request-id")
-"""Response headers whose value is the server's own id for the request, first found wins."""
 
 
 def stale_connection_note(detail: str) -> str:
@@ -176,23 +174,26 @@ DEFAULT_TIMEOUTS = Timeouts()
 # ---------------------------------------------------------------------------- TLS
 
 CA_ENV_VARIABLES = ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
-"""Where a CA bundle is taken from when ``--ca-bundle`` is not given, in this order."""
+"""Where CA bundles are taken from when ``--ca-bundle`` is not given (every one that is set)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TLSConfig:
-    """Which certificates a transport trusts. No secret: a path and a flag.
+    """Which certificates a transport trusts. No secret: paths and a flag.
 
-    ``ca_bundle``: a PEM file (or a hashed directory) of CAs trusted *instead of* the
-    default store (a company CA, a self-signed server). ``insecure``: no verification at all.
-    ``source`` says where the bundle came from (``--ca-bundle``, ``SSL_CERT_FILE``,
-    ``REQUESTS_CA_BUNDLE``), for messages. With neither, the system's store is used, or
+    ``ca_bundles``: PEM files (or hashed directories) of CAs trusted *instead of* the default
+    store (a company CA, a self-signed server). ``insecure``: no verification at all.
+    ``source`` says where the bundles came from (``--ca-bundle``, or the environment
+    variables that named them), for messages. With neither, the system's store is used, or
     certifi's where the system has none.
     """
 
-    ca_bundle: str | None = None
+    ca_bundles: tuple[str, ...] = ()
     insecure: bool = False
     source: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ca_bundles", tuple(self.ca_bundles))  # a list from JSON
 
     @classmethod
     def resolve(
@@ -202,29 +203,34 @@ class TLSConfig:
         insecure: bool = False,
         environ: Mapping[str, str] | None = None,
     ) -> TLSConfig:
-        """The settings for a command line: ``--ca-bundle``, else ``$SSL_CERT_FILE``, else
-        ``$REQUESTS_CA_BUNDLE``; the bundle is checked here (one clear line if unusable)."""
+        """The settings for a command line: ``--ca-bundle``, else every bundle that
+        ``$SSL_CERT_FILE`` and ``$REQUESTS_CA_BUNDLE`` name; each is checked here (one clear
+        line if unusable)."""
         if ca_bundle is not None and insecure:
             raise ConfigError("--ca-bundle and --insecure exclude each other")
         if insecure:
             return cls(insecure=True, source="--insecure")
-        source = "--ca-bundle"
-        if ca_bundle is None:
+        named: list[tuple[str, str]] = []
+        if ca_bundle is not None:
+            named.append((str(ca_bundle), "--ca-bundle"))
+        else:
             env = os.environ if environ is None else environ
-            for variable in CA_ENV_VARIABLES:
-                if env.get(variable):
-                    ca_bundle, source = env[variable], variable
-                    break
-        if ca_bundle is None:
+            named += [(env[v], v) for v in CA_ENV_VARIABLES if env.get(v)]
+        paths: list[str] = []
+        for given, source in named:
+            path = str(Path(given).expanduser().resolve())
+            try:
+                _context(cls(ca_bundles=(path,)), ssl.create_default_context)
+            except (OSError, ssl.SSLError, ValueError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise ConfigError(
+                    f"cannot use {path} as a CA bundle: {reason}", field=source
+                ) from None
+            if path not in paths:
+                paths.append(path)
+        if not paths:
             return cls()
-        path = Path(ca_bundle).expanduser().resolve()
-        config = cls(ca_bundle=str(path), source=source)
-        try:
-            config.context()
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            raise ConfigError(f"cannot use {path} as a CA bundle: {reason}", field=source) from None
-        return config
+        return cls(ca_bundles=tuple(paths), source=", ".join(source for _, source in named))
 
     def context(self, create: Callable[..., ssl.SSLContext] | None = None) -> ssl.SSLContext:
         """A client context for these settings (cached per settings and factory).
@@ -237,8 +243,8 @@ class TLSConfig:
     def describe(self) -> str:
         if self.insecure:
             return "certificates not verified (--insecure)"
-        if self.ca_bundle:
-            return f"CA bundle {self.ca_bundle} ({self.source})"
+        if self.ca_bundles:
+            return f"CA bundle {', '.join(self.ca_bundles)} ({self.source})"
         return "system CA store"
 
 
@@ -249,10 +255,15 @@ def _context(config: TLSConfig, create: Callable[..., ssl.SSLContext]) -> ssl.SS
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
         return context
-    if config.ca_bundle:
-        if Path(config.ca_bundle).is_dir():
-            return create(capath=config.ca_bundle)
-        return create(cafile=config.ca_bundle)
+    if config.ca_bundles:  # exactly these, not the default store as well
+        first, *rest = config.ca_bundles
+        context = create(capath=first) if Path(first).is_dir() else create(cafile=first)
+        for bundle in rest:
+            if Path(bundle).is_dir():
+                context.load_verify_locations(capath=bundle)
+            else:
+                context.load_verify_locations(cafile=bundle)
+        return context
     context = create()
     if not context.get_ca_certs() and not _has_system_capath():
         import certifi
@@ -264,6 +275,45 @@ def _context(config: TLSConfig, create: Callable[..., ssl.SSLContext]) -> ssl.SS
 def _has_system_capath() -> bool:
     capath = ssl.get_default_verify_paths().capath
     return bool(capath) and Path(capath).is_dir() and any(Path(capath).iterdir())
+
+
+# ---------------------------------------------------------------------------- command lines
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """What a command line says about transport: ``--ca-bundle``, ``--insecure`` and the
+    timeouts it gives (``{"idle": "2s"}``: only those given; the rest come from a scenario or
+    the defaults). ``chatprobe run`` hands them on to its children with :meth:`to_args`."""
+
+    ca_bundle: str | None = None
+    insecure: bool = False
+    timeouts: Mapping[str, str] = field(default_factory=dict)
+
+    def tls(self) -> TLSConfig:
+        """The TLS settings, the environment's CA variables included; checked (one line)."""
+        return TLSConfig.resolve(self.ca_bundle, insecure=self.insecure)
+
+    def timeouts_over(self, base: Timeouts = DEFAULT_TIMEOUTS) -> Timeouts:
+        """``base`` with the limits this command line gives."""
+        return Timeouts.from_mapping(self.timeouts, base=base, where="--timeout")
+
+    def to_args(self) -> list[str]:
+        """The same options, as a child command's arguments."""
+        args: list[str] = []
+        if self.ca_bundle:
+            args += ["--ca-bundle", str(self.ca_bundle)]
+        if self.insecure:
+            args.append("--insecure")
+        for name in TIMEOUT_FIELDS:
+            if name in self.timeouts:
+                args += [timeout_option(name), str(self.timeouts[name])]
+        return args
+
+
+def timeout_option(name: str) -> str:
+    """The command-line option of a timeout: ``first_byte`` -> ``--first-byte-timeout``."""
+    return f"--{name.replace('_', '-')}-timeout"
 
 
 # ---------------------------------------------------------------------------- errors
@@ -365,14 +415,19 @@ def classify(
 ) -> tuple[ErrorClass, str]:
     """The error class of ``exc`` raised in ``phase``, and a scrubbed one-line detail.
 
-    The exception and its explicit causes (``raise ... from``) are tried innermost first;
-    an exception nothing in ``table`` knows is a harness bug: ``client_error``. With
+    The exception and what it was raised from are tried innermost first (the cause, else
+    the context: httpcore re-raises with ``from None``, which hides the cause but keeps the
+    context; a :class:`TransportEvent` says all there is and ends the chain); an exception
+    nothing in ``table`` knows is a harness bug: ``client_error``. With
     ``stream``, a body cut short is ``truncated_stream``. With ``timeouts``, a timeout's
     detail names the limit that ran out.
     """
     chain = [exc]
-    while chain[-1].__cause__ is not None and len(chain) < 8:
-        chain.append(chain[-1].__cause__)  # type: ignore[arg-type]
+    while not isinstance(chain[-1], TransportEvent) and len(chain) < 8:
+        inner = chain[-1].__cause__ or chain[-1].__context__
+        if inner is None:
+            break
+        chain.append(inner)
     found = E.CLIENT_ERROR
     for candidate in reversed(chain):
         cls = _lookup(candidate, phase, table)
@@ -418,7 +473,7 @@ def _detail(
     if cls in _LIMITS and timeouts is not None:
         name, what = _LIMITS[cls]
         limit = getattr(timeouts, name)
-        option = f"--{name.replace('_', '-')}-timeout"
+        option = timeout_option(name)
         return f"{what} within the {name.replace('_', ' ')} timeout ({_seconds(limit)}; {option})"
     if isinstance(exc, TransportEvent) and str(exc):
         return scrub_text(str(exc))[:300]

@@ -20,9 +20,15 @@ from typing import Any
 
 import click
 
-from chatprobe.commands.options import provider_options, provider_refs, record_profiles
+from chatprobe.commands.options import (
+    provider_options,
+    provider_refs,
+    record_profiles,
+    transport_options,
+)
 from chatprobe.errors import ConfigError, UnknownNameError
 from chatprobe.paths import project_root
+from chatprobe.transport import TransportOptions
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "dim"}
@@ -30,6 +36,7 @@ _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "d
 
 @click.command(name="check")
 @provider_options
+@transport_options
 @click.option(
     "--record",
     is_flag=True,
@@ -85,6 +92,7 @@ def check(
     cassette_dir: Path | None,
     verbose: int,
     list_checks: bool,
+    transport: TransportOptions,
 ) -> None:
     """Run the contract suites (offline from cassettes by default) and print the conformance
     matrix; write results/<run-id>/{meta.json, contract.json, junit.xml}.
@@ -108,6 +116,7 @@ def check(
         raise click.UsageError("--live sends requests without cassettes; drop --record")
     if base_url and emulator:
         raise click.UsageError("a --base-url endpoint is always called for real; drop --emulator")
+    transport.tls()  # an unusable CA bundle fails here, in one line
     # unknown names and broken profile files fail here; --base-url becomes a profile file
     # (its key variable must be set)
     refs = provider_refs(providers, base_url, api_key_env, models)
@@ -167,6 +176,7 @@ def check(
         args.append("--emulator")
     if keyword:
         args += ["-k", keyword]
+    args += transport.to_args()
     code = int(pytest.main(args))
     contract_path = run_dir / "contract.json"
     contract = _read(contract_path) if contract_path.is_file() else None

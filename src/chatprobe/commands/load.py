@@ -7,7 +7,9 @@ from pathlib import Path
 
 import click
 
+from chatprobe.commands.options import transport_options
 from chatprobe.durations import parse_duration
+from chatprobe.transport import TransportOptions
 
 
 def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
@@ -76,6 +78,7 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--emulator-url", metavar="URL", help="Use a running emulator (http://HOST:PORT).")
 @click.option("--no-pin", is_flag=True, help="Do not pin the emulator and locust to CPUs.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
+@transport_options
 def load(
     scenario: str | None,
     providers: tuple[str, ...],
@@ -98,6 +101,7 @@ def load(
     emulator_url: str | None,
     no_pin: bool,
     quiet: bool,
+    transport: TransportOptions,
 ) -> None:
     """Run SCENARIO (a name under loadtests/scenarios/ or a YAML file; default smoke) with
     locust, headless, and write results/<run-id>/: meta.json, plan.json, samples.jsonl
@@ -137,6 +141,8 @@ def load(
             emulator_url=emulator_url,
             pin=not no_pin,
             progress=not quiet,
+            tls=transport.tls(),
+            timeouts=dict(transport.timeouts),
         ),
         console=console,
     )

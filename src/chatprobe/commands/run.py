@@ -15,7 +15,8 @@ when every selected provider has a key, else every target is emulated (like for 
 
 A custom endpoint (``--base-url URL --api-key-env VAR --model ID``) replaces the providers:
 both steps get the same three options, so the checks run live against it (never the
-emulator) and the load run's targets are that endpoint's models.
+emulator) and the load run's targets are that endpoint's models. The transport options
+(``--ca-bundle``, ``--insecure``, the four timeouts) are passed on to every step alike.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from pathlib import Path
 
 import click
 
+from chatprobe.commands.options import transport_options
 from chatprobe.errors import ChatprobeError, ConfigError
+from chatprobe.transport import TransportOptions
 
 DEFAULT_SCENARIO = "compare"
 DEFAULT_DURATION_S = 40.0
@@ -153,6 +156,7 @@ def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
 )
 @click.option("--skip-check", is_flag=True, help="No contract checks.")
 @click.option("--skip-load", is_flag=True, help="No load run.")
+@transport_options
 def run(
     out: Path | None,
     results_dir: Path | None,
@@ -164,6 +168,7 @@ def run(
     models: tuple[str, ...],
     skip_check: bool,
     skip_load: bool,
+    transport: TransportOptions,
 ) -> None:
     """Contract checks, a short load run and the comparison report, in one command.
 
@@ -187,6 +192,8 @@ def run(
     )
 
     console = Console(stderr=True)
+    transport.tls()  # an unusable CA bundle fails here, before any step
+    passed_on = transport.to_args()  # TLS and timeouts, the same for every step
     endpoint: list[str] = []  # the custom endpoint's options, passed to both steps
     if base_url or api_key_env or models:
         from chatprobe.commands.options import provider_refs
@@ -238,6 +245,7 @@ def run(
                 ["load", scenario, "--duration", f"{duration:g}s", *_each("--provider", names)],
             )
         )
+    steps = [(title, [*argv, *passed_on]) for title, argv in steps]
     total = len(steps) + 1
     console.print(
         f"chatprobe run {group}: providers {', '.join(names)} "

@@ -33,7 +33,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from chatprobe.load.plan import (
 from chatprobe.load.scenario import Scenario, Target, load_scenario
 from chatprobe.load.summary import build_summary, iter_samples
 from chatprobe.paths import project_root
+from chatprobe.transport import Timeouts, TLSConfig
 
 __all__ = ["LoadOptions", "LoadOutcome", "run_load"]
 
@@ -84,6 +85,8 @@ class LoadOptions:
     emulator_url: str | None = None
     pin: bool = True
     progress: bool = True
+    tls: TLSConfig = field(default_factory=TLSConfig)  # what the locust children trust
+    timeouts: dict[str, str] = field(default_factory=dict)  # given ones, over the scenario's
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -102,6 +105,9 @@ def resolve_scenario(options: LoadOptions) -> Scenario:
     """The scenario with the command line's overrides applied."""
     scenario = load_scenario(options.scenario or DEFAULT_SCENARIO)
     targets = _targets(scenario, options.providers, options.models)
+    if options.timeouts:
+        timeouts = Timeouts.from_mapping(options.timeouts, base=scenario.timeouts)
+        scenario = replace(scenario, timeouts=timeouts)
     return scenario.override(
         users=options.users,
         duration_s=options.duration_s,
@@ -200,8 +206,6 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
 
     console = console or Console(stderr=True)
     if options.base_url or options.api_key_env:
-        from dataclasses import replace
-
         from chatprobe.commands.options import provider_refs
 
         if options.emulator or options.emulator_url:
@@ -277,7 +281,7 @@ def _run_in(
             target = EmulatorTarget(str(options.emulator_url))
         else:
             target = None
-        plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers)
+        plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers, tls=options.tls)
         plan_path = plan.write(out / "plan.json")
         write_meta(
             out,
@@ -370,7 +374,7 @@ def _run_worker(
         )
     target = EmulatorTarget(str(options.emulator_url)) if use_emulator else None
     with tempfile.TemporaryDirectory(prefix="chatprobe-worker-") as tmp:
-        plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1)
+        plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1, tls=options.tls)
         plan_path = plan.write(Path(tmp) / "plan.json")
         args = _locust_args(plan, options, Path(tmp))
         code, interrupted = _supervise(args, plan_path, plan, Path(tmp), [], options, console)

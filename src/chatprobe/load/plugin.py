@@ -57,7 +57,7 @@ from chatprobe.load.user import (
 from chatprobe.record import RequestRecord
 from chatprobe.scrub import scrub_headers, scrub_text
 from chatprobe.stats import percentile
-from chatprobe.transport import request_headers
+from chatprobe.transport import TLSConfig, request_headers
 
 __all__ = ["LoadSession", "PreparedTarget", "RequestFailed", "install"]
 
@@ -829,6 +829,7 @@ def _bare_plan() -> RunPlan:
         stages=[Stage(f"{users} users", 10**9, users)],
         max_tokens=int(os.environ.get("CHATPROBE_MAX_TOKENS") or 64),
         manage_end=False,
+        tls=TLSConfig.resolve(),  # $SSL_CERT_FILE / $REQUESTS_CA_BUNDLE, as chatprobe load
     )
 
 

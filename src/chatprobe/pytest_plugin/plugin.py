@@ -12,7 +12,9 @@ custom provider runs every suite's generic cases, see :mod:`chatprobe.suites.loa
 ``--model`` (repeatable filters),
 ``--record-mode`` (``none`` by default: replay only), ``--live`` (no cassettes),
 ``--emulator`` (record or run live against the built-in emulator even with a key set),
-``--cassette-dir``, ``--chatprobe-suites``, ``--chatprobe-results`` (write ``contract.json``).
+``--cassette-dir``, ``--chatprobe-suites``, ``--chatprobe-results`` (write ``contract.json``),
+``--ca-bundle``/``--insecure`` and ``--connect-timeout``/``--first-byte-timeout``/
+``--idle-timeout``/``--total-timeout`` (the transport policy, :mod:`chatprobe.transport`).
 Precedence: command-line options are the only configuration; suites choose providers and
 models, options narrow them.
 """
@@ -26,6 +28,7 @@ import pytest
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")  # = chatprobe.cassettes.RECORD_MODES
 
+_TIMEOUTS = ("connect", "first_byte", "idle", "total")  # = chatprobe.transport.TIMEOUT_FIELDS
 _RUNNER = pytest.StashKey[Any]()
 _RESULTS = pytest.StashKey[list[Any]]()
 _SELECTED = pytest.StashKey[dict[str, str]]()
@@ -91,6 +94,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="write the contract results (contract.json format) to FILE",
     )
+    # transport (chatprobe.transport): trust, and the four timeouts as durations
+    group.addoption(
+        "--ca-bundle",
+        default=None,
+        dest="chatprobe_ca_bundle",
+        metavar="PATH",
+        help="CA certificates to trust (default: $SSL_CERT_FILE, $REQUESTS_CA_BUNDLE, system)",
+    )
+    group.addoption(
+        "--insecure",
+        action="store_true",
+        dest="chatprobe_insecure",
+        help="do not verify TLS certificates",
+    )
+    for name in _TIMEOUTS:
+        group.addoption(
+            f"--{name.replace('_', '-')}-timeout",
+            default=None,
+            dest=f"chatprobe_{name}_timeout",
+            metavar="DURATION",
+            help=f"{name.replace('_', ' ')} timeout, e.g. 2s or none (chatprobe.transport)",
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,10 +130,33 @@ def pytest_configure(config: pytest.Config) -> None:
             config.args.append(extra)
 
 
+def _transport(config: pytest.Config) -> Any:
+    """The transport options given (:class:`chatprobe.transport.TransportOptions`)."""
+    from chatprobe.transport import TransportOptions
+
+    given = {n: config.getoption(f"chatprobe_{n}_timeout") for n in _TIMEOUTS}
+    return TransportOptions(
+        ca_bundle=config.getoption("chatprobe_ca_bundle"),
+        insecure=bool(config.getoption("chatprobe_insecure")),
+        timeouts={n: v for n, v in given.items() if v is not None},
+    )
+
+
 def _check_options(config: pytest.Config) -> None:
     """Unknown --provider/--model names and contradictory modes are usage errors."""
     if config.getoption("chatprobe_live") and config.getoption("chatprobe_record_mode") != "none":
         raise pytest.UsageError("--live sends requests without cassettes; drop --record-mode")
+    if config.getoption("chatprobe_ca_bundle") or any(
+        config.getoption(f"chatprobe_{n}_timeout") is not None for n in _TIMEOUTS
+    ):
+        from chatprobe.errors import ChatprobeError
+
+        transport = _transport(config)
+        try:
+            transport.tls()
+            transport.timeouts_over()
+        except ChatprobeError as exc:
+            raise pytest.UsageError(str(exc)) from None
     providers = config.getoption("chatprobe_providers") or []
     models = config.getoption("chatprobe_models") or []
     if not providers and not models:
@@ -189,6 +237,7 @@ def runner_for(config: pytest.Config) -> Any:
         from chatprobe.suites.runner import RunConfig, Runner
 
         cassette_dir = config.getoption("chatprobe_cassette_dir")
+        transport = _transport(config)
         runner = Runner(
             RunConfig(
                 record_mode=config.getoption("chatprobe_record_mode"),
@@ -197,6 +246,8 @@ def runner_for(config: pytest.Config) -> Any:
                 cassette_dir=Path(cassette_dir).resolve()
                 if cassette_dir
                 else config.rootpath / "cassettes",
+                timeouts=transport.timeouts_over(),
+                tls=transport.tls(),
             )
         )
         config.stash[_RUNNER] = runner
