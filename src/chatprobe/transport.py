@@ -20,8 +20,9 @@ Exceptions are mapped by their type and by the phase the exchange was in (:class
 connecting, sending, waiting for the head, reading the body), never by message text or by
 elapsed time, through one table per library (:func:`httpx_errors`,
 :func:`geventhttpclient_errors`), the way httpx maps its backends' exceptions. The chain of
-causes is read from the innermost out, so a certificate failure wrapped in
-``httpx.ConnectError`` is still a ``tls_error``. The transports raise three exceptions of
+exceptions is read from the innermost out, so a certificate failure wrapped in
+``httpx.ConnectError`` is still a ``tls_error`` (the cause, else the context: httpcore
+re-raises ``from None``). The transports raise three exceptions of
 their own, typed so the tables can map them::
 
     TransportEvent
@@ -39,7 +40,7 @@ import os
 import ssl
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -137,11 +138,6 @@ class Timeouts:
             if value is not None and value <= 0:
                 raise ConfigError(f"must be more than 0 (or none), got {value}", field=name)
 
-    def with_(self, **changes: float | None) -> Timeouts:
-        """A copy with some limits changed (``None`` values in ``changes`` are ignored: use
-        :meth:`from_mapping` to switch a limit off)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
-
     @classmethod
     def from_mapping(
         cls, data: Mapping[str, Any], *, base: Timeouts | None = None, where: str = "timeouts"
@@ -159,9 +155,6 @@ class Timeouts:
             if name in data:
                 values[name] = parse_timeout(data[name], what=f"{where}.{name}")
         return cls(**values)
-
-    def describe(self) -> str:
-        return ", ".join(f"{n} {_seconds(getattr(self, n))}" for n in TIMEOUT_FIELDS)
 
 
 def _seconds(value: float | None) -> str:
@@ -240,13 +233,6 @@ class TLSConfig:
         """
         return _context(self, create or ssl.create_default_context)
 
-    def describe(self) -> str:
-        if self.insecure:
-            return "certificates not verified (--insecure)"
-        if self.ca_bundles:
-            return f"CA bundle {', '.join(self.ca_bundles)} ({self.source})"
-        return "system CA store"
-
 
 @cache
 def _context(config: TLSConfig, create: Callable[..., ssl.SSLContext]) -> ssl.SSLContext:
@@ -296,7 +282,7 @@ class TransportOptions:
 
     def timeouts_over(self, base: Timeouts = DEFAULT_TIMEOUTS) -> Timeouts:
         """``base`` with the limits this command line gives."""
-        return Timeouts.from_mapping(self.timeouts, base=base, where="--timeout")
+        return Timeouts.from_mapping(self.timeouts, base=base, where="command line")
 
     def to_args(self) -> list[str]:
         """The same options, as a child command's arguments."""
