@@ -100,9 +100,10 @@ def check_record(record: Any, answer: Answer) -> None:
     assert record.finished
     assert record.timing_valid, record.anomalies
     assert not any("impossible timing" in a for a in record.anomalies), record.anomalies
-    expected = None if answer.done else "missing_done"
     got = record.error_class.value if record.error_class else None
-    assert got == expected, (got, record.error_detail, answer.actions)
+    assert got is None, (got, record.error_detail, answer.actions)
+    # complete but for data: [DONE]: a success with the anomaly, its timings kept
+    assert answer.done or any(a.startswith("missing_done") for a in record.anomalies)
     assert record.text == answer.text, (record.text, answer.actions)
     figures = [record.ttfb_ms, record.ttft_ms, record.e2e_ms, record.total_ms]
     assert None not in figures, figures

@@ -18,11 +18,20 @@ import pytest
 from chatprobe.client import ChatClient
 from chatprobe.profiles import custom_profile
 from chatprobe.record import ErrorClass, RequestRecord
+from chatprobe.results.samples import build_sample
 from chatprobe.transport import Timeouts
 from tests.load_support import load_exchanges
 from tests.scripted_server import ScriptedServer, chunk, content_chunk, plain, sse, stream_head
 
 FAST = Timeouts(connect=2, first_byte=2, idle=2, total=10)
+PLACE = {
+    "scenario": "s",
+    "stage": "1 users",
+    "users": 1,
+    "worker": "local",
+    "t_offset_s": 0.0,
+    "warmup": False,
+}
 ERROR = json.dumps({"error": {"message": "boom", "code": 500}}).encode()
 
 
@@ -155,7 +164,8 @@ def test_every_request_carries_a_fresh_request_id(server: ScriptedServer) -> Non
     kept = [r.request_id for r in records] + [r["request_id"] for r in results]
     sent = [h["x-request-id"] for h in server.headers]
     assert kept == sent and len(set(sent)) == 4 and all(len(i) == 32 for i in sent)
-    assert [r.to_sample()["request_id"] for r in records] == sent[:2]
+    samples = [build_sample(r, **PLACE) for r in records]
+    assert [s["request_id"] for s in samples] == sent[:2]
     # one User-Agent, the package's, on both transports
     assert len({h["user-agent"] for h in server.headers}) == 1
     assert server.headers[0]["user-agent"].startswith("chatprobe/")

@@ -151,16 +151,20 @@ class ChatClient:
     ) -> bool:
         """One try; True when it failed on a stale connection and is worth one more."""
         t = self.timeouts
-        record.start()
-        deadline = None if t.total is None else record.t0_ns + int(t.total * 1e9)
-        read, total_armed = _arm(t.first_byte, deadline)
-        timeout = httpx.Timeout(connect=t.connect, read=read, write=t.first_byte, pool=t.connect)
+        first_byte, total_armed = t.first_byte, False
+        if t.total is not None and (first_byte is None or t.total < first_byte):
+            first_byte, total_armed = t.total, True
+        timeout = httpx.Timeout(
+            connect=t.connect, read=first_byte, write=t.first_byte, pool=t.connect
+        )
         request = self.http.build_request(
             record.method, record.url, content=content, headers=headers, timeout=timeout
         )
         watch = _WATCHES.get(self.http)
         before = watch.snapshot() if watch is not None else None
         response = None
+        record.start()  # the request is built: only the exchange counts from here
+        deadline = None if t.total is None else record.t0_ns + int(t.total * 1e9)
         phase = Phase.HEADERS
         received = 0
         try:

@@ -24,14 +24,16 @@ DISABLED = ("none", "off")
 def parse_duration(value: Any, *, what: str = "duration") -> float:
     """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"`` or ``"1h"``."""
     if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a duration like 10s, got {value!r}")
+        raise ConfigError(f"expected a duration like 10s, got {value!r}", field=what)
     if isinstance(value, int | float):
         if value < 0:
-            raise ConfigError(f"{what}: must not be negative, got {value}")
+            raise ConfigError(f"must not be negative, got {value}", field=what)
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ConfigError(f"{what}: expected a duration like 500ms, 10s, 2m or 1h, got {value!r}")
+        raise ConfigError(
+            f"expected a duration like 500ms, 10s, 2m or 1h, got {value!r}", field=what
+        )
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
@@ -41,5 +43,5 @@ def parse_timeout(value: Any, *, what: str = "timeout") -> float | None:
         return None
     seconds = parse_duration(value, what=what)
     if seconds <= 0:
-        raise ConfigError(f"{what}: must be more than 0 (or none for no limit), got {value!r}")
+        raise ConfigError(f"must be more than 0 (or none for no limit), got {value!r}", field=what)
     return seconds

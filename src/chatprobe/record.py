@@ -42,6 +42,7 @@ import orjson
 from chatprobe.sse import Comment, ServerSentEvent
 
 __all__ = [
+    "MISSING_DONE",
     "SERVER_REQUEST_ID_HEADERS",
     "AssembledChoice",
     "ErrorClass",
@@ -54,7 +55,9 @@ __all__ = [
 class ErrorClass(StrEnum):
     """Why an exchange did not end in a complete, well-formed response.
 
-    One primary class per record; secondary oddities go to ``record.anomalies``.
+    One primary class per record; secondary oddities go to ``record.anomalies``. A stream
+    that carried its finish_reason but no ``data: [DONE]`` is complete: it is not an error
+    but the anomaly :data:`MISSING_DONE` (the ``stream_done_last`` check reports it).
     """
 
     HTTP_STATUS = "http_status"  # non-2xx status other than the two below
@@ -74,10 +77,13 @@ class ErrorClass(StrEnum):
     MIDSTREAM_ERROR = "midstream_error"  # an error event inside a 200 stream
     TRUNCATED_STREAM = "truncated_stream"  # stream cut by a clean close, or ended with no
     #                                        finish_reason and no [DONE]
-    MISSING_DONE = "missing_done"  # finished but no [DONE] sentinel
     EMPTY_RESPONSE = "empty_response"  # a well-formed 2xx answer with no choice in it
     CLIENT_ERROR = "client_error"  # the harness itself failed (a bug; counted, not raised)
 
+
+MISSING_DONE = "missing_done"
+"""Anomaly tag of a stream that finished (a finish_reason arrived) without ``data: [DONE]``:
+its measurements stand, and contract checks report the missing sentinel as a finding."""
 
 _STATUS_CLASSES = {429: ErrorClass.RATE_LIMITED, 503: ErrorClass.UNAVAILABLE}
 """Non-2xx statuses with a class of their own: load runs back off on them, and availability
@@ -496,8 +502,8 @@ class RequestRecord:
         elif self.events or self.content_type == "text/event-stream":
             if not self.done:
                 if any(c.finish_reason for c in self.choices.values()):
-                    self.error_class = ErrorClass.MISSING_DONE
-                    self.error_detail = "stream ended without data: [DONE]"
+                    # Complete answer, missing sentinel: a finding, never a lost measurement.
+                    self.anomalies.append(f"{MISSING_DONE}: stream ended without data: [DONE]")
                 else:
                     self.error_class = ErrorClass.TRUNCATED_STREAM
                     self.error_detail = "stream ended without finish_reason or [DONE]"
@@ -524,33 +530,6 @@ class RequestRecord:
                 self.error_detail = f"2xx body has no usable choice (choices: {kind})"
 
     # ------------------------------------------------------------------ output
-    def to_sample(self) -> dict[str, Any]:
-        """The flat, JSON-ready per-request sample written to ``samples.jsonl``."""
-        return {
-            "request_id": self.request_id or None,
-            "server_request_id": self.server_request_id,
-            "provider": self.provider,
-            "model": self.model,
-            "stream": self.stream,
-            "t_wall": round(self.wall_start, 6),
-            "lag_ms": _round(self.lag_ms),
-            "ttfb_ms": _round(self.ttfb_ms),
-            "ttft_ms": _round(self.ttft_ms),
-            "itl_ms": _round(self.itl_ms),
-            "e2e_ms": _round(self.e2e_ms),
-            "total_ms": _round(self.total_ms),
-            "output_tokens": self.output_tokens,
-            "token_source": self.token_source,
-            "prompt_tokens": (self.usage or {}).get("prompt_tokens"),
-            "cost": (self.usage or {}).get("cost"),
-            "chunks": len(self.chunks),
-            "status": self.status,
-            "error_class": self.error_class.value if self.error_class else None,
-            "error_detail": self.error_detail[:300],
-            "clock": self.clock,
-            "anomalies": [a[:200] for a in self.anomalies[:5]],
-        }
-
     def summary_line(self) -> str:
         parts = [f"{self.provider}/{self.model}", f"status={self.status}"]
         if self.ttft_ms is not None:
@@ -559,11 +538,6 @@ class RequestRecord:
         if self.error_class:
             parts.append(f"error={self.error_class.value}: {self.error_detail}")
         return " ".join(parts)
-
-
-def _round(ms: float | None) -> float | None:
-    """Sample times keep 0.1 microsecond: finer digits are clock noise and cost bytes."""
-    return None if ms is None else round(ms, 4)
 
 
 def _text(value: Any) -> str:

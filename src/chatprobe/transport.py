@@ -46,7 +46,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from chatprobe import __version__
+from chatprobe._version import __version__
 from chatprobe.durations import parse_timeout
 from chatprobe.errors import ConfigError
 from chatprobe.record import ErrorClass

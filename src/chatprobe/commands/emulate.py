@@ -9,6 +9,7 @@ import textwrap
 
 import click
 
+from chatprobe.commands.options import provider_option
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
 from chatprobe.errors import ConfigError
@@ -72,12 +73,9 @@ def _range(value: str) -> tuple[int, int]:
 
 
 @click.command(name="emulate", help=_HELP)
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME",
-    help="Profile to serve (repeatable; default: every shipped profile).",
+@provider_option(
+    help="Profile to serve: a shipped name or a profile file; repeatable and comma-separated "
+    "(default: every shipped profile)."
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(

@@ -273,10 +273,10 @@ class Dialect:
             content = [(j, *r[j]) for j in range(depth) for r in per_choice if j < len(r)]
         tail = []
         for choice, rests in zip(plan.choices, per_choice, strict=True):
-            delta: dict[str, Any] = {}
+            last: dict[str, Any] = {}
             if not rests or self.role_every_delta:
-                delta = {"role": "assistant", "content": ""}
-            tail.append(self._chunk(plan, choice.index, delta, choice.finish_reason))
+                last = {"role": "assistant", "content": ""}
+            tail.append(self._chunk(plan, choice.index, last, choice.finish_reason))
         if self.usage_always or (plan.include_usage and not self.usage_never):
             tail.append(
                 _rest(

@@ -199,7 +199,7 @@ class Emulator:
         """Ground-truth records with a sequence number above ``since`` (see ``truth.py``)."""
         if self._server is not None:
             return self._call(lambda s: s.truth.since(since))
-        return self._get("/_chatprobe/requests", {"since": since})  # type: ignore[no-any-return]
+        return self._get("/_chatprobe/requests", {"since": since})
 
     def stats(self) -> dict[str, Any]:
         """Counters: received, completed, in_flight, by_status, by_fault, by_outcome, ..."""
@@ -207,7 +207,7 @@ class Emulator:
             return self._call(
                 lambda s: {**s.truth.stats(), "providers": s.provider_names, "seed": s.config.seed}
             )
-        return self._get("/_chatprobe/stats")  # type: ignore[no-any-return]
+        return self._get("/_chatprobe/stats")
 
     def reset(self) -> None:
         """Forget the ground truth and the rate-limit windows."""

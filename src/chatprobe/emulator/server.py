@@ -24,6 +24,7 @@ import socket
 import struct
 import time
 from collections import deque
+from typing import cast
 
 import httptools
 
@@ -147,7 +148,8 @@ class _Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio types the argument as BaseTransport; a stream server's is a Transport
+        self.transport = cast(asyncio.Transport, transport)
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -295,6 +297,8 @@ class EmulatorServer:
     ``chatprobe emulate``; this class is for embedding in an existing loop.
     """
 
+    loop: asyncio.AbstractEventLoop  # the running loop, set by start()
+
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         names = config.providers or tuple(list_profiles())
@@ -305,7 +309,6 @@ class EmulatorServer:
         self.port = 0
         self.clock_offset = 0.0
         self._server: asyncio.Server | None = None
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.certificates: Certificates | None = None
 
     @property

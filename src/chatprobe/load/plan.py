@@ -64,9 +64,6 @@ class TargetPlan:
     headers: dict[str, str] = field(default_factory=dict)  # profile headers, no credentials
     key_env: str | None = None  # live: the variable holding the key
     demo_key: str | None = None  # emulated: the emulator's public key
-    price_in_per_mtok: float | None = None
-    price_out_per_mtok: float | None = None
-    price_source: str = ""
 
     @property
     def label(self) -> str:
@@ -102,7 +99,8 @@ class RunPlan:
     open_loop: OpenLoop | None = None
     requests: int | None = None
     seed: int = 1
-    slo: dict[str, float] = field(default_factory=dict)
+    slo: dict[str, float] = field(default_factory=dict)  # the scenario's limits ({}: none)
+    slo_attainment: float | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     tls: TLSConfig = field(default_factory=TLSConfig)  # a CA bundle's path, never a secret
     drivers: int = 1  # processes running users: 1, or the number of locust workers
@@ -119,8 +117,15 @@ class RunPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunPlan:
-        data = dict(data)
-        data["targets"] = [TargetPlan(**t) for t in data["targets"]]
+        """A plan from ``plan.json``; fields this version does not know (such as the prices
+        that older plans carried, now in ``profiles.json``) are ignored."""
+        known = set(cls.__dataclass_fields__)
+        data = {k: v for k, v in data.items() if k in known}
+        target_fields = set(TargetPlan.__dataclass_fields__)
+        data["targets"] = [
+            TargetPlan(**{k: v for k, v in t.items() if k in target_fields})
+            for t in data["targets"]
+        ]
         data["stages"] = [Stage(**s) for s in data["stages"]]
         data["open_loop"] = OpenLoop(**data["open_loop"]) if data.get("open_loop") else None
         data["timeouts"] = Timeouts(**data["timeouts"])
@@ -147,15 +152,11 @@ def resolve_target(target: Target, emulator: EmulatorTarget | None) -> TargetPla
     """Profile lookup for one pair: live (key variable named) or pointed at the emulator."""
     profile = load_profile(target.provider)
     info = profile.model(target.model)
-    price = info.pricing
     common: dict[str, Any] = {
         "provider": profile.name,
         "model": info.name,
         "model_id": info.id,
         "headers": dict(profile.headers),
-        "price_in_per_mtok": price.input_per_mtok if price else None,
-        "price_out_per_mtok": price.output_per_mtok if price else None,
-        "price_source": price.source if price else "",
     }
     if emulator is not None:
         url = emulator.base_url(target.provider).rstrip("/") + "/chat/completions"
@@ -215,6 +216,7 @@ def build_plan(
         requests=scenario.requests,
         seed=scenario.seed,
         slo=dict(scenario.slo),
+        slo_attainment=scenario.slo_attainment,
         timeouts=scenario.timeouts,
         tls=tls or TLSConfig(),
         drivers=max(1, drivers),

@@ -19,8 +19,9 @@ from typing import Any
 from chatprobe.durations import parse_duration, parse_timeout
 from chatprobe.errors import ConfigError
 from chatprobe.paths import project_root, specs_dir
+from chatprobe.specs import raise_schema_error
 from chatprobe.transport import Timeouts
-from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml, raise_schema_error
+from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml
 
 __all__ = [
     "OpenLoop",
@@ -115,7 +116,8 @@ class Scenario:
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     warmup_s: float = 0.0
     seed: int = 1
-    slo: dict[str, float] = field(default_factory=dict)
+    slo: dict[str, float] = field(default_factory=dict)  # per-request limits, by metric
+    slo_attainment: float | None = None  # share that must meet them (None: metrics' default)
     timeouts: Timeouts = field(default_factory=Timeouts)
     emulator: dict[str, Any] = field(default_factory=dict)
 
@@ -268,7 +270,9 @@ def _from_doc(doc: YamlDoc) -> Scenario:
             try:
                 profile.model(str(model))
             except UnknownNameError as exc:
-                where = ("targets", i, "model", m) if isinstance(entry["model"], list) else ()
+                where: tuple[str | int, ...] = (
+                    ("targets", i, "model", m) if isinstance(entry["model"], list) else ()
+                )
                 raise doc.error(str(exc), where or ("targets", i, "model")) from None
             target = Target(str(entry["provider"]), str(model))
             if target in targets:
@@ -387,7 +391,8 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         max_duration_s=duration(("max_duration",), data.get("max_duration", 600)),
         warmup_s=warmup_s,
         seed=int(data.get("seed", 1)),
-        slo={k: float(v) for k, v in (data.get("slo") or {}).items()},
+        slo={k: float(v) for k, v in (data.get("slo") or {}).items() if k != "attainment"},
+        slo_attainment=(data.get("slo") or {}).get("attainment"),
         timeouts=timeouts,
         emulator=emulator,
     )
