@@ -37,7 +37,7 @@ CASES: list[tuple[str, bool, ErrorClass | None, int | None]] = [
     ("midstream_error", True, ErrorClass.MIDSTREAM_ERROR, 200),
     ("midstream_error", False, ErrorClass.MIDSTREAM_ERROR, 200),
     ("truncated_body", False, ErrorClass.TRUNCATED_BODY, 200),
-    ("truncated_body", True, ErrorClass.CONNECTION_RESET, 200),  # chunked, no terminator
+    ("truncated_body", True, ErrorClass.TRUNCATED_STREAM, 200),  # chunked, no terminator, FIN
     ("truncated_stream", True, ErrorClass.TRUNCATED_STREAM, 200),
     ("empty_200", False, ErrorClass.BAD_JSON, 200),
     ("empty_200", True, ErrorClass.TRUNCATED_STREAM, 200),
