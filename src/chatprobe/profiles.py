@@ -8,6 +8,7 @@ file, line and field. A custom provider can be a profile file given by path, or 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -47,10 +48,12 @@ class Pricing:
 
 @dataclass(frozen=True, slots=True)
 class LatencyModel:
-    """Emulator latency for one model: lognormal with the given median (ms) and sigma.
+    """How the emulator serves one model (the profile's ``emulator:`` block).
 
-    ``prompt_tokens_zero`` makes the emulator reproduce a documented quirk: usage reporting
-    ``prompt_tokens: 0`` for a non-empty prompt.
+    Latency is lognormal with the given median (ms) and sigma. ``prompt_tokens_zero`` makes
+    the emulator reproduce a documented quirk: usage reporting ``prompt_tokens: 0`` for a
+    non-empty prompt. ``capacity`` is the model's server capacity (slots, tokens_per_s,
+    prefill_ms_per_1k; ``chatprobe.emulator.capacity``), None for none.
     """
 
     ttft_ms: float = 20.0
@@ -59,6 +62,7 @@ class LatencyModel:
     itl_sigma: float = 0.1
     tokens_per_chunk: int = 1
     prompt_tokens_zero: bool = False
+    capacity: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

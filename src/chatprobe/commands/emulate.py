@@ -9,6 +9,7 @@ import textwrap
 
 import click
 
+from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
 from chatprobe.errors import ConfigError
@@ -45,6 +46,14 @@ LATENCY: per model, lognormal TTFT and inter-token latency (median ms and sigma)
 from the profile's emulator: block, seeded per request from (--seed, request
 number). --ttft-ms/--itl-ms/--sigma override every model; --zero-latency sends
 each answer at once (benchmarks). --tokens-per-chunk groups tokens per event.
+
+\b
+CAPACITY: --capacity slots=8,tokens_per_s=400,prefill_ms_per_1k=20 (any subset;
+'off' switches the profiles' capacity: blocks off) serves every model as a
+continuous-batching server: at most SLOTS sequences at once (more queue), the
+decode budget shared by the streams decoding (ITL = max(base, n / tokens_per_s)),
+prefill per 1,000 uncached prompt tokens, one prefill at a time. Ground truth
+adds queue_ms, prefill_wait_ms, prefill_ms and batch_mean.
 
 \b
 FAULTS: per request with the header 'X-Chatprobe-Fault: KIND[=PARAM][,KIND...]',
@@ -163,6 +172,11 @@ def _range(value: str) -> tuple[int, int]:
     is_flag=True,
     help="Do not reproduce documented quirks (prompt_tokens 0 for aimlapi 1.5-flash).",
 )
+@click.option(
+    "--capacity",
+    metavar="slots=N,tokens_per_s=R,prefill_ms_per_1k=MS|off",
+    help="Server capacity for every model (see CAPACITY above).",
+)
 @click.option("--cpu", type=click.IntRange(min=0), help="Pin the emulator to this CPU.")
 def emulate(
     providers: tuple[str, ...],
@@ -185,6 +199,7 @@ def emulate(
     record_event_times: bool,
     comment_interval: float,
     no_quirks: bool,
+    capacity: str | None,
     cpu: int | None,
 ) -> None:
     for name in providers:
@@ -210,6 +225,7 @@ def emulate(
         record_event_times=record_event_times,
         comment_interval_s=comment_interval,
         emulate_quirks=not no_quirks,
+        capacity=None if capacity is None else Capacity.parse(capacity),
     )
     if cpu is not None:
         if not hasattr(os, "sched_setaffinity"):

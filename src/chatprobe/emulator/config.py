@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
+from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.faults import FaultRate
 from chatprobe.errors import ConfigError
 from chatprobe.profiles import LatencyModel
 
-__all__ = ["DEFAULT_MAX_BODY", "DEMO_KEY", "EmulatorConfig"]
+__all__ = ["DEFAULT_MAX_BODY", "DEMO_KEY", "BlockError", "EmulatorConfig", "block_changes"]
 
 DEMO_KEY = "chatprobe-emulator-key"
 """The API key the emulator accepts unless told otherwise. Not a secret."""
@@ -28,6 +31,9 @@ class EmulatorConfig:
     replaces the limit of the models that have one. ``output_tokens`` is the (min, max)
     natural completion length; the header ``X-Chatprobe-Output-Tokens: N`` fixes it per
     request. ``truth_cap`` bounds the ground-truth records kept in memory (oldest dropped).
+    ``capacity``: None keeps each model's profile ``capacity:`` (none by default); a
+    :class:`~chatprobe.emulator.capacity.Capacity` replaces it for every model
+    (``Capacity()`` switches capacity off everywhere).
     """
 
     providers: tuple[str, ...] = ()
@@ -50,6 +56,7 @@ class EmulatorConfig:
     record_event_times: bool = False
     comment_interval_s: float = 1.0
     emulate_quirks: bool = True
+    capacity: Capacity | None = None
 
     def __post_init__(self) -> None:
         lo, hi = self.output_tokens
@@ -122,4 +129,42 @@ class EmulatorConfig:
         args += ["--comment-interval", repr(self.comment_interval_s)]
         if not self.emulate_quirks:
             args.append("--no-quirks")
+        if self.capacity is not None:
+            args += ["--capacity", str(self.capacity)]
         return args
+
+    def capacity_for(self, model: LatencyModel) -> Capacity | None:
+        """The capacity a model is served with (None: unlimited, the engine is not used)."""
+        capacity = self.capacity
+        if capacity is None and model.capacity:
+            capacity = Capacity.from_mapping(model.capacity)
+        return capacity if capacity is not None and capacity.enabled else None
+
+
+class BlockError(ConfigError):
+    """A bad value in a scenario's ``emulator:`` block; ``where`` is its path in the block."""
+
+    def __init__(self, message: str, where: tuple[str | int, ...]) -> None:
+        super().__init__(message, field=".".join(str(w) for w in ("emulator", *where)))
+        self.where = where
+
+
+def block_changes(block: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`EmulatorConfig` changes for the emulator features of a scenario's block.
+
+    Covers ``capacity``; the launcher maps the older keys (latency, faults, output tokens,
+    seed) itself. Raises :class:`BlockError` naming the key at fault.
+    """
+    changes: dict[str, Any] = {}
+    if "capacity" in block:
+        raw = block["capacity"]
+        try:
+            if isinstance(raw, str):
+                changes["capacity"] = Capacity.parse(raw, source="capacity")
+            elif isinstance(raw, Mapping):
+                changes["capacity"] = Capacity.from_mapping(raw)
+            else:
+                raise ConfigError("expected a mapping or 'off'")
+        except ConfigError as exc:
+            raise BlockError(exc.detail, ("capacity",)) from None
+    return changes

@@ -116,7 +116,8 @@ class Plan:
     prompt_tokens: int
     images: int
     completion_tokens: int
-    rendered: dict[str, Any] = field(default_factory=dict)  # render cache, see render.py
+    input_tokens: int = 0  # the prompt's real size, even where usage reports a quirk
+    rendered: dict[Any, Any] = field(default_factory=dict)  # render cache, see render.py
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -441,6 +442,7 @@ def build_plan(
     tools = _tools(body)
     prompt_tokens, images, last_user = _prompt(messages)
     tool = _tool_to_call(body, tools, last_user)
+    input_tokens = prompt_tokens
     if quirks and model.latency.prompt_tokens_zero:
         prompt_tokens = 0
     lo, hi = output_tokens
@@ -463,6 +465,7 @@ def build_plan(
         prompt_tokens=prompt_tokens,
         images=images,
         completion_tokens=sum(c.tokens for c in choices),
+        input_tokens=input_tokens,
     )
 
 

@@ -7,6 +7,12 @@ behaviour, latency draws and faults are decided here, before the first byte is w
 ``(seed, request sequence)``: a run is reproducible, and the truth records what was actually
 written and when.
 
+With a capacity model (:mod:`chatprobe.emulator.capacity`) the times of content steps are
+not known up front: they depend on the requests that arrive later. Such a reply is built
+exactly like the others, but with *virtual* due times (content step ``j`` at
+``_VIRTUAL + j * _STRIDE``, plus any offset a fault adds), and carries a :class:`Pacer` that
+replaces each virtual time by the model's real one as soon as the engine knows it.
+
 Order of decisions for ``POST .../chat/completions``: unknown fault header (400), body too
 large (413), auth (401), plan: JSON, model (404), schema and field checks (400), the per-key
 rate limit of rate-limited models (429), status faults, then the answer with its body faults.
@@ -19,11 +25,12 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
 import orjson
 
+from chatprobe.emulator.capacity import CapacityEngine, Job, base_draws
 from chatprobe.emulator.config import EmulatorConfig
 from chatprobe.emulator.faults import (
     FAULT_KINDS,
@@ -37,7 +44,10 @@ from chatprobe.emulator.render import Dialect, html_error_page, status_line
 from chatprobe.emulator.truth import TruthLog, TruthRecord
 from chatprobe.profiles import LatencyModel, ProviderProfile
 
-__all__ = ["ABORT", "CLOSE", "FIN", "KEEP", "Reply", "Request", "Responder"]
+if TYPE_CHECKING:
+    from chatprobe.emulator.render import StreamRender
+
+__all__ = ["ABORT", "CLOSE", "FIN", "KEEP", "Pacer", "Reply", "Request", "Responder"]
 
 # step marks
 HEADERS, CONTENT, EVENT, END = 1, 2, 4, 8
@@ -51,6 +61,11 @@ _PLAN_CACHE_BODY_MAX = 64 * 1024
 _JSON = b"application/json"
 _SSE = b"text/event-stream"
 _HTML = b"text/html; charset=utf-8"
+# Virtual due times of paced replies: content step j is due at _VIRTUAL + j * _STRIDE (+ an
+# offset below _STRIDE, e.g. a stall); real perf_counter_ns times are never negative.
+_VIRTUAL = -(1 << 62)
+_STRIDE = 1 << 40
+_MAX_OFFSET = _STRIDE - 1
 
 
 class Request:
@@ -94,6 +109,140 @@ class Reply:
     end: int
     truth: TruthRecord | None = None
     end_at_ns: int | None = None  # ABORT/FIN not before this time (a stall before a reset)
+    pacer: Pacer | None = None  # content times from a capacity engine (None: all known)
+
+
+class Waker(Protocol):
+    def wake(self) -> None: ...
+
+
+class Pacer:
+    """Resolves a paced reply's virtual due times from its capacity :class:`Job`.
+
+    The server calls :meth:`resolve` before each write (it advances the engine to the
+    server's clock), :meth:`park` when the next step's time is not known yet (the job waits
+    for a slot; the engine wakes the exchange when it is admitted), and :meth:`close` when
+    the exchange ends (the slot is freed, the truth gets the queue/prefill/ITL figures).
+    While a job waits, a dialect with keep-alive comments (OpenRouter) sends one every
+    ``interval``, as it does before any first token.
+    """
+
+    __slots__ = (
+        "comment",
+        "engine",
+        "interval",
+        "job",
+        "keepalive",
+        "last_comment",
+        "record",
+        "reply",
+        "resolved",
+        "step_totals",
+    )
+
+    def __init__(
+        self,
+        engine: CapacityEngine,
+        job: Job,
+        reply: Reply,
+        record: TruthRecord,
+        step_totals: list[int],
+        comment: bytes | None,
+        interval: int,
+        t0: int,
+    ) -> None:
+        self.engine = engine
+        self.job = job
+        self.reply = reply
+        self.record = record
+        self.step_totals = step_totals  # tokens (all choices) per content step
+        self.comment = comment
+        self.interval = interval
+        self.last_comment = t0
+        self.keepalive: tuple[int, int] | None = None  # (step index, last_comment before it)
+        self.resolved = 0
+
+    def resolve(self, now: int, played: int) -> int:
+        """Advance the engine to ``now``; return how many leading steps have real times."""
+        self.engine.advance(now)
+        steps = self.reply.steps
+        job = self.job
+        keepalive = self.keepalive
+        if keepalive is not None and job.next_t is not None and keepalive[0] >= played:
+            del steps[keepalive[0]]  # admitted before the keep-alive went out: drop it
+            self.last_comment = keepalive[1]
+            self.resolved = keepalive[0]
+            self.keepalive = None
+        k = self.resolved
+        while k < len(steps):
+            due, data, marks, tokens = steps[k]
+            if due < 0:
+                j, offset = divmod(due - _VIRTUAL, _STRIDE)
+                t = job.step_time(j)
+                if t is None:
+                    break
+                if j == 0 and self.comment is not None:
+                    k = self._comments_before(k, t)
+                steps[k] = (t + offset, data, marks, tokens)
+            k += 1
+        self.resolved = k
+        end_at = self.reply.end_at_ns
+        if end_at is not None and end_at < 0 and k == len(steps):
+            j, offset = divmod(end_at - _VIRTUAL, _STRIDE)
+            t = job.step_time(j)
+            self.reply.end_at_ns = (t if t is not None else now) + offset
+        return k
+
+    def _comments_before(self, k: int, t_first: int) -> int:
+        """Keep-alive comments every interval from the last one until the first token."""
+        assert self.comment is not None
+        t = self.last_comment + self.interval
+        steps = self.reply.steps
+        while t < t_first:
+            steps.insert(k, (t, self.comment, 0, 0))
+            k += 1
+            self.last_comment = t
+            t += self.interval
+        return k
+
+    def park(self, exchange: Waker, index: int) -> int | None:
+        """The step at ``index`` waits for the engine: when to run again (None: when woken).
+
+        A job in progress is due again at its next event (the step written next may be a
+        later one, e.g. a plain body after the last token); a queued job is woken by the
+        engine when admitted, after a keep-alive comment if the dialect sends them.
+        """
+        job = self.job
+        if job.next_t is not None:
+            return job.next_t
+        if not job.queued:
+            return None  # released: the exchange is ending
+        job.wake = exchange.wake
+        if self.comment is None:
+            return None
+        due = self.last_comment + self.interval
+        self.reply.steps.insert(index, (due, self.comment, 0, 0))
+        self.keepalive = (index, self.last_comment)
+        self.last_comment = due
+        self.resolved = index + 1
+        return due
+
+    def close(self, t: int) -> None:
+        """The exchange ended at ``t``: free the slot and record what the model did."""
+        job, record = self.job, self.record
+        self.engine.release(job, t)
+        figures = job.figures()
+        record.queue_ms = figures["queue_ms"]
+        record.prefill_wait_ms = figures["prefill_wait_ms"]
+        record.prefill_ms = figures["prefill_ms"]
+        record.batch_mean = figures["batch_mean"]
+        times = job.times
+        if times:
+            record.ttft_ms_intended = (times[0] - record.t_received_ns) / 1e6
+            tokens = sum(self.step_totals[: len(times)])
+            record.itl_ms_intended = (
+                (times[-1] - times[0]) / 1e6 / (tokens - 1) if tokens > 1 else None
+            )
 
 
 @dataclass(slots=True)
@@ -109,14 +258,6 @@ class Served:
 def frame(data: bytes) -> bytes:
     """One HTTP/1.1 chunk."""
     return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-def _lognormal(rng: random.Random, median_ms: float, sigma: float) -> float:
-    if median_ms <= 0:
-        return 0.0
-    if sigma <= 0:
-        return median_ms
-    return median_ms * math.exp(sigma * rng.gauss(0.0, 1.0))
 
 
 class RateLimiter:
@@ -165,6 +306,7 @@ class Responder:
         self.plans: dict[tuple[str, int | None, bytes], Plan | Reject] = {}
         self.limiter = RateLimiter()
         self.latency: dict[tuple[str, str], LatencyModel] = {}
+        self.engines: dict[tuple[str, str], CapacityEngine | None] = {}
         self.fault_rates = [(f.fault, f.rate) for f in config.faults if f.rate > 0]
 
     # ------------------------------------------------------------------ entry point
@@ -335,6 +477,36 @@ class Responder:
             found = self.latency[key] = self.config.latency(plan.model.latency)
         return found
 
+    def _engine(self, provider: str, plan: Plan) -> CapacityEngine | None:
+        """The model's capacity engine, or None when it is served without capacity limits."""
+        key = (provider, plan.model.name)
+        try:
+            return self.engines[key]
+        except KeyError:
+            capacity = self.config.capacity_for(plan.model.latency)
+            engine = self.engines[key] = CapacityEngine(capacity) if capacity else None
+            return engine
+
+    def _paced(
+        self,
+        engine: CapacityEngine,
+        plan: Plan,
+        step_tokens: list[float],
+        step_totals: list[int],
+        ttft: int,
+        gaps: list[int],
+        t0: int,
+    ) -> tuple[Job, int, list[int]]:
+        """A job for ``engine``, and the virtual TTFT and gaps to build the reply with."""
+        job = Job(
+            step_tokens=step_tokens,
+            base_ttft_ns=ttft,
+            base_gaps_ns=gaps,
+            uncached_tokens=plan.input_tokens,
+            weight=len(plan.choices),
+        )
+        return job, _VIRTUAL - t0, [_STRIDE] * len(gaps)
+
     def _status_fault(
         self, req: Request, fault: Fault, error: Any, t0: int, record: TruthRecord, dialect: Dialect
     ) -> Reply:
@@ -379,16 +551,7 @@ class Responder:
         record: TruthRecord,
     ) -> tuple[int, list[int]]:
         """TTFT (ns) and the gap (ns) before each later content step."""
-        ttft = _lognormal(rng, latency.ttft_ms, latency.ttft_sigma)
-        count = max(0, plan_steps - 1)
-        median = latency.itl_ms * latency.tokens_per_chunk
-        if median <= 0:
-            gaps_ms = [0.0] * count
-        elif latency.itl_sigma <= 0:
-            gaps_ms = [median] * count
-        else:
-            gauss, sigma = rng.gauss, latency.itl_sigma
-            gaps_ms = [median * math.exp(sigma * gauss(0.0, 1.0)) for _ in range(count)]
+        ttft, gaps_ms = base_draws(latency, plan_steps, rng)
         record.ttft_ms_intended = ttft
         record.itl_ms_intended = sum(gaps_ms) / (tokens - 1) if tokens > 1 else None
         return int(ttft * 1e6), [int(g * 1e6) for g in gaps_ms]
@@ -406,8 +569,16 @@ class Responder:
         faults: list[Fault],
     ) -> Reply:
         dialect = served.dialect
-        steps_count = math.ceil(max(1, plan.completion_tokens) / latency.tokens_per_chunk)
+        k = latency.tokens_per_chunk
+        steps_count = math.ceil(max(1, plan.completion_tokens) / k)
         ttft, gaps = self._schedule(steps_count, plan.completion_tokens, latency, rng, record)
+        engine = self._engine(served.name, plan)
+        job = None
+        if engine is not None:
+            totals = [k] * steps_count
+            totals[-1] = max(1, plan.completion_tokens) - k * (steps_count - 1)
+            per_sequence = [t / len(plan.choices) for t in totals]
+            job, ttft, gaps = self._paced(engine, plan, per_sequence, totals, ttft, gaps, t0)
         t_done = t0 + ttft + sum(gaps)
         now = time.time()
         head_json = Dialect.head(dialect.new_id(rng, now), int(now))
@@ -426,23 +597,30 @@ class Responder:
         head = _head(status, _JSON, len(body), record.request_id, req.keep_alive)
         tokens = plan.completion_tokens if "midstream_error" not in by_kind else 0
         half = len(body) // 2
-        pause = int((by_kind["stall"].param or 2.0) * 1e9) if "stall" in by_kind else 0
+        pause = _pause(by_kind, job is not None)
+        reply: Reply
         for kind, end in (("reset_midstream", ABORT), ("truncated_body", FIN)):
             if kind in by_kind:
                 end_at = t_done + pause if pause else None  # a stall, then the cut
-                return Reply([(t_done, head + body[:half], HEADERS, 0)], end, record, end_at)
-        if pause:
-            marks = CONTENT | EVENT | END if tokens else END
-            return Reply(
-                [
-                    (t_done, head + body[:half], HEADERS, 0),
-                    (t_done + pause, body[half:], marks, tokens),
-                ],
-                _end(req),
-                record,
-            )
-        marks = HEADERS | END | (CONTENT | EVENT if tokens else 0)
-        return Reply([(t_done, head + body, marks, tokens)], _end(req), record)
+                reply = Reply([(t_done, head + body[:half], HEADERS, 0)], end, record, end_at)
+                break
+        else:
+            if pause:
+                marks = CONTENT | EVENT | END if tokens else END
+                reply = Reply(
+                    [
+                        (t_done, head + body[:half], HEADERS, 0),
+                        (t_done + pause, body[half:], marks, tokens),
+                    ],
+                    _end(req),
+                    record,
+                )
+            else:
+                marks = HEADERS | END | (CONTENT | EVENT if tokens else 0)
+                reply = Reply([(t_done, head + body, marks, tokens)], _end(req), record)
+        if engine is not None and job is not None:
+            self._start(engine, job, reply, record, totals, None, req)
+        return reply
 
     # ------------------------------------------------------------------ stream
     def _stream(
@@ -459,6 +637,11 @@ class Responder:
         dialect = served.dialect
         render = dialect.stream(plan, latency.tokens_per_chunk)
         ttft, gaps = self._schedule(render.steps, plan.completion_tokens, latency, rng, record)
+        engine = self._engine(served.name, plan)
+        job = None
+        if engine is not None:
+            per_sequence, totals = _step_tokens(render)
+            job, ttft, gaps = self._paced(engine, plan, per_sequence, totals, ttft, gaps, t0)
         now = time.time()
         head_json = Dialect.head(dialect.new_id(rng, now), int(now))
         length = len(head_json) + 8
@@ -525,8 +708,8 @@ class Responder:
         elif "truncated_body" in by_kind or "reset_midstream" in by_kind:
             content, tail = content[:cut], []
             end = ABORT if "reset_midstream" in by_kind else FIN
-        if "stall" in by_kind:
-            pause = int((by_kind["stall"].param or 2.0) * 1e9)
+        pause = _pause(by_kind, job is not None)
+        if pause:
             later = [
                 (due + pause, data, marks, tokens)
                 for due, data, marks, tokens in content[cut:] + tail
@@ -536,11 +719,50 @@ class Responder:
         steps += content
         steps += tail
         end_at = None
-        if "stall" in by_kind and end in (ABORT, FIN) and not tail:
-            end_at = steps[-1][0] + int((by_kind["stall"].param or 2.0) * 1e9)
-        return Reply(steps, end, record, end_at)
+        if pause and end in (ABORT, FIN) and not tail:
+            end_at = steps[-1][0] + pause
+        reply = Reply(steps, end, record, end_at)
+        if engine is not None and job is not None:
+            keepalive = frame(b": " + dialect.comment + b"\n\n") if dialect.comment else None
+            self._start(engine, job, reply, record, totals, keepalive, req)
+        return reply
+
+    def _start(
+        self,
+        engine: CapacityEngine,
+        job: Job,
+        reply: Reply,
+        record: TruthRecord,
+        totals: list[int],
+        comment: bytes | None,
+        req: Request,
+    ) -> None:
+        """Submit ``job`` to its engine and attach the pacer that resolves ``reply``'s times."""
+        interval = max(1, int(self.config.comment_interval_s * 1e9))
+        t0 = reply.steps[0][0] if reply.steps and reply.steps[0][0] >= 0 else req.t_received_ns
+        reply.pacer = Pacer(engine, job, reply, record, totals, comment, interval, t0)
+        engine.submit(job, req.t_received_ns)
 
     # ------------------------------------------------------------------ control
+    def stats(self) -> dict[str, Any]:
+        """Truth counters, the providers served, the seed, and each capacity engine's state."""
+        stats = self.truth.stats()
+        stats["providers"] = sorted(self.served)
+        stats["seed"] = self.config.seed
+        engines = {
+            f"{provider}/{model}": engine.snapshot()
+            for (provider, model), engine in self.engines.items()
+            if engine is not None
+        }
+        if engines:
+            stats["capacity"] = engines
+        return stats
+
+    def reset(self) -> None:
+        """Forget truth, counters and rate-limit windows (engines keep their jobs in flight)."""
+        self.truth.reset()
+        self.limiter.reset()
+
     def _control(self, req: Request, path: str) -> Reply:
         if path == "/_chatprobe/requests" and req.method == "GET":
             since = parse_qs(req.query).get("since", ["0"])[0]
@@ -550,15 +772,31 @@ class Responder:
                 return _plain_reply(req, 400, _JSON, b'{"error":"since must be an integer"}')
             return _plain_reply(req, 200, _JSON, orjson.dumps(self.truth.since(seq)))
         if path == "/_chatprobe/stats" and req.method == "GET":
-            stats = self.truth.stats()
-            stats["providers"] = sorted(self.served)
-            stats["seed"] = self.config.seed
-            return _plain_reply(req, 200, _JSON, orjson.dumps(stats))
+            return _plain_reply(req, 200, _JSON, orjson.dumps(self.stats()))
         if path == "/_chatprobe/reset" and req.method == "POST":
-            self.truth.reset()
-            self.limiter.reset()
+            self.reset()
             return _plain_reply(req, 200, _JSON, b'{"reset":true}')
         return _plain_reply(req, 404, _JSON, b'{"error":"unknown control endpoint"}')
+
+
+def _pause(by_kind: dict[str, Fault], paced: bool) -> int:
+    """A stall's pause (ns), 0 without one; a paced reply's offsets stay below _STRIDE."""
+    fault = by_kind.get("stall")
+    if fault is None:
+        return 0
+    pause = int((fault.param or 2.0) * 1e9)
+    return min(pause, _MAX_OFFSET) if paced else pause
+
+
+def _step_tokens(render: StreamRender) -> tuple[list[float], list[int]]:
+    """Per content step: decode work per sequence (the largest chunk), and tokens in total."""
+    per_sequence = [0.0] * render.steps
+    totals = [0] * render.steps
+    for step, _, tokens in render.content:
+        totals[step] += tokens
+        if tokens > per_sequence[step]:
+            per_sequence[step] = float(tokens)
+    return per_sequence, totals
 
 
 def _cut_point(by_kind: dict[str, Fault], content_count: int) -> int:

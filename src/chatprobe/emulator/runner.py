@@ -188,20 +188,13 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         """Counters: received, completed, in_flight, by_status, by_fault, by_outcome, ..."""
         if self._server is not None:
-            return self._call(
-                lambda s: {**s.truth.stats(), "providers": s.provider_names, "seed": s.config.seed}
-            )
+            return self._call(lambda s: s.responder.stats())
         return self._get("/_chatprobe/stats")  # type: ignore[no-any-return]
 
     def reset(self) -> None:
         """Forget the ground truth and the rate-limit windows."""
         if self._server is not None:
-
-            def clear(server: EmulatorServer) -> None:
-                server.truth.reset()
-                server.responder.limiter.reset()
-
-            self._call(clear)
+            self._call(lambda s: s.responder.reset())
             return
         assert self._http is not None
         self._http.post(self.url("/_chatprobe/reset")).raise_for_status()

@@ -61,7 +61,7 @@ class _Exchange:
         self.conn = conn
         self.reply = reply
         self.i = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
         self.record_events = record_events and reply.truth is not None
 
     def run(self) -> None:
@@ -70,9 +70,12 @@ class _Exchange:
         if conn.transport is None:
             return
         steps = self.reply.steps
-        n = len(steps)
+        pacer = self.reply.pacer
         i = self.i
-        horizon = time.perf_counter_ns() + _SLACK_NS
+        now = time.perf_counter_ns()
+        horizon = now + _SLACK_NS
+        # a paced reply (capacity model): only the steps whose times are known yet
+        n = len(steps) if pacer is None else pacer.resolve(now, i)
         if i < n and steps[i][0] <= horizon:
             first = i
             marks = tokens = chunks = 0
@@ -107,6 +110,11 @@ class _Exchange:
         if i < n:
             self._at(steps[i][0])
             return
+        if pacer is not None and i < len(steps):
+            due = pacer.park(self, i)  # the engine's next event, a keep-alive, or a wake-up
+            if due is not None:
+                self._at(due)
+            return
         end_at = self.reply.end_at_ns
         if end_at is not None and end_at > horizon:
             self.reply.end_at_ns = None
@@ -118,10 +126,21 @@ class _Exchange:
         conn = self.conn
         self.timer = conn.loop.call_at(due_ns / 1e9 + conn.server.clock_offset, self.run)
 
+    def wake(self) -> None:
+        """The capacity engine now knows the next step's time (called inside the engine)."""
+        self.cancel()
+        self.timer = self.conn.loop.call_soon(self.run)
+
     def cancel(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+    def close_pacer(self) -> None:
+        """Free the capacity slot of a paced reply (the exchange ended, however it ended)."""
+        pacer = self.reply.pacer
+        if pacer is not None:
+            pacer.close(time.perf_counter_ns())
 
 
 class _Connection(asyncio.Protocol):
@@ -152,6 +171,7 @@ class _Connection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is not None:
             exchange.cancel()
+            exchange.close_pacer()
             record = exchange.reply.truth
             if record is not None:
                 if record.t_end_ns is None:
@@ -243,6 +263,7 @@ class _Connection(asyncio.Protocol):
         reply = exchange.reply
         transport = self.transport
         record = reply.truth
+        exchange.close_pacer()
         if reply.end == ABORT:
             self._abort(record)
             return

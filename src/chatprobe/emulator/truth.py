@@ -29,7 +29,16 @@ finish_reasons         per choice
 outcome                ``complete``, ``reset`` (TCP RST), ``closed`` (FIN without finishing the
                        body), ``client_closed`` (the client went away first), ``in_flight``
 event_times_ns         write time of every event (only with ``record_event_times``)
+queue_ms               capacity model: time waiting for a slot (None without capacity)
+prefill_wait_ms        capacity model: time waiting for the prefill lane after admission
+prefill_ms             capacity model: prefill time (uncached prompt tokens x its cost)
+batch_mean             capacity model: mean sequences decoding at the start of this
+                       stream's gaps (what set its ITL)
 =====================  ==================================================================
+
+With a capacity model, ``ttft_ms_intended`` and ``itl_ms_intended`` are the model's times for
+this request (queue, prefill, base draw, and the gaps the shared decode budget allowed), so
+actual - intended is still the emulator's own lateness.
 """
 
 from __future__ import annotations
@@ -66,6 +75,10 @@ _FIELDS = (
     "finish_reasons",
     "outcome",
     "event_times_ns",
+    "queue_ms",
+    "prefill_wait_ms",
+    "prefill_ms",
+    "batch_mean",
 )
 
 
@@ -99,6 +112,10 @@ class TruthRecord:
         self.finish_reasons: list[str] = []
         self.outcome = "in_flight"
         self.event_times_ns: list[int] | None = None
+        self.queue_ms: float | None = None
+        self.prefill_wait_ms: float | None = None
+        self.prefill_ms: float | None = None
+        self.batch_mean: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELDS}

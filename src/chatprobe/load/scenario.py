@@ -385,6 +385,12 @@ def _from_doc(doc: YamlDoc) -> Scenario:
                 parse_fault_rate(f"{kind_name}={rate}")
             except ConfigError as exc:
                 raise doc.error(exc.detail, ("emulator", "faults", str(kind_name))) from None
+    from chatprobe.emulator.config import BlockError, block_changes
+
+    try:
+        block_changes(emulator)  # capacity, schedule, dialect, prefix cache: checked here
+    except BlockError as exc:
+        raise doc.error(exc.detail, ("emulator", *exc.where)) from None
     output = emulator.get("output_tokens")
     if isinstance(output, list) and output[0] > output[1]:
         raise doc.error("need [min, max] with min <= max", ("emulator", "output_tokens"))
