@@ -12,6 +12,7 @@ import click
 from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
+from chatprobe.emulator.schedule import parse_schedule_file, parse_window
 from chatprobe.errors import ConfigError
 from chatprobe.profiles import list_profiles, load_profile
 
@@ -54,6 +55,16 @@ continuous-batching server: at most SLOTS sequences at once (more queue), the
 decode budget shared by the streams decoding (ITL = max(base, n / tokens_per_s)),
 prefill per 1,000 uncached prompt tokens, one prefill at a time. Ground truth
 adds queue_ms, prefill_wait_ms, prefill_ms and batch_mean.
+
+\b
+SCHEDULE: --schedule KIND[:PARAMS]@START[-END][#NAME] (repeatable) or
+--schedule-file FILE (YAML: {{clock: F, windows: [...]}}), times in schedule time
+(90s, 10m, 2h) on a clock --clock F times faster than the wall clock (1440: a day
+in a minute), from the start or POST /_chatprobe/reset:
+  outage[:503|reset|refuse]@10m-20m   every request errors / is reset / refused
+  latency:3@1h-2h  or  latency:ttft=2,itl=1.5@1h    base TTFT/ITL multiplied
+  fault:missing_done@45m   fault:midstream_error,rate=0.2@1h-2h   contract change
+Truth adds sched_s and windows; GET /_chatprobe/schedule summarises each window.
 
 \b
 FAULTS: per request with the header 'X-Chatprobe-Fault: KIND[=PARAM][,KIND...]',
@@ -177,6 +188,24 @@ def _range(value: str) -> tuple[int, int]:
     metavar="slots=N,tokens_per_s=R,prefill_ms_per_1k=MS|off",
     help="Server capacity for every model (see CAPACITY above).",
 )
+@click.option(
+    "--schedule",
+    "schedule",
+    multiple=True,
+    metavar="KIND[:PARAMS]@START[-END][#NAME]",
+    help="A scheduled window (repeatable; see SCHEDULE above).",
+)
+@click.option(
+    "--schedule-file",
+    type=click.Path(dir_okay=False),
+    help="Scheduled windows from a YAML file ({clock: F, windows: [...]}).",
+)
+@click.option(
+    "--clock",
+    type=float,
+    metavar="FACTOR",
+    help="Schedule seconds per real second (default 1; the file's clock if it sets one).",
+)
 @click.option("--cpu", type=click.IntRange(min=0), help="Pin the emulator to this CPU.")
 def emulate(
     providers: tuple[str, ...],
@@ -200,10 +229,19 @@ def emulate(
     comment_interval: float,
     no_quirks: bool,
     capacity: str | None,
+    schedule: tuple[str, ...],
+    schedule_file: str | None,
+    clock: float | None,
     cpu: int | None,
 ) -> None:
     for name in providers:
         load_profile(name)  # an unknown name fails here, in one line, before binding
+    windows, file_clock = parse_schedule_file(schedule_file) if schedule_file else ((), None)
+    windows += tuple(
+        parse_window(text, index=len(windows) + i) for i, text in enumerate(schedule)
+    )
+    if clock is not None and not clock > 0:
+        raise ConfigError("must be a positive number", field="--clock")
     config = EmulatorConfig(
         providers=providers,
         host=host,
@@ -226,6 +264,8 @@ def emulate(
         comment_interval_s=comment_interval,
         emulate_quirks=not no_quirks,
         capacity=None if capacity is None else Capacity.parse(capacity),
+        schedule=windows,
+        clock=clock or file_clock or 1.0,
     )
     if cpu is not None:
         if not hasattr(os, "sched_setaffinity"):

@@ -168,25 +168,24 @@ def base_draws(
     steps: int,
     rng: random.Random,
     weights: Sequence[float] | None = None,
-    scale: tuple[float, float] = (1.0, 1.0),
 ) -> tuple[float, list[float]]:
     """The model's base TTFT (ms) and the base gap (ms) before each later content step.
 
     A step's gap has median ``itl_ms * tokens_per_chunk`` (``weights``: ``itl_ms * weight``
-    of that step, for steps carrying fewer or fractional tokens). ``scale`` multiplies the
-    TTFT and the gaps (a scheduled latency step). Used by the server and the simulator alike.
+    of that step, for steps carrying fewer or fractional tokens). Used by the server and the
+    simulator alike.
     """
-    ttft = lognormal(rng, latency.ttft_ms, latency.ttft_sigma) * scale[0]
+    ttft = lognormal(rng, latency.ttft_ms, latency.ttft_sigma)
     count = max(0, steps - 1)
     if weights is None:
-        median = latency.itl_ms * latency.tokens_per_chunk * scale[1]
+        median = latency.itl_ms * latency.tokens_per_chunk
         if median <= 0:
             return ttft, [0.0] * count
         if latency.itl_sigma <= 0:
             return ttft, [median] * count
         gauss, sigma = rng.gauss, latency.itl_sigma
         return ttft, [median * math.exp(sigma * gauss(0.0, 1.0)) for _ in range(count)]
-    itl = latency.itl_ms * scale[1]
+    itl = latency.itl_ms
     sigma = latency.itl_sigma
     gaps = []
     for weight in weights[1:steps]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.faults import FaultRate
+from chatprobe.emulator.schedule import Window, check_names, window_from
 from chatprobe.errors import ConfigError
 from chatprobe.profiles import LatencyModel
 
@@ -33,7 +34,9 @@ class EmulatorConfig:
     request. ``truth_cap`` bounds the ground-truth records kept in memory (oldest dropped).
     ``capacity``: None keeps each model's profile ``capacity:`` (none by default); a
     :class:`~chatprobe.emulator.capacity.Capacity` replaces it for every model
-    (``Capacity()`` switches capacity off everywhere).
+    (``Capacity()`` switches capacity off everywhere). ``schedule``: windows of outages,
+    latency steps and contract changes (:mod:`chatprobe.emulator.schedule`) on a clock
+    running ``clock`` times faster than the wall clock.
     """
 
     providers: tuple[str, ...] = ()
@@ -57,6 +60,8 @@ class EmulatorConfig:
     comment_interval_s: float = 1.0
     emulate_quirks: bool = True
     capacity: Capacity | None = None
+    schedule: tuple[Window, ...] = ()
+    clock: float = 1.0
 
     def __post_init__(self) -> None:
         lo, hi = self.output_tokens
@@ -73,6 +78,9 @@ class EmulatorConfig:
                 raise ConfigError("must not be negative", field=name)
         if self.max_body < 1:
             raise ConfigError("must be at least 1", field="max_body")
+        if not self.clock > 0:
+            raise ConfigError("must be a positive number", field="clock")
+        check_names(self.schedule)
 
     def with_(self, **changes: object) -> EmulatorConfig:
         """A copy with some fields changed."""
@@ -131,6 +139,10 @@ class EmulatorConfig:
             args.append("--no-quirks")
         if self.capacity is not None:
             args += ["--capacity", str(self.capacity)]
+        for window in self.schedule:
+            args += ["--schedule", str(window)]
+        if self.clock != 1.0:
+            args += ["--clock", repr(self.clock)]
         return args
 
     def capacity_for(self, model: LatencyModel) -> Capacity | None:
@@ -152,8 +164,9 @@ class BlockError(ConfigError):
 def block_changes(block: Mapping[str, Any]) -> dict[str, Any]:
     """:class:`EmulatorConfig` changes for the emulator features of a scenario's block.
 
-    Covers ``capacity``; the launcher maps the older keys (latency, faults, output tokens,
-    seed) itself. Raises :class:`BlockError` naming the key at fault.
+    Covers ``capacity``, ``schedule`` and ``clock``; the launcher maps the older keys
+    (latency, faults, output tokens, seed) itself. Raises :class:`BlockError` naming the key
+    at fault.
     """
     changes: dict[str, Any] = {}
     if "capacity" in block:
@@ -167,4 +180,22 @@ def block_changes(block: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError("expected a mapping or 'off'")
         except ConfigError as exc:
             raise BlockError(exc.detail, ("capacity",)) from None
+    raw_windows = block.get("schedule") or []
+    windows = []
+    for i, item in enumerate(raw_windows):
+        try:
+            windows.append(window_from(item, index=i, source=f"schedule[{i}]"))
+        except ConfigError as exc:
+            raise BlockError(exc.detail, ("schedule", i)) from None
+    if windows:
+        try:
+            check_names(windows)
+        except ConfigError as exc:
+            raise BlockError(exc.detail, ("schedule",)) from None
+        changes["schedule"] = tuple(windows)
+    if "clock" in block:
+        clock = block["clock"]
+        if not isinstance(clock, int | float) or isinstance(clock, bool) or clock <= 0:
+            raise BlockError("must be a positive number", ("clock",))
+        changes["clock"] = float(clock)
     return changes

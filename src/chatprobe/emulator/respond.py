@@ -24,7 +24,7 @@ import math
 import random
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs
 
@@ -41,6 +41,7 @@ from chatprobe.emulator.faults import (
 )
 from chatprobe.emulator.plan import Plan, Reject, build_plan, warm_validator
 from chatprobe.emulator.render import Dialect, html_error_page, status_line
+from chatprobe.emulator.schedule import Schedule, Window
 from chatprobe.emulator.truth import TruthLog, TruthRecord
 from chatprobe.profiles import LatencyModel, ProviderProfile
 
@@ -308,6 +309,10 @@ class Responder:
         self.latency: dict[tuple[str, str], LatencyModel] = {}
         self.engines: dict[tuple[str, str], CapacityEngine | None] = {}
         self.fault_rates = [(f.fault, f.rate) for f in config.faults if f.rate > 0]
+        self.schedule = Schedule(config.schedule, config.clock) if config.schedule else None
+        if self.schedule is not None:
+            truth.on_close = self._count_in_windows
+            self.schedule.start()  # the server restarts it when it starts listening
 
     # ------------------------------------------------------------------ entry point
     def respond(self, req: Request) -> Reply:
@@ -356,6 +361,18 @@ class Responder:
                 if draw < acc:
                     faults.append(fault)
                     break
+        scale = (1.0, 1.0)
+        outage: Window | None = None
+        if self.schedule is not None:
+            record.sched_s, active = self.schedule.active(req.t_received_ns)
+            record.windows = [w.name for w in active]
+            for window in active:
+                if window.kind == "outage":
+                    outage = outage or window
+                elif window.kind == "latency":
+                    scale = (scale[0] * window.ttft_x, scale[1] * window.itl_x)
+                elif window.rate >= 1.0 or _window_draw(config.seed, record.seq, window):
+                    faults.extend(window.faults)
         slow = next((f for f in faults if f.kind == "slow_headers"), None)
         t0 = req.t_received_ns
         if slow is not None:
@@ -379,6 +396,8 @@ class Responder:
             head = _head(status, _JSON, len(body), record.request_id, req.keep_alive, extra)
             return Reply([(t0, head + body, HEADERS | END, 0)], _end(req), record)
 
+        if outage is not None:
+            return self._outage(req, outage, error, record)
         if unknown:
             known = ", ".join(FAULT_KINDS)
             return error(
@@ -422,7 +441,7 @@ class Responder:
         body_faults = [
             f for f in faults if f.kind not in STATUS_FAULTS and f.kind != "slow_headers"
         ]
-        latency = self._latency(served.name, plan)
+        latency = self._latency(served.name, plan, scale)
         record.prompt_tokens = plan.prompt_tokens
         record.completion_tokens = plan.completion_tokens
         record.finish_reasons = [c.finish_reason for c in plan.choices]
@@ -470,12 +489,34 @@ class Responder:
             return None
         return override or documented
 
-    def _latency(self, provider: str, plan: Plan) -> LatencyModel:
+    def _latency(
+        self, provider: str, plan: Plan, scale: tuple[float, float] = (1.0, 1.0)
+    ) -> LatencyModel:
         key = (provider, plan.model.name)
         found = self.latency.get(key)
         if found is None:
             found = self.latency[key] = self.config.latency(plan.model.latency)
+        if scale != (1.0, 1.0):  # a scheduled latency step
+            found = replace(found, ttft_ms=found.ttft_ms * scale[0], itl_ms=found.itl_ms * scale[1])
         return found
+
+    def _outage(
+        self, req: Request, window: Window, error: Any, record: TruthRecord
+    ) -> Reply:
+        """A scheduled outage: an error status, or a reset without an answer."""
+        if window.mode != "status":  # reset, or refuse (new connections are refused meanwhile)
+            record.error = f"scheduled outage ({window.mode})"
+            return Reply([], ABORT, record)
+        assert self.schedule is not None
+        wait = self.schedule.remaining_real_s(window, req.t_received_ns)
+        retry = None
+        if window.status in (429, 503):
+            retry = max(1.0, wait) if wait is not None else 60.0
+        return error(window.status, "Service unavailable (scheduled outage)", retry_after=retry)
+
+    def _count_in_windows(self, record: TruthRecord) -> None:
+        assert self.schedule is not None
+        self.schedule.count(record.windows, record.status, record.outcome, bool(record.faults))
 
     def _engine(self, provider: str, plan: Plan) -> CapacityEngine | None:
         """The model's capacity engine, or None when it is served without capacity limits."""
@@ -759,9 +800,18 @@ class Responder:
         return stats
 
     def reset(self) -> None:
-        """Forget truth, counters and rate-limit windows (engines keep their jobs in flight)."""
+        """Forget truth, counters and rate-limit windows, and restart the schedule's clock
+        (capacity engines keep their jobs in flight)."""
         self.truth.reset()
         self.limiter.reset()
+        if self.schedule is not None:
+            self.schedule.start()
+
+    def schedule_summary(self) -> dict[str, Any]:
+        """The schedule's windows with their real times and what their requests got."""
+        if self.schedule is None:
+            return {"clock": self.config.clock, "windows": [], "t0_ns": None, "now_s": None}
+        return self.schedule.summary()
 
     def _control(self, req: Request, path: str) -> Reply:
         if path == "/_chatprobe/requests" and req.method == "GET":
@@ -773,10 +823,17 @@ class Responder:
             return _plain_reply(req, 200, _JSON, orjson.dumps(self.truth.since(seq)))
         if path == "/_chatprobe/stats" and req.method == "GET":
             return _plain_reply(req, 200, _JSON, orjson.dumps(self.stats()))
+        if path == "/_chatprobe/schedule" and req.method == "GET":
+            return _plain_reply(req, 200, _JSON, orjson.dumps(self.schedule_summary()))
         if path == "/_chatprobe/reset" and req.method == "POST":
             self.reset()
             return _plain_reply(req, 200, _JSON, b'{"reset":true}')
         return _plain_reply(req, 404, _JSON, b'{"error":"unknown control endpoint"}')
+
+
+def _window_draw(seed: int, seq: int, window: Window) -> bool:
+    """Whether a fault window with a rate applies to request ``seq`` (its own seeded draw)."""
+    return random.Random(f"{seed}:{seq}:{window.name}").random() < window.rate
 
 
 def _pause(by_kind: dict[str, Fault], paced: bool) -> int:

@@ -191,8 +191,18 @@ class Emulator:
             return self._call(lambda s: s.responder.stats())
         return self._get("/_chatprobe/stats")  # type: ignore[no-any-return]
 
+    def schedule(self) -> dict[str, Any]:
+        """The scheduled windows: real start/end (``perf_counter_ns``), clock, counts.
+
+        ``{"clock", "t0_ns", "now_s", "windows": [{name, kind, params, start_s, end_s,
+        start_ns, end_ns, requests, by_status, by_outcome, faulted}], "outside": {...}}``
+        """
+        if self._server is not None:
+            return self._call(lambda s: s.responder.schedule_summary())
+        return self._get("/_chatprobe/schedule")  # type: ignore[no-any-return]
+
     def reset(self) -> None:
-        """Forget the ground truth and the rate-limit windows."""
+        """Forget the ground truth and the rate-limit windows; restart the schedule clock."""
         if self._server is not None:
             self._call(lambda s: s.responder.reset())
             return

@@ -323,6 +323,9 @@ class EmulatorServer:
         self.clock_offset = 0.0
         self._server: asyncio.Server | None = None
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._refusal_timers: list[asyncio.TimerHandle] = []
+        self._stopping = False
+        self._stopped: asyncio.Future[None] | None = None
 
     @property
     def provider_names(self) -> list[str]:
@@ -334,23 +337,69 @@ class EmulatorServer:
         # loop.time() is time.monotonic(); perf_counter is the same clock on Linux, but
         # measure the offset rather than assume it.
         self.clock_offset = self.loop.time() - time.perf_counter()
-        self._server = await self.loop.create_server(
+        self._server = await self._listen()
+        self.port = self._server.sockets[0].getsockname()[1]
+        schedule = self.responder.schedule
+        if schedule is not None:  # schedule time 0 is now; 'refuse' outages close the socket
+            if schedule.refusals():
+                schedule.on_restart.append(self._plan_refusals)
+            schedule.start()
+        return self.port
+
+    async def _listen(self) -> asyncio.Server:
+        return await self.loop.create_server(
             lambda: _Connection(self),
             host=self.config.host,
-            port=self.config.port,
+            port=self.port or self.config.port,
             backlog=2048,
             reuse_address=True,
         )
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self.port
+
+    def _plan_refusals(self) -> None:
+        """Timers at each boundary of the schedule's ``refuse`` outages."""
+        for timer in self._refusal_timers:
+            timer.cancel()
+        schedule = self.responder.schedule
+        assert schedule is not None
+        edges = {t for pair in schedule.refusals() for t in pair if t is not None}
+        self._refusal_timers = [
+            self.loop.call_at(t / 1e9 + self.clock_offset, self._sync_listening)
+            for t in sorted(edges)
+        ]
+        self._sync_listening()
+
+    def _sync_listening(self) -> None:
+        """Listen unless a ``refuse`` outage is active now (then connecting is refused)."""
+        schedule = self.responder.schedule
+        if schedule is None or self._stopping:
+            return
+        now = time.perf_counter_ns()
+        refusing = any(
+            start <= now and (end is None or now < end) for start, end in schedule.refusals()
+        )
+        if refusing and self._server is not None:
+            self._server.close()  # open connections stay; their requests are reset
+            self._server = None
+        elif not refusing and self._server is None:
+            self.loop.create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        if self._server is None and not self._stopping:
+            self._server = await self._listen()
 
     async def serve_forever(self) -> None:
+        """Serve until :meth:`stop` (the listening socket may be replaced meanwhile)."""
         if self._server is None:
             await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
+        self._stopped = self.loop.create_future()
+        await self._stopped
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        for timer in self._refusal_timers:
+            timer.cancel()
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):

@@ -34,6 +34,9 @@ prefill_wait_ms        capacity model: time waiting for the prefill lane after a
 prefill_ms             capacity model: prefill time (uncached prompt tokens x its cost)
 batch_mean             capacity model: mean sequences decoding at the start of this
                        stream's gaps (what set its ITL)
+sched_s                schedule time (s, compressed clock) when it was read (None without
+                       a schedule)
+windows                names of the scheduled windows it fell in
 =====================  ==================================================================
 
 With a capacity model, ``ttft_ms_intended`` and ``itl_ms_intended`` are the model's times for
@@ -44,6 +47,7 @@ actual - intended is still the emulator's own lateness.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
@@ -79,6 +83,8 @@ _FIELDS = (
     "prefill_wait_ms",
     "prefill_ms",
     "batch_mean",
+    "sched_s",
+    "windows",
 )
 
 
@@ -116,6 +122,8 @@ class TruthRecord:
         self.prefill_wait_ms: float | None = None
         self.prefill_ms: float | None = None
         self.batch_mean: float | None = None
+        self.sched_s: float | None = None
+        self.windows: list[str] = []
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELDS}
@@ -135,6 +143,7 @@ class TruthLog:
         self.by_fault: Counter[str] = Counter()
         self.by_provider: Counter[str] = Counter()
         self.by_outcome: Counter[str] = Counter()
+        self.on_close: Callable[[TruthRecord], None] | None = None
 
     def open(self, t_received_ns: int, path: str, provider: str) -> TruthRecord:
         record = TruthRecord(self._next, t_received_ns, path, provider)
@@ -157,6 +166,8 @@ class TruthLog:
             self.by_status[str(record.status)] += 1
         for fault in record.faults:
             self.by_fault[fault.partition("=")[0]] += 1
+        if self.on_close is not None:
+            self.on_close(record)
         if self._jsonl is not None:
             self._jsonl.write(orjson.dumps(record.to_dict()) + b"\n")
 
