@@ -54,6 +54,8 @@ class LatencyModel:
     the emulator reproduce a documented quirk: usage reporting ``prompt_tokens: 0`` for a
     non-empty prompt. ``capacity`` is the model's server capacity (slots, tokens_per_s,
     prefill_ms_per_1k; ``chatprobe.emulator.capacity``), None for none.
+    ``reasoning_tokens`` makes it a reasoning model thinking (min, max) tokens before it
+    answers, streamed as ``reasoning`` says (None: the provider's usual field).
     """
 
     ttft_ms: float = 20.0
@@ -63,6 +65,8 @@ class LatencyModel:
     tokens_per_chunk: int = 1
     prompt_tokens_zero: bool = False
     capacity: Mapping[str, float] | None = None
+    reasoning_tokens: tuple[int, int] | None = None
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +175,7 @@ def _load_path(path: str) -> ProviderProfile:
             free=bool(m.get("free", False)),
             rate_limit_rpm=m.get("rate_limit_rpm"),
             pricing=pricing,
-            latency=LatencyModel(**(m.get("emulator") or {})),
+            latency=_latency_model(m.get("emulator") or {}),
         )
     from chatprobe.specs import levels
 
@@ -204,6 +208,15 @@ def _load_path(path: str) -> ProviderProfile:
         source=path,
         custom_endpoint=bool(data.get("custom_endpoint", False)),
     )
+
+
+def _latency_model(block: dict[str, Any]) -> LatencyModel:
+    reasoning = block.get("reasoning_tokens")
+    if isinstance(reasoning, int):
+        block = {**block, "reasoning_tokens": (reasoning, reasoning)}
+    elif isinstance(reasoning, list):
+        block = {**block, "reasoning_tokens": (reasoning[0], reasoning[1])}
+    return LatencyModel(**block)
 
 
 def load_profile(name_or_path: str) -> ProviderProfile:

@@ -237,9 +237,7 @@ def emulate(
     for name in providers:
         load_profile(name)  # an unknown name fails here, in one line, before binding
     windows, file_clock = parse_schedule_file(schedule_file) if schedule_file else ((), None)
-    windows += tuple(
-        parse_window(text, index=len(windows) + i) for i, text in enumerate(schedule)
-    )
+    windows += tuple(parse_window(text, index=len(windows) + i) for i, text in enumerate(schedule))
     if clock is not None and not clock > 0:
         raise ConfigError("must be a positive number", field="--clock")
     config = EmulatorConfig(

@@ -17,10 +17,19 @@ Dialects follow the profile's conventions:
 Streams: the first delta of a choice carries ``role`` (OpenRouter: every delta does); each
 choice ends with its own chunk carrying ``finish_reason``; usage, when sent, is a last chunk
 with ``choices: []``; then ``data: [DONE]``.
+
+Reasoning models stream their thinking before the answer, in the format the request's knobs,
+the model or the provider say (:data:`~chatprobe.emulator.dialect.REASONING_FORMATS`):
+``reasoning_content`` deltas (DeepSeek, vLLM; the usual field of every profile but
+OpenRouter's), ``reasoning`` text with ``reasoning_details`` (OpenRouter), the details only, or
+``encrypted``: silence while it thinks (steps that write nothing but take their time), then
+one ``reasoning.encrypted`` detail right before the answer.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import random
 import uuid
 from dataclasses import dataclass
@@ -30,8 +39,10 @@ from typing import Any
 
 import orjson
 
+from chatprobe.emulator.dialect import NO_KNOBS, Knobs
 from chatprobe.emulator.plan import ChoicePlan, Plan
 from chatprobe.emulator.text import count_tokens
+from chatprobe.emulator.truth import ANSWER, CONTENT, EVENT, REASONING
 from chatprobe.profiles import ProviderProfile
 
 __all__ = ["Dialect", "StreamRender", "html_error_page", "status_line"]
@@ -75,11 +86,20 @@ def html_error_page(status: int) -> bytes:
 
 @dataclass(slots=True)
 class StreamRender:
-    """A plan's stream, as rests: content steps, then the closing chunks."""
+    """A plan's stream, as rests: content steps, then the closing chunks.
+
+    ``content`` holds ``(step, rest, tokens, marks)`` by step then choice; ``marks`` says
+    whether it carries reasoning or answer tokens; ``rest`` None is a silent step (hidden
+    reasoning: its time passes, nothing is written).
+    """
 
     steps: int  # content steps (a step holds one chunk of each choice still going)
-    content: list[tuple[int, bytes, int]]  # (step, rest, tokens), by step then choice
+    content: list[tuple[int, bytes | None, int, int]]
     tail: list[bytes]  # finish chunk per choice, then the usage chunk if any
+
+
+_ANSWER_MARKS = CONTENT | EVENT | ANSWER
+_REASONING_MARKS = CONTENT | EVENT | REASONING
 
 
 def _rest(obj: dict[str, Any]) -> bytes:
@@ -102,6 +122,9 @@ class Dialect:
         self.role_every_delta = self.envelope == "openrouter"
         self.comment = profile.sse_comment.encode() if profile.sse_comment else None
         self._templates: dict[tuple[str, int, bool], tuple[bytes, bytes]] = {}
+        self.reasoning_format = (
+            "reasoning" if self.envelope == "openrouter" else "reasoning_content"
+        )
         self._upstreams: dict[str, str] = {}
         if self.envelope == "openrouter":
             self.message_extras: dict[str, Any] = {"refusal": None, "reasoning": None}
@@ -156,9 +179,50 @@ class Dialect:
         fields["logprobs"] = None
         return fields
 
+    # ------------------------------------------------------------------ reasoning
+    def reasoning_of(self, plan: Plan, knobs: Knobs) -> str | None:
+        """How ``plan``'s reasoning is shown: a format, "hidden", or None (no reasoning)."""
+        if not plan.reasons:
+            return None
+        if plan.reasoning_hidden:
+            return "hidden"
+        return knobs.reasoning or plan.model.latency.reasoning or self.reasoning_format
+
+    @staticmethod
+    def _detail(text: str) -> dict[str, Any]:
+        return {"type": "reasoning.text", "text": text, "format": "unknown", "index": 0}
+
+    @staticmethod
+    def _encrypted(thoughts: list[str]) -> dict[str, Any]:
+        """An opaque blob standing for the reasoning (its size grows with the thinking)."""
+        digest = hashlib.shake_256("".join(thoughts).encode()).digest(max(16, 3 * len(thoughts)))
+        data = base64.b64encode(digest).decode()
+        return {"type": "reasoning.encrypted", "data": data, "format": "unknown", "index": 0}
+
+    def _reasoning_delta(self, fmt: str, text: str) -> dict[str, Any]:
+        if fmt == "reasoning_content":
+            return {"content": None, "reasoning_content": text}
+        if fmt == "reasoning":
+            return {"content": "", "reasoning": text, "reasoning_details": [self._detail(text)]}
+        return {"content": "", "reasoning_details": [self._detail(text)]}
+
+    def _reasoning_message(self, fmt: str | None, thoughts: list[str]) -> dict[str, Any]:
+        text = "".join(thoughts)
+        if fmt is None or fmt == "hidden" or not thoughts:
+            return {}
+        if fmt == "reasoning_content":
+            return {"reasoning_content": text}
+        if fmt == "reasoning":
+            return {"reasoning": text, "reasoning_details": [self._detail(text)]}
+        if fmt == "reasoning_details":
+            return {"reasoning_details": [self._detail(text)]}
+        return {"reasoning_details": [self._encrypted(thoughts)]}
+
     # ------------------------------------------------------------------ plain
-    def plain_rest(self, plan: Plan) -> bytes:
-        cached = plan.rendered.get("plain")
+    def plain_rest(self, plan: Plan, knobs: Knobs = NO_KNOBS) -> bytes:
+        fmt = self.reasoning_of(plan, knobs)
+        key = ("plain", fmt)
+        cached = plan.rendered.get(key)
         if cached is None:
             choices = []
             for choice in plan.choices:
@@ -176,6 +240,7 @@ class Dialect:
                 else:
                     message["content"] = choice.text
                 message.update(self.message_extras)
+                message.update(self._reasoning_message(fmt, choice.reasoning))
                 choices.append(
                     {
                         "index": choice.index,
@@ -188,15 +253,16 @@ class Dialect:
                 "choices": choices,
                 "usage": self._usage(plan),
             }
-            cached = plan.rendered["plain"] = _rest(body)
+            cached = plan.rendered[key] = _rest(body)
         return cached
 
     # ------------------------------------------------------------------ stream
-    def stream(self, plan: Plan, tokens_per_chunk: int) -> StreamRender:
-        key = ("stream", tokens_per_chunk)
+    def stream(self, plan: Plan, tokens_per_chunk: int, knobs: Knobs = NO_KNOBS) -> StreamRender:
+        fmt = self.reasoning_of(plan, knobs)
+        key = ("stream", tokens_per_chunk, fmt)
         cached = plan.rendered.get(key)
         if cached is None:
-            cached = plan.rendered[key] = self._render_stream(plan, tokens_per_chunk)
+            cached = plan.rendered[key] = self._render_stream(plan, tokens_per_chunk, fmt)
         return cached
 
     def _chunk(self, plan: Plan, index: int, delta: dict[str, Any], reason: str | None) -> bytes:
@@ -243,28 +309,31 @@ class Dialect:
             found = self._templates[key] = (before, after)
         return found
 
-    def _render_stream(self, plan: Plan, k: int) -> StreamRender:
-        per_choice: list[list[tuple[bytes, int]]] = []
+    def _render_stream(self, plan: Plan, k: int, fmt: str | None) -> StreamRender:
+        per_choice: list[list[tuple[bytes | None, int, int]]] = []
         dumps = orjson.dumps
         for choice in plan.choices:
-            rests: list[tuple[bytes, int]] = []
+            rests: list[tuple[bytes | None, int, int]] = self._thinking(plan, choice, k, fmt)
+            shown = any(rest is not None for rest, _, _ in rests)
             if choice.tool_call is None:
                 pieces = choice.pieces
-                first = self._content_template(plan, choice.index, True)
                 later = (
-                    first
+                    self._content_template(plan, choice.index, True)
                     if self.role_every_delta
                     else (self._content_template(plan, choice.index, False))
                 )
+                first = later if shown else self._content_template(plan, choice.index, True)
                 for i in range(0, len(pieces), k):
                     before, after = first if i == 0 else later
                     part = pieces[i] if k == 1 else "".join(pieces[i : i + k])
-                    rests.append((before + dumps(part) + after, min(k, len(pieces) - i)))
+                    rest = before + dumps(part) + after
+                    rests.append((rest, min(k, len(pieces) - i), _ANSWER_MARKS))
             else:
                 for position, (delta, tokens) in enumerate(self._deltas(choice, k)):
-                    if position == 0 or self.role_every_delta:
+                    if (position == 0 and not shown) or self.role_every_delta:
                         delta = {"role": "assistant", **delta}
-                    rests.append((self._chunk(plan, choice.index, delta, None), tokens))
+                    rest = self._chunk(plan, choice.index, delta, None)
+                    rests.append((rest, tokens, _ANSWER_MARKS))
             per_choice.append(rests)
         depth = max((len(r) for r in per_choice), default=0)
         if len(per_choice) == 1:
@@ -273,10 +342,10 @@ class Dialect:
             content = [(j, *r[j]) for j in range(depth) for r in per_choice if j < len(r)]
         tail = []
         for choice, rests in zip(plan.choices, per_choice, strict=True):
-            delta: dict[str, Any] = {}
-            if not rests or self.role_every_delta:
-                delta = {"role": "assistant", "content": ""}
-            tail.append(self._chunk(plan, choice.index, delta, choice.finish_reason))
+            closing: dict[str, Any] = {}
+            if not any(rest is not None for rest, _, _ in rests) or self.role_every_delta:
+                closing = {"role": "assistant", "content": ""}
+            tail.append(self._chunk(plan, choice.index, closing, choice.finish_reason))
         if self.usage_always or (plan.include_usage and not self.usage_never):
             tail.append(
                 _rest(
@@ -288,6 +357,30 @@ class Dialect:
                 )
             )
         return StreamRender(depth, content, tail)
+
+    def _thinking(
+        self, plan: Plan, choice: ChoicePlan, k: int, fmt: str | None
+    ) -> list[tuple[bytes | None, int, int]]:
+        """A choice's reasoning steps: deltas in ``fmt``, or silent steps (then a blob)."""
+        thoughts = choice.reasoning
+        if fmt is None or not thoughts:
+            return []
+        out: list[tuple[bytes | None, int, int]] = []
+        for i in range(0, len(thoughts), k):
+            part = thoughts[i : i + k]
+            if fmt in ("hidden", "encrypted"):
+                out.append((None, len(part), 0))
+                continue
+            delta = self._reasoning_delta(fmt, "".join(part))
+            if i == 0 or self.role_every_delta:
+                delta = {"role": "assistant", **delta}
+            out.append((self._chunk(plan, choice.index, delta, None), len(part), _REASONING_MARKS))
+        if fmt == "encrypted":  # the last thinking step shows the encrypted blob
+            delta = {"role": "assistant", "content": "", "reasoning_details": []}
+            delta["reasoning_details"] = [self._encrypted(thoughts)]
+            _, tokens, _ = out[-1]
+            out[-1] = (self._chunk(plan, choice.index, delta, None), tokens, _REASONING_MARKS)
+        return out
 
     def midstream_error_rest(self, plan: Plan) -> bytes:
         """An OpenRouter-style error event: top-level ``error`` plus a choice ending in error."""

@@ -32,6 +32,7 @@ import orjson
 
 from chatprobe.emulator.capacity import CapacityEngine, Job, base_draws
 from chatprobe.emulator.config import EmulatorConfig
+from chatprobe.emulator.dialect import Knobs, parse_knob_header
 from chatprobe.emulator.faults import (
     FAULT_KINDS,
     STATUS_FAULTS,
@@ -42,16 +43,33 @@ from chatprobe.emulator.faults import (
 from chatprobe.emulator.plan import Plan, Reject, build_plan, warm_validator
 from chatprobe.emulator.render import Dialect, html_error_page, status_line
 from chatprobe.emulator.schedule import Schedule, Window
-from chatprobe.emulator.truth import TruthLog, TruthRecord
+from chatprobe.emulator.truth import (
+    ANSWER,
+    CONTENT,
+    END,
+    EVENT,
+    HEADERS,
+    REASONING,
+    TruthLog,
+    TruthRecord,
+)
 from chatprobe.profiles import LatencyModel, ProviderProfile
 
 if TYPE_CHECKING:
     from chatprobe.emulator.render import StreamRender
 
-__all__ = ["ABORT", "CLOSE", "FIN", "KEEP", "Pacer", "Reply", "Request", "Responder"]
+__all__ = [
+    "ABORT",
+    "CLOSE",
+    "FIN",
+    "KEEP",
+    "Pacer",
+    "Reply",
+    "Request",
+    "Responder",
+    "internal_error",
+]
 
-# step marks
-HEADERS, CONTENT, EVENT, END = 1, 2, 4, 8
 # end actions
 KEEP, CLOSE, FIN, ABORT = 0, 1, 2, 3
 
@@ -304,7 +322,8 @@ class Responder:
         for profile in profiles:  # compile schemas now, not on the first (timed) request
             warm_validator(profile)
         self.keys = frozenset(config.keys)
-        self.plans: dict[tuple[str, int | None, bytes], Plan | Reject] = {}
+        self.plans: dict[tuple[str, int | None, int | None, bytes], Plan | Reject] = {}
+        self.knobs = Knobs()
         self.limiter = RateLimiter()
         self.latency: dict[tuple[str, str], LatencyModel] = {}
         self.engines: dict[tuple[str, str], CapacityEngine | None] = {}
@@ -354,6 +373,12 @@ class Responder:
         faults, unknown = parse_fault_header(
             req.headers.get(b"x-chatprobe-fault", b"").decode("latin-1")
         )
+        knobs = self.knobs
+        knob_header = req.headers.get(b"x-chatprobe-dialect")
+        knob_problems: tuple[str, ...] = ()
+        if knob_header is not None:
+            header_knobs, knob_problems = parse_knob_header(knob_header.decode("latin-1"))
+            knobs = header_knobs.over(knobs)
         if self.fault_rates:
             draw, acc = rng.random(), 0.0
             for fault, rate in self.fault_rates:
@@ -398,6 +423,10 @@ class Responder:
 
         if outage is not None:
             return self._outage(req, outage, error, record)
+        if knob_problems:
+            return error(
+                400, f"X-Chatprobe-Dialect: {knob_problems[0]}", param="X-Chatprobe-Dialect"
+            )
         if unknown:
             known = ", ".join(FAULT_KINDS)
             return error(
@@ -445,23 +474,17 @@ class Responder:
         record.prompt_tokens = plan.prompt_tokens
         record.completion_tokens = plan.completion_tokens
         record.finish_reasons = [c.finish_reason for c in plan.choices]
+        record.reasoning_tokens = plan.reasoning_tokens if plan.reasons else None
         if plan.stream:
-            return self._stream(req, served, plan, latency, rng, t0, record, body_faults)
-        return self._plain(req, served, plan, latency, rng, t0, record, body_faults)
+            return self._stream(req, served, plan, latency, rng, t0, record, body_faults, knobs)
+        return self._plain(req, served, plan, latency, rng, t0, record, body_faults, knobs)
 
     def _plan(self, profile: ProviderProfile, req: Request) -> Plan:
-        override = req.headers.get(b"x-chatprobe-output-tokens")
-        tokens: int | None = None
-        if override is not None:
-            try:
-                tokens = max(1, int(override))
-            except ValueError:
-                raise Reject(
-                    400,
-                    "X-Chatprobe-Output-Tokens must be an integer",
-                    param="X-Chatprobe-Output-Tokens",
-                ) from None
-        key = (profile.name, tokens, req.body)
+        tokens = _count_header(req, b"x-chatprobe-output-tokens", "X-Chatprobe-Output-Tokens")
+        thinking = _count_header(
+            req, b"x-chatprobe-reasoning-tokens", "X-Chatprobe-Reasoning-Tokens"
+        )
+        key = (profile.name, tokens, thinking, req.body)
         found = self.plans.get(key)
         if found is None:
             try:
@@ -471,6 +494,7 @@ class Responder:
                     seed=self.config.seed,
                     output_tokens=(tokens, tokens) if tokens else self.config.output_tokens,
                     quirks=self.config.emulate_quirks,
+                    reasoning_tokens=thinking,
                 )
             except Reject as reject:
                 found = reject
@@ -500,9 +524,7 @@ class Responder:
             found = replace(found, ttft_ms=found.ttft_ms * scale[0], itl_ms=found.itl_ms * scale[1])
         return found
 
-    def _outage(
-        self, req: Request, window: Window, error: Any, record: TruthRecord
-    ) -> Reply:
+    def _outage(self, req: Request, window: Window, error: Any, record: TruthRecord) -> Reply:
         """A scheduled outage: an error status, or a reset without an answer."""
         if window.mode != "status":  # reset, or refuse (new connections are refused meanwhile)
             record.error = f"scheduled outage ({window.mode})"
@@ -608,6 +630,7 @@ class Responder:
         t0: int,
         record: TruthRecord,
         faults: list[Fault],
+        knobs: Knobs,
     ) -> Reply:
         dialect = served.dialect
         k = latency.tokens_per_chunk
@@ -631,12 +654,15 @@ class Responder:
         elif "empty_200" in by_kind:
             body = b""
         else:
-            body = head_json + dialect.plain_rest(plan)
+            body = head_json + dialect.plain_rest(plan, knobs)
         if "malformed_json_chunk" in by_kind:
             body = body[: len(body) // 2]
         record.status = status
         head = _head(status, _JSON, len(body), record.request_id, req.keep_alive)
         tokens = plan.completion_tokens if "midstream_error" not in by_kind else 0
+        content_marks = CONTENT | EVENT | ANSWER
+        if plan.reasoning_tokens and dialect.reasoning_of(plan, knobs) != "hidden":
+            content_marks |= REASONING
         half = len(body) // 2
         pause = _pause(by_kind, job is not None)
         reply: Reply
@@ -647,7 +673,7 @@ class Responder:
                 break
         else:
             if pause:
-                marks = CONTENT | EVENT | END if tokens else END
+                marks = content_marks | END if tokens else END
                 reply = Reply(
                     [
                         (t_done, head + body[:half], HEADERS, 0),
@@ -657,7 +683,7 @@ class Responder:
                     record,
                 )
             else:
-                marks = HEADERS | END | (CONTENT | EVENT if tokens else 0)
+                marks = HEADERS | END | (content_marks if tokens else 0)
                 reply = Reply([(t_done, head + body, marks, tokens)], _end(req), record)
         if engine is not None and job is not None:
             self._start(engine, job, reply, record, totals, None, req)
@@ -674,9 +700,10 @@ class Responder:
         t0: int,
         record: TruthRecord,
         faults: list[Fault],
+        knobs: Knobs,
     ) -> Reply:
         dialect = served.dialect
-        render = dialect.stream(plan, latency.tokens_per_chunk)
+        render = dialect.stream(plan, latency.tokens_per_chunk, knobs)
         ttft, gaps = self._schedule(render.steps, plan.completion_tokens, latency, rng, record)
         engine = self._engine(served.name, plan)
         job = None
@@ -705,12 +732,15 @@ class Responder:
         append = content.append
         t = t_first
         current = 0
-        for step, rest, tokens in render.content:
+        for step, rest, tokens, marks in render.content:
             if step != current:  # steps are consecutive: 0, 1, 2, ...
                 t += gaps[step - 1]
                 current = step
+            if rest is None:  # hidden reasoning: the time passes, nothing is written
+                append((t, b"", 0, tokens))
+                continue
             data = b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest)
-            append((t, data, CONTENT | EVENT, tokens))
+            append((t, data, marks, tokens))
         tail = [
             (t, b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest), EVENT, 0)
             for rest in render.tail
@@ -722,6 +752,8 @@ class Responder:
         record.faults.extend(str(f) for f in by_kind.values())
         cut = _cut_point(by_kind, len(content))
         if "malformed_json_chunk" in by_kind:
+            while cut < len(content) and not content[cut][1]:
+                cut += 1  # a silent step has no JSON to break
             target = content if cut < len(content) else tail
             index = cut if target is content else 0
             due, data, _, _ = target[index]
@@ -849,7 +881,7 @@ def _step_tokens(render: StreamRender) -> tuple[list[float], list[int]]:
     """Per content step: decode work per sequence (the largest chunk), and tokens in total."""
     per_sequence = [0.0] * render.steps
     totals = [0] * render.steps
-    for step, _, tokens in render.content:
+    for step, _, tokens, _ in render.content:
         totals[step] += tokens
         if tokens > per_sequence[step]:
             per_sequence[step] = float(tokens)
@@ -872,6 +904,17 @@ def _cut_point(by_kind: dict[str, Fault], content_count: int) -> int:
     if content_count == 0:
         return 0
     return min(content_count, max(1, content_count // 2))
+
+
+def _count_header(req: Request, name: bytes, title: str) -> int | None:
+    """A positive integer from a control header (``X-Chatprobe-Output-Tokens``), or None."""
+    value = req.headers.get(name)
+    if value is None:
+        return None
+    try:
+        return max(1, int(value))
+    except ValueError:
+        raise Reject(400, f"{title} must be an integer", param=title) from None
 
 
 def _bearer(value: bytes | None) -> str | None:
@@ -923,6 +966,14 @@ def _stream_head(status: int, request_id: str, keep_alive: bool) -> bytes:
             b"\r\n",
         )
     )
+
+
+def internal_error(req: Request, exc: Exception) -> Reply:
+    """A 500 naming an exception raised inside the emulator (then the connection closes)."""
+    message = f"chatprobe emulator error: {type(exc).__name__}: {exc}"
+    body = orjson.dumps({"error": {"message": message, "type": "emulator_error", "code": 500}})
+    head = _head(500, _JSON, len(body), "-", False)
+    return Reply([(req.t_received_ns, head + body, HEADERS | END, 0)], CLOSE)
 
 
 def _plain_reply(req: Request, status: int, content_type: bytes, body: bytes) -> Reply:

@@ -32,9 +32,10 @@ from typing import Any
 import httpx
 
 from chatprobe.emulator.config import EmulatorConfig
+from chatprobe.emulator.models import served_profile
 from chatprobe.emulator.server import EmulatorServer, base_url_for, root_url
 from chatprobe.errors import ChatprobeError
-from chatprobe.profiles import ProviderProfile, list_profiles, load_profile
+from chatprobe.profiles import ProviderProfile, list_profiles
 
 __all__ = ["Emulator", "EmulatorStartError"]
 
@@ -105,7 +106,7 @@ class Emulator:
     ) -> Emulator:
         """Start ``chatprobe emulate`` as a child process (pinned to ``cpu`` if given)."""
         config = _config(config, changes)
-        profiles = [load_profile(n) for n in (config.providers or tuple(list_profiles()))]
+        profiles = [served_profile(n) for n in (config.providers or tuple(list_profiles()))]
         args = [sys.executable, "-m", "chatprobe.cli", "emulate", *config.to_args()]
         if cpu is not None:
             args += ["--cpu", str(cpu)]
@@ -176,7 +177,7 @@ class Emulator:
         for p in self.profiles:
             if p.name == provider:
                 return p.with_base_url(self.base_url(provider))
-        return load_profile(provider).with_base_url(self.base_url(provider))
+        return served_profile(provider).with_base_url(self.base_url(provider))
 
     # ------------------------------------------------------------------ ground truth
     def truth(self, since: int = 0) -> list[dict[str, Any]]:

@@ -167,9 +167,7 @@ def parse_window(text: str, *, index: int = 0, source: str = "--schedule") -> Wi
     spec, _, name = text.partition("#")
     head, at, times = spec.partition("@")
     if not at:
-        raise ConfigError(
-            f"expected KIND[:PARAMS]@START[-END][#NAME], got {text!r}", field=source
-        )
+        raise ConfigError(f"expected KIND[:PARAMS]@START[-END][#NAME], got {text!r}", field=source)
     kind, _, raw = head.strip().partition(":")
     start, _, end = times.strip().partition("-")
     params: dict[str, Any] = {}

@@ -25,6 +25,7 @@ from collections import deque
 import httptools
 
 from chatprobe.emulator.config import EmulatorConfig
+from chatprobe.emulator.models import served_profile
 from chatprobe.emulator.respond import (
     ABORT,
     CLOSE,
@@ -36,9 +37,10 @@ from chatprobe.emulator.respond import (
     Reply,
     Request,
     Responder,
+    internal_error,
 )
-from chatprobe.emulator.truth import TruthLog, TruthRecord
-from chatprobe.profiles import ProviderProfile, list_profiles, load_profile
+from chatprobe.emulator.truth import ANSWER, REASONING, TruthLog, TruthRecord
+from chatprobe.profiles import ProviderProfile, list_profiles
 
 __all__ = ["EmulatorServer", "base_url_for", "root_url"]
 
@@ -97,6 +99,10 @@ class _Exchange:
                     if record.t_first_content_ns is None:
                         record.t_first_content_ns = t
                     record.t_last_content_ns = t
+                    if marks & ANSWER and record.t_first_answer_ns is None:
+                        record.t_first_answer_ns = t
+                    if marks & REASONING and record.t_first_reasoning_ns is None:
+                        record.t_first_reasoning_ns = t
                     record.tokens_sent += tokens
                     record.chunks += chunks
                 if marks & END:
@@ -252,7 +258,10 @@ class _Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ replies
     def _dispatch(self, request: Request) -> None:
-        reply = self.server.responder.respond(request)
+        try:
+            reply = self.server.responder.respond(request)
+        except Exception as exc:  # an emulator bug: a 500 saying so, not a "malformed request"
+            reply = internal_error(request, exc)
         exchange = _Exchange(self, reply, self.server.config.record_event_times)
         self.exchange = exchange
         exchange.run()
@@ -315,7 +324,7 @@ class EmulatorServer:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         names = config.providers or tuple(list_profiles())
-        self.profiles = [load_profile(name) for name in names]
+        self.profiles = [served_profile(name) for name in names]
         self.truth = TruthLog(config.truth_cap, config.truth_jsonl)
         self.responder = Responder(config, self.profiles, self.truth)
         self.connections: set[_Connection] = set()

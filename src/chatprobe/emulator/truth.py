@@ -17,13 +17,18 @@ faults                 faults applied, e.g. ``["stall=2"]``
 error                  why an error status was sent (validation message, auth, fault)
 t_received_ns          request fully read
 t_headers_ns           status line and headers written
-t_first_content_ns     first event carrying a token written (plain: the body)
+t_first_content_ns     first event carrying a token written (plain: the body): reasoning,
+                       answer text or a tool call, the time to first token
+t_first_reasoning_ns   first event carrying reasoning written (None without)
+t_first_answer_ns      first event carrying answer text or a tool call written (reasoning
+                       excluded: the time to first answer token)
 t_last_content_ns      last event carrying a token written
 t_end_ns               last byte written, or the connection reset/closed/lost
 ttft_ms_intended       the latency model's TTFT draw (ms)
 itl_ms_intended        the drawn gaps' sum / (completion_tokens - 1), the client's ITL formula
-prompt_tokens,         what usage reports
-completion_tokens
+prompt_tokens,         what usage reports (completion tokens include reasoning tokens)
+completion_tokens,
+reasoning_tokens
 tokens_sent, chunks    tokens in content events actually written, and those events' count
 finish_reasons         per choice
 outcome                ``complete``, ``reset`` (TCP RST), ``closed`` (FIN without finishing the
@@ -52,7 +57,11 @@ from typing import IO, Any
 
 import orjson
 
-__all__ = ["TruthLog", "TruthRecord"]
+__all__ = ["ANSWER", "CONTENT", "END", "EVENT", "HEADERS", "REASONING", "TruthLog", "TruthRecord"]
+
+# What a written step carries, as bit flags (the server stamps the truth by them): the
+# status line and headers, a token (reasoning or answer), an SSE event, the last byte.
+HEADERS, CONTENT, EVENT, END, REASONING, ANSWER = 1, 2, 4, 8, 16, 32
 
 _FIELDS = (
     "seq",
@@ -68,12 +77,15 @@ _FIELDS = (
     "t_received_ns",
     "t_headers_ns",
     "t_first_content_ns",
+    "t_first_reasoning_ns",
+    "t_first_answer_ns",
     "t_last_content_ns",
     "t_end_ns",
     "ttft_ms_intended",
     "itl_ms_intended",
     "prompt_tokens",
     "completion_tokens",
+    "reasoning_tokens",
     "tokens_sent",
     "chunks",
     "finish_reasons",
@@ -107,12 +119,15 @@ class TruthRecord:
         self.t_received_ns = t_received_ns
         self.t_headers_ns: int | None = None
         self.t_first_content_ns: int | None = None
+        self.t_first_reasoning_ns: int | None = None
+        self.t_first_answer_ns: int | None = None
         self.t_last_content_ns: int | None = None
         self.t_end_ns: int | None = None
         self.ttft_ms_intended: float | None = None
         self.itl_ms_intended: float | None = None
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
         self.tokens_sent = 0
         self.chunks = 0
         self.finish_reasons: list[str] = []
