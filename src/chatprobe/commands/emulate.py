@@ -12,6 +12,7 @@ import click
 from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
+from chatprobe.emulator.prefix import PrefixCacheSettings
 from chatprobe.emulator.schedule import parse_schedule_file, parse_window
 from chatprobe.errors import ConfigError
 from chatprobe.profiles import list_profiles, load_profile
@@ -65,6 +66,12 @@ in a minute), from the start or POST /_chatprobe/reset:
   latency:3@1h-2h  or  latency:ttft=2,itl=1.5@1h    base TTFT/ITL multiplied
   fault:missing_done@45m   fault:midstream_error,rate=0.2@1h-2h   contract change
 Truth adds sched_s and windows; GET /_chatprobe/schedule summarises each window.
+
+\b
+PREFIX CACHE: --prefix-cache on | tokens=N,block=B: each model remembers prompt
+prefixes (blocks of B tokens, an LRU of N tokens; answers too, for the next turn)
+and reports usage.prompt_tokens_details.cached_tokens; a capacity model prefills
+only the uncached tokens. Truth adds cached_tokens.
 
 \b
 FAULTS: per request with the header 'X-Chatprobe-Fault: KIND[=PARAM][,KIND...]',
@@ -206,6 +213,11 @@ def _range(value: str) -> tuple[int, int]:
     metavar="FACTOR",
     help="Schedule seconds per real second (default 1; the file's clock if it sets one).",
 )
+@click.option(
+    "--prefix-cache",
+    metavar="on|off|tokens=N,block=B",
+    help="Track prompt prefixes per model and report cached_tokens (see PREFIX CACHE).",
+)
 @click.option("--cpu", type=click.IntRange(min=0), help="Pin the emulator to this CPU.")
 def emulate(
     providers: tuple[str, ...],
@@ -232,6 +244,7 @@ def emulate(
     schedule: tuple[str, ...],
     schedule_file: str | None,
     clock: float | None,
+    prefix_cache: str | None,
     cpu: int | None,
 ) -> None:
     for name in providers:
@@ -264,6 +277,7 @@ def emulate(
         capacity=None if capacity is None else Capacity.parse(capacity),
         schedule=windows,
         clock=clock or file_clock or 1.0,
+        prefix_cache=None if prefix_cache is None else PrefixCacheSettings.parse(prefix_cache),
     )
     if cpu is not None:
         if not hasattr(os, "sched_setaffinity"):

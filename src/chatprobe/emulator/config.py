@@ -8,6 +8,7 @@ from typing import Any
 
 from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.faults import FaultRate
+from chatprobe.emulator.prefix import PrefixCacheSettings
 from chatprobe.emulator.schedule import Window, check_names, window_from
 from chatprobe.errors import ConfigError
 from chatprobe.profiles import LatencyModel
@@ -36,7 +37,8 @@ class EmulatorConfig:
     :class:`~chatprobe.emulator.capacity.Capacity` replaces it for every model
     (``Capacity()`` switches capacity off everywhere). ``schedule``: windows of outages,
     latency steps and contract changes (:mod:`chatprobe.emulator.schedule`) on a clock
-    running ``clock`` times faster than the wall clock.
+    running ``clock`` times faster than the wall clock. ``prefix_cache``: each model keeps
+    an LRU of prompt prefixes and reports ``cached_tokens`` (None: off).
     """
 
     providers: tuple[str, ...] = ()
@@ -62,6 +64,7 @@ class EmulatorConfig:
     capacity: Capacity | None = None
     schedule: tuple[Window, ...] = ()
     clock: float = 1.0
+    prefix_cache: PrefixCacheSettings | None = None
 
     def __post_init__(self) -> None:
         lo, hi = self.output_tokens
@@ -143,6 +146,8 @@ class EmulatorConfig:
             args += ["--schedule", str(window)]
         if self.clock != 1.0:
             args += ["--clock", repr(self.clock)]
+        if self.prefix_cache is not None:
+            args += ["--prefix-cache", str(self.prefix_cache)]
         return args
 
     def capacity_for(self, model: LatencyModel) -> Capacity | None:
@@ -164,9 +169,9 @@ class BlockError(ConfigError):
 def block_changes(block: Mapping[str, Any]) -> dict[str, Any]:
     """:class:`EmulatorConfig` changes for the emulator features of a scenario's block.
 
-    Covers ``capacity``, ``schedule`` and ``clock``; the launcher maps the older keys
-    (latency, faults, output tokens, seed) itself. Raises :class:`BlockError` naming the key
-    at fault.
+    Covers ``capacity``, ``schedule``, ``clock`` and ``prefix_cache``; the launcher maps
+    the older keys (latency, faults, output tokens, seed) itself. Raises
+    :class:`BlockError` naming the key at fault.
     """
     changes: dict[str, Any] = {}
     if "capacity" in block:
@@ -198,4 +203,17 @@ def block_changes(block: Mapping[str, Any]) -> dict[str, Any]:
         if not isinstance(clock, int | float) or isinstance(clock, bool) or clock <= 0:
             raise BlockError("must be a positive number", ("clock",))
         changes["clock"] = float(clock)
+    if "prefix_cache" in block:
+        raw = block["prefix_cache"]
+        try:
+            if raw is True:
+                changes["prefix_cache"] = PrefixCacheSettings()
+            elif raw is False or raw in ("off", None):
+                changes["prefix_cache"] = None
+            elif isinstance(raw, Mapping):
+                changes["prefix_cache"] = PrefixCacheSettings.from_mapping(raw)
+            else:
+                raise ConfigError("expected true, false or {tokens, block}")
+        except ConfigError as exc:
+            raise BlockError(exc.detail, ("prefix_cache",)) from None
     return changes

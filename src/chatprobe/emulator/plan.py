@@ -123,6 +123,7 @@ class Plan:
     input_tokens: int = 0  # the prompt's real size, even where usage reports a quirk
     reasons: bool = False  # a reasoning model: usage has completion_tokens_details
     reasoning_hidden: bool = False  # OpenRouter reasoning.exclude: thinks, shows nothing
+    messages: list[Any] = field(default_factory=list)  # the request's (for the prefix cache)
     rendered: dict[Any, Any] = field(default_factory=dict)  # render cache, see render.py
 
     @property
@@ -139,6 +140,15 @@ class Plan:
         if self.reasons:
             usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         return usage
+
+    def answer_message(self) -> dict[str, Any]:
+        """The first choice as the assistant message a client sends back next turn."""
+        choice = self.choices[0]
+        call = choice.tool_call
+        if call is None:
+            return {"role": "assistant", "content": choice.text}
+        function = {"name": call.name, "arguments": call.arguments}
+        return {"role": "assistant", "content": None, "tool_calls": [{"function": function}]}
 
     @property
     def cost(self) -> float:
@@ -500,6 +510,7 @@ def build_plan(
         input_tokens=input_tokens,
         reasons=bool(think),
         reasoning_hidden=hidden,
+        messages=messages,
     )
 
 

@@ -45,7 +45,14 @@ from chatprobe.emulator.text import count_tokens
 from chatprobe.emulator.truth import ANSWER, CONTENT, EVENT, REASONING
 from chatprobe.profiles import ProviderProfile
 
-__all__ = ["Dialect", "StreamRender", "html_error_page", "status_line"]
+__all__ = [
+    "CACHED_BYTES",
+    "CACHED_PLACEHOLDER",
+    "Dialect",
+    "StreamRender",
+    "html_error_page",
+    "status_line",
+]
 
 _ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 _MARK = "\x00chatprobe-content\x00"  # never in generated text (NUL is not a word char)
@@ -97,6 +104,11 @@ class StreamRender:
     content: list[tuple[int, bytes | None, int, int]]
     tail: list[bytes]  # finish chunk per choice, then the usage chunk if any
 
+
+CACHED_PLACEHOLDER = 987_654_321_987_654
+"""Rendered as ``prompt_tokens_details.cached_tokens`` in cached renders; each request puts
+its own figure in its place (``bytes.replace``), so a plan renders once whatever the cache."""
+CACHED_BYTES = b"%d" % CACHED_PLACEHOLDER
 
 _ANSWER_MARKS = CONTENT | EVENT | ANSWER
 _REASONING_MARKS = CONTENT | EVENT | REASONING
@@ -159,8 +171,13 @@ class Dialect:
             self._upstreams[plan.model.id] = found
         return found
 
-    def _usage(self, plan: Plan) -> dict[str, Any]:
+    def _usage(self, plan: Plan, cache_field: bool = False) -> dict[str, Any]:
         usage = plan.usage
+        if cache_field:  # each request puts its own figure here (see CACHED_PLACEHOLDER)
+            details = usage.pop("completion_tokens_details", None)
+            usage["prompt_tokens_details"] = {"cached_tokens": CACHED_PLACEHOLDER}
+            if details is not None:
+                usage["completion_tokens_details"] = details
         if self.usage_cost:
             usage["cost"] = round(plan.cost, 12)
         return usage
@@ -219,9 +236,9 @@ class Dialect:
         return {"reasoning_details": [self._encrypted(thoughts)]}
 
     # ------------------------------------------------------------------ plain
-    def plain_rest(self, plan: Plan, knobs: Knobs = NO_KNOBS) -> bytes:
+    def plain_rest(self, plan: Plan, knobs: Knobs = NO_KNOBS, cache_field: bool = False) -> bytes:
         fmt = self.reasoning_of(plan, knobs)
-        key = ("plain", fmt)
+        key = ("plain", fmt, cache_field)
         cached = plan.rendered.get(key)
         if cached is None:
             choices = []
@@ -251,18 +268,25 @@ class Dialect:
             body = {
                 **self._meta(plan, "chat.completion"),
                 "choices": choices,
-                "usage": self._usage(plan),
+                "usage": self._usage(plan, cache_field),
             }
             cached = plan.rendered[key] = _rest(body)
         return cached
 
     # ------------------------------------------------------------------ stream
-    def stream(self, plan: Plan, tokens_per_chunk: int, knobs: Knobs = NO_KNOBS) -> StreamRender:
+    def stream(
+        self,
+        plan: Plan,
+        tokens_per_chunk: int,
+        knobs: Knobs = NO_KNOBS,
+        cache_field: bool = False,
+    ) -> StreamRender:
         fmt = self.reasoning_of(plan, knobs)
-        key = ("stream", tokens_per_chunk, fmt)
+        key = ("stream", tokens_per_chunk, fmt, cache_field)
         cached = plan.rendered.get(key)
         if cached is None:
-            cached = plan.rendered[key] = self._render_stream(plan, tokens_per_chunk, fmt)
+            render = self._render_stream(plan, tokens_per_chunk, fmt, cache_field)
+            cached = plan.rendered[key] = render
         return cached
 
     def _chunk(self, plan: Plan, index: int, delta: dict[str, Any], reason: str | None) -> bytes:
@@ -309,7 +333,9 @@ class Dialect:
             found = self._templates[key] = (before, after)
         return found
 
-    def _render_stream(self, plan: Plan, k: int, fmt: str | None) -> StreamRender:
+    def _render_stream(
+        self, plan: Plan, k: int, fmt: str | None, cache_field: bool
+    ) -> StreamRender:
         per_choice: list[list[tuple[bytes | None, int, int]]] = []
         dumps = orjson.dumps
         for choice in plan.choices:
@@ -352,7 +378,7 @@ class Dialect:
                     {
                         **self._meta(plan, "chat.completion.chunk"),
                         "choices": [],
-                        "usage": self._usage(plan),
+                        "usage": self._usage(plan, cache_field),
                     }
                 )
             )

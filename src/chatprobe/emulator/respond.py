@@ -41,7 +41,8 @@ from chatprobe.emulator.faults import (
     parse_fault_header,
 )
 from chatprobe.emulator.plan import Plan, Reject, build_plan, warm_validator
-from chatprobe.emulator.render import Dialect, html_error_page, status_line
+from chatprobe.emulator.prefix import PrefixCache, block_hashes, prompt_stream
+from chatprobe.emulator.render import CACHED_BYTES, Dialect, html_error_page, status_line
 from chatprobe.emulator.schedule import Schedule, Window
 from chatprobe.emulator.truth import (
     ANSWER,
@@ -327,6 +328,7 @@ class Responder:
         self.limiter = RateLimiter()
         self.latency: dict[tuple[str, str], LatencyModel] = {}
         self.engines: dict[tuple[str, str], CapacityEngine | None] = {}
+        self.prefix_caches: dict[tuple[str, str], PrefixCache] = {}
         self.fault_rates = [(f.fault, f.rate) for f in config.faults if f.rate > 0]
         self.schedule = Schedule(config.schedule, config.clock) if config.schedule else None
         if self.schedule is not None:
@@ -475,9 +477,35 @@ class Responder:
         record.completion_tokens = plan.completion_tokens
         record.finish_reasons = [c.finish_reason for c in plan.choices]
         record.reasoning_tokens = plan.reasoning_tokens if plan.reasons else None
-        if plan.stream:
-            return self._stream(req, served, plan, latency, rng, t0, record, body_faults, knobs)
-        return self._plain(req, served, plan, latency, rng, t0, record, body_faults, knobs)
+        cached = self._cached_tokens(served.name, plan) if config.prefix_cache else None
+        record.cached_tokens = None if cached is None else min(cached, plan.prompt_tokens)
+        args = (req, served, plan, latency, rng, t0, record, body_faults, knobs, cached)
+        return self._stream(*args) if plan.stream else self._plain(*args)
+
+    def _cached_tokens(self, provider: str, plan: Plan) -> int:
+        """Look the prompt up in the model's prefix cache, then store it with its answer.
+
+        Returns the cached prompt tokens found (of the real prompt; usage never reports
+        more than its own prompt_tokens).
+        """
+        settings = self.config.prefix_cache
+        assert settings is not None
+        key = (provider, plan.model.name)
+        cache = self.prefix_caches.get(key)
+        if cache is None:
+            cache = self.prefix_caches[key] = PrefixCache(settings)
+        found = plan.rendered.get(("prefix", settings.block))
+        if found is None:
+            stream = prompt_stream(plan.messages)
+            full = block_hashes(stream + prompt_stream([plan.answer_message()]), settings.block)
+            found = plan.rendered[("prefix", settings.block)] = (
+                full[: len(stream) // settings.block],
+                full,
+            )
+        prompt, full = found
+        cached = cache.lookup(prompt, plan.input_tokens)
+        cache.store(full)
+        return cached
 
     def _plan(self, profile: ProviderProfile, req: Request) -> Plan:
         tokens = _count_header(req, b"x-chatprobe-output-tokens", "X-Chatprobe-Output-Tokens")
@@ -559,13 +587,14 @@ class Responder:
         ttft: int,
         gaps: list[int],
         t0: int,
+        uncached: int,
     ) -> tuple[Job, int, list[int]]:
         """A job for ``engine``, and the virtual TTFT and gaps to build the reply with."""
         job = Job(
             step_tokens=step_tokens,
             base_ttft_ns=ttft,
             base_gaps_ns=gaps,
-            uncached_tokens=plan.input_tokens,
+            uncached_tokens=uncached,
             weight=len(plan.choices),
         )
         return job, _VIRTUAL - t0, [_STRIDE] * len(gaps)
@@ -631,6 +660,7 @@ class Responder:
         record: TruthRecord,
         faults: list[Fault],
         knobs: Knobs,
+        cached: int | None,
     ) -> Reply:
         dialect = served.dialect
         k = latency.tokens_per_chunk
@@ -642,7 +672,10 @@ class Responder:
             totals = [k] * steps_count
             totals[-1] = max(1, plan.completion_tokens) - k * (steps_count - 1)
             per_sequence = [t / len(plan.choices) for t in totals]
-            job, ttft, gaps = self._paced(engine, plan, per_sequence, totals, ttft, gaps, t0)
+            uncached = plan.input_tokens - (cached or 0)
+            job, ttft, gaps = self._paced(
+                engine, plan, per_sequence, totals, ttft, gaps, t0, uncached
+            )
         t_done = t0 + ttft + sum(gaps)
         now = time.time()
         head_json = Dialect.head(dialect.new_id(rng, now), int(now))
@@ -654,7 +687,9 @@ class Responder:
         elif "empty_200" in by_kind:
             body = b""
         else:
-            body = head_json + dialect.plain_rest(plan, knobs)
+            body = head_json + dialect.plain_rest(plan, knobs, cached is not None)
+            if cached is not None:
+                body = body.replace(CACHED_BYTES, b"%d" % record.cached_tokens)
         if "malformed_json_chunk" in by_kind:
             body = body[: len(body) // 2]
         record.status = status
@@ -701,15 +736,19 @@ class Responder:
         record: TruthRecord,
         faults: list[Fault],
         knobs: Knobs,
+        cached: int | None,
     ) -> Reply:
         dialect = served.dialect
-        render = dialect.stream(plan, latency.tokens_per_chunk, knobs)
+        render = dialect.stream(plan, latency.tokens_per_chunk, knobs, cached is not None)
         ttft, gaps = self._schedule(render.steps, plan.completion_tokens, latency, rng, record)
         engine = self._engine(served.name, plan)
         job = None
         if engine is not None:
             per_sequence, totals = _step_tokens(render)
-            job, ttft, gaps = self._paced(engine, plan, per_sequence, totals, ttft, gaps, t0)
+            uncached = plan.input_tokens - (cached or 0)
+            job, ttft, gaps = self._paced(
+                engine, plan, per_sequence, totals, ttft, gaps, t0, uncached
+            )
         now = time.time()
         head_json = Dialect.head(dialect.new_id(rng, now), int(now))
         length = len(head_json) + 8
@@ -741,9 +780,13 @@ class Responder:
                 continue
             data = b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest)
             append((t, data, marks, tokens))
+        rests = render.tail
+        if cached is not None:
+            figure = b"%d" % record.cached_tokens
+            rests = [rest.replace(CACHED_BYTES, figure) for rest in rests]
         tail = [
             (t, b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest), EVENT, 0)
-            for rest in render.tail
+            for rest in rests
         ]
         tail.append((t, _DONE_FRAME, EVENT, 0))
         tail.append((t, _TERMINATOR, END, 0))
@@ -829,6 +872,11 @@ class Responder:
         }
         if engines:
             stats["capacity"] = engines
+        if self.prefix_caches:
+            stats["prefix_cache"] = {
+                f"{provider}/{model}": cache.snapshot()
+                for (provider, model), cache in self.prefix_caches.items()
+            }
         return stats
 
     def reset(self) -> None:
@@ -836,6 +884,8 @@ class Responder:
         (capacity engines keep their jobs in flight)."""
         self.truth.reset()
         self.limiter.reset()
+        for cache in self.prefix_caches.values():
+            cache.clear()
         if self.schedule is not None:
             self.schedule.start()
 

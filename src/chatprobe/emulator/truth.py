@@ -29,6 +29,8 @@ itl_ms_intended        the drawn gaps' sum / (completion_tokens - 1), the client
 prompt_tokens,         what usage reports (completion tokens include reasoning tokens)
 completion_tokens,
 reasoning_tokens
+cached_tokens          prefix cache: prompt tokens found in the cache, as usage reports
+                       them (None without a prefix cache)
 tokens_sent, chunks    tokens in content events actually written, and those events' count
 finish_reasons         per choice
 outcome                ``complete``, ``reset`` (TCP RST), ``closed`` (FIN without finishing the
@@ -86,6 +88,7 @@ _FIELDS = (
     "prompt_tokens",
     "completion_tokens",
     "reasoning_tokens",
+    "cached_tokens",
     "tokens_sent",
     "chunks",
     "finish_reasons",
@@ -128,6 +131,7 @@ class TruthRecord:
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
         self.reasoning_tokens: int | None = None
+        self.cached_tokens: int | None = None
         self.tokens_sent = 0
         self.chunks = 0
         self.finish_reasons: list[str] = []
