@@ -6,7 +6,7 @@ import asyncio
 import random
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -16,6 +16,12 @@ from chatprobe.sse import Comment, ServerSentEvent, SSEDecoder
 from chatprobe.stats import percentile
 
 OPENROUTER_MODEL = "google/gemini-2.0-flash-001"
+
+
+class Answer(NamedTuple):
+    status: int
+    request_id: str  # X-Chatprobe-Request-Id: the truth record's request_id
+    body: bytes
 
 
 def chat_body(
@@ -72,17 +78,17 @@ async def _open_loop(
     count: int,
     seed: int,
     timeout: float,
-) -> list[int]:
+) -> list[Answer]:
     rng = random.Random(seed)
-    statuses: list[int] = []
+    answers: list[Answer] = []
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=256)
     async with httpx.AsyncClient(trust_env=False, timeout=timeout, limits=limits) as http:
 
         async def one() -> None:
             async with http.stream("POST", url, content=body, headers=hdrs) as response:
-                async for _ in response.aiter_raw():
-                    pass
-                statuses.append(response.status_code)
+                data = b"".join([part async for part in response.aiter_raw()])
+                request_id = response.headers.get("x-chatprobe-request-id", "")
+                answers.append(Answer(response.status_code, request_id, data))
 
         tasks = []
         start = time.perf_counter()
@@ -94,7 +100,7 @@ async def _open_loop(
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one()))
         await asyncio.wait_for(asyncio.gather(*tasks), timeout)
-    return statuses
+    return answers
 
 
 def open_loop(
@@ -107,8 +113,9 @@ def open_loop(
     timeout: float = 60.0,
     provider: str = "openrouter",
     **extra_headers: str,
-) -> list[int]:
-    """``count`` requests with Poisson arrivals at ``rate``/s, bodies read; their statuses."""
+) -> list[Answer]:
+    """``count`` requests with Poisson arrivals at ``rate``/s; status, truth id and body of
+    each, in the order they finished."""
     hdrs = {**headers(**extra_headers), "Content-Type": "application/json"}
     url = emu.base_url(provider) + "/chat/completions"
     return asyncio.run(_open_loop(url, orjson.dumps(body), hdrs, rate, count, seed, timeout))

@@ -381,14 +381,14 @@ def test_server_verdict_flips_around_the_simulated_edge() -> None:
         verdicts = {}
         for factor, count in ((0.5, 60), (2.0, 120)):
             emu.reset()
-            statuses = open_loop(
+            answers = open_loop(
                 emu,
                 chat_body(prompt),
                 rate=edge.rate * factor,
                 count=count,
                 **{"X-Chatprobe-Output-Tokens": "16"},
             )
-            assert statuses == [200] * count
+            assert [a.status for a in answers] == [200] * count
             truth = wait_settled(emu, count)[count // 10 :]
             ttft = p((truth_ttft_ms(t) for t in truth), 95)
             itl = p((truth_itl_ms(t) for t in truth), 95)

@@ -41,6 +41,8 @@ CASES: list[tuple[str, bool, ErrorClass | None, int | None]] = [
     ("truncated_stream", True, ErrorClass.TRUNCATED_STREAM, 200),
     ("empty_200", False, ErrorClass.BAD_JSON, 200),
     ("empty_200", True, ErrorClass.TRUNCATED_STREAM, 200),
+    ("stream_rule=missing_done", True, ErrorClass.MISSING_DONE, 200),
+    ("stream_rule=error_in_200", True, ErrorClass.MIDSTREAM_ERROR, 200),
 ]
 
 

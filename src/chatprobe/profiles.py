@@ -55,7 +55,8 @@ class LatencyModel:
     non-empty prompt. ``capacity`` is the model's server capacity (slots, tokens_per_s,
     prefill_ms_per_1k; ``chatprobe.emulator.capacity``), None for none.
     ``reasoning_tokens`` makes it a reasoning model thinking (min, max) tokens before it
-    answers, streamed as ``reasoning`` says (None: the provider's usual field).
+    answers, streamed as ``reasoning`` says (None: the provider's usual field). ``dialect``
+    lists dialect knobs (``chatprobe.emulator.dialect``) the model is served with.
     """
 
     ttft_ms: float = 20.0
@@ -67,6 +68,7 @@ class LatencyModel:
     capacity: Mapping[str, float] | None = None
     reasoning_tokens: tuple[int, int] | None = None
     reasoning: str | None = None
+    dialect: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,8 @@ def _load_path(path: str) -> ProviderProfile:
 
 def _latency_model(block: dict[str, Any]) -> LatencyModel:
     reasoning = block.get("reasoning_tokens")
+    if "dialect" in block:
+        block = {**block, "dialect": tuple(block["dialect"])}
     if isinstance(reasoning, int):
         block = {**block, "reasoning_tokens": (reasoning, reasoning)}
     elif isinstance(reasoning, list):

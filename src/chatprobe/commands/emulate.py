@@ -11,6 +11,7 @@ import click
 
 from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
+from chatprobe.emulator.dialect import KNOBS
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
 from chatprobe.emulator.prefix import PrefixCacheSettings
 from chatprobe.emulator.schedule import parse_schedule_file, parse_window
@@ -20,6 +21,7 @@ from chatprobe.profiles import list_profiles, load_profile
 _FAULT_LIST = ", ".join(FAULT_KINDS)
 _ALIAS_LIST = ", ".join(f"{a}={k}" for a, k in ALIASES.items())
 _FAULT_TEXT = textwrap.fill(f"Kinds: {_FAULT_LIST}. Aliases: {_ALIAS_LIST}.", width=80)
+_KNOB_TEXT = textwrap.fill(f"Knobs: {', '.join(KNOBS)}.", width=80)
 
 _HELP = f"""Serve OpenAI-compatible chat completions that behave like the documented
 providers, offline, with a seeded latency model, injected faults and ground truth.
@@ -74,12 +76,20 @@ and reports usage.prompt_tokens_details.cached_tokens; a capacity model prefills
 only the uncached tokens. Truth adds cached_tokens.
 
 \b
+DIALECT: --dialect KNOB[=VALUE] (repeatable) for every request, or per request the
+header 'X-Chatprobe-Dialect: KNOB[=VALUE][,...]': de-facto variations of the
+formats. {_KNOB_TEXT}
+
+\b
 FAULTS: per request with the header 'X-Chatprobe-Fault: KIND[=PARAM][,KIND...]',
 or for a share of requests with --fault KIND[:PARAM]=RATE (seeded, at most one
 per request).
 {_FAULT_TEXT}
 PARAM is seconds for slow_headers/stall/429/503 Retry-After, a status for
-html_error, else the number of content chunks sent before the fault.
+html_error, the rule for stream_rule (id_changes, created_changes,
+two_finish_reasons, usage_not_final, missing_done, error_in_200), else the number
+of content chunks sent before the fault. Rates follow a golden-ratio sequence:
+any run of consecutive requests meets them within about two requests.
 """
 
 
@@ -214,6 +224,13 @@ def _range(value: str) -> tuple[int, int]:
     help="Schedule seconds per real second (default 1; the file's clock if it sets one).",
 )
 @click.option(
+    "--dialect",
+    "dialect",
+    multiple=True,
+    metavar="KNOB[=VALUE]",
+    help="A dialect knob for every request (repeatable; see DIALECT above).",
+)
+@click.option(
     "--prefix-cache",
     metavar="on|off|tokens=N,block=B",
     help="Track prompt prefixes per model and report cached_tokens (see PREFIX CACHE).",
@@ -244,6 +261,7 @@ def emulate(
     schedule: tuple[str, ...],
     schedule_file: str | None,
     clock: float | None,
+    dialect: tuple[str, ...],
     prefix_cache: str | None,
     cpu: int | None,
 ) -> None:
@@ -278,6 +296,7 @@ def emulate(
         schedule=windows,
         clock=clock or file_clock or 1.0,
         prefix_cache=None if prefix_cache is None else PrefixCacheSettings.parse(prefix_cache),
+        dialect=tuple(dialect),
     )
     if cpu is not None:
         if not hasattr(os, "sched_setaffinity"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chatprobe.emulator.capacity import Capacity
+from chatprobe.emulator.dialect import parse_knobs
 from chatprobe.emulator.faults import FaultRate
 from chatprobe.emulator.prefix import PrefixCacheSettings
 from chatprobe.emulator.schedule import Window, check_names, window_from
@@ -38,7 +39,9 @@ class EmulatorConfig:
     (``Capacity()`` switches capacity off everywhere). ``schedule``: windows of outages,
     latency steps and contract changes (:mod:`chatprobe.emulator.schedule`) on a clock
     running ``clock`` times faster than the wall clock. ``prefix_cache``: each model keeps
-    an LRU of prompt prefixes and reports ``cached_tokens`` (None: off).
+    an LRU of prompt prefixes and reports ``cached_tokens`` (None: off). ``dialect``:
+    dialect knobs (``knob[=value]`` items, :mod:`chatprobe.emulator.dialect`) for every
+    request.
     """
 
     providers: tuple[str, ...] = ()
@@ -65,6 +68,7 @@ class EmulatorConfig:
     schedule: tuple[Window, ...] = ()
     clock: float = 1.0
     prefix_cache: PrefixCacheSettings | None = None
+    dialect: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         lo, hi = self.output_tokens
@@ -84,6 +88,7 @@ class EmulatorConfig:
         if not self.clock > 0:
             raise ConfigError("must be a positive number", field="clock")
         check_names(self.schedule)
+        parse_knobs(self.dialect)  # an unknown knob fails here, naming --dialect
 
     def with_(self, **changes: object) -> EmulatorConfig:
         """A copy with some fields changed."""
@@ -148,6 +153,8 @@ class EmulatorConfig:
             args += ["--clock", repr(self.clock)]
         if self.prefix_cache is not None:
             args += ["--prefix-cache", str(self.prefix_cache)]
+        for knob in self.dialect:
+            args += ["--dialect", knob]
         return args
 
     def capacity_for(self, model: LatencyModel) -> Capacity | None:
@@ -169,7 +176,8 @@ class BlockError(ConfigError):
 def block_changes(block: Mapping[str, Any]) -> dict[str, Any]:
     """:class:`EmulatorConfig` changes for the emulator features of a scenario's block.
 
-    Covers ``capacity``, ``schedule``, ``clock`` and ``prefix_cache``; the launcher maps
+    Covers ``capacity``, ``schedule``, ``clock``, ``prefix_cache`` and ``dialect``; the
+    launcher maps
     the older keys (latency, faults, output tokens, seed) itself. Raises
     :class:`BlockError` naming the key at fault.
     """
@@ -216,4 +224,12 @@ def block_changes(block: Mapping[str, Any]) -> dict[str, Any]:
                 raise ConfigError("expected true, false or {tokens, block}")
         except ConfigError as exc:
             raise BlockError(exc.detail, ("prefix_cache",)) from None
+    if "dialect" in block:
+        raw = block["dialect"]
+        items = [raw] if isinstance(raw, str) else list(raw or ())
+        try:
+            parse_knobs(items, source="dialect")
+        except ConfigError as exc:
+            raise BlockError(exc.detail, ("dialect",)) from None
+        changes["dialect"] = tuple(i.strip() for it in items for i in it.split(",") if i.strip())
     return changes

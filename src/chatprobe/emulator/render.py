@@ -103,12 +103,34 @@ class StreamRender:
     steps: int  # content steps (a step holds one chunk of each choice still going)
     content: list[tuple[int, bytes | None, int, int]]
     tail: list[bytes]  # finish chunk per choice, then the usage chunk if any
+    first: bytes | None = None  # a whole event before any content (Azure's filter results)
+    weights: list[float] | None = None  # tokens per step when not one chunk per K tokens
 
 
 CACHED_PLACEHOLDER = 987_654_321_987_654
 """Rendered as ``prompt_tokens_details.cached_tokens`` in cached renders; each request puts
 its own figure in its place (``bytes.replace``), so a plan renders once whatever the cache."""
 CACHED_BYTES = b"%d" % CACHED_PLACEHOLDER
+
+_NO_VARIANT = Knobs().render_key()
+_AZURE_FILTER = orjson.dumps(
+    {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": [
+            {
+                "prompt_index": 0,
+                "content_filter_results": {
+                    kind: {"filtered": False, "severity": "safe"}
+                    for kind in ("hate", "self_harm", "sexual", "violence")
+                },
+            }
+        ],
+    }
+)
 
 _ANSWER_MARKS = CONTENT | EVENT | ANSWER
 _REASONING_MARKS = CONTENT | EVENT | REASONING
@@ -282,10 +304,14 @@ class Dialect:
         cache_field: bool = False,
     ) -> StreamRender:
         fmt = self.reasoning_of(plan, knobs)
-        key = ("stream", tokens_per_chunk, fmt, cache_field)
+        variant = knobs.render_key()
+        key = ("stream", tokens_per_chunk, fmt, cache_field, variant)
         cached = plan.rendered.get(key)
         if cached is None:
-            render = self._render_stream(plan, tokens_per_chunk, fmt, cache_field)
+            if variant == _NO_VARIANT:  # the usual stream: byte templates, the fast path
+                render = self._render_stream(plan, tokens_per_chunk, fmt, cache_field)
+            else:
+                render = self._render_variant(plan, tokens_per_chunk, fmt, cache_field, knobs)
             cached = plan.rendered[key] = render
         return cached
 
@@ -293,13 +319,19 @@ class Dialect:
         choice = {"index": index, "delta": delta, **self._finish_fields(reason)}
         return _rest({**self._meta(plan, "chat.completion.chunk"), "choices": [choice]})
 
-    def _deltas(self, choice: ChoicePlan, k: int) -> list[tuple[dict[str, Any], int]]:
-        """Tool-call deltas: id, type and name first, then the arguments in pieces."""
+    def _deltas(
+        self, choice: ChoicePlan, k: int, no_index: bool = False
+    ) -> list[tuple[dict[str, Any], int]]:
+        """Tool-call deltas: id, type and name first, then the arguments in pieces.
+
+        ``no_index``: Gemini's style, no ``index``; id-less deltas continue the call.
+        """
         call = choice.tool_call
         out: list[tuple[dict[str, Any], int]] = []
         if call is not None:
+            at: dict[str, Any] = {} if no_index else {"index": 0}
             first = {
-                "index": 0,
+                **at,
                 "id": call.id,
                 "type": "function",
                 "function": {"name": call.name, "arguments": ""},
@@ -310,7 +342,7 @@ class Dialect:
                 part = pieces[i : i + k]
                 out.append(
                     (
-                        {"tool_calls": [{"index": 0, "function": {"arguments": "".join(part)}}]},
+                        {"tool_calls": [{**at, "function": {"arguments": "".join(part)}}]},
                         len(part),
                     )
                 )
@@ -384,6 +416,122 @@ class Dialect:
             )
         return StreamRender(depth, content, tail)
 
+    def _render_variant(
+        self, plan: Plan, k: int, fmt: str | None, cache_field: bool, knobs: Knobs
+    ) -> StreamRender:
+        """The stream with render knobs on: every chunk rendered whole (slower, rarer)."""
+        per_choice: list[list[tuple[dict[str, Any] | None, int, int, float]]] = []
+        for choice in plan.choices:
+            items = self._thinking_deltas(choice, k, fmt)
+            if choice.tool_call is not None:
+                for call, tokens in self._deltas(choice, k, bool(knobs.tool_calls_no_index)):
+                    items.append((call, tokens, _ANSWER_MARKS, float(tokens)))
+            elif knobs.one_char_chunks:
+                for piece in choice.pieces:
+                    for at, char in enumerate(piece):
+                        last = at == len(piece) - 1
+                        items.append(
+                            ({"content": char}, 1 if last else 0, _ANSWER_MARKS, 1 / len(piece))
+                        )
+            else:
+                pieces = choice.pieces
+                for i in range(0, len(pieces), k):
+                    part = pieces[i : i + k]
+                    items.append(({"content": "".join(part)}, len(part), _ANSWER_MARKS, len(part)))
+            shown = False
+            for position, (shows, tokens, marks, weight) in enumerate(items):
+                if shows is None:
+                    continue
+                if not shown or self.role_every_delta:
+                    items[position] = ({"role": "assistant", **shows}, tokens, marks, weight)
+                shown = True
+            per_choice.append(items)
+        depth = max((len(r) for r in per_choice), default=0)
+        order = [
+            (j, c) for j in range(depth) for c in range(len(per_choice)) if j < len(per_choice[c])
+        ]
+        weights = [0.0] * depth
+        content: list[tuple[int, bytes | None, int, int]] = []
+        emitted = 0
+        every = bool(knobs.usage_every_chunk)
+        for j, c in order:
+            step_delta, tokens, marks, weight = per_choice[c][j]
+            weights[j] = max(weights[j], weight)
+            emitted += tokens
+            if step_delta is None:
+                content.append((j, None, tokens, 0))
+                continue
+            choice = plan.choices[c]
+            reason = choice.finish_reason if knobs.finish_reason_every_chunk else None
+            obj = self._chunk_obj(plan, choice.index, step_delta, reason)
+            if every:
+                obj["usage"] = self._usage_so_far(plan, emitted, cache_field)
+            content.append((j, _rest(obj), tokens, marks))
+        tail = []
+        for choice, items in zip(plan.choices, per_choice, strict=True):
+            closing: dict[str, Any] = {}
+            if not any(d is not None for d, _, _, _ in items) or self.role_every_delta:
+                closing = {"role": "assistant", "content": ""}
+            obj = self._chunk_obj(plan, choice.index, closing, choice.finish_reason)
+            if every:
+                obj["usage"] = self._usage(plan, cache_field)
+            tail.append(_rest(obj))
+        sends_usage = self.usage_always or (plan.include_usage and not self.usage_never)
+        if sends_usage and not every:
+            choices: list[dict[str, Any]] = (
+                [{"index": 0, "delta": {}}] if knobs.usage_chunk_with_choice else []
+            )
+            tail.append(
+                _rest(
+                    {
+                        **self._meta(plan, "chat.completion.chunk"),
+                        "choices": choices,
+                        "usage": self._usage(plan, cache_field),
+                    }
+                )
+            )
+        first = _AZURE_FILTER if knobs.azure_prompt_filter else None
+        uniform = not knobs.one_char_chunks
+        return StreamRender(depth, content, tail, first, None if uniform else weights)
+
+    def _chunk_obj(
+        self, plan: Plan, index: int, delta: dict[str, Any], reason: str | None
+    ) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, **self._finish_fields(reason)}
+        return {**self._meta(plan, "chat.completion.chunk"), "choices": [choice]}
+
+    def _usage_so_far(self, plan: Plan, emitted: int, cache_field: bool) -> dict[str, Any]:
+        """Cumulative usage after ``emitted`` completion tokens (Gemini's every-chunk usage)."""
+        usage: dict[str, Any] = {
+            "prompt_tokens": plan.prompt_tokens,
+            "completion_tokens": emitted,
+            "total_tokens": plan.prompt_tokens + emitted,
+        }
+        if cache_field:
+            usage["prompt_tokens_details"] = {"cached_tokens": CACHED_PLACEHOLDER}
+        return usage
+
+    def _thinking_deltas(
+        self, choice: ChoicePlan, k: int, fmt: str | None
+    ) -> list[tuple[dict[str, Any] | None, int, int, float]]:
+        """:meth:`_thinking` as deltas (None for a silent step), for :meth:`_render_variant`."""
+        thoughts = choice.reasoning
+        if fmt is None or not thoughts:
+            return []
+        out: list[tuple[dict[str, Any] | None, int, int, float]] = []
+        for i in range(0, len(thoughts), k):
+            part = thoughts[i : i + k]
+            if fmt in ("hidden", "encrypted"):
+                out.append((None, len(part), 0, float(len(part))))
+            else:
+                delta = self._reasoning_delta(fmt, "".join(part))
+                out.append((delta, len(part), _REASONING_MARKS, float(len(part))))
+        if fmt == "encrypted":
+            blob = {"content": "", "reasoning_details": [self._encrypted(thoughts)]}
+            _, tokens, _, weight = out[-1]
+            out[-1] = (blob, tokens, _REASONING_MARKS, weight)
+        return out
+
     def _thinking(
         self, plan: Plan, choice: ChoicePlan, k: int, fmt: str | None
     ) -> list[tuple[bytes | None, int, int]]:
@@ -407,6 +555,19 @@ class Dialect:
             _, tokens, _ = out[-1]
             out[-1] = (self._chunk(plan, choice.index, delta, None), tokens, _REASONING_MARKS)
         return out
+
+    def usage_rest(self, plan: Plan) -> bytes:
+        """A usage chunk (``choices: []``), whether or not the stream sends one."""
+        cached = plan.rendered.get("usage_chunk")
+        if cached is None:
+            cached = plan.rendered["usage_chunk"] = _rest(
+                {
+                    **self._meta(plan, "chat.completion.chunk"),
+                    "choices": [],
+                    "usage": self._usage(plan),
+                }
+            )
+        return cached
 
     def midstream_error_rest(self, plan: Plan) -> bytes:
         """An OpenRouter-style error event: top-level ``error`` plus a choice ending in error."""
@@ -437,18 +598,34 @@ class Dialect:
         path: str = "/v1/chat/completions",
         rng: random.Random | None = None,
         details: list[str] | None = None,
+        envelope: str | None = None,
+        code_as_string: bool = False,
     ) -> bytes:
-        """The provider's error envelope for ``status``.
+        """The provider's error envelope for ``status`` (or ``envelope``'s).
 
         AI/ML API answers a bad body NestJS-style, one message per violated rule
-        (``details``), with ``error: "Bad Request"``.
+        (``details``), with ``error: "Bad Request"``. ``code_as_string``: LiteLLM's proxy
+        shape, ``{error: {message, type, param: "None", code: "<status>"}}``.
         """
-        if self.envelope == "openrouter":
+        envelope = envelope or self.envelope
+        if code_as_string:
+            kind = _OPENAI_TYPES.get(status, ("server_error" if status >= 500 else "", None))[0]
+            return orjson.dumps(
+                {
+                    "error": {
+                        "message": message,
+                        "type": kind or "invalid_request_error",
+                        "param": "None",
+                        "code": str(status),
+                    }
+                }
+            )
+        if envelope == "openrouter":
             error: dict[str, Any] = {"code": status, "message": message}
             if status >= 500 or status == 429:
                 error["metadata"] = {"provider_name": "Google", "raw": message}
             return orjson.dumps({"error": error})
-        if self.envelope == "aimlapi":
+        if envelope == "aimlapi":
             rng = rng or random.Random()
             body: dict[str, Any] = {
                 "message": details if details else message,

@@ -32,7 +32,7 @@ import orjson
 
 from chatprobe.emulator.capacity import CapacityEngine, Job, base_draws
 from chatprobe.emulator.config import EmulatorConfig
-from chatprobe.emulator.dialect import Knobs, parse_knob_header
+from chatprobe.emulator.dialect import NO_KNOBS, Knobs, parse_knob_header, parse_knobs
 from chatprobe.emulator.faults import (
     FAULT_KINDS,
     STATUS_FAULTS,
@@ -75,6 +75,8 @@ __all__ = [
 KEEP, CLOSE, FIN, ABORT = 0, 1, 2, 3
 
 _DONE_FRAME = b"e\r\ndata: [DONE]\n\n\r\n"
+_EVENT = b"%x\r\ndata: %s%s\n\n\r\n"  # length, head, rest: one SSE event as one chunk
+_SEPARATORS = {"lf": b"\n\n", "crlf": b"\r\n\r\n", "cr": b"\r\r"}
 _TERMINATOR = b"0\r\n\r\n"
 _PLAN_CACHE_MAX = 4096
 _PLAN_CACHE_BODY_MAX = 64 * 1024
@@ -324,12 +326,14 @@ class Responder:
             warm_validator(profile)
         self.keys = frozenset(config.keys)
         self.plans: dict[tuple[str, int | None, int | None, bytes], Plan | Reject] = {}
-        self.knobs = Knobs()
+        self.knobs = parse_knobs(config.dialect)
+        self.model_knobs: dict[tuple[str, str], Knobs] = {}
         self.limiter = RateLimiter()
         self.latency: dict[tuple[str, str], LatencyModel] = {}
         self.engines: dict[tuple[str, str], CapacityEngine | None] = {}
         self.prefix_caches: dict[tuple[str, str], PrefixCache] = {}
         self.fault_rates = [(f.fault, f.rate) for f in config.faults if f.rate > 0]
+        self.fault_offset = random.Random(config.seed).random()
         self.schedule = Schedule(config.schedule, config.clock) if config.schedule else None
         if self.schedule is not None:
             truth.on_close = self._count_in_windows
@@ -342,25 +346,13 @@ class Responder:
         if route is None:
             if path.startswith("/_chatprobe/"):
                 return self._control(req, path)
-            return _plain_reply(
-                req,
-                404,
-                _JSON,
-                orjson.dumps(
-                    {
-                        "error": {
-                            "message": f"no route for {req.method} {path}",
-                            "type": "invalid_request_error",
-                            "param": None,
-                            "code": "not_found",
-                        }
-                    }
-                ),
-            )
+            return _plain_reply(req, 404, _JSON, _no_route(req.method, path))
         served, kind = route
         if kind == "models":
             if req.method not in ("GET", "HEAD"):
                 return _plain_reply(req, 405, _JSON, b'{"error":"method not allowed"}')
+            if self._header_knobs(req)[0].over(self.knobs).no_models:  # no such endpoint
+                return _plain_reply(req, 404, _JSON, _no_route(req.method, path))
             return _plain_reply(req, 200, _JSON, served.models_body)
         if req.method != "POST":
             return _plain_reply(req, 405, _JSON, b'{"error":"method not allowed"}')
@@ -375,14 +367,10 @@ class Responder:
         faults, unknown = parse_fault_header(
             req.headers.get(b"x-chatprobe-fault", b"").decode("latin-1")
         )
-        knobs = self.knobs
-        knob_header = req.headers.get(b"x-chatprobe-dialect")
-        knob_problems: tuple[str, ...] = ()
-        if knob_header is not None:
-            header_knobs, knob_problems = parse_knob_header(knob_header.decode("latin-1"))
-            knobs = header_knobs.over(knobs)
+        header_knobs, knob_problems = self._header_knobs(req)
+        window_knobs = NO_KNOBS
         if self.fault_rates:
-            draw, acc = rng.random(), 0.0
+            draw, acc = _spread(self.fault_offset, record.seq), 0.0
             for fault, rate in self.fault_rates:
                 acc += rate
                 if draw < acc:
@@ -398,8 +386,13 @@ class Responder:
                     outage = outage or window
                 elif window.kind == "latency":
                     scale = (scale[0] * window.ttft_x, scale[1] * window.itl_x)
+                elif window.kind == "dialect":
+                    window_knobs = window.knobs.over(window_knobs)
                 elif window.rate >= 1.0 or _window_draw(config.seed, record.seq, window):
                     faults.extend(window.faults)
+        # the model's knobs, then the configuration's, the windows', the header's
+        request_knobs = header_knobs.over(window_knobs.over(self.knobs))
+        knobs = request_knobs
         slow = next((f for f in faults if f.kind == "slow_headers"), None)
         t0 = req.t_received_ns
         if slow is not None:
@@ -417,11 +410,20 @@ class Responder:
             record.status = status
             record.error = message
             body = dialect.error_body(
-                status, message, param=param, code=code, path=path, rng=rng, details=details
+                status,
+                message,
+                param=param,
+                code=code,
+                path=path,
+                rng=rng,
+                details=details,
+                envelope=knobs.envelope,
+                code_as_string=bool(knobs.error_code_as_string),
             )
             extra = b"Retry-After: %d\r\n" % math.ceil(retry_after) if retry_after else b""
-            head = _head(status, _JSON, len(body), record.request_id, req.keep_alive, extra)
-            return Reply([(t0, head + body, HEADERS | END, 0)], _end(req), record)
+            keep = req.keep_alive and not knobs.close_after_error
+            head = _head(status, _JSON, len(body), record.request_id, keep, extra)
+            return Reply([(t0, head + body, HEADERS | END, 0)], KEEP if keep else CLOSE, record)
 
         if outage is not None:
             return self._outage(req, outage, error, record)
@@ -455,6 +457,8 @@ class Responder:
         record.model = plan.model.name
         record.model_id = plan.model_sent
         record.stream = plan.stream
+        knobs = request_knobs.over(self._model_knobs(served.name, plan))
+        record.dialect = str(knobs) or None
         limit = self._rate_limit(plan)
         if limit:
             wait = self.limiter.check(key, plan.model.id, limit, time.monotonic())
@@ -468,11 +472,13 @@ class Responder:
         for fault in faults:
             if fault.kind in STATUS_FAULTS:
                 record.faults.append(str(fault))
-                return self._status_fault(req, fault, error, t0, record, dialect)
+                return self._status_fault(req, fault, error, t0, record, dialect, knobs)
         body_faults = [
             f for f in faults if f.kind not in STATUS_FAULTS and f.kind != "slow_headers"
         ]
         latency = self._latency(served.name, plan, scale)
+        if knobs.tokens_per_chunk:
+            latency = replace(latency, tokens_per_chunk=knobs.tokens_per_chunk)
         record.prompt_tokens = plan.prompt_tokens
         record.completion_tokens = plan.completion_tokens
         record.finish_reasons = [c.finish_reason for c in plan.choices]
@@ -568,6 +574,21 @@ class Responder:
         assert self.schedule is not None
         self.schedule.count(record.windows, record.status, record.outcome, bool(record.faults))
 
+    @staticmethod
+    def _header_knobs(req: Request) -> tuple[Knobs, tuple[str, ...]]:
+        """The ``X-Chatprobe-Dialect`` knobs, and what the header got wrong."""
+        value = req.headers.get(b"x-chatprobe-dialect")
+        if value is None:
+            return NO_KNOBS, ()
+        return parse_knob_header(value.decode("latin-1"))
+
+    def _model_knobs(self, provider: str, plan: Plan) -> Knobs:
+        key = (provider, plan.model.name)
+        found = self.model_knobs.get(key)
+        if found is None:
+            found = self.model_knobs[key] = parse_knobs(plan.model.latency.dialect)
+        return found
+
     def _engine(self, provider: str, plan: Plan) -> CapacityEngine | None:
         """The model's capacity engine, or None when it is served without capacity limits."""
         key = (provider, plan.model.name)
@@ -600,7 +621,14 @@ class Responder:
         return job, _VIRTUAL - t0, [_STRIDE] * len(gaps)
 
     def _status_fault(
-        self, req: Request, fault: Fault, error: Any, t0: int, record: TruthRecord, dialect: Dialect
+        self,
+        req: Request,
+        fault: Fault,
+        error: Any,
+        t0: int,
+        record: TruthRecord,
+        dialect: Dialect,
+        knobs: Knobs,
     ) -> Reply:
         kind, param = fault.kind, fault.param
         if kind == "rate_limit_429":
@@ -630,8 +658,9 @@ class Responder:
         record.status = status
         record.error = "html error page (emulated fault)"
         body = html_error_page(status)
-        head = _head(status, _HTML, len(body), record.request_id, req.keep_alive)
-        return Reply([(t0, head + body, HEADERS | END, 0)], _end(req), record)
+        keep = req.keep_alive and not knobs.close_after_error
+        head = _head(status, _HTML, len(body), record.request_id, keep)
+        return Reply([(t0, head + body, HEADERS | END, 0)], KEEP if keep else CLOSE, record)
 
     # ------------------------------------------------------------------ timing
     @staticmethod
@@ -641,9 +670,10 @@ class Responder:
         latency: LatencyModel,
         rng: random.Random,
         record: TruthRecord,
+        weights: list[float] | None = None,
     ) -> tuple[int, list[int]]:
         """TTFT (ns) and the gap (ns) before each later content step."""
-        ttft, gaps_ms = base_draws(latency, plan_steps, rng)
+        ttft, gaps_ms = base_draws(latency, plan_steps, rng, weights)
         record.ttft_ms_intended = ttft
         record.itl_ms_intended = sum(gaps_ms) / (tokens - 1) if tokens > 1 else None
         return int(ttft * 1e6), [int(g * 1e6) for g in gaps_ms]
@@ -689,7 +719,7 @@ class Responder:
         else:
             body = head_json + dialect.plain_rest(plan, knobs, cached is not None)
             if cached is not None:
-                body = body.replace(CACHED_BYTES, b"%d" % record.cached_tokens)
+                body = body.replace(CACHED_BYTES, b"%d" % (record.cached_tokens or 0))
         if "malformed_json_chunk" in by_kind:
             body = body[: len(body) // 2]
         record.status = status
@@ -740,7 +770,9 @@ class Responder:
     ) -> Reply:
         dialect = served.dialect
         render = dialect.stream(plan, latency.tokens_per_chunk, knobs, cached is not None)
-        ttft, gaps = self._schedule(render.steps, plan.completion_tokens, latency, rng, record)
+        ttft, gaps = self._schedule(
+            render.steps, plan.completion_tokens, latency, rng, record, render.weights
+        )
         engine = self._engine(served.name, plan)
         job = None
         if engine is not None:
@@ -750,15 +782,20 @@ class Responder:
                 engine, plan, per_sequence, totals, ttft, gaps, t0, uncached
             )
         now = time.time()
-        head_json = Dialect.head(dialect.new_id(rng, now), int(now))
-        length = len(head_json) + 8
+        response_id = dialect.new_id(rng, now)
+        head_json = Dialect.head(response_id, int(now))
+        # one SSE event: "data: " + head + rest + the blank line, framed as one HTTP chunk
+        sep = _SEPARATORS[knobs.line_ends or "lf"]
+        event = _EVENT if sep == b"\n\n" else b"%x\r\ndata: %s%s" + sep + b"\r\n"
+        length = len(head_json) + 6 + len(sep)
+        done = _DONE_FRAME if sep == b"\n\n" else frame(b"data: [DONE]" + sep)
         record.status = dialect.success
         steps: list[tuple[int, bytes, int, int]] = [
             (t0, _stream_head(dialect.success, record.request_id, req.keep_alive), HEADERS, 0)
         ]
         t_first = t0 + ttft
         if dialect.comment is not None:
-            comment = frame(b": " + dialect.comment + b"\n\n")
+            comment = frame(b": " + dialect.comment + sep)
             interval = max(1, int(self.config.comment_interval_s * 1e9))
             t = t0
             while True:
@@ -766,11 +803,17 @@ class Responder:
                 t += interval
                 if t >= t_first:
                     break
+        if render.first is not None:  # Azure's prompt filter results, before any content
+            steps.append((t0, frame(b"data: " + render.first + sep), EVENT, 0))
         # Content events, choice by choice within a step.
         content: list[tuple[int, bytes, int, int]] = []
         append = content.append
         t = t_first
         current = 0
+        figure = b"" if cached is None else b"%d" % (record.cached_tokens or 0)
+        every_usage = cached is not None and knobs.usage_every_chunk
+        ping = frame(b": keep-alive" + sep) if knobs.sse_comments else b""
+        every, events = knobs.sse_comments or 0, 0
         for step, rest, tokens, marks in render.content:
             if step != current:  # steps are consecutive: 0, 1, 2, ...
                 t += gaps[step - 1]
@@ -778,22 +821,34 @@ class Responder:
             if rest is None:  # hidden reasoning: the time passes, nothing is written
                 append((t, b"", 0, tokens))
                 continue
-            data = b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest)
-            append((t, data, marks, tokens))
+            if every_usage:
+                rest = rest.replace(CACHED_BYTES, figure)
+            if every:
+                events += 1
+                if events % every == 0:
+                    append((t, ping, 0, 0))
+            append((t, event % (length + len(rest), head_json, rest), marks, tokens))
         rests = render.tail
         if cached is not None:
-            figure = b"%d" % record.cached_tokens
             rests = [rest.replace(CACHED_BYTES, figure) for rest in rests]
-        tail = [
-            (t, b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest), EVENT, 0)
-            for rest in rests
-        ]
-        tail.append((t, _DONE_FRAME, EVENT, 0))
+        tail = [(t, event % (length + len(rest), head_json, rest), EVENT, 0) for rest in rests]
+        tail.append((t, done, EVENT, 0))
         tail.append((t, _TERMINATOR, END, 0))
         end = _end(req)
         by_kind = {f.kind: f for f in faults}
         record.faults.extend(str(f) for f in by_kind.values())
         cut = _cut_point(by_kind, len(content))
+        rule = by_kind["stream_rule"].rule if "stream_rule" in by_kind else None
+        if rule is not None:
+            record.stream_rule = rule
+            if rule == "missing_done":
+                by_kind["missing_done"] = Fault("missing_done")
+            elif rule == "error_in_200":
+                by_kind["midstream_error"] = Fault("midstream_error")
+            else:
+                usage = dialect.usage_rest(plan)
+                usage_event = event % (length + len(usage), head_json, usage)
+                content, tail = _break_rule(rule, content, tail, cut, head_json, usage_event)
         if "malformed_json_chunk" in by_kind:
             while cut < len(content) and not content[cut][1]:
                 cut += 1  # a silent step has no JSON to break
@@ -804,18 +859,18 @@ class Responder:
             broken = body[: max(8, len(body) // 2)] + b"\n\n"
             target[index] = (due, frame(broken), EVENT, 0)
         if "missing_done" in by_kind:
-            tail = [s for s in tail if s[1] is not _DONE_FRAME]
+            tail = [s for s in tail if s[1] is not done]
         if "empty_200" in by_kind:
             content, tail = [], [(t0, _TERMINATOR, END, 0)]
         elif "midstream_error" in by_kind:
             at = content[cut][0] if cut < len(content) else t
             rest = dialect.midstream_error_rest(plan)
-            error_frame = b"%x\r\ndata: %s%s\n\n\r\n" % (length + len(rest), head_json, rest)
+            error_frame = event % (length + len(rest), head_json, rest)
             record.finish_reasons = ["error"]
             content = content[:cut]
             tail = [
                 (at, error_frame, EVENT, 0),
-                (at, _DONE_FRAME, EVENT, 0),
+                (at, done, EVENT, 0),
                 (at, _TERMINATOR, END, 0),
             ]
         elif "truncated_stream" in by_kind:
@@ -839,7 +894,7 @@ class Responder:
             end_at = steps[-1][0] + pause
         reply = Reply(steps, end, record, end_at)
         if engine is not None and job is not None:
-            keepalive = frame(b": " + dialect.comment + b"\n\n") if dialect.comment else None
+            keepalive = frame(b": " + dialect.comment + sep) if dialect.comment else None
             self._start(engine, job, reply, record, totals, keepalive, req)
         return reply
 
@@ -913,9 +968,58 @@ class Responder:
         return _plain_reply(req, 404, _JSON, b'{"error":"unknown control endpoint"}')
 
 
+_GOLDEN = 0.6180339887498949
+
+
+def _spread(offset: float, seq: int) -> float:
+    """Request ``seq``'s draw in [0, 1) for fault rates: a golden-ratio (Weyl) sequence.
+
+    Unlike independent draws, any run of consecutive requests (or every k-th of them, as
+    when targets interleave) meets each rate within about two requests, so "10 % of the
+    streams" is 10 % +- 2 % already at 100 streams; ``offset`` comes from the seed.
+    """
+    return (offset + seq * _GOLDEN) % 1.0
+
+
 def _window_draw(seed: int, seq: int, window: Window) -> bool:
-    """Whether a fault window with a rate applies to request ``seq`` (its own seeded draw)."""
-    return random.Random(f"{seed}:{seq}:{window.name}").random() < window.rate
+    """Whether a fault window with a rate applies to request ``seq`` (spread like rates)."""
+    return _spread(random.Random(f"{seed}:{window.name}").random(), seq) < window.rate
+
+
+def _break_rule(
+    rule: str,
+    content: list[tuple[int, bytes, int, int]],
+    tail: list[tuple[int, bytes, int, int]],
+    cut: int,
+    head_json: bytes,
+    usage_event: bytes,
+) -> tuple[list[tuple[int, bytes, int, int]], list[tuple[int, bytes, int, int]]]:
+    """Content and tail of a stream that breaks ``rule`` from step ``cut`` on.
+
+    Byte swaps keep every length, so the chunked framing stays right.
+    """
+    if rule in ("id_changes", "created_changes"):
+        changed = _changed_head(rule, head_json)
+        late = [(d, data.replace(head_json, changed), m, k) for d, data, m, k in content[cut:]]
+        tail = [(d, data.replace(head_json, changed), m, k) for d, data, m, k in tail]
+        return content[:cut] + late, tail
+    due = content[cut - 1][0] if cut > 0 else (content[0][0] if content else tail[0][0])
+    extra = tail[0][1] if rule == "two_finish_reasons" else usage_event  # choice 0's finish
+    return [*content[:cut], (due, extra, EVENT, 0), *content[cut:]], tail
+
+
+def _changed_head(rule: str, head_json: bytes) -> bytes:
+    """``{"id":"...","created":N,`` with the id or the created time changed, same length."""
+    prefix, _, created = head_json.rpartition(b'"created":')
+    if rule == "created_changes":
+        number = int(created.rstrip(b","))
+        other = b"%d" % (number + 1)
+        if len(other) != len(created) - 1:
+            other = b"%d" % (number - 1)
+        return prefix + b'"created":' + other + b","
+    last = prefix[-3:-2]  # the id's last character, before '",'
+    swapped = b"y" if last == b"x" else b"x"
+    return prefix[:-3] + swapped + prefix[-2:] + b'"created":' + created
 
 
 def _pause(by_kind: dict[str, Fault], paced: bool) -> int:
@@ -935,6 +1039,8 @@ def _step_tokens(render: StreamRender) -> tuple[list[float], list[int]]:
         totals[step] += tokens
         if tokens > per_sequence[step]:
             per_sequence[step] = float(tokens)
+    if render.weights is not None:  # parts of tokens (one character per event)
+        per_sequence = list(render.weights)
     return per_sequence, totals
 
 
@@ -965,6 +1071,19 @@ def _count_header(req: Request, name: bytes, title: str) -> int | None:
         return max(1, int(value))
     except ValueError:
         raise Reject(400, f"{title} must be an integer", param=title) from None
+
+
+def _no_route(method: str, path: str) -> bytes:
+    return orjson.dumps(
+        {
+            "error": {
+                "message": f"no route for {method} {path}",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "not_found",
+            }
+        }
+    )
 
 
 def _bearer(value: bytes | None) -> str | None:

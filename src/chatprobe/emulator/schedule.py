@@ -18,13 +18,15 @@ latency     base TTFT and inter-token gaps multiplied (the capacity model's   ``
 fault       fault kinds as ``X-Chatprobe-Fault`` names them (a contract       ``KIND[=P],...``
             change: ``missing_done``, ``stream_rule=...``), to every request  ``[,rate=R]``
             or a seeded share ``rate``
+dialect     dialect knobs as ``X-Chatprobe-Dialect`` names them (a contract   ``KNOB[=V],...``
+            change: ``envelope=openai``, ``usage_every_chunk``)
 ==========  ================================================================  ===============
 
 On the command line (``--schedule``, repeatable) a window is ``KIND[:PARAMS]@START[-END]
 [#NAME]``, times as durations (``90s``, ``10m``, ``2h``): ``outage:503@10m-20m``,
 ``latency:3@1h-2h#slow hour``, ``fault:missing_done@45m``. In YAML (a scenario's
 ``emulator.schedule``, ``--schedule-file``) either that string or a mapping
-``{kind, start, end, name, status | mode | ttft_x, itl_x | faults, rate}``.
+``{kind, start, end, name, status | mode | ttft_x, itl_x | faults, rate | dialect}``.
 
 The ground truth records, per request, the schedule time at arrival (``sched_s``) and the
 names of its windows (``windows``); ``GET /_chatprobe/schedule`` adds each window's real
@@ -39,12 +41,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatprobe.emulator.dialect import NO_KNOBS, Knobs, parse_knobs
 from chatprobe.emulator.faults import Fault, parse_fault_header
 from chatprobe.errors import ConfigError
 
 __all__ = ["KINDS", "Schedule", "Window", "parse_schedule_file", "parse_window", "window_from"]
 
-KINDS = ("outage", "latency", "fault")
+KINDS = ("outage", "latency", "fault", "dialect")
 OUTAGE_MODES = ("status", "reset", "refuse")
 
 
@@ -62,6 +65,7 @@ class Window:
     itl_x: float = 1.0
     faults: tuple[Fault, ...] = ()  # fault
     rate: float = 1.0
+    knobs: Knobs = NO_KNOBS  # dialect
 
     def covers(self, sched_s: float) -> bool:
         return self.start_s <= sched_s and (self.end_s is None or sched_s < self.end_s)
@@ -73,6 +77,8 @@ class Window:
             if self.ttft_x == self.itl_x:
                 return f"{self.ttft_x:g}"
             return f"ttft={self.ttft_x:g},itl={self.itl_x:g}"
+        if self.kind == "dialect":
+            return str(self.knobs)
         rate = [] if self.rate == 1.0 else [f"rate={self.rate:g}"]
         return ",".join([*(str(f) for f in self.faults), *rate])
 
@@ -157,6 +163,11 @@ def _build(
         if not isinstance(rate, int | float) or not 0 < rate <= 1:
             raise ConfigError(f"fault window rate must be in (0, 1], got {rate!r}", field=source)
         extra = {"faults": tuple(parsed), "rate": float(rate)}
+    elif kind == "dialect":
+        knobs = params.get("dialect") or ()
+        extra = {"knobs": parse_knobs(knobs, source=source)}
+        if extra["knobs"] == NO_KNOBS:
+            raise ConfigError("dialect window: no knob given", field=source)
     from dataclasses import replace
 
     return replace(window, **extra)
@@ -203,6 +214,8 @@ def parse_window(text: str, *, index: int = 0, source: str = "--schedule") -> Wi
             elif item.strip():
                 faults.append(item.strip())
         params["faults"] = faults
+    elif kind == "dialect":
+        params["dialect"] = raw
     return _build(kind, start.strip() or 0, end.strip(), name.strip(), params, source, index)
 
 
@@ -224,6 +237,7 @@ def window_from(item: Any, *, index: int, source: str) -> Window:
         "x",
         "faults",
         "rate",
+        "dialect",
     }
     unknown = sorted(set(item) - known)
     if unknown:

@@ -33,6 +33,9 @@ cached_tokens          prefix cache: prompt tokens found in the cache, as usage 
                        them (None without a prefix cache)
 tokens_sent, chunks    tokens in content events actually written, and those events' count
 finish_reasons         per choice
+dialect                the dialect knobs the answer was made with (``knob[=value],...``;
+                       None for none)
+stream_rule            the stream rule this stream breaks on purpose (``stream_rule`` fault)
 outcome                ``complete``, ``reset`` (TCP RST), ``closed`` (FIN without finishing the
                        body), ``client_closed`` (the client went away first), ``in_flight``
 event_times_ns         write time of every event (only with ``record_event_times``)
@@ -92,6 +95,8 @@ _FIELDS = (
     "tokens_sent",
     "chunks",
     "finish_reasons",
+    "dialect",
+    "stream_rule",
     "outcome",
     "event_times_ns",
     "queue_ms",
@@ -135,6 +140,8 @@ class TruthRecord:
         self.tokens_sent = 0
         self.chunks = 0
         self.finish_reasons: list[str] = []
+        self.dialect: str | None = None
+        self.stream_rule: str | None = None
         self.outcome = "in_flight"
         self.event_times_ns: list[int] | None = None
         self.queue_ms: float | None = None
