@@ -86,6 +86,10 @@ class Knobs:
 
     def over(self, base: Knobs) -> Knobs:
         """``base`` with every knob set here replacing its value."""
+        if self is NO_KNOBS:  # the usual case, at no cost
+            return base
+        if base is NO_KNOBS:
+            return self
         changes = {f.name: getattr(self, f.name) for f in fields(self)}
         changes = {k: v for k, v in changes.items() if v is not None}
         return replace(base, **changes) if changes else base
@@ -192,4 +196,4 @@ def _parse(text: str | Iterable[str]) -> tuple[Knobs, list[str]]:
             values[name] = parser(value.strip())
         except ValueError as exc:
             problems.append(f"dialect knob {name}={value.strip()}: {exc}")
-    return Knobs(**values), problems
+    return (Knobs(**values) if values else NO_KNOBS), problems

@@ -105,6 +105,10 @@ class StreamRender:
     tail: list[bytes]  # finish chunk per choice, then the usage chunk if any
     first: bytes | None = None  # a whole event before any content (Azure's filter results)
     weights: list[float] | None = None  # tokens per step when not one chunk per K tokens
+    silent: bool = False  # some content steps write nothing (hidden reasoning)
+
+    def __post_init__(self) -> None:
+        self.silent = any(rest is None for _, rest, _, _ in self.content)
 
 
 CACHED_PLACEHOLDER = 987_654_321_987_654
@@ -304,11 +308,13 @@ class Dialect:
         cache_field: bool = False,
     ) -> StreamRender:
         fmt = self.reasoning_of(plan, knobs)
-        variant = knobs.render_key()
+        variant = None if knobs is NO_KNOBS else knobs.render_key()
+        if variant == _NO_VARIANT:
+            variant = None
         key = ("stream", tokens_per_chunk, fmt, cache_field, variant)
         cached = plan.rendered.get(key)
         if cached is None:
-            if variant == _NO_VARIANT:  # the usual stream: byte templates, the fast path
+            if variant is None:  # the usual stream: byte templates, the fast path
                 render = self._render_stream(plan, tokens_per_chunk, fmt, cache_field)
             else:
                 render = self._render_variant(plan, tokens_per_chunk, fmt, cache_field, knobs)

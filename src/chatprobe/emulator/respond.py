@@ -268,6 +268,16 @@ class Pacer:
 
 
 @dataclass(slots=True)
+class ModelState:
+    """How one model of one provider is served, set up on its first request."""
+
+    latency: LatencyModel  # the profile's, with the configuration's overrides
+    knobs: Knobs  # the model's dialect knobs
+    engine: CapacityEngine | None  # its capacity model (None: unlimited)
+    prefix: PrefixCache | None  # its prefix cache (None: off)
+
+
+@dataclass(slots=True)
 class Served:
     """One provider profile as served, with its routes' answers prepared."""
 
@@ -327,11 +337,8 @@ class Responder:
         self.keys = frozenset(config.keys)
         self.plans: dict[tuple[str, int | None, int | None, bytes], Plan | Reject] = {}
         self.knobs = parse_knobs(config.dialect)
-        self.model_knobs: dict[tuple[str, str], Knobs] = {}
         self.limiter = RateLimiter()
-        self.latency: dict[tuple[str, str], LatencyModel] = {}
-        self.engines: dict[tuple[str, str], CapacityEngine | None] = {}
-        self.prefix_caches: dict[tuple[str, str], PrefixCache] = {}
+        self.models: dict[tuple[str, str], ModelState] = {}
         self.fault_rates = [(f.fault, f.rate) for f in config.faults if f.rate > 0]
         self.fault_offset = random.Random(config.seed).random()
         self.schedule = Schedule(config.schedule, config.clock) if config.schedule else None
@@ -367,7 +374,9 @@ class Responder:
         faults, unknown = parse_fault_header(
             req.headers.get(b"x-chatprobe-fault", b"").decode("latin-1")
         )
-        header_knobs, knob_problems = self._header_knobs(req)
+        header_knobs, knob_problems = NO_KNOBS, ()
+        if b"x-chatprobe-dialect" in req.headers:
+            header_knobs, knob_problems = self._header_knobs(req)
         window_knobs = NO_KNOBS
         if self.fault_rates:
             draw, acc = _spread(self.fault_offset, record.seq), 0.0
@@ -391,7 +400,9 @@ class Responder:
                 elif window.rate >= 1.0 or _window_draw(config.seed, record.seq, window):
                     faults.extend(window.faults)
         # the model's knobs, then the configuration's, the windows', the header's
-        request_knobs = header_knobs.over(window_knobs.over(self.knobs))
+        request_knobs = self.knobs
+        if header_knobs is not NO_KNOBS or window_knobs is not NO_KNOBS:
+            request_knobs = header_knobs.over(window_knobs.over(self.knobs))
         knobs = request_knobs
         slow = next((f for f in faults if f.kind == "slow_headers"), None)
         t0 = req.t_received_ns
@@ -457,8 +468,11 @@ class Responder:
         record.model = plan.model.name
         record.model_id = plan.model_sent
         record.stream = plan.stream
-        knobs = request_knobs.over(self._model_knobs(served.name, plan))
-        record.dialect = str(knobs) or None
+        model = plan.rendered.get("model") or self._model(served.name, plan)
+        if model.knobs is not NO_KNOBS:
+            knobs = request_knobs.over(model.knobs)
+        if knobs is not NO_KNOBS:
+            record.dialect = str(knobs) or None
         limit = self._rate_limit(plan)
         if limit:
             wait = self.limiter.check(key, plan.model.id, limit, time.monotonic())
@@ -476,19 +490,23 @@ class Responder:
         body_faults = [
             f for f in faults if f.kind not in STATUS_FAULTS and f.kind != "slow_headers"
         ]
-        latency = self._latency(served.name, plan, scale)
+        latency = model.latency
+        if scale != (1.0, 1.0):  # a scheduled latency step
+            latency = replace(
+                latency, ttft_ms=latency.ttft_ms * scale[0], itl_ms=latency.itl_ms * scale[1]
+            )
         if knobs.tokens_per_chunk:
             latency = replace(latency, tokens_per_chunk=knobs.tokens_per_chunk)
         record.prompt_tokens = plan.prompt_tokens
         record.completion_tokens = plan.completion_tokens
         record.finish_reasons = [c.finish_reason for c in plan.choices]
         record.reasoning_tokens = plan.reasoning_tokens if plan.reasons else None
-        cached = self._cached_tokens(served.name, plan) if config.prefix_cache else None
+        cached = None if model.prefix is None else self._cached_tokens(model.prefix, plan)
         record.cached_tokens = None if cached is None else min(cached, plan.prompt_tokens)
-        args = (req, served, plan, latency, rng, t0, record, body_faults, knobs, cached)
+        args = (req, served, plan, latency, rng, t0, record, body_faults, knobs, cached, model)
         return self._stream(*args) if plan.stream else self._plain(*args)
 
-    def _cached_tokens(self, provider: str, plan: Plan) -> int:
+    def _cached_tokens(self, cache: PrefixCache, plan: Plan) -> int:
         """Look the prompt up in the model's prefix cache, then store it with its answer.
 
         Returns the cached prompt tokens found (of the real prompt; usage never reports
@@ -496,10 +514,6 @@ class Responder:
         """
         settings = self.config.prefix_cache
         assert settings is not None
-        key = (provider, plan.model.name)
-        cache = self.prefix_caches.get(key)
-        if cache is None:
-            cache = self.prefix_caches[key] = PrefixCache(settings)
         found = plan.rendered.get(("prefix", settings.block))
         if found is None:
             stream = prompt_stream(plan.messages)
@@ -547,15 +561,24 @@ class Responder:
             return None
         return override or documented
 
-    def _latency(
-        self, provider: str, plan: Plan, scale: tuple[float, float] = (1.0, 1.0)
-    ) -> LatencyModel:
+    def _model(self, provider: str, plan: Plan) -> ModelState:
+        """The model's serving state: latency, knobs, capacity engine, prefix cache.
+
+        Kept on the plan too (a plan belongs to one provider), so a cached plan finds it
+        without building a key.
+        """
         key = (provider, plan.model.name)
-        found = self.latency.get(key)
+        found = self.models.get(key)
         if found is None:
-            found = self.latency[key] = self.config.latency(plan.model.latency)
-        if scale != (1.0, 1.0):  # a scheduled latency step
-            found = replace(found, ttft_ms=found.ttft_ms * scale[0], itl_ms=found.itl_ms * scale[1])
+            config, info = self.config, plan.model.latency
+            capacity = config.capacity_for(info)
+            found = self.models[key] = ModelState(
+                latency=config.latency(info),
+                knobs=parse_knobs(info.dialect),
+                engine=CapacityEngine(capacity) if capacity else None,
+                prefix=PrefixCache(config.prefix_cache) if config.prefix_cache else None,
+            )
+        plan.rendered["model"] = found
         return found
 
     def _outage(self, req: Request, window: Window, error: Any, record: TruthRecord) -> Reply:
@@ -581,23 +604,6 @@ class Responder:
         if value is None:
             return NO_KNOBS, ()
         return parse_knob_header(value.decode("latin-1"))
-
-    def _model_knobs(self, provider: str, plan: Plan) -> Knobs:
-        key = (provider, plan.model.name)
-        found = self.model_knobs.get(key)
-        if found is None:
-            found = self.model_knobs[key] = parse_knobs(plan.model.latency.dialect)
-        return found
-
-    def _engine(self, provider: str, plan: Plan) -> CapacityEngine | None:
-        """The model's capacity engine, or None when it is served without capacity limits."""
-        key = (provider, plan.model.name)
-        try:
-            return self.engines[key]
-        except KeyError:
-            capacity = self.config.capacity_for(plan.model.latency)
-            engine = self.engines[key] = CapacityEngine(capacity) if capacity else None
-            return engine
 
     def _paced(
         self,
@@ -691,12 +697,13 @@ class Responder:
         faults: list[Fault],
         knobs: Knobs,
         cached: int | None,
+        model: ModelState,
     ) -> Reply:
         dialect = served.dialect
         k = latency.tokens_per_chunk
         steps_count = math.ceil(max(1, plan.completion_tokens) / k)
         ttft, gaps = self._schedule(steps_count, plan.completion_tokens, latency, rng, record)
-        engine = self._engine(served.name, plan)
+        engine = model.engine
         job = None
         if engine is not None:
             totals = [k] * steps_count
@@ -729,7 +736,7 @@ class Responder:
         if plan.reasoning_tokens and dialect.reasoning_of(plan, knobs) != "hidden":
             content_marks |= REASONING
         half = len(body) // 2
-        pause = _pause(by_kind, job is not None)
+        pause = _pause(by_kind, job is not None) if "stall" in by_kind else 0
         reply: Reply
         for kind, end in (("reset_midstream", ABORT), ("truncated_body", FIN)):
             if kind in by_kind:
@@ -767,13 +774,14 @@ class Responder:
         faults: list[Fault],
         knobs: Knobs,
         cached: int | None,
+        model: ModelState,
     ) -> Reply:
         dialect = served.dialect
         render = dialect.stream(plan, latency.tokens_per_chunk, knobs, cached is not None)
         ttft, gaps = self._schedule(
             render.steps, plan.completion_tokens, latency, rng, record, render.weights
         )
-        engine = self._engine(served.name, plan)
+        engine = model.engine
         job = None
         if engine is not None:
             per_sequence, totals = _step_tokens(render)
@@ -814,20 +822,28 @@ class Responder:
         every_usage = cached is not None and knobs.usage_every_chunk
         ping = frame(b": keep-alive" + sep) if knobs.sse_comments else b""
         every, events = knobs.sse_comments or 0, 0
-        for step, rest, tokens, marks in render.content:
-            if step != current:  # steps are consecutive: 0, 1, 2, ...
-                t += gaps[step - 1]
-                current = step
-            if rest is None:  # hidden reasoning: the time passes, nothing is written
-                append((t, b"", 0, tokens))
-                continue
-            if every_usage:
-                rest = rest.replace(CACHED_BYTES, figure)
-            if every:
-                events += 1
-                if events % every == 0:
-                    append((t, ping, 0, 0))
-            append((t, event % (length + len(rest), head_json, rest), marks, tokens))
+        if not (every or every_usage or render.silent):  # the usual stream, the hot path
+            for step, rest, tokens, marks in render.content:
+                if step != current:  # steps are consecutive: 0, 1, 2, ...
+                    t += gaps[step - 1]
+                    current = step
+                data = event % (length + len(rest), head_json, rest)  # type: ignore[arg-type]
+                append((t, data, marks, tokens))
+        else:
+            for step, rest, tokens, marks in render.content:
+                if step != current:
+                    t += gaps[step - 1]
+                    current = step
+                if rest is None:  # hidden reasoning: the time passes, nothing is written
+                    append((t, b"", 0, tokens))
+                    continue
+                if every_usage:
+                    rest = rest.replace(CACHED_BYTES, figure)
+                if every:
+                    events += 1
+                    if events % every == 0:
+                        append((t, ping, 0, 0))
+                append((t, event % (length + len(rest), head_json, rest), marks, tokens))
         rests = render.tail
         if cached is not None:
             rests = [rest.replace(CACHED_BYTES, figure) for rest in rests]
@@ -879,7 +895,7 @@ class Responder:
         elif "truncated_body" in by_kind or "reset_midstream" in by_kind:
             content, tail = content[:cut], []
             end = ABORT if "reset_midstream" in by_kind else FIN
-        pause = _pause(by_kind, job is not None)
+        pause = _pause(by_kind, job is not None) if "stall" in by_kind else 0
         if pause:
             later = [
                 (due + pause, data, marks, tokens)
@@ -921,17 +937,19 @@ class Responder:
         stats["providers"] = sorted(self.served)
         stats["seed"] = self.config.seed
         engines = {
-            f"{provider}/{model}": engine.snapshot()
-            for (provider, model), engine in self.engines.items()
-            if engine is not None
+            f"{provider}/{name}": model.engine.snapshot()
+            for (provider, name), model in self.models.items()
+            if model.engine is not None
         }
         if engines:
             stats["capacity"] = engines
-        if self.prefix_caches:
-            stats["prefix_cache"] = {
-                f"{provider}/{model}": cache.snapshot()
-                for (provider, model), cache in self.prefix_caches.items()
-            }
+        caches = {
+            f"{provider}/{name}": model.prefix.snapshot()
+            for (provider, name), model in self.models.items()
+            if model.prefix is not None
+        }
+        if caches:
+            stats["prefix_cache"] = caches
         return stats
 
     def reset(self) -> None:
@@ -939,8 +957,9 @@ class Responder:
         (capacity engines keep their jobs in flight)."""
         self.truth.reset()
         self.limiter.reset()
-        for cache in self.prefix_caches.values():
-            cache.clear()
+        for model in self.models.values():
+            if model.prefix is not None:
+                model.prefix.clear()
         if self.schedule is not None:
             self.schedule.start()
 
