@@ -196,13 +196,17 @@ class Pacer:
             self.resolved = keepalive[0]
             self.keepalive = None
         k = self.resolved
+        times, next_t = job.times, job.next_t
+        done = len(times)
+        known = done + (next_t is not None)  # steps whose time the engine knows
         while k < len(steps):
             due, data, marks, tokens = steps[k]
             if due < 0:
                 j, offset = divmod(due - _VIRTUAL, _STRIDE)
-                t = job.step_time(j)
-                if t is None:
+                if j >= known:
                     break
+                t = times[j] if j < done else next_t
+                assert t is not None
                 if j == 0 and self.comment is not None:
                     k = self._comments_before(k, t)
                 steps[k] = (t + offset, data, marks, tokens)
