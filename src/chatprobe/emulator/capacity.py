@@ -209,6 +209,7 @@ class Job:
         "base_gaps_ns",
         "base_ttft_ns",
         "batch_sum",
+        "gaps",
         "next_t",
         "state",
         "step_tokens",
@@ -244,6 +245,7 @@ class Job:
         self.next_t: int | None = None  # time of the next step, once the engine knows it
         self.times: list[int] = []
         self.batch_sum = 0  # sum of the decoding sequences counted at each gap
+        self.gaps = 0  # gaps started (the last one may end after the job is released)
         self.wake: Callable[[], None] | None = None  # called once when next_t becomes known
 
     @property
@@ -271,7 +273,7 @@ class Job:
         """Queue, prefill and batch figures (ms) for the ground truth."""
         admitted = self.t_admitted
         start, end = self.t_prefill_start, self.t_prefill_end
-        gaps = max(0, len(self.times) - 1)
+        gaps = self.gaps
         return {
             "queue_ms": None if admitted is None else (admitted - self.t_arrival) / 1e6,
             "prefill_wait_ms": None
@@ -430,6 +432,7 @@ class CapacityEngine:
             base = job.base_gaps_ns[j] if j < len(job.base_gaps_ns) else 0
             floor = int(job.step_tokens[j + 1] * per_token)
             job.batch_sum += decoding
+            job.gaps += 1
             self._schedule(job, t + (base if base > floor else floor))
 
 

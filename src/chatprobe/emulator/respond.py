@@ -253,9 +253,14 @@ class Pacer:
         self.resolved = index + 1
         return due
 
-    def close(self, t: int) -> None:
-        """The exchange ended at ``t``: free the slot and record what the model did."""
+    def close(self, t: int, complete: bool) -> None:
+        """The exchange ended at ``t``: free the slot and record what the model did.
+
+        ``complete``: every step was written, the last one perhaps a little before the
+        engine's clock reached it (writes due within the server's slack go out together).
+        """
         job, record = self.job, self.record
+        pending = job.next_t
         self.engine.release(job, t)
         figures = job.figures()
         record.queue_ms = figures["queue_ms"]
@@ -263,6 +268,8 @@ class Pacer:
         record.prefill_ms = figures["prefill_ms"]
         record.batch_mean = figures["batch_mean"]
         times = job.times
+        if complete and pending is not None:
+            times = [*times, pending]
         if times:
             record.ttft_ms_intended = (times[0] - record.t_received_ns) / 1e6
             tokens = sum(self.step_totals[: len(times)])

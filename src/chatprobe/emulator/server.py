@@ -34,6 +34,7 @@ from chatprobe.emulator.respond import (
     EVENT,
     FIN,
     HEADERS,
+    KEEP,
     Reply,
     Request,
     Responder,
@@ -142,11 +143,11 @@ class _Exchange:
             self.timer.cancel()
             self.timer = None
 
-    def close_pacer(self) -> None:
+    def close_pacer(self, complete: bool = False) -> None:
         """Free the capacity slot of a paced reply (the exchange ended, however it ended)."""
         pacer = self.reply.pacer
         if pacer is not None:
-            pacer.close(time.perf_counter_ns())
+            pacer.close(time.perf_counter_ns(), complete)
 
 
 class _Connection(asyncio.Protocol):
@@ -272,7 +273,7 @@ class _Connection(asyncio.Protocol):
         reply = exchange.reply
         transport = self.transport
         record = reply.truth
-        exchange.close_pacer()
+        exchange.close_pacer(complete=reply.end in (KEEP, CLOSE))
         if reply.end == ABORT:
             self._abort(record)
             return
