@@ -385,7 +385,8 @@ class Responder:
         faults, unknown = parse_fault_header(
             req.headers.get(b"x-chatprobe-fault", b"").decode("latin-1")
         )
-        header_knobs, knob_problems = NO_KNOBS, ()
+        header_knobs = NO_KNOBS
+        knob_problems: tuple[str, ...] = ()
         if b"x-chatprobe-dialect" in req.headers:
             header_knobs, knob_problems = self._header_knobs(req)
         window_knobs = NO_KNOBS
