@@ -151,12 +151,13 @@ def _report(section: Section, n: int) -> None:
         )
         return
     from chatprobe.report.synthetic import make_run
+    from chatprobe.results import SAMPLES as SAMPLES_FILE
 
     with tempfile.TemporaryDirectory(prefix="chatprobe-report-") as tmp:
         t = time.perf_counter()
         synthetic = make_run(Path(tmp) / "results", n_samples=n)
         made_s = time.perf_counter() - t
-        size = (synthetic.load_dir / "samples.jsonl").stat().st_size
+        size = (synthetic.load_dir / SAMPLES_FILE).stat().st_size
         folders = [str(synthetic.load_dir)]
         if synthetic.contract_dir is not None:
             folders.append(str(synthetic.contract_dir))

@@ -9,13 +9,14 @@ import orjson
 import pytest
 
 from chatprobe.checks import CheckContext, Problem, Severity, check, evaluate, get_check, registered
-from chatprobe.checks.builtin.expect import evaluate as match_rule
+from chatprobe.checks.match import MatchRule
+from chatprobe.checks.match import evaluate as match_rule
 from chatprobe.checks.registry import _REGISTRY
 from chatprobe.errors import UnknownNameError
 from chatprobe.profiles import load_profile
 from chatprobe.record import RequestRecord, TimedEvent
 from chatprobe.sse import SSEDecoder
-from chatprobe.suites.model import CaseRun, Expect, MatchRule
+from chatprobe.suites.model import CaseRun, Expect
 
 AIML_ID = "2025-04-09|09:53:23.624687-07|5.250.254.39|-1825976509"
 PLAIN = {
@@ -392,7 +393,8 @@ def test_error_envelope_without_message() -> None:
     result = run(plain(error, status=400), case(expect=Expect.from_dict({"status": "4xx"})))
     finding = result.results["provider_error_envelope"].findings[0]
     assert finding.path == "/body/message"
-    assert "'message' is a required property" in finding.message
+    assert finding.message.startswith("missing required property [aimlapi:error required].")
+    assert 'Received: {"keys":["path","requestId","statusCode","timestamp"]}' in finding.message
     assert result.results["strict_error_envelope"].status == "deviation"
     assert result.outcome == "failed"
 

@@ -10,7 +10,7 @@ import pytest
 
 from chatprobe.client import ChatClient, Timeouts
 from chatprobe.profiles import custom_profile
-from chatprobe.record import ErrorClass, RequestRecord
+from chatprobe.record import MISSING_DONE, ErrorClass, RequestRecord
 from tests.scripted_server import (
     ScriptedServer,
     chunk,
@@ -188,7 +188,6 @@ FAST = Timeouts(connect=0.5, first_byte=0.5, idle=0.3, total=2.0)
             ErrorClass.MIDSTREAM_ERROR,
         ),
         ("truncstream", _stream(content_chunk("a")), True, ErrorClass.TRUNCATED_STREAM),
-        ("nodone", _stream(content_chunk("a", finish="stop")), True, ErrorClass.MISSING_DONE),
     ],
 )
 def test_error_classes(
@@ -203,6 +202,13 @@ def test_error_classes(
     assert record.error_class is expected, record.summary_line()
     assert record.error_detail
     assert "sk-test-secret" not in record.error_detail
+
+
+def test_complete_stream_without_done_is_an_anomaly_not_an_error(server: ScriptedServer) -> None:
+    server.scripts["nodone"] = _stream(content_chunk("a", finish="stop"))
+    record = call(server, "nodone", stream=True, timeouts=FAST)
+    assert record.ok and record.ttft_ms is not None, record.summary_line()
+    assert record.anomalies == [f"{MISSING_DONE}: stream ended without data: [DONE]"]
 
 
 def test_total_timeout(server: ScriptedServer) -> None:

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from chatprobe.checks import CheckContext, evaluate
-from chatprobe.commands.options import (
+from chatprobe.endpoints import (
     custom_endpoint_name,
     materialise_endpoint,
     provider_refs,

@@ -208,7 +208,7 @@ def test_load_against_a_foreign_server_then_report(tmp_path: Path) -> None:
     assert summary["data_source"] == "live"
     [group] = summary["groups"]
     assert (group["provider"], group["model"]) == (name, "google/gemini-2.0-flash-001")
-    assert group["n"] > 0 and group["errors"] == {}
+    assert group["requests"] > 0 and group["errors"] == {}
     samples = (folder / "samples.jsonl").read_text().splitlines()
     assert len(samples) == summary["samples"] > 0
     assert served  # the emulator (our "foreign" server) answered them
@@ -276,7 +276,7 @@ def test_load_a_profile_file_provider(tmp_path: Path) -> None:
     assert summary["data_source"] == "emulated"
     [group] = summary["groups"]
     assert (group["provider"], group["model"]) == ("openai-like", "tiny-chat")
-    assert group["n"] > 0 and group["errors"] == {}
+    assert group["requests"] > 0 and group["errors"] == {}
     assert (folder / "profile-openai-like.yaml").is_file()
 
 

@@ -33,7 +33,7 @@ CASES: list[tuple[str, bool, ErrorClass | None, int | None]] = [
     ("slow_headers=1.5", False, ErrorClass.TIMEOUT_FIRST_BYTE, None),
     ("malformed_json_chunk", True, ErrorClass.BAD_JSON, 200),
     ("malformed_json_chunk", False, ErrorClass.BAD_JSON, 200),
-    ("missing_done", True, ErrorClass.MISSING_DONE, 200),
+    ("missing_done", True, None, 200),  # complete but for [DONE]: an anomaly, not an error
     ("midstream_error", True, ErrorClass.MIDSTREAM_ERROR, 200),
     ("midstream_error", False, ErrorClass.MIDSTREAM_ERROR, 200),
     ("truncated_body", False, ErrorClass.TRUNCATED_BODY, 200),
@@ -41,7 +41,7 @@ CASES: list[tuple[str, bool, ErrorClass | None, int | None]] = [
     ("truncated_stream", True, ErrorClass.TRUNCATED_STREAM, 200),
     ("empty_200", False, ErrorClass.BAD_JSON, 200),
     ("empty_200", True, ErrorClass.TRUNCATED_STREAM, 200),
-    ("stream_rule=missing_done", True, ErrorClass.MISSING_DONE, 200),
+    ("stream_rule=missing_done", True, None, 200),  # an anomaly, as missing_done
     ("stream_rule=error_in_200", True, ErrorClass.MIDSTREAM_ERROR, 200),
 ]
 
@@ -112,6 +112,8 @@ def test_fault_is_classified(
         assert _wait_outcome(emu, truth["seq"]) == "closed"
     if kind in ("stall", "slow_headers"):
         assert _wait_outcome(emu, truth["seq"]) == "client_closed"
+    if kind == "missing_done":
+        assert not record.done and any(a.startswith("missing_done") for a in record.anomalies)
     if kind == "midstream_error" and stream:
         assert record.choices[0].finish_reason == "error"
         assert record.error_payload["code"] == 502

@@ -32,6 +32,7 @@ from chatprobe.sse import SSEDecoder
 from chatprobe.suites.loader import load_suite
 from chatprobe.suites.model import CaseRun
 from tests.reliability_support import ROOT
+from tests.results_support import sample_of
 
 FUZZ = settings(
     max_examples=120,
@@ -215,7 +216,7 @@ def _decode(blob: bytes, cuts: list[int]) -> list[TimedEvent]:
 def _judge(record: RequestRecord, stream: bool) -> None:
     record.finish()
     assert record.error_class is not ErrorClass.CLIENT_ERROR
-    orjson.dumps(record.to_sample())
+    orjson.dumps(sample_of(record))
     record.summary_line()
     body = {"messages": [{"role": "user", "content": "hi"}], "stream": stream, "max_tokens": 3}
     body.update({"n": 1, "stop": "x", "tool_choice": "required"})

@@ -108,7 +108,7 @@ def test_signal_during_run_still_builds_the_report(tmp_path: Path, sig: int) -> 
     child = subprocess.Popen(
         cli_command(
             "run",
-            "--providers",
+            "--provider",
             "apilaplas",
             "--scenario",
             str(scenario),

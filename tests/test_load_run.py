@@ -141,7 +141,7 @@ emulator: {ttft_ms: 20, itl_ms: 2, sigma: 0.1, output_tokens: 16}
     workers = summary["workers"]
     assert workers["expected"] == 2 and workers["reported"] == 2
     assert workers["lost"] == [] and workers["incomplete"] == []
-    assert {(g["provider"], g["n"] > 0) for g in summary["groups"]} == {
+    assert {(g["provider"], g["requests"] > 0) for g in summary["groups"]} == {
         ("openrouter", True),
         ("aimlapi", True),
     }
@@ -209,17 +209,26 @@ emulator:
   ttft_ms: 10
   itl_ms: 1
   output_tokens: 16
-  faults: {rate_limit_429: 0.10, midstream_error: 0.05}
+  faults: {rate_limit_429: 0.10, midstream_error: 0.05, missing_done: 0.15}
 """,
     )
     done = _load(str(scenario), "--out", str(tmp_path), "--run-id", "faults")
-    assert done.returncode == 0, done.stderr
+    # About 15% of the requests fail: above the default --max-error-rate of 5%.
+    assert done.returncode == 1, done.stderr
+    assert "error rate" in done.stdout and "(--max-error-rate)" in done.stdout
+    assert "errors by class" in done.stdout and "rate_limited x" in done.stdout
     summary, samples, truth = _read(tmp_path / "faults")
     assert summary["samples"] == len(samples) == len(truth)
     expected_class = {"rate_limit_429": "rate_limited", "midstream_error": "midstream_error"}
     expected: dict[str, int] = {}
+    no_done = 0
     for sample in samples:
         faults = [f.partition("=")[0] for f in truth[sample["request_id"]]["faults"]]
+        if faults == ["missing_done"]:  # complete but for [DONE]: measured, noted
+            assert sample["error_class"] is None and sample["ttft_ms"] is not None, sample
+            assert sample["anomalies"][0].startswith("missing_done"), sample
+            no_done += not sample["warmup"]
+            continue
         want = expected_class[faults[0]] if faults else None
         assert sample["error_class"] == want, (sample, faults)
         if want:
@@ -229,7 +238,15 @@ emulator:
     assert summary["errors"] == dict(sorted(expected.items()))
     assert set(expected) == {"rate_limited", "midstream_error"}  # both kinds occurred
     (group,) = summary["groups"]
-    assert group["n"] == len(samples) and group["ok"] == len(samples) - sum(expected.values())
+    ok = len(samples) - sum(expected.values())
+    assert group["requests"] == len(samples) and group["ok"] == ok
+    # A stream without [DONE] keeps its TTFT, ITL and tokens in the percentiles.
+    assert no_done > 0 and group["anomalies"] == {"missing_done": no_done}
+    assert group["ttft_ms"]["n"] == group["itl_ms"]["n"] == group["output_tokens"]["n"] == ok
+    # Availability leaves the 429s out, as OpenRouter's uptime does.
+    rate_limited = expected["rate_limited"]
+    assert group["rate_limited"]["count"] == rate_limited
+    assert group["availability"] == pytest.approx(ok / (len(samples) - rate_limited))
 
 
 def test_open_loop_keeps_its_schedule(tmp_path: Path) -> None:
@@ -258,7 +275,10 @@ emulator: {ttft_ms: 150, itl_ms: 5, output_tokens: 16}
     assert summary["requested_rate"] == 20
     assert summary["achieved_rate"] == pytest.approx(20, rel=0.2)
     assert summary["concurrency_cap"] == {"limit": 50, "hits": 0}
-    assert {g["provider"]: g["n"] for g in summary["groups"]} == {"openrouter": 20, "aimlapi": 20}
+    assert {g["provider"]: g["requests"] for g in summary["groups"]} == {
+        "openrouter": 20,
+        "aimlapi": 20,
+    }
 
 
 def test_bare_locust_command_works(tmp_path: Path) -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 
-from chatprobe.record import ErrorClass, RequestRecord, TimedEvent, estimate_tokens
+from chatprobe.record import (
+    MISSING_DONE,
+    ErrorClass,
+    RequestRecord,
+    TimedEvent,
+    estimate_tokens,
+)
+from chatprobe.results import build_sample
 from chatprobe.sse import Comment, ServerSentEvent
 
 MS = 1_000_000
@@ -122,7 +129,11 @@ def test_midstream_error_is_classified_and_payload_kept() -> None:
 
 
 def test_missing_done_vs_truncated() -> None:
-    assert streamed((110, chunk({"content": "a"}, "stop"))).error_class is ErrorClass.MISSING_DONE
+    # A finish_reason arrived: the answer is complete, only the sentinel is missing. Its
+    # measurements stand; contract checks report the missing [DONE] (stream_done_last).
+    complete = streamed((110, chunk({"content": "a"}, "stop")))
+    assert complete.ok and complete.ttft_ms == 10 and complete.output_tokens == 1
+    assert complete.anomalies == [f"{MISSING_DONE}: stream ended without data: [DONE]"]
     truncated = streamed((110, chunk({"content": "a"})))
     assert truncated.error_class is ErrorClass.TRUNCATED_STREAM
     assert truncated.text == "a"  # what arrived is kept
@@ -146,7 +157,15 @@ def test_event_after_done_is_an_anomaly() -> None:
 
 def test_sample_is_json_ready() -> None:
     record = streamed((110, chunk({"content": "a"}, "stop")), (111, DONE))
-    sample = record.to_sample()
+    sample = build_sample(
+        record,
+        scenario="s",
+        stage="1 users",
+        users=1,
+        worker="local",
+        t_offset_s=0.0,
+        warmup=False,
+    )
     json.dumps(sample)
     assert sample["ttft_ms"] == 10 and sample["error_class"] is None
 

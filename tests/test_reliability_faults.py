@@ -29,6 +29,7 @@ from chatprobe.profiles import ProviderProfile, custom_profile
 from chatprobe.record import ErrorClass, RequestRecord
 from chatprobe.suites.model import CaseRun
 from tests.hostile_server import BEHAVIOURS, WRONG_BODIES, HostileServer
+from tests.results_support import sample_of
 
 E = ErrorClass
 BODY: dict[str, Any] = {
@@ -53,7 +54,6 @@ NAMED_CHECK = {
     E.BAD_CONTENT_TYPE: "content_type",
     E.BAD_JSON: "json_body",
     E.MIDSTREAM_ERROR: "midstream_error",
-    E.MISSING_DONE: "stream_done_last",
     E.EMPTY_RESPONSE: "assistant_message",
 }
 
@@ -71,7 +71,7 @@ EMULATOR_EXPECTED: dict[str, tuple[E | None, E | None]] = {
     "truncated_body": (E.CONNECTION_RESET, E.TRUNCATED_BODY),
     "truncated_stream": (E.TRUNCATED_STREAM, None),  # stream-only kinds: a plain answer is fine
     "malformed_json_chunk": (E.BAD_JSON, E.BAD_JSON),
-    "missing_done": (E.MISSING_DONE, None),
+    "missing_done": (None, None),  # complete but for [DONE]: a finding and an anomaly
     "midstream_error": (E.MIDSTREAM_ERROR, E.MIDSTREAM_ERROR),
     "empty_200": (E.TRUNCATED_STREAM, E.BAD_JSON),
     "stream_rule": (E.MIDSTREAM_ERROR, None),  # with its rule error_in_200; stream-only
@@ -123,7 +123,7 @@ def test_every_kind_is_in_the_matrix() -> None:
 
 def judge(profile: ProviderProfile, record: RequestRecord, body: dict[str, Any]) -> Evaluation:
     """Run the whole check registry on ``record``; no check may crash; the sample serialises."""
-    orjson.dumps(record.to_sample())  # what a load run writes
+    orjson.dumps(sample_of(record))  # what a load run writes
     case = CaseRun(
         suite="reliability",
         case="fault",
@@ -189,6 +189,9 @@ def test_emulator_fault(emulator: Emulator, provider: str, stream: bool, kind: s
     assert record.error_class == want, (record.status, record.error_detail)
     evaluation = judge(profile, record, body)
     assert_named_failure(evaluation, record)
+    if kind == "missing_done" and stream:  # never a lost measurement, always a finding
+        assert record.ttft_ms is not None and record.output_tokens > 0
+        assert evaluation.results["stream_done_last"].status == "fail"
 
 
 # ---------------------------------------------------------------------------- hostile server

@@ -99,6 +99,8 @@ def _hostile_load(
             str(tmp),
             "--run-id",
             run_id,
+            "--max-error-rate",
+            "100%",  # failing requests are the point here; the verdict is tested elsewhere
             env={"HOSTILE_API_KEY": "hostile-key-1234567"},
         )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -120,7 +122,17 @@ def test_every_emulator_fault_at_a_rate_is_counted(tmp_path: Path) -> None:
         f"emulator:\n  ttft_ms: 2\n  itl_ms: 0.5\n  output_tokens: 16\n  seed: 4\n"
         f"  faults:\n{faults}\n"
     )
-    done = run_cli("load", "--quiet", str(scenario), "--out", str(tmp_path), "--run-id", "f")
+    done = run_cli(
+        "load",
+        "--quiet",
+        str(scenario),
+        "--out",
+        str(tmp_path),
+        "--run-id",
+        "f",
+        "--max-error-rate",
+        "100%",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "f"
     summary, samples, meta = read_run(folder)

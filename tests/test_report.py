@@ -13,10 +13,11 @@ from click.testing import CliRunner
 
 from chatprobe.cli import cli, main
 from chatprobe.report import build_report_files, resolve_folders
+from chatprobe.report.headline import headline
 from chatprobe.report.model import build_report
 from chatprobe.report.render import md_cell, render_html, render_markdown
 from chatprobe.report.synthetic import HOSTILE_ERROR, HOSTILE_OUTPUT, make_run
-from chatprobe.results import load_results
+from chatprobe.results import META, SAMPLES, SUMMARY, load_results
 from chatprobe.scrub import register_secret
 
 CANARY = "sk-or-v1-reportcanary0123456789abcdef"
@@ -96,18 +97,19 @@ def test_model_figures_are_plausible(report) -> None:
     fast = groups[("aimlapi", "gemini-2.0-flash-exp")]
     slow = groups[("aimlapi", "gemini-1.5-flash")]
     # The emulator's medians are 45 and 110 ms (specs/providers/aimlapi.yaml).
-    assert 35 < fast.ttft.p50 < 60 < 90 < slow.ttft.p50 < 140
-    assert fast.ttft.p50_low <= fast.ttft.p50 <= fast.ttft.p50_high
-    assert fast.ttft.p50 <= fast.ttft.p90 <= fast.ttft.p99 <= fast.ttft.max
+    assert 35 < fast.ttft_ms.p50 < 60 < 90 < slow.ttft_ms.p50 < 140
+    assert fast.ttft_ms.p50_low <= fast.ttft_ms.p50 <= fast.ttft_ms.p50_high
+    assert fast.ttft_ms.p50 <= fast.ttft_ms.p90 <= fast.ttft_ms.p99 <= fast.ttft_ms.max
     assert 0.9 < fast.success_rate < 1.0 and sum(fast.errors.values()) == fast.requests - fast.ok
     assert fast.requests_per_s > 0 and fast.output_tokens_per_s > fast.requests_per_s
     assert 0 < fast.goodput_rps <= fast.requests_per_s
     # Cost: documented for OpenRouter's own pages, assumed elsewhere; :free costs nothing.
-    assert groups[("openrouter", "gemini-2.0-flash-001")].price_source == "documented"
-    assert fast.price_source == "assumed" and fast.cost_per_1k == pytest.approx(
-        1000 * (fast.mean_prompt_tokens * 0.10 + fast.mean_output_tokens * 0.40) / 1e6
+    assert groups[("openrouter", "gemini-2.0-flash-001")].cost.price_source == "documented"
+    cost = fast.cost
+    assert cost.price_source == "assumed" and cost.per_1k_requests == pytest.approx(
+        1000 * (cost.mean_prompt_tokens * 0.10 + cost.mean_output_tokens * 0.40) / 1e6
     )
-    assert groups[("openrouter", "gemini-2.0-flash-exp:free")].cost_per_1k == 0
+    assert groups[("openrouter", "gemini-2.0-flash-exp:free")].cost.per_1k_requests == 0
 
 
 def test_family_comparison_supports_the_seed_claim(report) -> None:
@@ -115,7 +117,7 @@ def test_family_comparison_supports_the_seed_claim(report) -> None:
     assert len(family) == 1
     c = family[0]
     assert (c.scope, c.a, c.b) == ("aimlapi", "gemini-2.0-flash-exp", "gemini-1.5-flash")
-    assert c.low < c.ratio < c.high < 1 and "faster" in c.verdict
+    assert c.low < c.ratio < c.high < 1 and c.outcome == "a_faster"
 
 
 def test_sweep_and_conformance(report) -> None:
@@ -130,8 +132,9 @@ def test_sweep_and_conformance(report) -> None:
     assert "message.refusal" in reasons[("aimlapi", "strict_response_schema")]
     assert "code" in reasons[("openrouter", "strict_error_envelope")]
     assert conf.totals["apilaplas"]["fail"] == 1 and conf.failures[0][0] == "apilaplas"
-    assert report.summary.most_conformant["provider"] == "openrouter"
-    assert any(line.startswith("Fastest first token: aimlapi") for line in report.summary.lines)
+    lines = headline(report)
+    assert any(line.startswith("Most conformant: openrouter") for line in lines)
+    assert any(line.startswith("Fastest first token: aimlapi") for line in lines)
 
 
 def test_html_escapes_provider_text_and_never_uses_safe(report) -> None:
@@ -168,20 +171,21 @@ def test_md_cell_escapes_pipes_html_and_newlines() -> None:
 def test_report_files_json_schema_and_no_secret(run, tmp_path: Path) -> None:
     register_secret(CANARY)
     # A provider echoing the key in an error message must not leak into the report.
-    with open(run.load_dir / "samples.jsonl", "rb") as fh:
+    with open(run.load_dir / SAMPLES, "rb") as fh:
         first = dict(json.loads(fh.readline()), warmup=False)
     leaked = dict(first, error_class="http_status", error_detail=f"bad key {CANARY}")
     copy = tmp_path / "results" / run.load_dir.name
     copy.mkdir(parents=True)
-    for name in ("meta.json", "summary.json"):
+    for name in (META, SUMMARY):
         (copy / name).write_bytes((run.load_dir / name).read_bytes())
-    (copy / "samples.jsonl").write_text(json.dumps(first) + "\n" + json.dumps(leaked) + "\n")
+    (copy / SAMPLES).write_text(json.dumps(first) + "\n" + json.dumps(leaked) + "\n")
     index = build_report_files([copy], out=tmp_path / "out")
     for name in ("index.html", "report.md", "report.json"):
         assert CANARY not in (index.parent / name).read_text()
     data = json.loads((index.parent / "report.json").read_text())
-    assert data["schema_version"] == 1
-    assert {"runs", "groups", "conformance", "comparisons", "summary"} <= set(data)
+    assert data["schema_version"] == 2
+    assert {"runs", "groups", "conformance", "comparisons", "warnings"} <= set(data)
+    assert "summary" not in data  # sentences belong to the views, not the model
     assert "ttft_sorted" not in data["groups"][0]
 
 
@@ -205,7 +209,7 @@ def test_cli_unreadable_results_one_line_exit_2(tmp_path: Path, kind: str, capsy
         target.write_text("hello")
     elif kind == "bad-meta":
         target.mkdir()
-        (target / "meta.json").write_text("[1, 2")
+        (target / META).write_text("[1, 2")
     with pytest.raises(SystemExit) as exit_info:
         main(["report", str(target), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2
@@ -217,10 +221,10 @@ def test_cli_unreadable_results_one_line_exit_2(tmp_path: Path, kind: str, capsy
 def test_summary_only_folder_still_reports(run, tmp_path: Path) -> None:
     folder = tmp_path / run.load_dir.name
     folder.mkdir()
-    for name in ("meta.json", "summary.json"):
+    for name in (META, SUMMARY):
         (folder / name).write_bytes((run.load_dir / name).read_bytes())
     report = build_report([load_results(folder)])
-    assert len(report.groups) == 5 and report.groups[0].ttft.p50 is not None
+    assert len(report.groups) == 5 and report.groups[0].ttft_ms.p50 is not None
     assert "Latency" in render_markdown(report)
 
 
@@ -232,12 +236,12 @@ def test_hostile_error_message_in_model(report) -> None:
 def test_untrustworthy_runs_are_flagged(run, tmp_path: Path) -> None:
     folder = tmp_path / run.load_dir.name
     folder.mkdir()
-    (folder / "meta.json").write_bytes((run.load_dir / "meta.json").read_bytes())
-    (folder / "samples.jsonl").write_bytes((run.load_dir / "samples.jsonl").read_bytes())
-    summary = json.loads((run.load_dir / "summary.json").read_text())
+    (folder / META).write_bytes((run.load_dir / META).read_bytes())
+    (folder / SAMPLES).write_bytes((run.load_dir / SAMPLES).read_bytes())
+    summary = json.loads((run.load_dir / SUMMARY).read_text())
     summary["client_saturated"] = True
     summary["workers"] = {"expected": 2, "reported": 1, "lost": ["worker-1"]}
-    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / SUMMARY).write_text(json.dumps(summary))
     report = build_report([load_results(folder)])
     text = " ".join(report.warnings)
     assert "saturated" in text and "1 load worker(s) were lost" in text

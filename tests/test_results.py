@@ -11,13 +11,15 @@ import pytest
 from chatprobe.errors import ConfigError
 from chatprobe.results import (
     GROUP_ENV,
-    JsonlAppender,
-    append_jsonl,
+    META,
+    SAMPLES,
+    SampleWriter,
     finish_meta,
     latest_run_folders,
     load_results,
     new_run_dir,
     new_run_id,
+    new_sample,
     read_meta,
     write_json_atomic,
     write_meta,
@@ -28,7 +30,7 @@ CANARY = "sk-or-v1-canary0123456789abcdefCANARY"
 
 
 def sample(i: int, **extra: object) -> dict[str, object]:
-    row: dict[str, object] = {
+    values: dict[str, object] = {
         "provider": "aimlapi",
         "model": "gemini-2.0-flash-exp",
         "ttft_ms": 40.0 + i,
@@ -37,19 +39,23 @@ def sample(i: int, **extra: object) -> dict[str, object]:
         "output_tokens": 64,
         "token_source": "usage",
         "prompt_tokens": 20,
-        "error_class": None,
         "t_offset_s": i * 0.1,
         "users": 1,
-        "warmup": False,
     }
-    row.update(extra)
-    return row
+    values.update(extra)
+    return new_sample(**values)
+
+
+def append(path: Path, rows: list[dict[str, object]]) -> None:
+    with SampleWriter(path) as writer:
+        for row in rows:
+            writer.write(row)
 
 
 def make_folder(root: Path, rows: list[dict[str, object]], kind: str = "load") -> Path:
     folder = new_run_dir(root)
     write_meta(folder, kind=kind, data_source="emulated", providers=["aimlapi"])
-    append_jsonl(folder / "samples.jsonl", rows)
+    append(folder / SAMPLES, rows)
     return folder
 
 
@@ -74,7 +80,7 @@ def test_meta_lifecycle_and_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     assert meta["finished_at"] is None and meta["group"] == "g-1"
     assert meta["run_id"] == folder.name and meta["machine"]["cpus"]
-    assert CANARY not in (folder / "meta.json").read_text()
+    assert CANARY not in (folder / META).read_text()
     done = finish_meta(folder, interrupted=True, notes=["stopped by SIGINT"])
     assert done["finished_at"] and done["interrupted"] is True
     assert read_meta(folder)["notes"] == ["stopped by SIGINT"]
@@ -94,13 +100,13 @@ def test_samples_roundtrip_into_columns(tmp_path: Path) -> None:
     assert list(t.group) == [0, 0, 0, 0, 1, 0, 0, 0, 0, 0]
     assert t.error_classes[t.error[3]] == "http_status"
     assert math.isnan(t.floats["ttft_ms"][3]) and t.floats["ttft_ms"][2] == 42.0
-    assert t.error_details == {(0, "http_status", "HTTP 429: slow down"): 1}
-    assert t.token_estimated[1] == 1
+    assert t.error_details == {(0, "http_status", "HTTP 429: slow down", False): 1}
+    assert [t.token_sources[t.source[i]] for i in (3, 4)] == ["usage", "estimate"]
 
 
 def test_truncated_last_line_is_skipped_and_counted(tmp_path: Path) -> None:
     folder = make_folder(tmp_path, [sample(i) for i in range(5)])
-    with open(folder / "samples.jsonl", "ab") as fh:
+    with open(folder / SAMPLES, "ab") as fh:
         fh.write(b'{"provider": "aimlapi", "model": "gem')  # killed mid-write
     res = load_results(folder)
     assert res.samples is not None and len(res.samples) == 5
@@ -109,10 +115,10 @@ def test_truncated_last_line_is_skipped_and_counted(tmp_path: Path) -> None:
 
 def test_corrupt_middle_line_and_garbage_values(tmp_path: Path) -> None:
     folder = make_folder(tmp_path, [sample(0)])
-    with open(folder / "samples.jsonl", "ab") as fh:
+    with open(folder / SAMPLES, "ab") as fh:
         fh.write(b"not json at all\n\n[1, 2]\n")
         fh.write(json.dumps(sample(1, ttft_ms="fast", users="many", warmup=None)).encode() + b"\n")
-    append_jsonl(folder / "samples.jsonl", sample(2))
+    append(folder / SAMPLES, [sample(2)])
     res = load_results(folder)
     t = res.samples
     assert t is not None and len(t) == 3  # the list [1, 2] is not a sample
@@ -120,13 +126,19 @@ def test_corrupt_middle_line_and_garbage_values(tmp_path: Path) -> None:
     assert math.isnan(t.floats["ttft_ms"][1]) and t.ints["users"][1] == -1
 
 
-def test_appender_flushes_each_line(tmp_path: Path) -> None:
-    path = tmp_path / "samples.jsonl"
-    with JsonlAppender(path) as out:
+def test_writer_flushes_each_line_and_samples_are_scrubbed(tmp_path: Path) -> None:
+    register_secret(CANARY)
+    path = tmp_path / SAMPLES
+    with SampleWriter(path) as out:
         out.write(sample(0))
         assert path.read_bytes().count(b"\n") == 1  # visible before close
-        out.write({"error_detail": f"Bearer {CANARY}"})
+        out.write(sample(1, error_class="http_status", error_detail=f"Bearer {CANARY}"))
+        out.write_lines(b"".join([path.read_bytes().splitlines(keepends=True)[0]] * 2), 2)
+        assert out.count == 4
     assert CANARY not in path.read_text()
+    assert len(path.read_bytes().splitlines()) == 4
+    with pytest.raises(TypeError, match="not sample fields: ttft"):
+        new_sample(ttft=1.0)  # a misspelt field fails, it is never written
 
 
 @pytest.mark.parametrize(
@@ -135,13 +147,13 @@ def test_appender_flushes_each_line(tmp_path: Path) -> None:
         (lambda p: None, "results folder not found"),
         (lambda p: p.write_text("x"), "expected a directory"),
         (lambda p: p.mkdir(), "meta.json is missing"),
-        (lambda p: (p.mkdir(), (p / "meta.json").write_text("{oops")), "not valid JSON"),
+        (lambda p: (p.mkdir(), (p / META).write_text("{oops")), "not valid JSON"),
         (
-            lambda p: (p.mkdir(), (p / "meta.json").write_text('{"schema_version": 9}')),
+            lambda p: (p.mkdir(), (p / META).write_text('{"schema_version": 9}')),
             "unsupported schema_version 9",
         ),
         (
-            lambda p: (p.mkdir(), (p / "meta.json").write_text('{"schema_version": 1}')),
+            lambda p: (p.mkdir(), (p / META).write_text('{"schema_version": 1}')),
             "holds no samples.jsonl",
         ),
     ],
@@ -193,7 +205,7 @@ def test_parallel_reading_matches_one_process(tmp_path: Path) -> None:
         for i in range(400)
     ]
     folder = make_folder(tmp_path, rows)
-    path = folder / "samples.jsonl"
+    path = folder / SAMPLES
     lines = path.read_bytes().splitlines(keepends=True)
     lines[150] = b"garbage\n"
     lines[330] = b"{broken\n"
@@ -207,5 +219,6 @@ def test_parallel_reading_matches_one_process(tmp_path: Path) -> None:
     assert list(a.stage) == list(b.stage) and a.warmup == b.warmup
     assert all(a.floats[k].tobytes() == b.floats[k].tobytes() for k in a.floats)  # NaN too
     assert all(list(a.ints[k]) == list(b.ints[k]) for k in a.ints)
-    assert a.error_details == b.error_details and list(a.token_estimated) == list(b.token_estimated)
+    assert a.error_details == b.error_details and a.anomalies == b.anomalies
+    assert [a.token_sources[x] for x in a.source] == [b.token_sources[x] for x in b.source]
     assert {g: len(x) for g, x in a.excerpts.items()} == {g: len(x) for g, x in b.excerpts.items()}

@@ -64,7 +64,7 @@ def test_run_without_keys_builds_an_emulated_report(tmp_path: Path) -> None:
 
 def test_run_interrupted_during_load_still_reports(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        _cmd("--duration", "60", "--providers", "openrouter", "--skip-check"),
+        _cmd("--duration", "60", "--provider", "openrouter", "--skip-check"),
         cwd=tmp_path,
         env=_env(tmp_path),
         stdout=subprocess.PIPE,

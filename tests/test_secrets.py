@@ -177,7 +177,7 @@ def test_canary_keys_never_reach_disk_or_logs(tmp_path: Path, emulator: Emulator
         assert f"Bearer {CANARY_PLAIN}" in echo.authorizations  # sent, and echoed back
     run("providers", "providers")
     # the whole job, and reports over everything written so far
-    run("run", "run", "--providers", "aimlapi,openrouter", "--duration", "3",
+    run("run", "run", "--provider", "aimlapi,openrouter", "--duration", "3",
         "--scenario", "smoke", "--out", str(tmp_path / "reports" / "run"))  # fmt: skip
     folders = sorted(str(p) for p in (tmp_path / "results").iterdir())
     assert len(folders) >= 9

@@ -127,9 +127,9 @@ CASE = "cases:\n  - name: a\n    request: {body: {messages: [{role: user, conten
     [
         ("cases: [\n", 2, None, "invalid YAML"),
         ("- 1\n- 2\n", 1, None, "a suite must be a mapping"),
-        ("name: x\n", 1, None, "'cases' is a required property"),
+        ("name: x\n", 1, "cases", "missing required property"),
         ("cases: []\n", 1, "cases", "should be non-empty"),
-        (CASE + "bogus: 1\n", 4, "bogus", "Additional properties are not allowed"),
+        (CASE + "bogus: 1\n", 4, "bogus", "unexpected property 'bogus' (allowed: cases,"),
         (
             "cases:\n  - name: a\n    request: {stream: yes please}\n",
             3,
@@ -186,7 +186,7 @@ CASE = "cases:\n  - name: a\n    request: {body: {messages: [{role: user, conten
             CASE + "    expect: {match: [{path: x, colour: red}]}\n",
             4,
             "cases[0].expect.match[0].colour",
-            "Additional properties",
+            "unexpected property 'colour' (allowed: absent, contains,",
         ),
         (
             "cases:\n  - name: a\n    request: {body: {x: '{{modle}}'}}\n",
@@ -236,7 +236,7 @@ CASE = "cases:\n  - name: a\n    request: {body: {messages: [{role: user, conten
             "cases[0].models[0]",
             "unknown model",
         ),
-        ("cases:\n  - name: a\n    x: 1\n  - name: b\n", 3, "cases[0].x", "Additional properties"),
+        ("cases:\n  - name: a\n    x: 1\n  - name: b\n", 3, "cases[0].x", "unexpected property"),
         (
             "cases:\n  - name: a\n    request: {body: {a: 1, a: 2}}\n",
             3,

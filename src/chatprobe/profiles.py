@@ -17,8 +17,8 @@ from typing import Any
 from chatprobe.errors import MissingKeyError, UnknownNameError
 from chatprobe.paths import specs_dir
 from chatprobe.scrub import register_secret
-from chatprobe.specs import profile_validator
-from chatprobe.yamlfile import load_yaml, raise_schema_error
+from chatprobe.specs import profile_validator, raise_schema_error
+from chatprobe.yamlfile import load_yaml
 
 __all__ = [
     "LatencyModel",
@@ -40,10 +40,16 @@ class Pricing:
     input_per_kimage: float = 0.0
     source: str = ""
 
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+    def cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        """USD for these token counts (the one cost formula; linear, so totals work too)."""
         return (
             prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
         ) / 1e6
+
+    @property
+    def kind(self) -> str:
+        """``documented`` when the source says so (a provider's own page), else ``assumed``."""
+        return "documented" if self.source.strip().lower().startswith("documented") else "assumed"
 
 
 @dataclass(frozen=True, slots=True)

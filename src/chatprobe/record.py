@@ -8,8 +8,11 @@ place: parsed chunks, the assembled message per choice, usage, token counts, tim
 error class. Keeping I/O and interpretation apart keeps the load hot path lean (stamp, decode
 lines, append) and makes every metric definable on a hand-built record in a test.
 
-Clocks: every ``*_ns`` field is ``time.perf_counter_ns()`` (monotonic, for latency);
-``wall_start`` is ``time.time()`` and is for display only, never for latency.
+Clocks: every ``*_ns`` field is on the ``time.perf_counter_ns()`` time line (monotonic, for
+latency); ``wall_start`` is ``time.time()`` and is for display only, never for latency.
+``clock`` says where the arrival stamps of one record were taken: ``"user"`` (the transport
+read ``perf_counter_ns()`` right after a read returned) or ``"kernel"`` (the kernel's receive
+time of the bytes, moved onto the same time line; Linux, plain TCP only).
 
 Metric definitions (see docs and ``DESIGN.md``):
 
@@ -40,6 +43,7 @@ from chatprobe.sse import Comment, ServerSentEvent
 
 __all__ = [
     "MAX_BODY_BYTES",
+    "MISSING_DONE",
     "AssembledChoice",
     "ErrorClass",
     "RequestRecord",
@@ -55,7 +59,9 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 class ErrorClass(StrEnum):
     """Why an exchange did not end in a complete, well-formed response.
 
-    One primary class per record; secondary oddities go to ``record.anomalies``.
+    One primary class per record; secondary oddities go to ``record.anomalies``. A stream
+    that carried its finish_reason but no ``data: [DONE]`` is complete: it is not an error
+    but the anomaly :data:`MISSING_DONE` (the ``stream_done_last`` check reports it).
     """
 
     HTTP_STATUS = "http_status"  # non-2xx status other than the two below
@@ -73,10 +79,13 @@ class ErrorClass(StrEnum):
     BAD_JSON = "bad_json"  # a body or data payload that is not JSON
     MIDSTREAM_ERROR = "midstream_error"  # an error event inside a 200 stream
     TRUNCATED_STREAM = "truncated_stream"  # stream closed with no finish_reason and no [DONE]
-    MISSING_DONE = "missing_done"  # finished but no [DONE] sentinel
     EMPTY_RESPONSE = "empty_response"  # a well-formed 2xx answer with no choice in it
     CLIENT_ERROR = "client_error"  # the harness itself failed (a bug; counted, not raised)
 
+
+MISSING_DONE = "missing_done"
+"""Anomaly tag of a stream that finished (a finish_reason arrived) without ``data: [DONE]``:
+its measurements stand, and contract checks report the missing sentinel as a finding."""
 
 _STATUS_CLASSES = {429: ErrorClass.RATE_LIMITED, 503: ErrorClass.UNAVAILABLE}
 """Non-2xx statuses with a class of their own: load runs back off on them, and availability
@@ -167,6 +176,7 @@ class RequestRecord:
     events: list[TimedEvent] = field(default_factory=list)
     transport_error: ErrorClass | None = None
     transport_detail: str = ""
+    clock: str = "user"  # where arrival stamps were taken: user | kernel
 
     # --- derived by finish() ---
     chunks: list[dict[str, Any]] = field(default_factory=list)  # parsed data payloads
@@ -443,8 +453,8 @@ class RequestRecord:
         elif self.events or self.content_type == "text/event-stream":
             if not self.done:
                 if any(c.finish_reason for c in self.choices.values()):
-                    self.error_class = ErrorClass.MISSING_DONE
-                    self.error_detail = "stream ended without data: [DONE]"
+                    # Complete answer, missing sentinel: a finding, never a lost measurement.
+                    self.anomalies.append(f"{MISSING_DONE}: stream ended without data: [DONE]")
                 else:
                     self.error_class = ErrorClass.TRUNCATED_STREAM
                     self.error_detail = "stream ended without finish_reason or [DONE]"
@@ -471,29 +481,6 @@ class RequestRecord:
                 self.error_detail = f"2xx body has no usable choice (choices: {kind})"
 
     # ------------------------------------------------------------------ output
-    def to_sample(self) -> dict[str, Any]:
-        """The flat, JSON-ready per-request sample written to ``samples.jsonl``."""
-        return {
-            "provider": self.provider,
-            "model": self.model,
-            "stream": self.stream,
-            "t_wall": round(self.wall_start, 6),
-            "lag_ms": _round(self.lag_ms),
-            "ttfb_ms": _round(self.ttfb_ms),
-            "ttft_ms": _round(self.ttft_ms),
-            "itl_ms": _round(self.itl_ms),
-            "e2e_ms": _round(self.e2e_ms),
-            "total_ms": _round(self.total_ms),
-            "output_tokens": self.output_tokens,
-            "token_source": self.token_source,
-            "prompt_tokens": (self.usage or {}).get("prompt_tokens"),
-            "cost": (self.usage or {}).get("cost"),
-            "chunks": len(self.chunks),
-            "status": self.status,
-            "error_class": self.error_class.value if self.error_class else None,
-            "error_detail": self.error_detail[:300],
-        }
-
     def summary_line(self) -> str:
         parts = [f"{self.provider}/{self.model}", f"status={self.status}"]
         if self.ttft_ms is not None:
@@ -502,11 +489,6 @@ class RequestRecord:
         if self.error_class:
             parts.append(f"error={self.error_class.value}: {self.error_detail}")
         return " ".join(parts)
-
-
-def _round(ms: float | None) -> float | None:
-    """Sample times keep 0.1 microsecond: finer digits are clock noise and cost bytes."""
-    return None if ms is None else round(ms, 4)
 
 
 def _text(value: Any) -> str:

@@ -3,7 +3,8 @@
 Specs, suites, profiles and scenarios all load through :func:`load_yaml`, so every mistake
 a user can make is reported the same way: ``file:line: field: what is wrong``. Only the
 safe loader's node types are built (no Python object tags); duplicate keys, which PyYAML
-would silently overwrite, are errors.
+would silently overwrite, are errors. Validating a loaded document against its schema, with the
+same ``file:line: field:`` location, is :func:`chatprobe.specs.raise_schema_error`.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from chatprobe.errors import ConfigError
 
-__all__ = ["YamlDoc", "dotted", "load_yaml", "parse_yaml", "raise_schema_error"]
+__all__ = ["YamlDoc", "dotted", "load_yaml", "parse_yaml"]
 
 Path_ = tuple[str | int, ...]
 # libyaml's composer when available: same nodes and marks, about 10x faster on large suites.
@@ -152,26 +152,3 @@ def _scalar(node: yaml.Node, doc: YamlDoc, ctor: yaml.SafeLoader) -> Any:
         raise ConfigError(
             f"unsupported YAML value: {exc.problem}", path=doc.path, line=node.start_mark.line + 1
         ) from None
-
-
-def raise_schema_error(doc: YamlDoc, validator: jsonschema.protocols.Validator) -> None:
-    """Validate ``doc.data``; raise the most relevant error with file, line and field."""
-    errors = list(validator.iter_errors(doc.data))
-    if not errors:
-        return
-    best = jsonschema.exceptions.best_match(errors)
-    # Prefer the deepest error: it names the field a person has to fix.
-    deepest = max(errors, key=lambda e: len(e.absolute_path))
-    if len(deepest.absolute_path) > len(best.absolute_path):
-        best = deepest
-    where = tuple(best.absolute_path)
-    message = best.message
-    if best.validator == "additionalProperties":
-        message = f"{message} (allowed: {', '.join(sorted(best.schema.get('properties', {})))})"
-        # Point at the first unexpected key itself, not at the mapping that holds it.
-        known = best.schema.get("properties", {})
-        if isinstance(best.instance, dict):
-            extra = [k for k in best.instance if k not in known]
-            if extra and not best.schema.get("patternProperties"):
-                where = (*where, str(extra[0]))
-    raise doc.error(message, where)

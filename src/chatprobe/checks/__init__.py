@@ -12,12 +12,14 @@ Public API::
 
 ``registered()`` lists every check by name (the built-ins in :mod:`chatprobe.checks.builtin`);
 ``evaluate(ctx, record, case)`` runs them and decides the case outcome, turning failures the
-profile documents into deviations.
+profile documents into deviations. :class:`MatchRule` is a suite case's field rule
+(``expect.match``), judged by the ``field_match`` check.
 """
 
 from chatprobe.checks.context import CheckContext, document
 from chatprobe.checks.evaluate import CheckResult, Evaluation, evaluate, worst
 from chatprobe.checks.findings import Finding, Problem, Severity, schema_problems
+from chatprobe.checks.match import MatchRule
 from chatprobe.checks.registry import Check, check, get_check, registered
 
 __all__ = [
@@ -26,6 +28,7 @@ __all__ = [
     "CheckResult",
     "Evaluation",
     "Finding",
+    "MatchRule",
     "Problem",
     "Severity",
     "check",

@@ -1,4 +1,4 @@
-"""What a check reports: severities, problems, findings, and the one JSON-Schema renderer.
+"""What a check reports: severities, problems and findings.
 
 A check function yields :class:`Problem` objects (what is wrong, where, what was received and
 what is documented); the evaluator stamps each with the check's name and severity, making a
@@ -6,24 +6,23 @@ what is documented); the evaluator stamps each with the check's name and severit
 carries a JSON pointer into the *response document* (see :mod:`chatprobe.checks.context`),
 e.g. ``/chunks/3/id`` or ``/body/usage/total_tokens``.
 
-Schema violations are rendered in exactly one place, :func:`schema_problems`, so a failure
-against any level looks the same: pointer, message, the offending value and an excerpt of the
-schema rule that rejected it.
+Schema violations are rendered by :func:`chatprobe.specs.violations`, the one renderer
+``chatprobe validate`` uses too; :func:`schema_problems` turns each into a problem: pointer,
+message, the offending value and an excerpt of the schema rule that rejected it.
 """
 
 from __future__ import annotations
 
-import re
 import reprlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import jsonschema
 import orjson
 
 from chatprobe.scrub import scrub_text
+from chatprobe.specs import Validator, violations
 
 __all__ = [
     "MAX_PROBLEMS",
@@ -34,7 +33,6 @@ __all__ = [
     "schema_problems",
 ]
 
-_REQUIRED = re.compile(r"^'(.+)' is a required property$")
 MAX_PROBLEMS = 20  # per check and record: a broken stream of 500 chunks is one story, not 500
 
 
@@ -118,65 +116,25 @@ def excerpt(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _schema_excerpt(error: jsonschema.ValidationError) -> str:
-    """The rule that rejected the value, e.g. ``{"required": ["id", "object"]}``."""
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    rule = schema.get(error.validator) if isinstance(error.validator, str) else None
-    keyword = str(error.validator)
-    if rule is None:
-        return keyword
-    if keyword in ("anyOf", "oneOf", "allOf"):
-        return f"{keyword} of {len(rule)} alternatives"
-    if keyword in ("properties", "$defs", "items", "if", "then", "else"):
-        return keyword
-    return excerpt({keyword: rule}, limit=100)
-
-
 def schema_problems(
-    validator: jsonschema.protocols.Validator,
+    validator: Validator,
     instance: Any,
     *,
     prefix: str = "",
     label: str = "",
 ) -> Iterator[Problem]:
-    """Render every violation of ``instance`` as a :class:`Problem`.
+    """Every violation of ``instance`` (as :func:`chatprobe.specs.violations` renders it) as
+    a :class:`Problem`.
 
     ``prefix`` locates ``instance`` inside the response document (``/body``, ``/chunks/4``);
     ``label`` names the schema (``openai-strict:chunk``).
     """
-    try:
-        errors = sorted(
-            validator.iter_errors(instance),
-            key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
-        )
-    except RecursionError:  # JSON nested ~1000 deep: a finding, not a crashed check
+    for violation in violations(validator, instance):
+        where = f"{label} {violation.schema_path}".strip()
+        rule = violation.rule
         yield Problem(
-            f"payload nested too deeply to validate against {label or 'the schema'}",
-            path=prefix,
-            received="JSON nested deeper than the validator can follow",
-            documented="the documented schema",
-        )
-        return
-    for error in errors:
-        where = list(error.absolute_path)
-        missing = _REQUIRED.match(error.message) if error.validator == "required" else None
-        if missing:  # point at the field that is missing, not at its parent
-            where.append(missing.group(1))
-        pointer = prefix + "".join(f"/{part}" for part in where)
-        schema_path = "/".join(str(p) for p in error.absolute_schema_path)
-        message = error.message
-        if error.validator in ("anyOf", "oneOf") and error.context:
-            # Name the closest alternative's complaint instead of "is not valid under any".
-            best = jsonschema.exceptions.best_match(error.context)
-            message = f"{excerpt(error.instance, 60)} matches no alternative ({best.message})"
-        elif len(message) > 200:
-            message = message[:197] + "..."
-        received = error.instance
-        if missing and isinstance(received, dict):
-            received = {"keys": sorted(received)}
-        yield Problem(
-            message=f"{message} [{label} {schema_path}]" if label else message,
-            path=pointer or prefix or "/",
-            received=received,
-            documented=_schema_excerpt(error),
+            message=f"{violation.message} [{where}]" if label else violation.message,
+            path=prefix + violation.pointer or "/",
+            received=violation.received,
+            documented=rule if isinstance(rule, str) else excerpt(rule, limit=100),
         )

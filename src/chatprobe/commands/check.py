@@ -4,7 +4,8 @@ pytest runs in this process with chatprobe's plugin; the plugin writes ``contrac
 pytest ``junit.xml`` into a fresh ``results/<run-id>/`` folder (with ``meta.json``), then the
 matrix (check x provider: pass, fail, deviation, skip) is printed from ``contract.json``.
 The exit status is 0 when every case passed (deviations and expected failures included), 1 when
-a case failed or none was selected.
+a case failed or none was selected, 2 for a usage or configuration error (a broken suite, an
+unknown provider), 130 when interrupted.
 
 Any OpenAI-compatible endpoint can be checked: ``--base-url URL --api-key-env VAR --model ID``
 (materialised as a profile file, copied into the results folder) or ``--provider FILE``. Such
@@ -20,11 +21,13 @@ from typing import Any
 
 import click
 
-from chatprobe.commands.options import provider_options, provider_refs, record_profiles
+from chatprobe.cassettes import RECORD_MODES
+from chatprobe.commands.options import provider_options
+from chatprobe.endpoints import provider_refs, record_profiles
 from chatprobe.errors import ConfigError, UnknownNameError
 from chatprobe.paths import project_root
+from chatprobe.results.folder import CONTRACT, JUNIT
 
-RECORD_MODES = ("none", "once", "new_episodes", "all")
 _STYLE = {"pass": "green", "fail": "bold red", "deviation": "yellow", "skip": "dim"}
 
 
@@ -101,7 +104,7 @@ def check(
     import pytest
 
     from chatprobe.profiles import load_profile
-    from chatprobe.results import finish_meta, new_run_dir, write_meta
+    from chatprobe.results import finish_meta, new_run_dir, write_meta, write_profiles
 
     mode = record_mode or ("once" if record else "none")
     if live and mode != "none":
@@ -133,6 +136,9 @@ def check(
         models=list(models),
     )
     record_profiles(run_dir, refs)
+    # The profiles as they are now (deviation reasons, success statuses): a later report of
+    # this run reads them from the folder, never from today's specs/providers/.
+    write_profiles(run_dir, selected or [load_profile(p) for p in _all_providers()])
     args = [
         *paths,
         "-p",
@@ -142,9 +148,9 @@ def check(
         "--record-mode",
         mode,
         "--junitxml",
-        str(run_dir / "junit.xml"),
+        str(run_dir / JUNIT),
         "--chatprobe-results",
-        str(run_dir / "contract.json"),
+        str(run_dir / CONTRACT),
         "--cassette-dir",
         str(cassette_dir or root / "cassettes"),
         "-q" if verbose == 0 else "-" + "v" * verbose,
@@ -167,8 +173,9 @@ def check(
         args.append("--emulator")
     if keyword:
         args += ["-k", keyword]
-    code = int(pytest.main(args))
-    contract_path = run_dir / "contract.json"
+    watch = _InterruptWatch()
+    code = int(pytest.main(args, plugins=[watch]))
+    contract_path = run_dir / CONTRACT
     contract = _read(contract_path) if contract_path.is_file() else None
     source = (contract or {}).get("data_source", planned)
     notes = []
@@ -176,7 +183,7 @@ def check(
         notes.append("cassettes were recorded from the chatprobe emulator, not a real provider")
     finish_meta(
         run_dir,
-        interrupted=code == 2,
+        interrupted=watch.interrupted,
         notes=notes,
         data_source=_meta_source(source, planned),
     )
@@ -198,7 +205,21 @@ def check(
     if code in (3, 4):  # pytest's internal or usage error: its own message is printed above
         click.echo(f"chatprobe: error: pytest could not run the suites (exit {code})", err=True)
         sys.exit(2)
-    sys.exit(0 if code == 0 else (1 if code == 1 else code))
+    if watch.interrupted:
+        sys.exit(130)
+    # pytest: 0 every case passed, 1 a case failed, 2 collection stopped on an error.
+    sys.exit(0 if code == 0 else (1 if code == 1 else 2))
+
+
+class _InterruptWatch:
+    """A pytest plugin object that notes a Ctrl-C: pytest reports it, like a collection
+    error, as exit status 2, and chatprobe exits 130 for an interrupt."""
+
+    def __init__(self) -> None:
+        self.interrupted = False
+
+    def pytest_keyboard_interrupt(self, excinfo: Any) -> None:
+        self.interrupted = True
 
 
 def _all_providers() -> list[str]:

@@ -56,8 +56,8 @@ def derive(levels: tuple[str, ...], out: Path | None, check_only: bool) -> None:
             current = path.read_text(encoding="utf-8") if path.is_file() else None
             if current != render_suite(level, providers):
                 stale.append(str(path))
-        for path in stale:
-            click.echo(f"stale: {path} (run `chatprobe derive`)")
+        for name in stale:
+            click.echo(f"stale: {name} (run `chatprobe derive`)")
         if not stale:
             click.echo("derived suites are up to date")
         sys.exit(1 if stale else 0)

@@ -9,6 +9,7 @@ import textwrap
 
 import click
 
+from chatprobe.commands.options import provider_option
 from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.dialect import KNOBS
@@ -44,6 +45,9 @@ With a single --provider the bare /v1/... and /api/v1/... work too. Key: Bearer
 {DEMO_KEY} unless --key is given (--no-auth accepts anything).
 Ground truth: GET /_chatprobe/requests[?since=SEQ], GET /_chatprobe/stats,
 POST /_chatprobe/reset; each answer carries X-Chatprobe-Request-Id.
+--tls serves https:// instead, with a CA and certificate generated at start in a
+private temporary folder (removed on exit); the CA file's path is printed: pass
+it to clients with --ca-bundle PATH (or SSL_CERT_FILE=PATH).
 
 \b
 LATENCY: per model, lognormal TTFT and inter-token latency (median ms and sigma)
@@ -106,12 +110,9 @@ def _range(value: str) -> tuple[int, int]:
 
 
 @click.command(name="emulate", help=_HELP)
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME",
-    help="Profile to serve (repeatable; default: every shipped profile).",
+@provider_option(
+    help="Profile to serve: a shipped name or a profile file; repeatable and comma-separated "
+    "(default: every shipped profile)."
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
@@ -235,6 +236,12 @@ def _range(value: str) -> tuple[int, int]:
     metavar="on|off|tokens=N,block=B",
     help="Track prompt prefixes per model and report cached_tokens (see PREFIX CACHE).",
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve HTTPS with a certificate generated at start; clients trust it with "
+    "--ca-bundle (the CA file path is printed).",
+)
 @click.option("--cpu", type=click.IntRange(min=0), help="Pin the emulator to this CPU.")
 def emulate(
     providers: tuple[str, ...],
@@ -263,6 +270,7 @@ def emulate(
     clock: float | None,
     dialect: tuple[str, ...],
     prefix_cache: str | None,
+    tls: bool,
     cpu: int | None,
 ) -> None:
     for name in providers:
@@ -297,6 +305,7 @@ def emulate(
         clock=clock or file_clock or 1.0,
         prefix_cache=None if prefix_cache is None else PrefixCacheSettings.parse(prefix_cache),
         dialect=tuple(dialect),
+        tls=tls,
     )
     if cpu is not None:
         if not hasattr(os, "sched_setaffinity"):
@@ -322,7 +331,9 @@ async def _serve(config: EmulatorConfig) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    root = root_url(config.host, port)
+    root = root_url(config.host, port, tls=config.tls)
+    if server.ca_file:  # before the ready line: Emulator.in_subprocess reads up to it
+        click.echo(f"chatprobe emulator CA certificate: {server.ca_file}")
     click.echo(f"chatprobe emulator listening on {root} (pid {os.getpid()}, seed {config.seed})")
     for name in server.provider_names:
         click.echo(f"  {name}: {server.base_url(name)}")
@@ -331,6 +342,8 @@ async def _serve(config: EmulatorConfig) -> None:
     key = DEMO_KEY if config.keys == (DEMO_KEY,) else "one of the --key values"
     click.echo(f"  key: {'any (auth off)' if not config.auth else key}")
     click.echo(f"  ground truth: {root}/_chatprobe/requests  (Ctrl-C stops)")
+    if server.ca_file:
+        click.echo(f"  TLS: a generated certificate; clients pass --ca-bundle {server.ca_file}")
     try:
         await stop.wait()
     finally:

@@ -7,50 +7,29 @@ from pathlib import Path
 
 import click
 
-from chatprobe.load.scenario import parse_duration
+from chatprobe.commands.options import duration_option, provider_options
+from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
 
 
-def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    return parse_duration(value, what=f"--{param.name}")  # a ConfigError: one line, exit 2
+def _rate(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """``5%`` or ``0.05`` -> 0.05; anything else is a usage error (exit 2)."""
+    text = value.strip()
+    try:
+        rate = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a rate such as 5% or 0.05") from None
+    if not 0 <= rate <= 1:
+        raise click.BadParameter(f"{value!r} is not between 0% and 100%")
+    return rate
 
 
 @click.command(name="load")
 @click.argument("scenario", required=False, metavar="[SCENARIO]")
-@click.option(
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME|FILE",
-    help="Provider profile name or profile YAML file to load (repeatable); replaces or "
-    "filters the scenario's targets.",
-)
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    metavar="MODEL",
-    help="Model (repeatable). With --base-url: the model id(s) the endpoint serves (required).",
-)
-@click.option(
-    "--base-url",
-    default=None,
-    metavar="URL",
-    help="Load any OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) instead of the "
-    "scenario's providers: always live; needs --api-key-env and --model.",
-)
-@click.option(
-    "--api-key-env",
-    default=None,
-    metavar="VAR",
-    help="Environment variable holding the key for --base-url (any value for a server "
-    "without keys).",
-)
+@provider_options
 @click.option(
     "--users", type=int, help="Closed loop with N concurrent streams (replaces the shape)."
 )
-@click.option("--duration", callback=_duration, help="Run length, e.g. 30s or 2m.")
+@duration_option(help="Run length, replacing the scenario's.")
 @click.option("--requests", type=int, help="Stop after N requests instead of a duration.")
 @click.option("--rate", type=float, help="Open loop: requests per second (replaces the shape).")
 @click.option("--processes", type=int, help="locust worker processes on this machine.")
@@ -76,6 +55,15 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--emulator-url", metavar="URL", help="Use a running emulator (http://HOST:PORT).")
 @click.option("--no-pin", is_flag=True, help="Do not pin the emulator and locust to CPUs.")
 @click.option("--quiet", is_flag=True, help="No live progress line.")
+@click.option(
+    "--max-error-rate",
+    default=f"{100 * DEFAULT_MAX_ERROR_RATE:g}%",
+    show_default=True,
+    callback=_rate,
+    metavar="RATE",
+    help="Exit 1 when more than this share of measured requests failed (any error class, "
+    "429 included), e.g. 5% or 0.05.",
+)
 def load(
     scenario: str | None,
     providers: tuple[str, ...],
@@ -98,6 +86,7 @@ def load(
     emulator_url: str | None,
     no_pin: bool,
     quiet: bool,
+    max_error_rate: float,
 ) -> None:
     """Run SCENARIO (a name under loadtests/scenarios/ or a YAML file; default smoke) with
     locust, headless, and write results/<run-id>/: meta.json, plan.json, samples.jsonl
@@ -108,6 +97,11 @@ def load(
     "emulated"). A custom endpoint (--base-url URL --api-key-env VAR --model ID) replaces
     the scenario's targets and is always loaded live. Ctrl-C ends the run early and keeps a
     complete results folder marked interrupted; a second Ctrl-C stops at once.
+
+    Exit status: 0 when the run passed; 1 when its error rate is above --max-error-rate, a
+    target missed the scenario's SLO (its share of requests meeting every slo limit is below
+    slo.attainment, default 95%) or locust failed; 2 for a usage or configuration error;
+    130 when interrupted.
     """
     from rich.console import Console
 
@@ -137,9 +131,13 @@ def load(
             emulator_url=emulator_url,
             pin=not no_pin,
             progress=not quiet,
+            max_error_rate=max_error_rate,
         ),
         console=console,
     )
     if outcome.summary is not None:
-        print_summary(outcome.summary, outcome.path, Console())
+        print_summary(outcome.summary, outcome.path, Console(), outcome.failures)
+    else:
+        for reason in outcome.failures:
+            console.print(f"[red]FAILED[/] {reason}", highlight=False)
     sys.exit(outcome.exit_code)

@@ -1,78 +1,122 @@
-"""Command-line options shared by every command that talks to providers.
+"""Click options shared by the commands that talk to providers: one vocabulary everywhere.
 
-One way to name providers everywhere: ``--provider NAME`` (a shipped profile),
-``--provider path/to/profile.yaml`` (a custom profile file), or ``--base-url URL
---api-key-env VAR --model ID`` for any OpenAI-compatible endpoint without a profile.
+Each decorator adds one group of options; they compose, so a command takes the groups it
+needs and another group (say, transport timeouts) slots in beside them::
 
-A ``--base-url`` endpoint is *materialised* as a profile file
-(:func:`materialise_endpoint`): every component resolves providers with
-``load_profile(name_or_path)`` (the pytest plugin, ``plan.json`` read by locust children,
-the emulator), so a file path is what crosses process boundaries. The file is written to a
-stable temporary location (same endpoint, key variable and models -> same path) and, with
-:func:`record_profiles`, copied into the results folder of the run that used it.
+    @click.command()
+    @provider_options
+    @duration_option(default=40.0)
+    def run(providers, models, base_url, api_key_env, duration): ...
+
+The vocabulary, the same on ``check``, ``load`` and ``run``:
+
+* ``--provider NAME|FILE``: a shipped profile (``chatprobe providers``) or a profile YAML
+  file; repeatable and comma-separated (``--provider a,b --provider c``);
+* ``--model ID``: repeatable and comma-separated, like ``--provider``;
+* ``--base-url URL --api-key-env VAR --model ID``: any OpenAI-compatible endpoint without a
+  profile (turned into a profile file by :mod:`chatprobe.endpoints`);
+* ``--duration``: a :class:`Duration`: ``10`` (seconds), ``500ms``, ``10s``, ``2m``, ``1h``.
+
+Only click glue lives here; what the values mean is decided in library modules.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import click
-import yaml
 
-from chatprobe.errors import ChatprobeError, MissingKeyError
-from chatprobe.profiles import ProviderProfile, list_profiles, load_profile
-
-__all__ = [
-    "custom_endpoint_name",
-    "is_profile_file",
-    "materialise_endpoint",
-    "provider_options",
-    "provider_refs",
-    "record_profiles",
-    "resolve_providers",
-]
+__all__ = ["Duration", "duration_option", "provider_option", "provider_options", "split_list"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-PROFILE_DIR_ENV = "CHATPROBE_PROFILE_DIR"
-"""Where materialised endpoint profiles go (default: ``<tmp>/chatprobe-profiles``)."""
 
-_VARIABLE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+def split_list(values: Sequence[str]) -> tuple[str, ...]:
+    """``("a,b", " c ")`` -> ``("a", "b", "c")``: repeated and comma-separated values, in the
+    order given, duplicates and empty items dropped."""
+    items = (item.strip() for value in values for item in value.split(","))
+    return tuple(dict.fromkeys(item for item in items if item))
+
+
+def _split_callback(
+    ctx: click.Context, param: click.Parameter, value: Sequence[str] | None
+) -> tuple[str, ...]:
+    return split_list(value or ())
+
+
+class Duration(click.ParamType):
+    """A length of time in seconds: ``10`` (seconds), ``500ms``, ``10s``, ``2m`` or ``1h``.
+
+    The same rule as a scenario file's durations (:func:`chatprobe.load.scenario.parse_duration`).
+    """
+
+    name = "duration"
+
+    def __init__(self, minimum_s: float = 0.0) -> None:
+        self.minimum_s = minimum_s
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        from chatprobe.errors import ConfigError
+        from chatprobe.load.scenario import parse_duration
+
+        try:
+            seconds = parse_duration(value)
+        except ConfigError as exc:
+            self.fail(exc.detail, param, ctx)
+        if seconds < self.minimum_s:
+            self.fail(f"must be at least {self.minimum_s:g}s, got {value!r}", param, ctx)
+        return seconds
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        return "DURATION"
+
+
+_PROVIDER_HELP = (
+    "Provider profile name (see `chatprobe providers`) or profile YAML file. Repeatable and "
+    "comma-separated. Default: every shipped profile (load: the scenario's)."
+)
+
+
+def provider_option(help: str = _PROVIDER_HELP) -> Callable[[F], F]:
+    """Add ``--provider NAME|FILE`` alone (repeatable, comma-separated) as ``providers``;
+    for commands without the endpoint options, such as ``emulate``."""
+    return click.option(
+        "--provider",
+        "providers",
+        multiple=True,
+        callback=_split_callback,
+        metavar="NAME|FILE",
+        help=help,
+    )
 
 
 def provider_options(func: F) -> F:
-    """Add ``--provider``, ``--model``, ``--base-url`` and ``--api-key-env`` to a command."""
+    """Add ``--provider``, ``--model``, ``--base-url`` and ``--api-key-env`` to a command.
+
+    The command receives ``providers`` and ``models`` (tuples, commas split), ``base_url``
+    and ``api_key_env``; :func:`chatprobe.endpoints.provider_refs` turns them into profile
+    names or files.
+    """
     options = [
-        click.option(
-            "--provider",
-            "providers",
-            multiple=True,
-            metavar="NAME|FILE",
-            help="Provider profile name (see `chatprobe providers`) or a profile YAML file. "
-            "Repeatable. Default: every shipped profile.",
-        ),
+        provider_option(),
         click.option(
             "--model",
             "models",
             multiple=True,
-            metavar="MODEL",
-            help="Canonical model name or provider model id (repeatable). With --base-url: "
-            "the model id(s) the endpoint serves (required).",
+            callback=_split_callback,
+            metavar="ID",
+            help="Canonical model name or provider model id; repeatable and comma-separated. "
+            "With --base-url: the model id(s) the endpoint serves (required).",
         ),
         click.option(
             "--base-url",
             default=None,
             metavar="URL",
-            help="Any OpenAI-compatible endpoint (e.g. http://localhost:8000/v1), used instead "
-            "of a profile; needs --api-key-env and --model.",
+            help="Any OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) instead of "
+            "profiles: always called live; needs --api-key-env and --model.",
         ),
         click.option(
             "--api-key-env",
@@ -87,184 +131,15 @@ def provider_options(func: F) -> F:
     return func
 
 
-# ---------------------------------------------------------------------------- materialising
-
-
-def custom_endpoint_name(base_url: str) -> str:
-    """A profile name from the URL's host and port: ``http://localhost:8000/v1`` ->
-    ``localhost-8000``; it matches the profile schema's name pattern and never shadows a
-    shipped profile."""
-    parts = urlsplit(base_url)
-    host = (parts.hostname or "endpoint").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    raw = f"{host}-{port}" if port else host
-    name = re.sub(r"[^a-z0-9_-]+", "-", raw).strip("-_") or "endpoint"
-    if not name[0].isalnum():
-        name = f"endpoint-{name}"
-    if name in list_profiles():
-        name = f"{name}-custom"
-    return name
-
-
-def _normalise_url(base_url: str) -> str:
-    url = base_url.strip().rstrip("/")
-    if url.endswith("/chat/completions"):  # the full endpoint pasted by mistake
-        url = url[: -len("/chat/completions")]
-    if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
-        raise ChatprobeError(
-            f"--base-url must be an http:// or https:// URL such as http://localhost:8000/v1, "
-            f"got {base_url!r}"
-        )
-    return url
-
-
-def _check_endpoint_args(base_url: str, api_key_env: str | None, models: Sequence[str]) -> None:
-    if not api_key_env:
-        raise ChatprobeError(
-            "--base-url needs --api-key-env VAR: the environment variable holding the "
-            "endpoint's key (for a server without keys, set it to any value)"
-        )
-    if not _VARIABLE.match(api_key_env):
-        raise ChatprobeError(
-            f"--api-key-env takes the NAME of an environment variable (upper case, e.g. "
-            f"MY_API_KEY), got {api_key_env!r}"
-        )
-    if not models:
-        raise ChatprobeError(
-            "--base-url needs --model ID: the model id the endpoint serves (repeatable)"
-        )
-
-
-def profile_dir() -> Path:
-    """Where materialised profiles are written (``$CHATPROBE_PROFILE_DIR`` or the temp dir)."""
-    configured = os.environ.get(PROFILE_DIR_ENV)
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / "chatprobe-profiles"
-
-
-def endpoint_document(base_url: str, api_key_env: str, models: Sequence[str]) -> dict[str, Any]:
-    """The profile of a plain OpenAI-compatible endpoint: what OpenAI documents, nothing more."""
-    url = _normalise_url(base_url)
-    name = custom_endpoint_name(url)
-    return {
-        "name": name,
-        "title": f"{name} (custom endpoint {url})",
-        "docs": ["OpenAI chat completions reference (the endpoint claims compatibility)"],
-        "base_url": url,
-        "api_key_env": api_key_env,
-        "schema_level": "openai-strict",
-        "custom_endpoint": True,
-        "conventions": {
-            "success_status": [200],
-            "error_envelope": "openai",
-            "stream_usage": "include_usage",
-        },
-        "models": {model: {"id": model} for model in dict.fromkeys(models)},
-        "deviations": {},
-    }
-
-
-def materialise_endpoint(
-    base_url: str, api_key_env: str | None, models: Sequence[str], *, require_key: bool = True
-) -> Path:
-    """Write ``--base-url/--api-key-env/--model`` as a validated profile file; return its path.
-
-    The path is stable: the same URL, variable and models always give the same file (the name
-    carries a hash of the content), so parallel runs against different endpoints or models
-    never overwrite each other. The key variable must be set (``MissingKeyError`` naming it,
-    before anything starts) unless ``require_key`` is False.
-    """
-    _check_endpoint_args(base_url, api_key_env, models)
-    assert api_key_env is not None
-    document = endpoint_document(base_url, api_key_env, models)
-    text = (
-        f"# Written by chatprobe for --base-url {document['base_url']} --api-key-env "
-        f"{api_key_env}: a plain OpenAI-compatible endpoint.\n# To document deviations, copy "
-        "this file, add `deviations:` and pass it with --provider FILE.\n"
-        + yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+def duration_option(
+    *, default: float | None = None, minimum_s: float = 0.0, help: str = "Run length."
+) -> Callable[[F], F]:
+    """Add ``--duration DURATION`` (seconds as a float, or None when not given)."""
+    suffix = " Seconds, or with a unit: 500ms, 10s, 2m, 1h."
+    return click.option(
+        "--duration",
+        type=Duration(minimum_s),
+        default=default,
+        show_default=f"{default:g}s" if default is not None else False,
+        help=help + suffix,
     )
-    digest = hashlib.sha256(text.encode()).hexdigest()[:10]
-    folder = profile_dir()
-    path = folder / f"{document['name']}-{digest}.yaml"
-    if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)  # readers (other processes) never see half a file
-    profile = load_profile(str(path))  # validated like any profile file
-    if require_key and profile.api_key() is None:
-        raise MissingKeyError(
-            api_key_env,
-            profile.name,
-            f"For a server that takes no key, set it to any value (export {api_key_env}=none).",
-        )
-    return path
-
-
-def is_profile_file(ref: str) -> bool:
-    """Whether a ``--provider`` value names a file rather than a shipped profile."""
-    candidate = Path(ref)
-    return candidate.suffix in (".yaml", ".yml") or candidate.is_file()
-
-
-def provider_refs(
-    providers: Sequence[str],
-    base_url: str | None = None,
-    api_key_env: str | None = None,
-    models: Sequence[str] = (),
-    *,
-    require_key: bool = True,
-) -> list[str]:
-    """What to pass on as ``--provider`` (names or profile paths) for the command line's
-    choices: the given ones, or the materialised ``--base-url`` endpoint. Empty: the
-    command's default (every shipped profile)."""
-    if base_url:
-        if providers:
-            raise ChatprobeError("give --provider or --base-url, not both")
-        return [str(materialise_endpoint(base_url, api_key_env, models, require_key=require_key))]
-    if api_key_env:
-        raise ChatprobeError("--api-key-env is only used with --base-url URL")
-    for ref in providers:
-        load_profile(ref)  # unknown names and broken files fail here, in one line
-    return list(providers)
-
-
-def resolve_providers(
-    providers: Sequence[str],
-    base_url: str | None = None,
-    api_key_env: str | None = None,
-    models: Sequence[str] = (),
-) -> list[ProviderProfile]:
-    """Profiles for the command line's choices, in the order given."""
-    refs = provider_refs(providers, base_url, api_key_env, models) or list_profiles()
-    profiles = [load_profile(ref) for ref in refs]
-    for model in models:
-        if not any(_serves(p, model) for p in profiles):
-            # Let the first profile raise the precise "unknown model" error.
-            profiles[0].model(model)
-    return profiles
-
-
-def record_profiles(run_dir: Path, refs: Sequence[str]) -> list[Path]:
-    """Copy the profile files among ``refs`` (not shipped names) into ``run_dir``, for the
-    record: ``<run_dir>/profile-<name>.yaml``."""
-    copied = []
-    for ref in refs:
-        if not is_profile_file(ref):
-            continue
-        profile = load_profile(ref)
-        target = run_dir / f"profile-{profile.name}.yaml"
-        shutil.copyfile(ref, target)
-        copied.append(target)
-    return copied
-
-
-def _serves(profile: ProviderProfile, model: str) -> bool:
-    try:
-        profile.model(model)
-    except ChatprobeError:
-        return False
-    return True

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import click
 
-from chatprobe.report.model import DEFAULT_SLO
-
-_SLO_METRICS = ("ttft_ms", "itl_ms", "e2e_ms", "ttfb_ms")
+from chatprobe.metrics import DEFAULT_SLO, SLO_METRICS
 
 
 def parse_slo(values: tuple[str, ...]) -> dict[str, float] | None:
@@ -19,9 +17,9 @@ def parse_slo(values: tuple[str, ...]) -> dict[str, float] | None:
     for item in values:
         name, sep, value = item.partition("=")
         name = name.strip()
-        if not sep or name not in _SLO_METRICS:
+        if not sep or name not in SLO_METRICS:
             raise click.BadParameter(
-                f"expected METRIC=MS with METRIC one of {', '.join(_SLO_METRICS)}, got {item!r}",
+                f"expected METRIC=MS with METRIC one of {', '.join(SLO_METRICS)}, got {item!r}",
                 param_hint="--slo",
             )
         try:

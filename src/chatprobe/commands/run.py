@@ -29,10 +29,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from chatprobe.errors import ChatprobeError, ConfigError
+from chatprobe.commands.options import duration_option, provider_options
+from chatprobe.endpoints import provider_refs
+from chatprobe.errors import ChatprobeError, ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_SCENARIO = "compare"
 DEFAULT_DURATION_S = 40.0
@@ -69,12 +75,8 @@ def _forward_signals(state: _State) -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _split(values: tuple[str, ...]) -> list[str]:
-    return [p.strip() for v in values for p in v.split(",") if p.strip()]
-
-
-def _step(console: object, number: int, total: int, title: str) -> float:
-    console.rule(f"[bold][{number}/{total}] {title}")  # type: ignore[attr-defined]
+def _step(console: Console, number: int, total: int, title: str) -> float:
+    console.rule(f"[bold][{number}/{total}] {title}")
     return time.monotonic()
 
 
@@ -109,20 +111,11 @@ def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
     default=None,
     help="Results root (default: $CHATPROBE_RESULTS or ./results).",
 )
-@click.option(
-    "--duration",
-    type=click.FloatRange(min=1),
+@provider_options
+@duration_option(
     default=DEFAULT_DURATION_S,
-    show_default=True,
-    help="Seconds of load, the scenario's warm-up included (5 s for compare).",
-)
-@click.option(
-    "--providers",
-    "--provider",
-    "providers",
-    multiple=True,
-    metavar="NAME[,NAME]",
-    help="Only these providers (repeatable or comma-separated; default: all three).",
+    minimum_s=1.0,
+    help="Load run length, the scenario's warm-up included (5 s for compare).",
 )
 @click.option(
     "--scenario",
@@ -130,38 +123,17 @@ def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
     show_default=True,
     help="Load scenario (a name under loadtests/scenarios/ or a YAML file).",
 )
-@click.option(
-    "--base-url",
-    default=None,
-    metavar="URL",
-    help="Any OpenAI-compatible endpoint (e.g. http://localhost:8000/v1) instead of the "
-    "providers: checked and loaded live; needs --api-key-env and --model.",
-)
-@click.option(
-    "--api-key-env",
-    default=None,
-    metavar="VAR",
-    help="Environment variable holding the key for --base-url (any value for a server "
-    "without keys).",
-)
-@click.option(
-    "--model",
-    "models",
-    multiple=True,
-    metavar="ID",
-    help="With --base-url: a model id the endpoint serves (repeatable).",
-)
 @click.option("--skip-check", is_flag=True, help="No contract checks.")
 @click.option("--skip-load", is_flag=True, help="No load run.")
 def run(
     out: Path | None,
     results_dir: Path | None,
-    duration: float,
     providers: tuple[str, ...],
-    scenario: str,
+    models: tuple[str, ...],
     base_url: str | None,
     api_key_env: str | None,
-    models: tuple[str, ...],
+    duration: float,
+    scenario: str,
     skip_check: bool,
     skip_load: bool,
 ) -> None:
@@ -170,9 +142,13 @@ def run(
     With no API key set, every provider is served by the built-in emulator and the whole
     job takes about a minute; with AIMLAPI_API_KEY, APILAPLAS_API_KEY or OPENROUTER_API_KEY
     set, that provider is checked live (the load is live when every selected provider has
-    a key: pick them with --providers). With --base-url URL --api-key-env VAR --model ID,
+    a key: pick them with --provider). With --base-url URL --api-key-env VAR --model ID,
     that endpoint is checked and loaded live instead. Ctrl-C stops the measuring and still
     writes the report from what was measured. Prints the report's path.
+
+    Exit status: 0 when every step passed; 1 when a step failed (a contract case failed, the
+    load run passed its error budget or missed its SLO); 2 for a usage or configuration
+    error; 130 when interrupted. The report is written in every case.
     """
     from rich.console import Console
 
@@ -187,16 +163,11 @@ def run(
     )
 
     console = Console(stderr=True)
+    # unknown names and broken profile files fail here, before any step; --base-url becomes a
+    # profile file (its key variable must be set)
+    refs = provider_refs(providers, base_url, api_key_env, models)
     endpoint: list[str] = []  # the custom endpoint's options, passed to both steps
-    if base_url or api_key_env or models:
-        from chatprobe.commands.options import provider_refs
-
-        if not base_url:
-            raise ChatprobeError("--model and --api-key-env are used with --base-url URL")
-        if providers:
-            raise ChatprobeError("give --providers or --base-url, not both")
-        # validates, and fails naming the key variable when it is not set, before any step
-        refs = provider_refs((), base_url, api_key_env, models)
+    if base_url:
         endpoint = [
             "--base-url",
             base_url,
@@ -204,13 +175,14 @@ def run(
             str(api_key_env),
             *_each("--model", list(models)),
         ]
-        names = [load_profile(refs[0]).name]
-        live, emulated = names, []
+        chosen = {load_profile(refs[0]).name: refs[0]}
+        live, emulated = list(chosen), []
     else:
-        names = _split(providers) or list_profiles()
-        profiles = [load_profile(n) for n in names]  # an unknown name fails here, listing known
-        live = [p.name for p in profiles if p.api_key()]
-        emulated = [p.name for p in profiles if p.name not in live]
+        chosen = _serving(refs or list_profiles(), models, explicit=bool(refs))
+        live = [name for name, ref in chosen.items() if load_profile(ref).api_key()]
+        emulated = [name for name in chosen if name not in live]
+    names = list(chosen)
+    model_args = [] if endpoint else _each("--model", list(models))
     group = new_run_id()
     root = Path(results_dir) if results_dir is not None else results_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -226,16 +198,20 @@ def run(
             steps.append((f"load: {scenario}, {duration:g}s, live: {names[0]}", argv))
     elif not skip_check:
         if emulated:
-            argv = ["check", "--live", "--emulator", *_each("--provider", emulated)]
+            argv = ["check", "--live", "--emulator", *_refs(chosen, emulated), *model_args]
             steps.append((f"contract checks against the emulator: {', '.join(emulated)}", argv))
         if live:
-            argv = ["check", "--live", *_each("--provider", live)]
+            argv = ["check", "--live", *_refs(chosen, live), *model_args]
             steps.append((f"contract checks, live: {', '.join(live)}", argv))
     if not skip_load and not endpoint:
         steps.append(
             (
                 f"load: {scenario}, {duration:g}s",
-                ["load", scenario, "--duration", f"{duration:g}s", *_each("--provider", names)],
+                [
+                    *("load", scenario, "--duration", f"{duration:g}s"),
+                    *_refs(chosen, names),
+                    *model_args,
+                ],
             )
         )
     total = len(steps) + 1
@@ -245,6 +221,7 @@ def run(
     )
     state = _State()
     failed: list[str] = []
+    codes: list[int] = []  # exit statuses of the steps that failed
     started = time.monotonic()
     with _forward_signals(state):
         for number, (title, argv) in enumerate(steps, 1):
@@ -254,8 +231,9 @@ def run(
             t0 = _step(console, number, total, title)
             code = _run_child(state, argv, env)
             console.print(f"{title}: exit {code} in {time.monotonic() - t0:.1f}s")
-            if code not in (0, 1) and not state.interrupted:
+            if code != 0 and not state.interrupted:
                 failed.append(f"{title} (exit {code})")
+                codes.append(code)
         _step(console, total, total, "report")
         folders = [f for f in find_run_folders(root) if _group_of(f) == group]
         if not folders:
@@ -272,11 +250,49 @@ def run(
     if state.interrupted:
         console.print("[yellow]interrupted[/]: the report covers what was measured")
         sys.exit(130)
-    sys.exit(1 if failed else 0)
+    sys.exit(_exit_status(codes))
+
+
+def _exit_status(codes: list[int]) -> int:
+    """0 when every step passed; 2 when a step stopped on a usage or configuration error;
+    else 1 (a failed check, a load run over its error budget or SLO, a crash)."""
+    if not codes:
+        return 0
+    return 2 if 2 in codes else 1
 
 
 def _each(flag: str, values: list[str]) -> list[str]:
     return [item for value in values for item in (flag, value)]
+
+
+def _refs(chosen: dict[str, str], names: list[str]) -> list[str]:
+    """``--provider`` options for ``names``, each as given (a shipped name or a file)."""
+    return _each("--provider", [chosen[name] for name in names])
+
+
+def _serving(refs: list[str], models: tuple[str, ...], *, explicit: bool) -> dict[str, str]:
+    """Profile name -> reference for the providers to run.
+
+    Both steps get the same ``--model`` choices (canonical names), and the load step loads
+    every provider with every model, so every provider must serve every model: without
+    ``--provider`` the providers that do are picked; a chosen one that does not is an error.
+    """
+    from chatprobe.profiles import load_profile
+
+    chosen = {}
+    for ref in refs:
+        profile = load_profile(ref)  # an unknown name fails here, listing the known ones
+        missing = [m for m in models if m not in profile.models]
+        if missing and explicit:
+            raise UnknownNameError(
+                f"model for provider {profile.name!r}", missing[0], list(profile.models)
+            )
+        if not missing:
+            chosen[profile.name] = ref
+    if not chosen:
+        served = sorted({m for ref in refs for m in load_profile(ref).models})
+        raise UnknownNameError("model served by every provider", models[0], served)
+    return chosen
 
 
 def _group_of(folder: Path) -> str | None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -42,13 +44,13 @@ def validate(target: str, files: tuple[Path, ...]) -> None:
                 failed = True
                 click.echo(f"{label}: {len(violations)} violation(s) of {level}:{kind}")
                 for v in violations:
-                    click.echo(f"  {v.pointer or '/'}: {v.message}")
+                    click.echo(f"  {v}")
             else:
                 click.echo(f"{label}: valid {level}:{kind}")
     sys.exit(1 if failed else 0)
 
 
-def _payloads(path: Path, *, jsonl: bool):
+def _payloads(path: Path, *, jsonl: bool) -> Iterator[tuple[str, Any]]:
     text = sys.stdin.read() if str(path) == "-" else _read(path)
     try:
         yield str(path), json.loads(text)

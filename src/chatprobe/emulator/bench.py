@@ -15,7 +15,7 @@ import asyncio
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -86,7 +86,8 @@ class _Client(asyncio.Protocol):
         self.done = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio types the argument as BaseTransport; a stream connection's is a Transport
+        self.transport = cast(asyncio.Transport, transport)
         self._send()
 
     def _send(self) -> None:
@@ -109,8 +110,8 @@ class _Client(asyncio.Protocol):
         buffer.clear()
         if bench.running:
             self._send()
-        else:
-            self.transport.close()  # type: ignore[union-attr]
+        elif self.transport is not None:
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.done.done():

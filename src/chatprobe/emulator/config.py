@@ -42,6 +42,8 @@ class EmulatorConfig:
     an LRU of prompt prefixes and reports ``cached_tokens`` (None: off). ``dialect``:
     dialect knobs (``knob[=value]`` items, :mod:`chatprobe.emulator.dialect`) for every
     request.
+    ``tls`` serves HTTPS with a certificate generated at start (see
+    :mod:`chatprobe.emulator.certs`; clients pass its CA file with ``--ca-bundle``).
     """
 
     providers: tuple[str, ...] = ()
@@ -69,6 +71,7 @@ class EmulatorConfig:
     clock: float = 1.0
     prefix_cache: PrefixCacheSettings | None = None
     dialect: tuple[str, ...] = ()
+    tls: bool = False
 
     def __post_init__(self) -> None:
         lo, hi = self.output_tokens
@@ -155,6 +158,8 @@ class EmulatorConfig:
             args += ["--prefix-cache", str(self.prefix_cache)]
         for knob in self.dialect:
             args += ["--dialect", knob]
+        if self.tls:
+            args.append("--tls")
         return args
 
     def capacity_for(self, model: LatencyModel) -> Capacity | None:

@@ -180,10 +180,6 @@ def _bad(path: tuple[Any, ...], message: str, details: list[str] | None = None) 
     )
 
 
-def _short(message: str) -> str:
-    return message if len(message) <= 200 else message[:197] + "..."
-
-
 _VALID_SHAPES_MAX = 4096
 _valid_shapes: dict[str, set[bytes]] = {}
 
@@ -234,18 +230,16 @@ def _schema_check(profile: ProviderProfile, body: dict[str, Any]) -> None:
             known.clear()
         known.add(shape)
         return
-    import jsonschema
+    from chatprobe import specs
 
-    errors = sorted(validator.iter_errors(body), key=lambda e: [str(p) for p in e.absolute_path])
-    if not errors:
+    found = specs.violations(validator, body)  # worded like `chatprobe validate` and the checks
+    if not found:
         return
-    best = jsonschema.exceptions.best_match(errors)
-    assert best is not None
-    details = [f"{_dotted(e.absolute_path) or 'body'}: {_short(e.message)}" for e in errors[:10]]
-    path = tuple(best.absolute_path)
-    if not path:
-        raise Reject(400, f"Invalid request: {_short(best.message)}", details=details)
-    raise _bad(path, _short(best.message), details)
+    details = [f"{_dotted(v.path) or 'body'}: {v.message}" for v in found[:10]]
+    best = specs.most_relevant(found)
+    if not best.path:
+        raise Reject(400, f"Invalid request: {best.message}", details=details)
+    raise _bad(best.path, best.message, details)
 
 
 _validators: dict[str, Any] = {}

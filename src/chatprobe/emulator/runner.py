@@ -10,6 +10,9 @@
     with Emulator.in_subprocess(config, cpu=1) as emu:   # its own interpreter, pinned
         ...
 
+    with Emulator.in_thread(tls=True) as emu:  # HTTPS; trust emu.ca_file (--ca-bundle)
+        ...
+
 A thread shares the GIL with the caller, which is fine for tests at low load; load runs and
 benchmarks use a subprocess so the emulator has a core of its own. Both bind an ephemeral
 port unless the config names one, and both stop cleanly on ``close()`` or leaving the
@@ -39,7 +42,8 @@ from chatprobe.profiles import ProviderProfile, list_profiles
 
 __all__ = ["Emulator", "EmulatorStartError"]
 
-READY = re.compile(r"listening on http://\S+:(\d+)")
+READY = re.compile(r"listening on https?://\S+:(\d+)")
+CA_LINE = re.compile(r"CA certificate: (\S+)")
 
 
 class EmulatorStartError(ChatprobeError):
@@ -54,6 +58,7 @@ class Emulator:
         self.profiles = profiles
         self.port = port
         self.host = config.host
+        self.ca_file: str | None = None  # with config.tls: the CA a client must trust
         self._closed = False
         # thread mode
         self._server: EmulatorServer | None = None
@@ -93,6 +98,7 @@ class Emulator:
             raise EmulatorStartError(f"emulator did not start: {result}") from result
         emulator = cls(config, server.profiles, result)
         emulator._server, emulator._loop, emulator._thread = server, loop, thread
+        emulator.ca_file = server.ca_file
         return emulator
 
     @classmethod
@@ -131,6 +137,7 @@ class Emulator:
         threading.Thread(target=drain, name="chatprobe-emulator-stdout", daemon=True).start()
         deadline = time.monotonic() + ready_timeout
         port = None
+        ca_file = None
         while port is None:
             try:
                 line = lines.get(timeout=max(0.01, deadline - time.monotonic()))
@@ -145,13 +152,22 @@ class Emulator:
                     "emulator subprocess did not start: "
                     + (detail[-1] if detail else f"no ready line within {ready_timeout}s")
                 )
+            ca = CA_LINE.search(line)
+            if ca:
+                ca_file = ca.group(1)
             found = READY.search(line)
             if found:
                 port = int(found.group(1))
         errors.close()
         emulator = cls(config, profiles, port)
         emulator._process = process
-        emulator._http = httpx.Client(trust_env=False, timeout=30.0)
+        emulator.ca_file = ca_file
+        verify: Any = True
+        if ca_file:
+            import ssl
+
+            verify = ssl.create_default_context(cafile=ca_file)
+        emulator._http = httpx.Client(trust_env=False, timeout=30.0, verify=verify)
         return emulator
 
     # ------------------------------------------------------------------ addresses
@@ -165,12 +181,12 @@ class Emulator:
         return self._process.pid if self._process is not None else os.getpid()
 
     def url(self, path: str = "") -> str:
-        """``http://HOST:PORT`` + ``path``."""
-        return root_url(self.host, self.port) + path
+        """``http://HOST:PORT`` (``https://`` with ``config.tls``) + ``path``."""
+        return root_url(self.host, self.port, tls=self.config.tls) + path
 
     def base_url(self, provider: str | None = None) -> str:
         """The base URL a client of ``provider`` should use (``.../chat/completions`` below it)."""
-        return base_url_for(self.profiles, self.port, self.host, provider)
+        return base_url_for(self.profiles, self.port, self.host, provider, tls=self.config.tls)
 
     def profile(self, provider: str) -> ProviderProfile:
         """``provider``'s profile pointed at this emulator (for :class:`ChatClient`)."""
@@ -184,13 +200,13 @@ class Emulator:
         """Ground-truth records with a sequence number above ``since`` (see ``truth.py``)."""
         if self._server is not None:
             return self._call(lambda s: s.truth.since(since))
-        return self._get("/_chatprobe/requests", {"since": since})  # type: ignore[no-any-return]
+        return self._get("/_chatprobe/requests", {"since": since})
 
     def stats(self) -> dict[str, Any]:
         """Counters: received, completed, in_flight, by_status, by_fault, by_outcome, ..."""
         if self._server is not None:
             return self._call(lambda s: s.responder.stats())
-        return self._get("/_chatprobe/stats")  # type: ignore[no-any-return]
+        return self._get("/_chatprobe/stats")
 
     def schedule(self) -> dict[str, Any]:
         """The scheduled windows: real start/end (``perf_counter_ns``), clock, counts.
@@ -200,7 +216,7 @@ class Emulator:
         """
         if self._server is not None:
             return self._call(lambda s: s.responder.schedule_summary())
-        return self._get("/_chatprobe/schedule")  # type: ignore[no-any-return]
+        return self._get("/_chatprobe/schedule")
 
     def reset(self) -> None:
         """Forget the ground truth and the rate-limit windows; restart the schedule clock."""

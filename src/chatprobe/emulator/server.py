@@ -10,7 +10,10 @@ one ``write`` (at zero latency a whole stream is one write), later ones are sche
 Timers can fire up to about a millisecond late (epoll's resolution); the truth records the
 actual write times, not the intended ones.
 
-Keep-alive works as clients expect; pipelined requests are answered in order.
+Keep-alive works as clients expect; pipelined requests are answered in order. With
+``config.tls`` the same server speaks HTTPS (asyncio's TLS transport) with a certificate made
+at start (:mod:`chatprobe.emulator.certs`); :attr:`EmulatorServer.ca_file` is what clients
+must trust.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 import time
 from collections import deque
+from typing import cast
 
 import httptools
 
+from chatprobe.emulator.certs import Certificates, make_certificates
 from chatprobe.emulator.config import EmulatorConfig
 from chatprobe.emulator.models import served_profile
 from chatprobe.emulator.respond import (
@@ -169,7 +175,8 @@ class _Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        # asyncio types the argument as BaseTransport; a stream server's is a Transport
+        self.transport = cast(asyncio.Transport, transport)
         self.server.connections.add(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -322,6 +329,8 @@ class EmulatorServer:
     ``chatprobe emulate``; this class is for embedding in an existing loop.
     """
 
+    loop: asyncio.AbstractEventLoop  # the running loop, set by start()
+
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         names = config.providers or tuple(list_profiles())
@@ -332,7 +341,8 @@ class EmulatorServer:
         self.port = 0
         self.clock_offset = 0.0
         self._server: asyncio.Server | None = None
-        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.certificates: Certificates | None = None
+        self._ssl: ssl.SSLContext | None = None
         self._refusal_timers: list[asyncio.TimerHandle] = []
         self._stopping = False
         self._stopped: asyncio.Future[None] | None = None
@@ -341,12 +351,21 @@ class EmulatorServer:
     def provider_names(self) -> list[str]:
         return [p.name for p in self.profiles]
 
+    @property
+    def ca_file(self) -> str | None:
+        """The CA certificate a client must trust (``--ca-bundle``); None over plain HTTP."""
+        return str(self.certificates.ca_file) if self.certificates is not None else None
+
     async def start(self) -> int:
         """Bind and listen; returns the port (an ephemeral one when the config says 0)."""
         self.loop = asyncio.get_running_loop()
         # loop.time() is time.monotonic(); perf_counter is the same clock on Linux, but
         # measure the offset rather than assume it.
         self.clock_offset = self.loop.time() - time.perf_counter()
+        if self.config.tls and self.certificates is None:
+            self.certificates = make_certificates([self.config.host])
+        if self.certificates is not None:
+            self._ssl = self.certificates.server_context()
         self._server = await self._listen()
         self.port = self._server.sockets[0].getsockname()[1]
         schedule = self.responder.schedule
@@ -363,6 +382,7 @@ class EmulatorServer:
             port=self.port or self.config.port,
             backlog=2048,
             reuse_address=True,
+            ssl=self._ssl,
         )
 
     def _plan_refusals(self) -> None:
@@ -421,21 +441,31 @@ class EmulatorServer:
             await self._server.wait_closed()
             self._server = None
         self.truth.shutdown()
+        if self.certificates is not None:
+            self.certificates.remove()
+            self.certificates = None
 
     def base_url(self, provider: str | None = None, host: str | None = None) -> str:
         """Base URL for ``provider``: ``http://HOST:PORT/<provider>/v1`` (OpenRouter's
         ``/<provider>/api/v1`` shape for a profile whose real base URL has ``/api/v1``);
         with one provider served and ``provider`` None, the bare ``/v1``."""
-        return base_url_for(self.profiles, self.port, host or self.config.host, provider)
+        return base_url_for(
+            self.profiles, self.port, host or self.config.host, provider, tls=self.config.tls
+        )
 
 
 def base_url_for(
-    profiles: list[ProviderProfile], port: int, host: str, provider: str | None
+    profiles: list[ProviderProfile],
+    port: int,
+    host: str,
+    provider: str | None,
+    *,
+    tls: bool = False,
 ) -> str:
     """See :meth:`EmulatorServer.base_url`."""
     from chatprobe.errors import UnknownNameError
 
-    root = root_url(host, port)
+    root = root_url(host, port, tls=tls)
     by_name = {p.name: p for p in profiles}
     if provider is None:
         if len(profiles) != 1:
@@ -443,17 +473,18 @@ def base_url_for(
         profile = profiles[0]
         api = "/api/v1" if profile.base_url.rstrip("/").endswith("/api/v1") else "/v1"
         return root + api
-    profile = by_name.get(provider)
-    if profile is None:
+    named = by_name.get(provider)
+    if named is None:
         raise UnknownNameError("provider", provider, list(by_name))
-    api = "/api/v1" if profile.base_url.rstrip("/").endswith("/api/v1") else "/v1"
+    api = "/api/v1" if named.base_url.rstrip("/").endswith("/api/v1") else "/v1"
     return f"{root}/{provider}{api}"
 
 
-def root_url(host: str, port: int) -> str:
-    """``http://HOST:PORT`` for clients (a wildcard bind address becomes 127.0.0.1)."""
+def root_url(host: str, port: int, *, tls: bool = False) -> str:
+    """``http://HOST:PORT`` (``https://`` with ``tls``) for clients (a wildcard bind address
+    becomes 127.0.0.1)."""
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"

@@ -15,10 +15,15 @@ because gevent's monkey-patching must never enter the CLI or a pytest process. T
    marked ``interrupted``); a second signal, or a child that does not finish in time, gets
    SIGTERM then SIGKILL; if the child left no ``summary.json`` the parent builds it from
    ``samples.jsonl``;
-5. stamps ``meta.json`` finished and prints the per-target table.
+5. stamps ``meta.json`` finished and prints the per-target table, the errors by class and
+   the verdict: the exit status is 1 when the error rate passed ``--max-error-rate`` or a
+   scenario SLO was missed (:func:`chatprobe.metrics.verdict`).
+
+``meta.json``, ``plan.json`` and ``profiles.json`` (the provider profiles as they are at run
+time: prices, deviations) are written before locust starts, so the folder describes itself.
 
 A custom endpoint (``base_url``/``api_key_env`` with ``models``) is materialised as a profile
-file (:func:`chatprobe.commands.options.materialise_endpoint`) whose path becomes the targets'
+file (:func:`chatprobe.endpoints.materialise_endpoint`) whose path becomes the targets'
 provider, so the locust children resolve it from ``plan.json`` like any profile; it is always
 loaded live (its key variable must be set), never emulated, and its profile is copied into
 the results folder.
@@ -48,8 +53,19 @@ from chatprobe.load.plan import (
     missing_keys,
 )
 from chatprobe.load.scenario import Scenario, Target, load_scenario
-from chatprobe.load.summary import build_summary, iter_samples
+from chatprobe.load.summary import build_summary, read_sample_table, summary_verdict
+from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
 from chatprobe.paths import project_root
+from chatprobe.results import (
+    EMULATOR_TRUTH,
+    LOCUST_CSV_PREFIX,
+    LOCUST_LOG,
+    PLAN,
+    SAMPLES,
+    STATUS,
+    SUMMARY,
+    ProfileSnapshot,
+)
 
 __all__ = ["LoadOptions", "LoadOutcome", "run_load"]
 
@@ -84,6 +100,7 @@ class LoadOptions:
     emulator_url: str | None = None
     pin: bool = True
     progress: bool = True
+    max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -93,6 +110,7 @@ class LoadOutcome:
     summary: dict[str, Any] | None
     exit_code: int
     interrupted: bool = False
+    failures: list[str] = field(default_factory=list)  # why the run failed (exit 1)
 
 
 # ---------------------------------------------------------------------------- scenario
@@ -204,7 +222,7 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
     if options.base_url or options.api_key_env:
         from dataclasses import replace
 
-        from chatprobe.commands.options import provider_refs
+        from chatprobe.endpoints import provider_refs
 
         if options.emulator or options.emulator_url:
             raise ChatprobeError(
@@ -272,7 +290,7 @@ def _run_in(
             from chatprobe.emulator import Emulator
 
             cpu = cpus[-1] if options.pin and len(cpus) >= 2 else None
-            config = emulator_config(scenario, out / "emulator_truth.jsonl")
+            config = emulator_config(scenario, out / EMULATOR_TRUTH)
             emulator = Emulator.in_subprocess(config, cpu=cpu)
             target = EmulatorTarget(emulator.url())
         elif use_emulator:
@@ -280,7 +298,7 @@ def _run_in(
         else:
             target = None
         plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers)
-        plan_path = plan.write(out / "plan.json")
+        plan_path = plan.write(out / PLAN)
         write_meta(
             out,
             kind="load",
@@ -295,9 +313,13 @@ def _run_in(
                 {"url": target.root, "started_by_run": emulator is not None} if target else None
             ),
         )
-        from chatprobe.commands.options import record_profiles
+        from chatprobe.endpoints import record_profiles
+        from chatprobe.profiles import load_profile
+        from chatprobe.results import write_profiles
 
-        record_profiles(out, list(dict.fromkeys(t.provider for t in scenario.targets)))
+        refs = list(dict.fromkeys(t.provider for t in scenario.targets))
+        write_profiles(out, [load_profile(ref) for ref in refs])
+        record_profiles(out, refs)
         child_cpus = cpus[:-1] if emulator is not None and options.pin and len(cpus) >= 2 else []
         if (options.processes or 1) > 1:
             child_cpus = []  # several locust processes: let the kernel spread them
@@ -316,10 +338,11 @@ def _run_in(
         locust_exit_code=code,
         emulator_stats=emulator_stats,
     )
-    exit_code = 130 if interrupted else (0 if code == 0 else 1)
+    failures = summary_verdict(summary, max_error_rate=options.max_error_rate)
     if code not in (0, None) and not interrupted:
-        console.print(f"[red]locust exited with status {code}; see {out / 'locust.log'}[/]")
-    return LoadOutcome(out, summary, exit_code, interrupted)
+        failures.insert(0, f"locust exited with status {code}; see {out / LOCUST_LOG}")
+    exit_code = 130 if interrupted else (1 if failures else 0)
+    return LoadOutcome(out, summary, exit_code, interrupted, failures)
 
 
 def _decide_source(scenario: Scenario, options: LoadOptions) -> tuple[bool, list[str]]:
@@ -373,7 +396,7 @@ def _run_worker(
     target = EmulatorTarget(str(options.emulator_url)) if use_emulator else None
     with tempfile.TemporaryDirectory(prefix="chatprobe-worker-") as tmp:
         plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1)
-        plan_path = plan.write(Path(tmp) / "plan.json")
+        plan_path = plan.write(Path(tmp) / PLAN)
         args = _locust_args(plan, options, Path(tmp))
         code, interrupted = _supervise(args, plan_path, plan, Path(tmp), [], options, console)
     return LoadOutcome(None, None, 130 if interrupted else (0 if code == 0 else 1), interrupted)
@@ -405,7 +428,7 @@ def _locust_args(plan: RunPlan, options: LoadOptions, out: Path) -> list[str]:
             "--master-port",
             str(options.master_port),
         ]
-    args += ["--csv", str(out / "locust")]
+    args += ["--csv", str(out / LOCUST_CSV_PREFIX)]
     if options.processes and options.processes > 1:
         # The forked workers connect over loopback: bind the master there (locust binds every
         # interface) on a free port (on locust's fixed 5557, the workers of two runs on one
@@ -458,7 +481,7 @@ def _supervise(
 ) -> tuple[int | None, bool]:
     """Run the locust child to its end; returns (exit code, interrupted by a signal)."""
     env = {**os.environ, PLAN_ENV: str(plan_path), "PYTHONUNBUFFERED": "1"}
-    log = open(out / "locust.log", "ab")  # noqa: SIM115 (closed below)
+    log = open(out / LOCUST_LOG, "ab")  # noqa: SIM115 (closed below)
 
     def pin() -> None:
         if cpus:
@@ -552,7 +575,7 @@ class _Progress:
         from rich.live import Live
 
         self.console = console
-        self.path = out / "status.json"
+        self.path = out / STATUS
         self.plan = plan
         self.live = Live("starting locust...", console=console, refresh_per_second=4)
 
@@ -588,7 +611,7 @@ def _ensure_summary(
     """The child's summary.json, or one built here from samples.jsonl if it left none."""
     from chatprobe.results import write_json_atomic
 
-    path = out / "summary.json"
+    path = out / SUMMARY
     summary: dict[str, Any] | None = None
     if path.exists():
         try:
@@ -598,8 +621,9 @@ def _ensure_summary(
     if summary is None:
         summary = build_summary(
             plan,
-            iter_samples(out / "samples.jsonl"),
+            read_sample_table(out / SAMPLES),
             run_id=out.name,
+            profiles=ProfileSnapshot.read(out),
             interrupted=True,
             end_reason=f"locust child ended with status {code} before writing a summary",
             notes=["summary built by the parent from samples.jsonl"],
@@ -621,33 +645,65 @@ def _emulator_stats(emulator: Any) -> dict[str, Any] | None:
     return stats if isinstance(stats, dict) else None
 
 
-def print_summary(summary: dict[str, Any], path: Path | None, console: Any) -> None:
-    """A per-target table of the run's headline figures."""
+def print_summary(
+    summary: dict[str, Any], path: Path | None, console: Any, failures: list[str] | None = None
+) -> None:
+    """The run's figures as ``summary.json`` holds them (:mod:`chatprobe.metrics`): a latency
+    table and a throughput table with one row per target, then the errors by class with the
+    most common message of each, then why the run failed, if it did."""
     from rich.table import Table
 
-    table = Table(title=f"{summary.get('scenario')} ({summary.get('data_source')}), ms")
-    table.add_column("target", overflow="fold")
-    for col in ("n", "errors", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50", "tok/s"):
-        table.add_column(col, justify="right")
-
-    def ms(block: dict[str, Any], key: str) -> str:
-        value = (block or {}).get(key)
-        return "-" if value is None else f"{value:.1f}"
-
+    origin = summary.get("latency_origin", "t0")
+    titles = (
+        f"{summary.get('scenario')} ({summary.get('data_source')}): latency, ms from {origin}",
+        f"throughput over the {fmt_seconds(summary.get('window_s'))} measured window",
+    )
+    for title, columns in zip(titles, TABLES, strict=True):
+        table = Table(title=title)
+        table.add_column("target", overflow="fold")
+        for col in columns:
+            table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+        for g in summary.get("groups", []):
+            cells = summary_row(g)
+            table.add_row(f"{g['provider']}/{g['model']}", *(cells[c] for c in columns))
+        console.print(table)
+    slo = summary.get("slo") or {}
+    limits = ", ".join(f"{k} <= {v:g}" for k, v in (slo.get("limits") or {}).items())
+    rl = summary.get("rate_limited") or {}
+    console.print(
+        f"SLO ({slo.get('source', 'default')}): {limits or 'none'}; "
+        f"availability {fmt_pct(summary.get('availability'))} "
+        f"(successful / (successful + errored), rate-limited excluded); "
+        f"rate-limited {rl.get('count', 0)} ({fmt_pct(rl.get('share'))}, "
+        f"{fmt_seconds(rl.get('time_s'))})",
+        highlight=False,
+    )
+    classes = summary.get("error_classes") or []
+    if classes:
+        console.print("errors by class (most common message):", highlight=False)
+        for item in classes:
+            message = item.get("message") or "(no message)"
+            console.print(
+                f"  {item['error_class']} x{item['count']}: {message} "
+                f"(x{item.get('message_count', 0)})",
+                highlight=False,
+                markup=False,
+            )
+    else:
+        console.print("errors: none")
     for g in summary.get("groups", []):
-        errors = sum((g.get("errors") or {}).values())
-        tps = g.get("output_tokens_per_s")
-        table.add_row(
-            f"{g['provider']}/{g['model']}",
-            str(g.get("n", 0)),
-            str(errors),
-            ms(g.get("ttft_ms"), "p50"),
-            ms(g.get("ttft_ms"), "p99"),
-            ms(g.get("itl_ms"), "p50"),
-            ms(g.get("e2e_ms"), "p50"),
-            "-" if tps is None else f"{tps:.0f}",
-        )
-    console.print(table)
+        label = f"{g['provider']}/{g['model']}"
+        zero = (g.get("cost") or {}).get("prompt_tokens_zero") or 0
+        if zero:
+            console.print(
+                f"note: {label}: {zero} successful request(s) reported 0 prompt tokens for a "
+                "non-empty prompt; its cost reads low",
+                highlight=False,
+                markup=False,
+            )
+        anomalies = ", ".join(f"{tag} x{n}" for tag, n in (g.get("anomalies") or {}).items())
+        if anomalies:
+            console.print(f"anomalies: {label}: {anomalies}", highlight=False, markup=False)
     flags = []
     if summary.get("interrupted"):
         flags.append("[yellow]interrupted[/]")
@@ -660,5 +716,56 @@ def print_summary(summary: dict[str, Any], path: Path | None, console: Any) -> N
         f"samples {summary.get('samples')}  ({summary.get('warmup_samples', 0)} warm-up)  "
         + "  ".join(flags)
     )
+    for reason in failures or []:
+        console.print(f"[red]FAILED[/] {reason}", highlight=False)
     if path is not None:
         console.print(f"results: {path}")
+
+
+TABLES = (
+    ("requests", "errors", "TTFT p50", "TTFT p99", "ITL p50", "E2E p50"),
+    ("req/s", "tok/s", "goodput", "SLO met", "avail", "$/1k req"),
+)
+"""The columns of the two terminal tables (:func:`summary_row` fills them)."""
+
+
+def fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def fmt_pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def fmt_seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def fmt_usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def summary_row(g: dict[str, Any]) -> dict[str, str]:
+    """One target's cells of the terminal tables, by column name (:data:`TABLES`)."""
+
+    def p(block: str, key: str) -> str:
+        return fmt_ms((g.get(block) or {}).get(key))
+
+    return {
+        "requests": str(g.get("requests", 0)),
+        "errors": str(sum((g.get("errors") or {}).values())),
+        "TTFT p50": p("ttft_ms", "p50"),
+        "TTFT p99": p("ttft_ms", "p99"),
+        "ITL p50": p("itl_ms", "p50"),
+        "E2E p50": p("e2e_ms", "p50"),
+        "req/s": fmt_rate(g.get("requests_per_s")),
+        "tok/s": fmt_rate(g.get("output_tokens_per_s")),
+        "goodput": fmt_rate(g.get("goodput_rps")),
+        "SLO met": fmt_pct((g.get("slo") or {}).get("attainment")),
+        "avail": fmt_pct(g.get("availability")),
+        "$/1k req": fmt_usd((g.get("cost") or {}).get("per_1k_requests")),
+    }

@@ -29,7 +29,8 @@ EMULATOR_KEY = "chatprobe-emulator-key"  # the emulator's public demo key, not a
 
 @dataclass(frozen=True, slots=True)
 class EmulatorTarget:
-    """A running emulator, by its root URL ``http://HOST:PORT``.
+    """A running emulator, by its root URL ``http://HOST:PORT`` (``https://`` when it serves
+    TLS).
 
     Provider base URLs follow the emulator's layout (``/<provider>/v1``, or
     ``/<provider>/api/v1`` for a profile whose real base URL ends in ``/api/v1``).
@@ -47,7 +48,9 @@ class EmulatorTarget:
         if not parts.hostname or not parts.port:
             raise ConfigError(f"emulator URL needs a host and a port: {self.root}")
         profile = load_profile(provider)
-        return base_url_for([profile], parts.port, parts.hostname, profile.name)
+        return base_url_for(
+            [profile], parts.port, parts.hostname, profile.name, tls=parts.scheme == "https"
+        )
 
 
 @dataclass(slots=True)
@@ -60,9 +63,6 @@ class TargetPlan:
     headers: dict[str, str] = field(default_factory=dict)  # profile headers, no credentials
     key_env: str | None = None  # live: the variable holding the key
     demo_key: str | None = None  # emulated: the emulator's public key
-    price_in_per_mtok: float | None = None
-    price_out_per_mtok: float | None = None
-    price_source: str = ""
 
     @property
     def label(self) -> str:
@@ -98,7 +98,8 @@ class RunPlan:
     open_loop: OpenLoop | None = None
     requests: int | None = None
     seed: int = 1
-    slo: dict[str, float] = field(default_factory=dict)
+    slo: dict[str, float] = field(default_factory=dict)  # the scenario's limits ({}: none)
+    slo_attainment: float | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     drivers: int = 1  # processes running users: 1, or the number of locust workers
     stop_timeout_s: float = 30.0
@@ -114,8 +115,15 @@ class RunPlan:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunPlan:
-        data = dict(data)
-        data["targets"] = [TargetPlan(**t) for t in data["targets"]]
+        """A plan from ``plan.json``; fields this version does not know (such as the prices
+        that older plans carried, now in ``profiles.json``) are ignored."""
+        known = set(cls.__dataclass_fields__)
+        data = {k: v for k, v in data.items() if k in known}
+        target_fields = set(TargetPlan.__dataclass_fields__)
+        data["targets"] = [
+            TargetPlan(**{k: v for k, v in t.items() if k in target_fields})
+            for t in data["targets"]
+        ]
         data["stages"] = [Stage(**s) for s in data["stages"]]
         data["open_loop"] = OpenLoop(**data["open_loop"]) if data.get("open_loop") else None
         data["timeouts"] = Timeouts(**data["timeouts"])
@@ -141,15 +149,11 @@ def resolve_target(target: Target, emulator: EmulatorTarget | None) -> TargetPla
     """Profile lookup for one pair: live (key variable named) or pointed at the emulator."""
     profile = load_profile(target.provider)
     info = profile.model(target.model)
-    price = info.pricing
     common: dict[str, Any] = {
         "provider": profile.name,
         "model": info.name,
         "model_id": info.id,
         "headers": dict(profile.headers),
-        "price_in_per_mtok": price.input_per_mtok if price else None,
-        "price_out_per_mtok": price.output_per_mtok if price else None,
-        "price_source": price.source if price else "",
     }
     if emulator is not None:
         url = emulator.base_url(target.provider).rstrip("/") + "/chat/completions"
@@ -207,6 +211,7 @@ def build_plan(
         requests=scenario.requests,
         seed=scenario.seed,
         slo=dict(scenario.slo),
+        slo_attainment=scenario.slo_attainment,
         timeouts=scenario.timeouts,
         drivers=max(1, drivers),
         stop_timeout_s=min(scenario.timeouts.total_s, 30.0),

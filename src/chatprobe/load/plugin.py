@@ -5,7 +5,9 @@ Imported only by ``loadtests/locustfile.py`` inside the locust child (it imports
 ``ChatUser`` or open-loop ``OpenLoopUser``) and, when chatprobe manages the run, a
 ``LoadTestShape`` that applies the plan's stages and ends the run itself.
 
-Where samples go, by process role:
+Where samples go, by process role (each built by :func:`chatprobe.results.build_sample`,
+encoded by :func:`~chatprobe.results.encode_sample`, written by the one
+:class:`~chatprobe.results.SampleWriter`):
 
 * local (one process): appended to ``samples.jsonl`` and flushed, one line per request.
 * worker: kept in memory as JSON lines and shipped to the master every half second
@@ -47,10 +49,19 @@ from locust.runners import MasterRunner, WorkerRunner
 from chatprobe.load.plan import EMULATOR_KEY, PLAN_ENV, RunPlan, TargetPlan, read_plan
 from chatprobe.load.scenario import Stage, Timeouts
 from chatprobe.load.schedule import arrival_offsets, position_at, split_quota, tick
-from chatprobe.load.summary import build_summary, iter_samples
+from chatprobe.load.summary import build_summary, read_sample_table
 from chatprobe.load.user import ChatStreamUser, OpenLoopStreamUser, stream_exchange
 from chatprobe.record import RequestRecord
-from chatprobe.scrub import scrub_headers, scrub_text
+from chatprobe.results import (
+    SAMPLES,
+    STATUS,
+    SUMMARY,
+    ProfileSnapshot,
+    SampleWriter,
+    build_sample,
+    encode_sample,
+)
+from chatprobe.scrub import scrub_headers
 from chatprobe.stats import percentile
 
 __all__ = ["LoadSession", "PreparedTarget", "RequestFailed", "install"]
@@ -60,9 +71,6 @@ ABORT_GRACE_S = 2.0  # on an interrupt, requests in flight get this long to fini
 FINAL_WAIT_S = 10.0  # after stop, how long the master waits for workers' last samples
 SHIP_INTERVAL_S = 0.5  # workers send samples to the master at least this often
 EXCERPTS_PER_TARGET = 3
-STATUS_FILE = "status.json"
-SAMPLES_FILE = "samples.jsonl"
-SUMMARY_FILE = "summary.json"
 BARE_SCENARIO = "locustfile"  # the plan of a bare `locust -f loadtests/locustfile.py` run
 
 
@@ -104,24 +112,6 @@ class PreparedTarget:
         self.headers = headers
         self.request_headers = scrub_headers(headers)
         self.excerpts = 0
-
-
-class SampleFile:
-    """``samples.jsonl``: JSON lines appended and flushed as they come."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fh = open(path, "ab")  # noqa: SIM115 (closed in close())
-
-    def write(self, data: bytes) -> None:
-        if self._fh is not None:
-            self._fh.write(data)
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
 
 
 class Progress:
@@ -169,7 +159,7 @@ class LoadSession:
         self.produced = 0  # samples made in this process
         self.in_flight = 0  # open loop: requests in flight in this process
         self.progress = Progress()
-        self.sample_file: SampleFile | None = None
+        self.sample_file: SampleWriter | None = None
         self.pending: list[bytes] = []  # worker: JSON lines not yet shipped
         self._final_sent = False
         self._cpu_start: float | None = None
@@ -214,7 +204,7 @@ class LoadSession:
             runner.register_message("chatprobe_tickets", self._on_tickets)
         if self.role != "worker":
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.sample_file = SampleFile(self.out_dir / SAMPLES_FILE)
+            self.sample_file = SampleWriter(self.out_dir / SAMPLES)
             gevent.spawn(self._status_loop)
             if hasattr(signal, "SIGUSR1"):
                 gevent.signal_handler(signal.SIGUSR1, self.request_stop)
@@ -342,32 +332,32 @@ class LoadSession:
         sent_ns = record.t_sched_ns if record.t_sched_ns is not None else record.t0_ns
         offset = self.offset_s(sent_ns)
         position = position_at(self.plan.stages, offset)
-        sample = record.to_sample()
-        if sample["error_class"]:
-            sample["error_detail"] = scrub_text(sample["error_detail"])
         stage = position.stage
-        sample["scenario"] = self.plan.scenario
         if stage.rate is not None:
-            sample["users"] = self.in_flight
+            users = self.in_flight
         elif self.plan.manage_end:
-            sample["users"] = stage.users
+            users = stage.users
         else:  # a bare locust run: locust decides the count (-u, or the web UI)
-            sample["users"] = getattr(self.runner, "user_count", stage.users)
-        sample["stage"] = stage.name
-        sample["worker"] = self.worker_label
-        sample["t_offset_s"] = round(offset, 6)
-        sample["warmup"] = position.warmup
-        sample["request_id"] = record.response_headers.get("x-chatprobe-request-id")
-        if record.ok and target.excerpts < EXCERPTS_PER_TARGET:
+            users = getattr(self.runner, "user_count", stage.users)
+        excerpt = record.ok and target.excerpts < EXCERPTS_PER_TARGET
+        if excerpt:
             target.excerpts += 1
-            sample["output_excerpt"] = scrub_text(record.text[:200])
-        line = orjson.dumps(sample) + b"\n"
+        sample = build_sample(
+            record,
+            scenario=self.plan.scenario,
+            stage=stage.name,
+            users=users,
+            worker=self.worker_label,
+            t_offset_s=offset,
+            warmup=position.warmup,
+            excerpt=excerpt,
+        )
         self.produced += 1
         if self.role == "worker":
-            self.pending.append(line)
+            self.pending.append(encode_sample(sample))
         else:
             if self.sample_file is not None:
-                self.sample_file.write(line)
+                self.sample_file.write(sample)
             self._count(sample)
         self._fire(record, target, received)
 
@@ -468,7 +458,8 @@ class LoadSession:
         offset = self.offset_s()
         current = tick(self.plan.stages, offset, self.plan.drivers)
         if self.wake.is_set() or current is None:
-            return self._end()
+            self._end()
+            return None
         if current != self._last_tick:
             self._last_tick = current
             return current
@@ -483,10 +474,12 @@ class LoadSession:
         remaining = boundary - offset
         timeout = remaining if remaining <= 1.05 else 0.9
         if self.wake.wait(timeout=max(0.0, timeout)):
-            return self._end()
+            self._end()
+            return None
         current = tick(self.plan.stages, self.offset_s(), self.plan.drivers)
         if current is None:
-            return self._end()
+            self._end()
+            return None
         self._last_tick = current
         return current
 
@@ -639,7 +632,7 @@ class LoadSession:
         self.workers_seen.setdefault(client_id, self.runner.get_worker_index(client_id))
         self.worker_samples[client_id] = self.worker_samples.get(client_id, 0) + n
         if self.sample_file is not None:
-            self.sample_file.write(blob)
+            self.sample_file.write_lines(blob, n)
         for line in blob.splitlines():
             try:
                 self._count(orjson.loads(line))
@@ -670,7 +663,7 @@ class LoadSession:
             "workers": len(self.workers_seen),
             "end_reason": self.end_reason or None,
         }
-        path = self.out_dir / STATUS_FILE
+        path = self.out_dir / STATUS
         tmp = path.with_name(path.name + ".tmp")
         try:
             tmp.write_bytes(orjson.dumps(status))
@@ -749,8 +742,9 @@ class LoadSession:
         aborted = self.aborted + sum(self.worker_aborted.values())
         summary = build_summary(
             self.plan,
-            iter_samples(self.out_dir / SAMPLES_FILE),
+            read_sample_table(self.out_dir / SAMPLES),
             run_id=self.out_dir.name,
+            profiles=ProfileSnapshot.read(self.out_dir),
             end_offset_s=self.end_offset_s,
             interrupted=interrupted,
             end_reason=self.end_reason,
@@ -761,7 +755,7 @@ class LoadSession:
         )
         from chatprobe.results import write_json_atomic
 
-        write_json_atomic(self.out_dir / SUMMARY_FILE, summary)
+        write_json_atomic(self.out_dir / SUMMARY, summary)
         self.write_status("done")
 
 
@@ -808,9 +802,6 @@ def bare_target(host: str | None) -> TargetPlan:
         headers=dict(profile.headers),
         key_env="CHATPROBE_API_KEY" if explicit else (None if loopback else profile.api_key_env),
         demo_key=None if explicit or not loopback else EMULATOR_KEY,
-        price_in_per_mtok=info.pricing.input_per_mtok if info.pricing else None,
-        price_out_per_mtok=info.pricing.output_per_mtok if info.pricing else None,
-        price_source=info.pricing.source if info.pricing else "",
     )
 
 
@@ -906,8 +897,10 @@ def install(plan: RunPlan | None = None) -> dict[str, type]:
 
 
 def _write_bare_meta(session: LoadSession) -> None:
-    """A bare ``locust -f`` run has no parent to write meta.json: write it here."""
-    from chatprobe.results import write_meta
+    """A bare ``locust -f`` run has no parent to write meta.json (and the profile
+    snapshot): write them here."""
+    from chatprobe.profiles import load_profile
+    from chatprobe.results import write_meta, write_profiles
 
     plan = session.plan
     session.out_dir.mkdir(parents=True, exist_ok=True)
@@ -920,3 +913,4 @@ def _write_bare_meta(session: LoadSession) -> None:
         notes=[f"bare locust run on {socket.gethostname()}"],
         scenario=plan.scenario,
     )
+    write_profiles(session.out_dir, [load_profile(t.provider) for t in plan.targets])

@@ -15,6 +15,12 @@ the client took to get to the socket. The stamp is CLOCK_REALTIME; it is moved o
 together. When a read drains several packets the kernel reports the last one's time; when
 no stamp comes back (option unsupported, data buffered with the headers) the userspace
 clock is used. A stamp is only trusted between the request's send time and now.
+
+TLS sockets have no ``recvmsg``: the TLS layer decrypts in user space and may hold decrypted
+bytes in its own buffer (``pending()``), so a kernel stamp could not say when those bytes
+arrived anyway. Over TLS every read is stamped in user space (``perf_counter_ns`` right after
+the read returns), and a read served from bytes the TLS layer already held gets the stamp of
+the read that brought them in. :func:`stamp_source` says which clock a socket gets.
 """
 
 from __future__ import annotations
@@ -25,7 +31,14 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["KERNEL_TIMESTAMPS", "BodyTooLarge", "TotalTimeout", "read_lines", "want_timestamps"]
+__all__ = [
+    "KERNEL_TIMESTAMPS",
+    "BodyTooLarge",
+    "TotalTimeout",
+    "read_lines",
+    "stamp_source",
+    "want_timestamps",
+]
 
 # SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) from asm-generic/socket.h; Python has no constant.
 # x86-64 and arm64 use the generic value; other architectures keep stamps off.
@@ -52,9 +65,19 @@ class BodyTooLarge(Exception):
     """The body grew past the size limit; reading stopped."""
 
 
+def is_tls(sock: Any) -> bool:
+    """Whether ``sock`` is a TLS socket (decrypted in user space: no kernel stamps)."""
+    return hasattr(sock, "pending")  # ssl.SSLSocket and gevent.ssl.SSLSocket alike
+
+
+def stamp_source(sock: Any) -> str:
+    """``"kernel"`` when reads on ``sock`` can carry kernel receive stamps, else ``"user"``."""
+    return "kernel" if KERNEL_TIMESTAMPS and sock is not None and not is_tls(sock) else "user"
+
+
 def want_timestamps(sock: Any) -> bool:
-    """Ask the kernel to stamp received data on ``sock``; False where it cannot."""
-    if not KERNEL_TIMESTAMPS or sock is None:
+    """Ask the kernel to stamp received data on ``sock``; False where it cannot (TLS)."""
+    if stamp_source(sock) != "kernel":
         return False
     try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
@@ -90,6 +113,7 @@ def read_lines(
     t = t_first_ns
     sock = resp._sock
     stamped = kernel and want_timestamps(sock)
+    pending = getattr(sock, "pending", None) if not stamped else None  # TLS: bytes held
     offset = time.time_ns() - now()  # CLOCK_REALTIME - CLOCK_MONOTONIC
     unpack = _TIMESPEC.unpack
     while True:
@@ -119,6 +143,8 @@ def read_lines(
                     kt = sec * 1_000_000_000 + nsec - offset
                     if t_min_ns <= kt <= t:
                         t = kt
+        elif pending is not None and pending():
+            data = sock.recv(resp.block_size)  # decrypted already: it came with the last read
         else:
             data = sock.recv(resp.block_size)
             t = now()

@@ -19,7 +19,8 @@ from typing import Any
 
 from chatprobe.errors import ConfigError
 from chatprobe.paths import project_root, specs_dir
-from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml, raise_schema_error
+from chatprobe.specs import raise_schema_error
+from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml
 
 __all__ = [
     "OpenLoop",
@@ -50,14 +51,16 @@ _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 def parse_duration(value: Any, *, what: str = "duration") -> float:
     """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"`` or ``"1h"``."""
     if isinstance(value, bool):
-        raise ConfigError(f"{what}: expected a duration like 10s, got {value!r}")
+        raise ConfigError(f"expected a duration like 10s, got {value!r}", field=what)
     if isinstance(value, int | float):
         if value < 0:
-            raise ConfigError(f"{what}: must not be negative, got {value}")
+            raise ConfigError(f"must not be negative, got {value}", field=what)
         return float(value)
     match = _DURATION.match(str(value))
     if not match:
-        raise ConfigError(f"{what}: expected a duration like 500ms, 10s, 2m or 1h, got {value!r}")
+        raise ConfigError(
+            f"expected a duration like 500ms, 10s, 2m or 1h, got {value!r}", field=what
+        )
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
@@ -139,7 +142,8 @@ class Scenario:
     max_duration_s: float = DEFAULT_MAX_DURATION_S
     warmup_s: float = 0.0
     seed: int = 1
-    slo: dict[str, float] = field(default_factory=dict)
+    slo: dict[str, float] = field(default_factory=dict)  # per-request limits, by metric
+    slo_attainment: float | None = None  # share that must meet them (None: metrics' default)
     timeouts: Timeouts = field(default_factory=Timeouts)
     emulator: dict[str, Any] = field(default_factory=dict)
 
@@ -292,7 +296,9 @@ def _from_doc(doc: YamlDoc) -> Scenario:
             try:
                 profile.model(str(model))
             except UnknownNameError as exc:
-                where = ("targets", i, "model", m) if isinstance(entry["model"], list) else ()
+                where: tuple[str | int, ...] = (
+                    ("targets", i, "model", m) if isinstance(entry["model"], list) else ()
+                )
                 raise doc.error(str(exc), where or ("targets", i, "model")) from None
             target = Target(str(entry["provider"]), str(model))
             if target in targets:
@@ -415,7 +421,8 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         max_duration_s=duration(("max_duration",), data.get("max_duration", 600)),
         warmup_s=warmup_s,
         seed=int(data.get("seed", 1)),
-        slo={k: float(v) for k, v in (data.get("slo") or {}).items()},
+        slo={k: float(v) for k, v in (data.get("slo") or {}).items() if k != "attainment"},
+        slo_attainment=(data.get("slo") or {}).get("attainment"),
         timeouts=timeouts,
         emulator=emulator,
     )

@@ -34,7 +34,7 @@ import gevent
 from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
 from locust import FastHttpUser, constant, task
 
-from chatprobe.load.receive import BodyTooLarge, TotalTimeout, read_lines
+from chatprobe.load.receive import BodyTooLarge, TotalTimeout, read_lines, stamp_source
 from chatprobe.record import MAX_BODY_BYTES, ErrorClass, RequestRecord, TimedEvent
 from chatprobe.scrub import scrub_headers, scrub_text
 from chatprobe.sse import SSEDecoder
@@ -127,9 +127,18 @@ def stream_exchange(
             )
         record.response_headers = scrub_headers(response_headers)
         if record.content_type == "text/event-stream":
-            # whole lines per network read, stamped on arrival (see chatprobe.load.receive)
+            # whole lines per network read, stamped on arrival (see chatprobe.load.receive);
+            # over TLS in user space, since the TLS layer decrypts there
+            record.clock = stamp_source(resp._sock)
             received = read_lines(
-                resp, record.t_headers_ns, record.t0_ns, deadline, MAX_BODY_BYTES, lines, times
+                resp,
+                record.t_headers_ns,
+                record.t0_ns,
+                deadline,
+                MAX_BODY_BYTES,
+                lines,
+                times,
+                kernel=record.clock == "kernel",
             )
             tail = resp.read()
             record.t_end_ns = end = now()

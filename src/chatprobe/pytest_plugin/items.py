@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from chatprobe.errors import ChatprobeError
-from chatprobe.pytest_plugin.plugin import (
+from chatprobe.pytest_plugin.state import (
     add_result,
     custom_profiles,
     runner_for,

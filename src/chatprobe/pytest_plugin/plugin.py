@@ -1,8 +1,10 @@
 """pytest hooks for chatprobe's YAML contract suites (registered by the ``pytest11`` entry point).
 
-This module is imported into *every* pytest run, so it imports nothing but pytest and the
-standard library; suites, checks, vcrpy and the emulator load only when a suite file is
-collected. Only ``*.yaml``/``*.yml`` files below a directory named ``suites`` (or below a
+This module is imported into *every* pytest run, so it imports nothing but pytest, the
+standard library and two light chatprobe modules (:mod:`~chatprobe.pytest_plugin.state`, and
+:mod:`chatprobe.cassettes` for its record modes: vcrpy itself loads only when a cassette is
+used); suites, checks, vcrpy and the emulator load only when a suite file is collected.
+Only ``*.yaml``/``*.yml`` files below a directory named ``suites`` (or below a
 ``--chatprobe-suites`` path) are collected, one item per case x provider x model::
 
     suites/basic.yaml::hello[aimlapi-gemini-2.0-flash-exp]
@@ -24,11 +26,8 @@ from typing import Any
 
 import pytest
 
-RECORD_MODES = ("none", "once", "new_episodes", "all")  # = chatprobe.cassettes.RECORD_MODES
-
-_RUNNER = pytest.StashKey[Any]()
-_RESULTS = pytest.StashKey[list[Any]]()
-_SELECTED = pytest.StashKey[dict[str, str]]()
+from chatprobe.cassettes import RECORD_MODES
+from chatprobe.pytest_plugin.state import RESULTS, RUNNER, SELECTED
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -97,7 +96,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "chatprobe: a contract case collected from a suite YAML file"
     )
-    config.stash[_RESULTS] = []
+    config.stash[RESULTS] = []
     _check_options(config)
     # Suite paths given with --chatprobe-suites are collected as if named on the command line.
     for extra in config.getoption("chatprobe_suites") or ():
@@ -113,6 +112,7 @@ def _check_options(config: pytest.Config) -> None:
     models = config.getoption("chatprobe_models") or []
     if not providers and not models:
         return  # nothing to validate: keep the import cost away from unrelated pytest runs
+    from chatprobe.endpoints import is_profile_file
     from chatprobe.errors import ChatprobeError, UnknownNameError
     from chatprobe.profiles import list_profiles, load_profile
 
@@ -122,7 +122,7 @@ def _check_options(config: pytest.Config) -> None:
         if ref in known:
             selected[ref] = ref
             continue
-        if not (ref.endswith((".yaml", ".yml")) or Path(ref).is_file()):
+        if not is_profile_file(ref):
             raise pytest.UsageError(str(UnknownNameError("provider", ref, known)))
         try:  # a profile file: validated, and its deviations must name real checks
             from chatprobe.suites.loader import check_profile_checks
@@ -132,28 +132,18 @@ def _check_options(config: pytest.Config) -> None:
         except ChatprobeError as exc:
             raise pytest.UsageError(str(exc)) from None
         selected[profile.name] = ref
-    config.stash[_SELECTED] = selected
+    config.stash[SELECTED] = selected
     served = {m for ref in (list(selected.values()) or known) for m in load_profile(ref).models}
     for name in models:
         if name not in served:
             raise pytest.UsageError(str(UnknownNameError("model", name, sorted(served))))
 
 
-def selected_providers(config: pytest.Config) -> dict[str, str]:
-    """``--provider`` choices: profile name -> the name or profile file given (empty: all)."""
-    return config.stash.get(_SELECTED, {})
-
-
-def custom_profiles(config: pytest.Config) -> list[str]:
-    """The profile files among the ``--provider`` choices (custom providers)."""
-    return [ref for name, ref in selected_providers(config).items() if ref != name]
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
-    runner = config.stash.get(_RUNNER, None)
+    runner = config.stash.get(RUNNER, None)
     if runner is not None:
         runner.close()
-        del config.stash[_RUNNER]
+        del config.stash[RUNNER]
 
 
 def _extra_roots(config: pytest.Config) -> list[Path]:
@@ -182,31 +172,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return SuiteFile.from_parent(parent, path=file_path)
 
 
-def runner_for(config: pytest.Config) -> Any:
-    """The session's :class:`~chatprobe.suites.runner.Runner` (created on first use)."""
-    runner = config.stash.get(_RUNNER, None)
-    if runner is None:
-        from chatprobe.suites.runner import RunConfig, Runner
-
-        cassette_dir = config.getoption("chatprobe_cassette_dir")
-        runner = Runner(
-            RunConfig(
-                record_mode=config.getoption("chatprobe_record_mode"),
-                live=bool(config.getoption("chatprobe_live")),
-                emulator=bool(config.getoption("chatprobe_emulator")),
-                cassette_dir=Path(cassette_dir).resolve()
-                if cassette_dir
-                else config.rootpath / "cassettes",
-            )
-        )
-        config.stash[_RUNNER] = runner
-    return runner
-
-
-def add_result(config: pytest.Config, result: Any) -> None:
-    config.stash[_RESULTS].append(result)
-
-
 def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> Any:
     """Show documented deviations as ``D``/``DEVIATION`` instead of hiding them among passes."""
     if report.when == "call" and report.passed:
@@ -218,7 +183,7 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    results = config.stash.get(_RESULTS, [])
+    results = config.stash.get(RESULTS, [])
     target = config.getoption("chatprobe_results")
     if target:
         from chatprobe.pytest_plugin.results import write_contract
@@ -227,7 +192,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    results = config.stash.get(_RESULTS, [])
+    results = config.stash.get(RESULTS, [])
     if not results:
         return
     from chatprobe.pytest_plugin.results import summary_line

@@ -45,8 +45,10 @@ def resolve_folders(paths: list[Path] | tuple[Path, ...] = ()) -> list[Path]:
             folders.append(path)  # load_results reports a missing or broken folder
         else:
             folders.extend(latest_run_folders(path))
-    seen: set[Path] = set()
-    return [f for f in folders if not (f.resolve() in seen or seen.add(f.resolve()))]
+    first: dict[Path, Path] = {}  # each folder once, where it first appears
+    for folder in folders:
+        first.setdefault(folder.resolve(), folder)
+    return list(first.values())
 
 
 def build_report_files(

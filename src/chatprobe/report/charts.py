@@ -171,7 +171,7 @@ def line_chart(
                 markers=coords if markers else [],
             )
         )
-    legend = []
+    legend: list[tuple[float, float, Series]] = []
     col_w = plot_w / legend_cols
     for k, s in enumerate(series):
         row, col = divmod(k, legend_cols)

@@ -1,35 +1,49 @@
 """The report as plain data, computed once from results folders; renderers only format it.
 
-Every figure comes from exact per-request samples (``samples.jsonl``) when a folder has
-them, and falls back to ``summary.json`` otherwise. Definitions (see ``docs/report.md``):
+The model holds figures, never sentences (those are the views', :mod:`chatprobe.report.headline`).
+Every load figure comes from :func:`chatprobe.metrics.compute_run` on the folder's exact
+samples (``samples.jsonl`` read as typed columns), with the plan, the recorded end and the
+prices the folder captured at run time, so a report shows what ``summary.json`` shows for
+the same folder; the rules (window, SLO and the missing-metric rule, availability, cost) are
+written once, in :mod:`chatprobe.metrics`. A folder without samples falls back to its
+``summary.json``.
 
-* latency statistics use successful requests outside the warm-up; the 95% confidence
-  interval of each median is a seeded percentile bootstrap (:func:`chatprobe.stats.bootstrap_ci`)
-  up to :data:`CI_MAX_SAMPLE` values and the bootstrap's exact limit above (see
-  :func:`_median_ci`), which keeps a million-sample report fast;
-* the steady window runs from the first non-warm-up send to the last completion; requests/s,
-  output tokens/s and goodput (successful requests meeting every SLO, per second, errors in
-  the denominator) are taken over it;
-* cost per request = the profile's price x the mean prompt and output tokens of successful
-  requests; its source (documented or assumed) is the profile's.
+Nothing about a past run is read from ``specs/providers/``: prices, price sources, model
+families and documented deviation reasons come from the folder's ``profiles.json`` (and
+``contract.json``). Folders written before snapshots existed get a warning, prices from
+their ``plan.json`` where it recorded them, and no live-profile stand-ins.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-import operator
-from array import array
+import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 from chatprobe.errors import ChatprobeError
-from chatprobe.results import Results, SampleTable
-from chatprobe.stats import PCTS, bootstrap_ci, percentile, ratio_ci
+from chatprobe.metrics import (
+    DEFAULT_SLO,
+    SLO_METRICS,
+    Cost,
+    Dist,
+    GroupFigures,
+    RateLimited,
+    RunSpec,
+    SampleIndex,
+    Slo,
+    StageFigures,
+    compute_run,
+    latency_column,
+    send_offsets,
+)
+from chatprobe.results import ProfileSnapshot, Results, SampleTable
+from chatprobe.stats import median_ratio_ci, percentile
 
 __all__ = [
-    "CI_MAX_SAMPLE",
     "DEFAULT_SLO",
     "REPORT_SCHEMA_VERSION",
     "Comparison",
@@ -38,42 +52,19 @@ __all__ = [
     "GroupStats",
     "Report",
     "RunInfo",
-    "Summary",
-    "SweepPoint",
     "build_report",
+    "compare_groups",
+    "family_pair",
 ]
 
-REPORT_SCHEMA_VERSION = 1
-CI_MAX_SAMPLE = 1000
-CI_RESAMPLES = 400
+REPORT_SCHEMA_VERSION = 2
+"""2: groups carry :class:`chatprobe.metrics.GroupFigures` (the same names and values as
+``summary.json``), sweep rows are :class:`chatprobe.metrics.StageFigures`, and the
+summary sentences left the model for the views."""
 CDF_POINTS = 120
 TIMELINE_BINS = 60
 TIMELINE_MAX_POINTS = 20_000  # per group; a stride subsample beyond
-DEFAULT_SLO = {"ttft_ms": 1000.0, "itl_ms": 100.0}
 STATUS_ORDER = ("fail", "deviation", "pass", "skip")
-
-
-@dataclass
-class Dist:
-    """Percentiles of one metric, with the 95% CI of the median."""
-
-    n: int = 0
-    mean: float | None = None
-    std: float | None = None
-    min: float | None = None
-    p50: float | None = None
-    p90: float | None = None
-    p95: float | None = None
-    p99: float | None = None
-    p999: float | None = None
-    max: float | None = None
-    p50_low: float | None = None
-    p50_high: float | None = None
-
-    @classmethod
-    def from_pcts(cls, pcts: dict[str, Any] | None) -> Dist:
-        pcts = pcts or {}
-        return cls(**{k: pcts.get(k) for k in cls.__dataclass_fields__ if k in pcts})
 
 
 @dataclass
@@ -99,59 +90,20 @@ class RunInfo:
     duration_s: float | None = None
     warmup_start_s: float | None = None  # warm-up span on the t_offset_s axis
     warmup_s: float | None = None
+    profiles_captured: bool = False  # the folder holds profiles.json
 
 
 @dataclass
-class GroupStats:
-    """One provider x model in a load run."""
+class GroupStats(GroupFigures):
+    """One provider x model of a load run: its figures plus what the report draws."""
 
-    provider: str
-    model: str
-    family: str
-    data_source: str
-    run_id: str
-    requests: int = 0  # outside warm-up, any outcome
-    ok: int = 0
-    success_rate: float | None = None
-    errors: dict[str, int] = field(default_factory=dict)
-    error_messages: list[tuple[str, str, int]] = field(default_factory=list)
-    ttft: Dist = field(default_factory=Dist)
-    itl: Dist = field(default_factory=Dist)
-    e2e: Dist = field(default_factory=Dist)
-    window_s: float | None = None
-    requests_per_s: float | None = None
-    output_tokens_per_s: float | None = None
-    goodput_rps: float | None = None
-    slo_attainment: float | None = None
-    mean_output_tokens: float | None = None
-    mean_prompt_tokens: float | None = None
-    tokens_estimated: int = 0
-    cost_per_request: float | None = None
-    cost_per_1k: float | None = None
-    reported_cost_per_request: float | None = None
-    price_source: str = "none"  # documented | assumed | none
-    price_note: str = ""
+    family: str = ""
+    data_source: str = ""
+    run_id: str = ""
     free: bool = False
     excerpts: list[str] = field(default_factory=list)
     cdf: list[tuple[float, float]] = field(default_factory=list)  # (ttft ms, fraction)
     timeline: list[tuple[float, float]] = field(default_factory=list)  # (s, median ttft ms)
-    # Sorted TTFT values for comparisons; not part of report.json.
-    ttft_sorted: list[float] = field(default_factory=list, repr=False, metadata={"json": False})
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider} · {self.model}"
-
-
-@dataclass
-class SweepPoint:
-    provider: str
-    model: str
-    users: int
-    requests: int
-    requests_per_s: float | None
-    output_tokens_per_s: float | None
-    ttft_p50: float | None
 
 
 @dataclass
@@ -171,9 +123,9 @@ class Conformance:
 
 @dataclass
 class Comparison:
-    """A TTFT ratio (median of a / median of b) with its bootstrap 95% CI."""
+    """A TTFT ratio (median of a / median of b) with its 95% CI (:mod:`chatprobe.stats`)."""
 
-    kind: str  # "family" (two families at one provider) | "provider" (one family, two providers)
+    kind: str  # "family" (two versions of one family at one provider) | "provider"
     scope: str
     a: str
     b: str
@@ -184,16 +136,7 @@ class Comparison:
     ratio: float | None
     low: float | None
     high: float | None
-    verdict: str
-
-
-@dataclass
-class Summary:
-    lines: list[str] = field(default_factory=list)
-    fastest: dict[str, Any] | None = None
-    cheapest: dict[str, Any] | None = None
-    most_conformant: dict[str, Any] | None = None
-    most_available: dict[str, Any] | None = None
+    outcome: str  # a_faster | b_faster | unclear | no_data
 
 
 @dataclass
@@ -203,12 +146,12 @@ class Report:
     harness_version: str
     runs: list[RunInfo]
     data_sources: list[str]
-    slo: dict[str, float]
+    slo: dict[str, float]  # the limits goodput used (--slo, else the load runs')
+    slo_source: str = "default"  # report (--slo) | scenario | default | mixed
     groups: list[GroupStats] = field(default_factory=list)
-    sweep: list[SweepPoint] = field(default_factory=list)
+    sweep: list[StageFigures] = field(default_factory=list)
     conformance: Conformance | None = None
     comparisons: list[Comparison] = field(default_factory=list)
-    summary: Summary = field(default_factory=Summary)
     warnings: list[str] = field(default_factory=list)
     schema_version: int = REPORT_SCHEMA_VERSION
 
@@ -241,8 +184,10 @@ def build_report(
         harness_version=__version__,
         runs=runs,
         data_sources=sources,
-        slo=dict(slo or _slo_from_summaries(folders) or DEFAULT_SLO),
+        slo=dict(slo or {}),
+        slo_source="report" if slo else "default",
     )
+    used_slos: list[tuple[str, dict[str, float]]] = []
     for res in folders:
         if res.skipped_lines:
             where = ", ".join(str(n) for n in res.bad_line_numbers)
@@ -259,31 +204,46 @@ def build_report(
                 f"{res.run_id}: the run was interrupted; figures cover what was measured."
             )
         if res.samples is not None and len(res.samples):
-            groups, sweep = _groups_from_samples(res, res.samples, report.slo, report.warnings)
-            report.groups.extend(groups)
-            report.sweep.extend(sweep)
+            groups, sweep, used = _groups_from_samples(res, res.samples, slo, report.warnings)
+            used_slos.append(used)
         elif res.summary is not None:
             groups, sweep = _groups_from_summary(res)
-            report.groups.extend(groups)
-            report.sweep.extend(sweep)
+        else:
+            continue
+        report.groups.extend(groups)
+        report.sweep.extend(sweep)
+    if not slo and used_slos:
+        report.slo_source, report.slo = used_slos[0]
+        if any(limits != report.slo for _source, limits in used_slos[1:]):
+            report.slo_source = "mixed"
+            report.warnings.append(
+                "the load runs declare different SLOs; each group's goodput uses its own run's "
+                "(pass --slo to compare under one)."
+            )
     _warn_duplicates(report)
     report.conformance = _conformance([r for r in folders if r.contract is not None])
-    report.comparisons = _comparisons(report.groups)
-    report.summary = _summary(report)
+    report.comparisons = compare_groups(report.groups)
     return report
 
 
 def _folder_warnings(res: Results) -> list[str]:
-    """What a load summary or contract says about its own trustworthiness."""
+    """What a folder says about its own trustworthiness and completeness."""
     out: list[str] = []
     summary = res.summary or {}
+    if res.profiles is None and (res.samples is not None or res.summary or res.contract):
+        out.append(
+            f"{res.run_id}: written by an older chatprobe without profiles.json: prices, "
+            "model families and deviation reasons are only what the folder itself recorded "
+            "(plan.json prices, contract.json reasons); today's profiles are not used for a "
+            "past run."
+        )
     if summary.get("client_saturated"):
         out.append(
             f"{res.run_id}: the load client was saturated (send lag above its threshold): "
             "latency figures include client-side queueing."
         )
-    workers = summary.get("workers") if isinstance(summary.get("workers"), dict) else {}
-    lost = workers.get("lost") or []
+    workers = summary.get("workers")
+    lost = (workers.get("lost") if isinstance(workers, dict) else None) or []
     if lost:
         out.append(
             f"{res.run_id}: {len(lost)} load worker(s) were lost; their samples are missing."
@@ -322,6 +282,7 @@ def _run_info(res: Results) -> RunInfo:
         truncated_tail=res.truncated_tail,
         scenario=str(summary.get("scenario") or ""),
         duration_s=summary.get("duration_s"),
+        profiles_captured=res.profiles is not None,
         **_warmup_span(res.samples),
     )
 
@@ -329,253 +290,112 @@ def _run_info(res: Results) -> RunInfo:
 def _warmup_span(t: SampleTable | None) -> dict[str, float]:
     if t is None or not any(t.warmup):
         return {}
-    offsets = t.floats["t_offset_s"]
-    warm = [offsets[i] for i, w in enumerate(t.warmup) if w and offsets[i] == offsets[i]]
+    offsets = send_offsets(t)
+    warm = [o for o in itertools.compress(offsets, t.warmup) if o == o]
     if not warm:
         return {}
     return {"warmup_start_s": min(warm), "warmup_s": max(warm)}
 
 
-def _slo_from_summaries(folders: list[Results]) -> dict[str, float]:
-    for res in folders:
-        for group in (res.summary or {}).get("groups") or []:
-            slo = group.get("slo") if isinstance(group, dict) else None
-            if isinstance(slo, dict):
-                found = {
-                    k: float(v)
-                    for k, v in slo.items()
-                    if k in ("ttft_ms", "itl_ms", "e2e_ms", "ttfb_ms")
-                    and isinstance(v, int | float)
-                    and not isinstance(v, bool)
-                }
-                if found:
-                    return found
+def _recorded_end(summary: dict[str, Any] | None) -> float | None:
+    """When the run stopped, as the run recorded it in summary.json (version 1 or 2)."""
+    if not summary:
+        return None
+    timeline = summary.get("timeline")
+    end = timeline.get("end_s") if isinstance(timeline, dict) else summary.get("duration_s")
+    return float(end) if isinstance(end, int | float) and not isinstance(end, bool) else None
+
+
+def _slo_of_summary(summary: dict[str, Any] | None) -> dict[str, float]:
+    """The SLO limits an older folder without plan.json recorded in its summary."""
+    for group in (summary or {}).get("groups") or []:
+        slo = group.get("slo") if isinstance(group, dict) else None
+        if isinstance(slo, dict):
+            limits: dict[str, Any] = slo["limits"] if isinstance(slo.get("limits"), dict) else slo
+            found = {
+                k: float(v)
+                for k, v in limits.items()
+                if k in SLO_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
+            }
+            if found:
+                return found
     return {}
 
 
-def _profile_model(provider: str, model: str) -> Any:
-    from chatprobe.profiles import load_profile
-
-    try:
-        return load_profile(provider).model(model)
-    except ChatprobeError:
-        return None
-
-
-def _finite(values: Any) -> list[float]:
-    return [v for v in values if v == v and v is not None]  # NaN != NaN
+def _snapshot(res: Results) -> ProfileSnapshot | None:
+    if res.profiles is not None:
+        return res.profiles
+    if res.plan is not None:
+        return ProfileSnapshot.from_legacy_plan(res.plan)
+    return None
 
 
-def _take(col: Any, idx: list[int]) -> list[float]:
-    """``col[i]`` for ``i`` in ``idx``, NaNs (missing values) dropped."""
-    values = list(map(col.__getitem__, idx))
-    total = sum(values)
-    if total == total:  # no NaN (a NaN or inf - inf would make the sum NaN): keep them all
-        return values
-    return [v for v in values if v == v]
+def _spec(
+    res: Results, t: SampleTable, slo: dict[str, float] | None, warnings: list[str]
+) -> RunSpec:
+    """The run's plan, recorded end and captured prices, as metrics take them."""
+    from chatprobe.load.plan import RunPlan
+    from chatprobe.load.summary import run_spec
 
-
-def _dist(values: list[float], seed: int, *, ci: bool = True) -> tuple[Dist, list[float]]:
-    """Percentiles and median CI of ``values`` (NaNs dropped); also returns them sorted.
-
-    Same definitions as :func:`chatprobe.stats.percentiles`, computed from one sort (that
-    function would sort again, which matters at a million samples).
-    """
-    data = sorted(_finite(values))
-    n = len(data)
-    if not n:
-        return Dist(), data
-    mean = sum(data) / n
-    if n > 1:
-        square = sum(map(operator.mul, data, data))
-        std = math.sqrt(max(0.0, square - n * mean * mean) / (n - 1))
-    else:
-        std = 0.0
-    dist = Dist(n=n, mean=mean, std=std, min=data[0], max=data[-1])
-    for key, q in PCTS:
-        setattr(dist, key, percentile(data, q))
-    if ci:
-        dist.p50_low, dist.p50_high = _median_ci(data, seed)
-    return dist, data
-
-
-def _median_ci(data: list[float], seed: int) -> tuple[float | None, float | None]:
-    """95% CI of the median of sorted ``data``.
-
-    Up to :data:`CI_MAX_SAMPLE` values: a seeded percentile bootstrap
-    (:func:`chatprobe.stats.bootstrap_ci`). Above, the bootstrap's own limit, computed
-    instead of sampled: the median of a resample falls below the j-th order statistic with
-    binomial probability, so the interval is the pair of order statistics at
-    n/2 -+ 1.96 sqrt(n)/2 (the distribution-free CI of the median). Exact, and O(1).
-    """
-    n = len(data)
-    if n <= CI_MAX_SAMPLE:
-        _, low, high = bootstrap_ci(data, resamples=CI_RESAMPLES, seed=seed)
-        return _num(low), _num(high)
-    half = 1.959964 * math.sqrt(n) / 2
-    lo = max(0, math.floor(n / 2 - half) - 1)
-    hi = min(n - 1, math.ceil(n / 2 + half) - 1)
-    return data[lo], data[hi]
-
-
-def _ratio_ci(
-    a: list[float], b: list[float], ci_a: tuple[Any, Any], ci_b: tuple[Any, Any], seed: int
-) -> tuple[float, float, float]:
-    """median(a) / median(b) with a 95% CI: :func:`chatprobe.stats.ratio_ci` (bootstrap)
-    when both sides are small; above :data:`CI_MAX_SAMPLE`, from the two medians' CIs on the
-    log scale, where the variances of independent samples add."""
-    if len(a) <= CI_MAX_SAMPLE and len(b) <= CI_MAX_SAMPLE:
-        return ratio_ci(a, b, resamples=CI_RESAMPLES, seed=seed)
-    ma, mb = percentile(a, 50.0), percentile(b, 50.0)
-    if not (ma > 0 and mb > 0) or None in (*ci_a, *ci_b):
-        return (ma / mb if mb else math.nan), math.nan, math.nan
-    if min(*ci_a, *ci_b) <= 0:
-        return ma / mb, math.nan, math.nan
-    z = 1.959964
-    sa = (math.log(ci_a[1]) - math.log(ci_a[0])) / (2 * z)
-    sb = (math.log(ci_b[1]) - math.log(ci_b[0])) / (2 * z)
-    spread = z * math.sqrt(sa * sa + sb * sb)
-    log_ratio = math.log(ma / mb)
-    return ma / mb, math.exp(log_ratio - spread), math.exp(log_ratio + spread)
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else x
-
-
-def _price(stats: GroupStats) -> None:
-    info = _profile_model(stats.provider, stats.model)
-    if info is not None:
-        stats.family = info.family
-        stats.free = info.free
-    pricing = getattr(info, "pricing", None)
-    if pricing is None:
-        stats.price_source = "none"
-        stats.price_note = "no price in the profile"
-        return
-    source = (pricing.source or "").strip()
-    stats.price_source = "documented" if source.lower().startswith("documented") else "assumed"
-    stats.price_note = source
-    if stats.mean_output_tokens is not None:
-        # Cost is linear in tokens, so the mean cost is the cost of the mean token counts.
-        stats.cost_per_request = pricing.cost(
-            stats.mean_prompt_tokens or 0,  # type: ignore[arg-type]
-            stats.mean_output_tokens,  # type: ignore[arg-type]
-        )
-        stats.cost_per_1k = stats.cost_per_request * 1000
-
-
-def _buckets(t: SampleTable) -> list[list[int]]:
-    """Sample indices by (group, failed, warm-up): bucket ``4 * group + 2 * failed + warm``."""
-    keys = [4 * g + (2 if e else 0) + w for g, e, w in zip(t.group, t.error, t.warmup, strict=True)]
-    buckets: list[list[int]] = [[] for _ in range(4 * len(t.groups))]
-    appenders = [b.append for b in buckets]
-    for i, k in enumerate(keys):
-        appenders[k](i)
-    return buckets
+    snapshot = _snapshot(res)
+    end_s = _recorded_end(res.summary)
+    if res.plan is not None:
+        try:
+            plan = RunPlan.from_dict(res.plan)
+        except (TypeError, KeyError, ValueError, ChatprobeError) as exc:
+            warnings.append(
+                f"{res.run_id}: plan.json is not readable ({exc}); window from samples."
+            )
+        else:
+            return run_spec(plan, snapshot, end_s=end_s, slo=slo)
+    prices = {}
+    for key in t.groups:
+        info = snapshot.model(*key) if snapshot else None
+        prices[key] = info.pricing if info else None
+    limits = slo or _slo_of_summary(res.summary)
+    return RunSpec(
+        stages=None,
+        end_s=end_s,
+        slo=limits,
+        slo_source="report" if slo else "scenario",
+        prices=prices,
+    )
 
 
 def _groups_from_samples(
-    res: Results, t: SampleTable, slo: dict[str, float], warnings: list[str]
-) -> tuple[list[GroupStats], list[SweepPoint]]:
-    buckets = _buckets(t)
-    if not any(buckets[4 * g] or buckets[4 * g + 2] for g in range(len(t.groups))):
-        # Shorter than its warm-up: better figures with a warning than no figures at all.
-        warnings.append(
-            f"{res.run_id}: every request fell inside the warm-up (the run was shorter than "
-            "it); the figures include warm-up requests."
-        )
-        for g in range(len(t.groups)):
-            buckets[4 * g] += buckets[4 * g + 1]
-            buckets[4 * g + 2] += buckets[4 * g + 3]
-            buckets[4 * g + 1], buckets[4 * g + 3] = [], []
-    offsets = t.floats["t_offset_s"]
-    if len(offsets) and all(v != v for v in offsets[:100]):  # no offsets: derive from wall
-        walls = t.floats["t_wall"]
-        start = min((w for w in walls if w == w), default=0.0)
-        offsets = array("d", [w - start for w in walls])
-    e2e = t.floats["e2e_ms"]
-    starts, ends = [], []
-    for g in range(len(t.groups)):
-        ok, failed = buckets[4 * g], buckets[4 * g + 2]
-        sent = _take(offsets, ok) + _take(offsets, failed)
-        if sent:
-            starts.append(min(sent))
-        finished = [
-            o + d / 1000.0
-            for o, d in zip(map(offsets.__getitem__, ok), map(e2e.__getitem__, ok), strict=True)
-        ]
-        finished = [x for x in finished if x == x] + _take(offsets, failed)
-        if finished:
-            ends.append(max(finished))
-    window = max(ends) - min(starts) if starts and ends and max(ends) > min(starts) else None
-    if window is None and res.summary and res.summary.get("duration_s"):
-        window = float(res.summary["duration_s"])
-
-    groups: list[GroupStats] = []
-    out_tokens = t.ints["output_tokens"]
-    prompt = t.ints["prompt_tokens"]
-    for g, (provider, model) in enumerate(t.groups):
-        ok = buckets[4 * g]
-        failed = buckets[4 * g + 2]
-        if not ok and not failed:
+    res: Results, t: SampleTable, slo: dict[str, float] | None, warnings: list[str]
+) -> tuple[list[GroupStats], list[StageFigures], tuple[str, dict[str, float]]]:
+    spec = _spec(res, t, slo, warnings)
+    index = SampleIndex(t)
+    figures = compute_run(t, spec, index=index)
+    recorded = set((res.summary or {}).get("notes") or [])  # shown with the folder's warnings
+    warnings.extend(f"{res.run_id}: {note}" for note in figures.notes if note not in recorded)
+    snapshot = _snapshot(res)
+    codes = {key: g for g, key in enumerate(t.groups)}
+    open_loop = spec.open_loop_rate is not None
+    offsets = send_offsets(t)
+    ttft = latency_column(t, "ttft_ms", open_loop=open_loop)
+    groups = []
+    for fig in figures.groups:
+        g = codes.get((fig.provider, fig.model))
+        if g is None or not fig.requests:
             continue
-        stats = GroupStats(
-            provider=provider,
-            model=model,
-            family=model,
-            data_source=res.data_source,
-            run_id=res.run_id,
+        stats = GroupStats(**{f.name: getattr(fig, f.name) for f in fields(GroupFigures)})
+        info = snapshot.model(fig.provider, fig.model) if snapshot else None
+        stats.family = info.family if info else fig.model
+        stats.free = info.free if info else False
+        stats.data_source = res.data_source
+        stats.run_id = res.run_id
+        stats.cdf = _cdf(stats.ttft_sorted)
+        # successful requests, warm-up included
+        over_time = index.group(g, failed=False, warm=False) + index.group(
+            g, failed=False, warm=True
         )
-        stats.requests = len(ok) + len(failed)
-        stats.ok = len(ok)
-        stats.success_rate = stats.ok / stats.requests
-        errors = Counter(t.error_classes[t.error[i]] for i in failed)
-        stats.errors = dict(errors.most_common())
-        stats.error_messages = sorted(
-            ((cls, msg, n) for (gg, cls, msg), n in t.error_details.items() if gg == g),
-            key=lambda item: -item[2],
-        )[:8]
-        seed = g + 1
-        stats.ttft, ttft_sorted = _dist(_take(t.floats["ttft_ms"], ok), seed)
-        stats.itl, _ = _dist(_take(t.floats["itl_ms"], ok), seed)
-        stats.e2e, _ = _dist(_take(e2e, ok), seed)
-        stats.ttft_sorted = ttft_sorted
-        tokens = [v for v in [out_tokens[i] for i in ok] if v >= 0]
-        prompts = [v for v in [prompt[i] for i in ok] if v >= 0]
-        stats.mean_output_tokens = sum(tokens) / len(tokens) if tokens else None
-        stats.mean_prompt_tokens = sum(prompts) / len(prompts) if prompts else None
-        stats.tokens_estimated = t.token_estimated[g] if g < len(t.token_estimated) else 0
-        reported = _finite([t.floats["cost"][i] for i in ok])
-        stats.reported_cost_per_request = sum(reported) / len(reported) if reported else None
-        if window:
-            stats.window_s = window
-            stats.requests_per_s = stats.requests / window
-            stats.output_tokens_per_s = sum(tokens) / window
-            met = _slo_met(t, ok, slo)
-            stats.goodput_rps = met / window
-            stats.slo_attainment = met / stats.requests
-        stats.cdf = _cdf(ttft_sorted)
-        over_time = ok + buckets[4 * g + 1]  # successful, warm-up included
         over_time = over_time[:: max(1, len(over_time) // TIMELINE_MAX_POINTS)]
-        stats.timeline = _timeline(
-            [offsets[i] for i in over_time], [t.floats["ttft_ms"][i] for i in over_time]
-        )
+        stats.timeline = _timeline([offsets[i] for i in over_time], [ttft[i] for i in over_time])
         stats.excerpts = list(t.excerpts.get(g, []))
-        _price(stats)
         groups.append(stats)
-    return groups, _sweep_from_samples(t, offsets, buckets, res)
-
-
-def _slo_met(t: SampleTable, ok: list[int], slo: dict[str, float]) -> int:
-    """How many of ``ok`` meet every SLO (a missing metric fails it)."""
-    passing = ok
-    for name, limit in slo.items():
-        if name not in t.floats:
-            continue
-        col = t.floats[name]
-        passing = [i for i in passing if col[i] <= limit]  # NaN <= x is False
-    return len(passing)
+    return groups, figures.sweep, (figures.slo.source, dict(figures.slo.limits))
 
 
 def _cdf(sorted_values: list[float]) -> list[tuple[float, float]]:
@@ -603,114 +423,95 @@ def _timeline(times: list[float], values: list[float]) -> list[tuple[float, floa
     return out
 
 
-def _sweep_from_samples(
-    t: SampleTable, offsets: Any, buckets: list[list[int]], res: Results
-) -> list[SweepPoint]:
-    """Per stage x group: requests/s and output tokens/s over the stage's span."""
-    if len(t.stages) < 2:
-        return _sweep_from_summary((res.summary or {}).get("sweep") or [])
-    stage = t.stage
-    n_stages = len(t.stages)
-    n_groups = len(t.groups)
-    # Cells (stage, group), successful and failed apart: [ok indices, failed indices].
-    flat: list[tuple[list[int], list[int]]] = [([], []) for _ in range(n_stages * n_groups)]
-    for g in range(n_groups):
-        for side, failed in ((0, 0), (1, 2)):
-            indices = buckets[4 * g + failed]
-            appenders = [flat[x * n_groups + g][side].append for x in range(n_stages)]
-            for i, x in zip(indices, map(stage.__getitem__, indices), strict=True):
-                appenders[x](i)
-    # Completion offsets in seconds, once: send offset + E2E (failed requests: the send).
-    e2e = t.floats["e2e_ms"]
-    done = array("d", [o + d / 1000.0 if d == d else o for o, d in zip(offsets, e2e, strict=True)])
-    tokens_col = array("q", [v if v > 0 else 0 for v in t.ints["output_tokens"]])
-    spans = [[math.inf, -math.inf] for _ in range(n_stages)]
-    for k, (ok, failed) in enumerate(flat):
-        for idx in (ok, failed):
-            starts = _take(offsets, idx)
-            ends = _take(done, idx)
-            if starts and ends:
-                span = spans[k // n_groups]
-                span[0], span[1] = min(span[0], min(starts)), max(span[1], max(ends))
-    users_col = t.ints["users"]
-    ttft_col = t.floats["ttft_ms"]
-    points = []
-    for k, (ok, failed) in enumerate(flat):
-        if not ok and not failed:
-            continue
-        s, g = divmod(k, n_groups)
-        span = spans[s][1] - spans[s][0]
-        ttft = sorted(_take(ttft_col, ok))
-        tokens = sum(map(tokens_col.__getitem__, ok))
-        provider, model = t.groups[g]
-        users = users_col[(ok or failed)[0]]
-        requests = len(ok) + len(failed)
-        points.append(
-            SweepPoint(
-                provider=provider,
-                model=model,
-                users=int(users) if users >= 0 else 0,
-                requests=requests,
-                requests_per_s=requests / span if span > 0 else None,
-                output_tokens_per_s=tokens / span if span > 0 else None,
-                ttft_p50=percentile(ttft, 50.0) if ttft else None,
-            )
-        )
-    points.sort(key=lambda p: (p.provider, p.model, p.users))
-    return points
-
-
-def _sweep_from_summary(rows: list[Any]) -> list[SweepPoint]:
-    points = []
-    for row in rows:
-        if not isinstance(row, dict):
-            continue
-        ttft = row.get("ttft_ms") if isinstance(row.get("ttft_ms"), dict) else {}
-        points.append(
-            SweepPoint(
-                provider=str(row.get("provider", "?")),
-                model=str(row.get("model", "?")),
-                users=int(row.get("users") or 0),
-                requests=int(ttft.get("n") or 0),
-                requests_per_s=row.get("requests_per_s"),
-                output_tokens_per_s=row.get("output_tokens_per_s"),
-                ttft_p50=ttft.get("p50"),
-            )
-        )
-    return sorted(points, key=lambda p: (p.provider, p.model, p.users))
-
-
-def _groups_from_summary(res: Results) -> tuple[list[GroupStats], list[SweepPoint]]:
+def _groups_from_summary(res: Results) -> tuple[list[GroupStats], list[StageFigures]]:
+    """Figures from ``summary.json`` alone (a folder whose samples are gone)."""
     summary = res.summary or {}
+    snapshot = _snapshot(res)
+    version = summary.get("schema_version")
     groups = []
     for row in summary.get("groups") or []:
         if not isinstance(row, dict):
             continue
-        stats = GroupStats(
-            provider=str(row.get("provider", "?")),
-            model=str(row.get("model", "?")),
-            family=str(row.get("model", "?")),
-            data_source=res.data_source,
-            run_id=res.run_id,
-        )
-        stats.requests = int(row.get("n") or 0)
-        errors = row.get("errors") or {}
-        stats.errors = {str(k): int(v) for k, v in errors.items()}
-        stats.ok = max(0, stats.requests - sum(stats.errors.values()))
-        stats.success_rate = row.get("success_rate")
-        stats.ttft = Dist.from_pcts(row.get("ttft_ms"))
-        stats.itl = Dist.from_pcts(row.get("itl_ms"))
-        stats.e2e = Dist.from_pcts(row.get("e2e_ms"))
-        stats.requests_per_s = row.get("requests_per_s")
-        stats.output_tokens_per_s = row.get("output_tokens_per_s")
-        stats.goodput_rps = row.get("goodput_rps")
-        stats.window_s = summary.get("duration_s")
-        _price(stats)
-        if row.get("cost_per_1k_requests") is not None and stats.cost_per_1k is None:
-            stats.cost_per_1k = row["cost_per_1k_requests"]
-            stats.cost_per_request = stats.cost_per_1k / 1000
+        provider, model = str(row.get("provider", "?")), str(row.get("model", "?"))
+        stats = GroupStats(provider=provider, model=model, data_source=res.data_source)
+        stats.run_id = res.run_id
+        info = snapshot.model(provider, model) if snapshot else None
+        stats.family = info.family if info else model
+        stats.free = info.free if info else False
+        if version == 1:
+            _legacy_group(stats, row, summary)
+        else:
+            _group_from_dict(stats, row)
         groups.append(stats)
-    return groups, _sweep_from_summary(summary.get("sweep") or [])
+    sweep = []
+    for row in summary.get("sweep") or []:
+        if isinstance(row, dict) and version != 1:
+            sweep.append(_stage_from_dict(row))
+    return groups, sweep
+
+
+def _group_from_dict(stats: GroupStats, row: dict[str, Any]) -> None:
+    for f in fields(GroupFigures):
+        if f.name not in row or not f.metadata.get("json", True):
+            continue
+        value = row[f.name]
+        if f.name in ("ttfb_ms", "ttft_ms", "itl_ms", "e2e_ms", "output_tokens"):
+            value = Dist.from_dict(value)
+        elif f.name == "ttft_ms_from_t0":
+            value = Dist.from_dict(value) if value else None
+        elif f.name == "slo":
+            value = Slo(**_known(Slo, value))
+        elif f.name == "cost":
+            value = Cost(**_known(Cost, value))
+        elif f.name == "rate_limited":
+            value = RateLimited(**_known(RateLimited, value))
+        elif f.name == "error_messages":
+            value = [tuple(m) for m in value or [] if isinstance(m, list | tuple) and len(m) == 3]
+        setattr(stats, f.name, value)
+
+
+def _known(cls: Any, value: Any) -> dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in (value or {}).items() if k in names}
+
+
+def _stage_from_dict(row: dict[str, Any]) -> StageFigures:
+    values = _known(StageFigures, row)
+    for name in ("ttft_ms", "itl_ms"):
+        values[name] = Dist.from_dict(values.get(name))
+    values.setdefault("stage", "")
+    values.setdefault("users", 0)
+    values.setdefault("provider", "?")
+    values.setdefault("model", "?")
+    values.setdefault("window_s", 0.0)
+    return StageFigures(**values)
+
+
+def _legacy_group(stats: GroupStats, row: dict[str, Any], summary: dict[str, Any]) -> None:
+    """A version 1 summary group (before chatprobe.metrics): the figures it recorded."""
+    stats.requests = int(row.get("n") or 0)
+    stats.errors = {str(k): int(v) for k, v in (row.get("errors") or {}).items()}
+    stats.ok = max(0, stats.requests - sum(stats.errors.values()))
+    stats.success_rate = row.get("success_rate")
+    stats.ttft_ms = Dist.from_dict(row.get("ttft_ms"))
+    stats.itl_ms = Dist.from_dict(row.get("itl_ms"))
+    stats.e2e_ms = Dist.from_dict(row.get("e2e_ms"))
+    stats.ttfb_ms = Dist.from_dict(row.get("ttfb_ms"))
+    stats.requests_per_s = row.get("requests_per_s")
+    stats.output_tokens_per_s = row.get("output_tokens_per_s")
+    stats.goodput_rps = row.get("goodput_rps")
+    stats.window_s = summary.get("window_s") or summary.get("duration_s")
+    per_1k = row.get("cost_per_1k_requests")
+    stats.cost = Cost(
+        per_1k_requests=per_1k,
+        per_request=per_1k / 1000 if isinstance(per_1k, int | float) else None,
+        price_note=str(row.get("price_source") or ""),
+        price_source=(
+            "documented"
+            if str(row.get("price_source") or "").lower().startswith("documented")
+            else ("assumed" if row.get("price_source") else "none")
+        ),
+    )
 
 
 def _warn_duplicates(report: Report) -> None:
@@ -733,6 +534,7 @@ def _conformance(folders: list[Results]) -> Conformance | None:
     sources = set()
     deviations: dict[tuple[str, str], str] = {}
     evidence: dict[tuple[str, str], str] = {}
+    snapshots: dict[str, ProfileSnapshot] = {}
     for res in folders:
         contract = res.contract or {}
         sources.add(str(contract.get("data_source") or res.data_source))
@@ -743,6 +545,8 @@ def _conformance(folders: list[Results]) -> Conformance | None:
         for provider, row in matrix.items():
             if not isinstance(row, dict):
                 continue
+            if res.profiles is not None:
+                snapshots.setdefault(str(provider), res.profiles)
             target = conf.matrix.setdefault(str(provider), {})
             for check, status in row.items():
                 status = str(status)
@@ -794,7 +598,10 @@ def _conformance(folders: list[Results]) -> Conformance | None:
         for check, status in row.items():
             totals[status] = totals.get(status, 0) + 1
             if status == "deviation" and (provider, check) not in deviations:
-                deviations[(provider, check)] = _profile_deviation(provider, check)
+                # The reason as documented when the run was made (never today's profile).
+                snapshot = snapshots.get(provider)
+                reason = snapshot.deviation(provider, check) if snapshot else None
+                deviations[(provider, check)] = reason or ""
         conf.totals[provider] = totals
     conf.deviations = sorted(
         (p, c, why, evidence.get((p, c), "")) for (p, c), why in deviations.items()
@@ -806,42 +613,48 @@ def _rank(status: str) -> int:
     return STATUS_ORDER.index(status) if status in STATUS_ORDER else len(STATUS_ORDER)
 
 
-def _profile_deviation(provider: str, check: str) -> str:
-    from chatprobe.profiles import load_profile
-
-    try:
-        return load_profile(provider).deviations.get(check, "")
-    except ChatprobeError:
-        return ""
-
-
 # ----------------------------------------------------------------------------- comparisons
 
+_VERSION = re.compile(r"\d+(?:\.\d+)*")
 
-def _verdict(ratio: float | None, low: float | None, high: float | None, a: str, b: str) -> str:
-    if ratio is None or low is None or high is None:
-        return "not enough data"
+
+def family_pair(a: str, b: str) -> bool:
+    """Are ``a`` and ``b`` two versions of one model family (``gemini-2.0-flash`` and
+    ``gemini-1.5-flash``): different names that are the same once version numbers are
+    set aside? Unrelated models (``gpt-4o-mini`` and ``llama-3-8b``) are not."""
+    if a == b or not _VERSION.search(a) or not _VERSION.search(b):
+        return False
+    return _VERSION.sub("#", a) == _VERSION.sub("#", b)
+
+
+def _outcome(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "no_data"
     if high < 1:
-        return f"{a} is faster: its median TTFT is {1 / ratio:.2f}x lower (CI excludes 1)"
+        return "a_faster"
     if low > 1:
-        return f"{b} is faster: its median TTFT is {ratio:.2f}x lower (CI excludes 1)"
-    return "no clear difference (the CI includes 1)"
+        return "b_faster"
+    return "unclear"
 
 
-def _comparisons(groups: list[GroupStats]) -> list[Comparison]:
-    usable = [g for g in groups if g.ttft.n >= 2]
+def compare_groups(groups: list[GroupStats]) -> list[Comparison]:
+    """TTFT ratios worth showing: two versions of one family at one provider (only real
+    family pairs, :func:`family_pair`), and one family across providers (each against the
+    fastest)."""
+    usable = [g for g in groups if g.ttft_ms.n >= 2]
     out: list[Comparison] = []
-    # Families at one provider: e.g. Gemini 2.0 Flash vs 1.5 Flash (the seeds' claim).
+    # Versions of one family at one provider: e.g. Gemini 2.0 Flash vs 1.5 Flash.
     by_provider: dict[str, dict[str, GroupStats]] = {}
     for g in usable:
         best = by_provider.setdefault(g.provider, {}).get(g.family)
-        if best is None or g.ttft.n > best.ttft.n:
+        if best is None or g.ttft_ms.n > best.ttft_ms.n:
             by_provider[g.provider][g.family] = g
     for provider, families in sorted(by_provider.items()):
         names = sorted(families, reverse=True)  # newer versions sort later: put them first
         for i, fa in enumerate(names):
             for fb in names[i + 1 :]:
-                out.append(_compare("family", provider, families[fa], families[fb]))
+                if family_pair(fa, fb):
+                    out.append(_compare("family", provider, families[fa], families[fb]))
     # One family across providers: each against the fastest.
     by_family: dict[str, list[GroupStats]] = {}
     for g in usable:
@@ -849,7 +662,7 @@ def _comparisons(groups: list[GroupStats]) -> list[Comparison]:
     for family, members in sorted(by_family.items()):
         if len({m.provider for m in members}) < 2:
             continue
-        members = sorted(members, key=lambda m: m.ttft.p50 or math.inf)
+        members = sorted(members, key=lambda m: m.ttft_ms.p50 or math.inf)
         base = members[0]
         for other in members[1:]:
             if other.provider != base.provider:
@@ -860,150 +673,28 @@ def _comparisons(groups: list[GroupStats]) -> list[Comparison]:
 def _compare(kind: str, scope: str, a: GroupStats, b: GroupStats) -> Comparison:
     va, vb = a.ttft_sorted, b.ttft_sorted
     if va and vb:
-        ratio, low, high = _ratio_ci(
-            va, vb, (a.ttft.p50_low, a.ttft.p50_high), (b.ttft.p50_low, b.ttft.p50_high), seed=11
+        ratio, low, high = median_ratio_ci(
+            va,
+            vb,
+            ci_a=(a.ttft_ms.p50_low, a.ttft_ms.p50_high),
+            ci_b=(b.ttft_ms.p50_low, b.ttft_ms.p50_high),
+            seed=11,
         )
-    elif a.ttft.p50 and b.ttft.p50:  # summary-only folders: no CI
-        ratio, low, high = a.ttft.p50 / b.ttft.p50, math.nan, math.nan
+    elif a.ttft_ms.p50 and b.ttft_ms.p50:  # summary-only folders: no CI
+        ratio, low, high = a.ttft_ms.p50 / b.ttft_ms.p50, None, None
     else:
-        ratio = low = high = math.nan
-    name_a = a.model if kind == "family" else a.label
-    name_b = b.model if kind == "family" else b.label
-    r, lo, hi = _num(ratio), _num(low), _num(high)
+        ratio = low = high = None
     return Comparison(
         kind=kind,
         scope=scope,
-        a=name_a,
-        b=name_b,
-        a_p50=a.ttft.p50,
-        b_p50=b.ttft.p50,
-        n_a=a.ttft.n,
-        n_b=b.ttft.n,
-        ratio=r,
-        low=lo,
-        high=hi,
-        verdict=_verdict(r, lo, hi, name_a, name_b),
+        a=a.model if kind == "family" else a.label,
+        b=b.model if kind == "family" else b.label,
+        a_p50=a.ttft_ms.p50,
+        b_p50=b.ttft_ms.p50,
+        n_a=a.ttft_ms.n,
+        n_b=b.ttft_ms.n,
+        ratio=ratio,
+        low=low,
+        high=high,
+        outcome=_outcome(low, high) if ratio is not None else "no_data",
     )
-
-
-# ----------------------------------------------------------------------------- summary
-
-
-def _usd(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return "$0" if x == 0 else f"${x:,.4f}" if x >= 0.01 else f"${x:.6f}"
-
-
-def _ms(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:,.1f} ms"
-
-
-def _summary(report: Report) -> Summary:
-    s = Summary()
-    groups = [g for g in report.groups if g.ttft.p50 is not None]
-    if report.emulated:
-        s.lines.append(
-            "These numbers come from the built-in emulator: they show the harness working "
-            "end to end, not how the real providers perform."
-        )
-    if groups:
-        ranked = sorted(groups, key=lambda g: g.ttft.p50 or math.inf)
-        best = ranked[0]
-        s.fastest = {
-            "provider": best.provider,
-            "model": best.model,
-            "ttft_p50_ms": best.ttft.p50,
-            "ci": [best.ttft.p50_low, best.ttft.p50_high],
-        }
-        line = (
-            f"Fastest first token: {best.label}, median TTFT {_ms(best.ttft.p50)} "
-            f"(95% CI {_ms(best.ttft.p50_low)} to {_ms(best.ttft.p50_high)})"
-        )
-        if len(ranked) > 1 and best.ttft.p50:
-            nxt = ranked[1]
-            line += (
-                f", {(nxt.ttft.p50 or 0) / best.ttft.p50:.2f}x quicker than the next, "
-                f"{nxt.label} ({_ms(nxt.ttft.p50)})"
-            )
-        s.lines.append(line + ".")
-        streaming = sorted((g for g in groups if g.itl.p50), key=lambda g: g.itl.p50 or math.inf)
-        if streaming:
-            g = streaming[0]
-            s.lines.append(
-                f"Fastest streaming: {g.label}, median inter-token latency {_ms(g.itl.p50)} "
-                f"(about {1000 / g.itl.p50:,.0f} tokens/s per stream)."  # type: ignore[operator]
-            )
-    priced = [g for g in report.groups if g.cost_per_1k is not None]
-    if priced:
-        paid = [g for g in priced if (g.cost_per_1k or 0) > 0]
-        cheapest = min(priced, key=lambda g: g.cost_per_1k or 0)
-        s.cheapest = {
-            "provider": cheapest.provider,
-            "model": cheapest.model,
-            "cost_per_1k_usd": cheapest.cost_per_1k,
-            "price_source": cheapest.price_source,
-        }
-        line = (
-            f"Cheapest: {cheapest.label} at {_usd(cheapest.cost_per_1k)} per 1,000 requests "
-            f"({cheapest.price_source} price)"
-        )
-        if cheapest.cost_per_1k == 0 and cheapest.free:
-            line += ", a free variant with a tight rate limit"
-        if paid and cheapest not in paid:
-            cheap_paid = min(paid, key=lambda g: g.cost_per_1k or 0)
-            line += (
-                f"; cheapest paid: {cheap_paid.label} at {_usd(cheap_paid.cost_per_1k)} "
-                f"({cheap_paid.price_source})"
-            )
-        s.lines.append(line + ".")
-    if report.groups:
-        avail = max(report.groups, key=lambda g: (g.success_rate or 0, g.requests))
-        s.most_available = {
-            "provider": avail.provider,
-            "model": avail.model,
-            "success_rate": avail.success_rate,
-            "requests": avail.requests,
-        }
-        worst = min(report.groups, key=lambda g: g.success_rate or 0)
-        if len(report.groups) > 1 and worst.success_rate == avail.success_rate:
-            total = sum(g.requests for g in report.groups)
-            s.lines.append(
-                f"Availability: every provider x model answered "
-                f"{100 * (avail.success_rate or 0):.2f}% of its requests ({total:,} in all)."
-            )
-        else:
-            s.lines.append(
-                f"Most available: {avail.label}, {100 * (avail.success_rate or 0):.2f}% of "
-                f"{avail.requests:,} requests succeeded (lowest: {worst.label}, "
-                f"{100 * (worst.success_rate or 0):.2f}%)."
-            )
-    conf = report.conformance
-    if conf and conf.totals:
-
-        def key(p: str) -> tuple[int, int, int]:
-            t = conf.totals[p]
-            return (t.get("fail", 0), t.get("deviation", 0), -t.get("pass", 0))
-
-        best_p = min(conf.totals, key=key)
-        t = conf.totals[best_p]
-        checked = sum(t.values()) - t.get("skip", 0)
-        s.most_conformant = {"provider": best_p, **t}
-        s.lines.append(
-            f"Most conformant: {best_p}, {t.get('pass', 0)} of {checked} checks pass, "
-            f"{t.get('deviation', 0)} documented deviation(s), {t.get('fail', 0)} failure(s)."
-        )
-    for comp in report.comparisons:
-        if comp.kind == "family" and comp.ratio is not None:
-            ci = (
-                f" (95% CI {comp.low:.2f} to {comp.high:.2f})"
-                if comp.low is not None and comp.high is not None
-                else ""
-            )
-            s.lines.append(
-                f"At {comp.scope}, {comp.a} / {comp.b} median TTFT ratio is "
-                f"{comp.ratio:.2f}{ci}: {comp.verdict}."
-            )
-    if not s.lines or (report.emulated and len(s.lines) == 1):
-        s.lines.append("No latency or conformance data in the given results.")
-    return s

@@ -8,7 +8,6 @@ table pipes. Every output is scrubbed of secrets as the last step before it is w
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 from functools import cache
@@ -18,6 +17,7 @@ from typing import Any
 import jinja2
 import orjson
 
+from chatprobe.metrics import jsonable
 from chatprobe.report.model import Report
 from chatprobe.report.views import Section, build_sections
 from chatprobe.results import write_text_atomic
@@ -100,25 +100,9 @@ def render_markdown(report: Report, sections: list[Section] | None = None) -> st
     return scrub_text(out)
 
 
-def _jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {
-            f.name: _jsonable(getattr(obj, f.name))
-            for f in dataclasses.fields(obj)
-            if f.metadata.get("json", True)
-        }
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and obj != obj:
-        return None
-    return obj
-
-
 def render_json(report: Report) -> bytes:
     """``report.json``: the whole data model, versioned by ``schema_version``."""
-    data = _jsonable(report)
+    data = jsonable(report)
     data = {"schema_version": report.schema_version, **data}
     return orjson.dumps(scrub_obj(data), option=orjson.OPT_INDENT_2) + b"\n"
 

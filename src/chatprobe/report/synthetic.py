@@ -7,8 +7,13 @@ and the contract folder holds a matrix with passes, documented deviations, a fai
 skip. ``hostile=True`` plants HTML and script in model output and error messages, to prove
 the renderers escape them.
 
-Nothing here is used by a real run: it writes files in exactly the documented format
-(``docs/results-format.md``) through :mod:`chatprobe.results`, nothing more.
+Nothing here is used by a real run, but every file is written by the real builders, so
+names and shapes cannot drift from what runs write: ``meta.json`` by
+:func:`~chatprobe.results.write_meta`, ``profiles.json`` by
+:func:`~chatprobe.results.write_profiles`, ``plan.json`` by
+:meth:`~chatprobe.load.plan.RunPlan.write`, samples by :func:`~chatprobe.results.new_sample`
+and the :class:`~chatprobe.results.SampleWriter`, and ``summary.json`` by
+:func:`chatprobe.load.summary.build_summary` from those samples.
 """
 
 from __future__ import annotations
@@ -19,16 +24,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
-
+from chatprobe.load.plan import RunPlan, TargetPlan
+from chatprobe.load.scenario import Stage
+from chatprobe.load.summary import build_summary, read_sample_table
 from chatprobe.profiles import load_profile
 from chatprobe.results import (
+    CONTRACT,
+    PLAN,
+    SAMPLES,
+    SUMMARY,
+    ProfileSnapshot,
+    SampleWriter,
+    encode_sample,
     new_run_dir,
     new_run_id,
+    new_sample,
     write_json_atomic,
     write_meta,
+    write_profiles,
 )
-from chatprobe.stats import percentiles
 
 __all__ = ["HOSTILE_ERROR", "HOSTILE_OUTPUT", "SyntheticRun", "make_run"]
 
@@ -111,9 +125,8 @@ def make_run(
             command=["chatprobe", "check", "--offline"],
             group=group,
         )
-        write_json_atomic(
-            contract_dir / "contract.json", _contract(targets, rng, hostile, data_source)
-        )
+        write_profiles(contract_dir, [load_profile(p) for p in providers])
+        write_json_atomic(contract_dir / CONTRACT, _contract(targets, rng, hostile, data_source))
         _finish(contract_dir)
     load_dir = new_run_dir(root)
     meta = write_meta(
@@ -125,8 +138,11 @@ def make_run(
         command=["chatprobe", "load", "--scenario", "sweep", "--duration", str(duration_s)],
         group=group,
     )
-    samples = _write_samples(
-        load_dir / "samples.jsonl",
+    write_profiles(load_dir, [load_profile(p) for p in providers])
+    plan = _plan(load_dir, targets, duration_s, stages, data_source)
+    plan.write(load_dir / PLAN)
+    _write_samples(
+        load_dir / SAMPLES,
         targets,
         rng,
         n_samples,
@@ -135,7 +151,15 @@ def make_run(
         hostile,
         truncate_tail,
     )
-    write_json_atomic(load_dir / "summary.json", _summary(meta["run_id"], duration_s, samples))
+    summary = build_summary(
+        plan,
+        read_sample_table(load_dir / SAMPLES),
+        run_id=meta["run_id"],
+        profiles=ProfileSnapshot.read(load_dir),
+        end_offset_s=duration_s,
+        workers={"expected": 1, "reported": 1, "lost": []},
+    )
+    write_json_atomic(load_dir / SUMMARY, summary)
     _finish(load_dir)
     return SyntheticRun(group=group, load_dir=load_dir, contract_dir=contract_dir)
 
@@ -150,6 +174,44 @@ def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
     return median * math.exp(rng.gauss(0.0, sigma))
 
 
+def _warmup_s(duration_s: float) -> float:
+    return min(2.0, duration_s * 0.05)
+
+
+def _plan(
+    folder: Path,
+    targets: list[tuple[str, str, Any]],
+    duration_s: float,
+    stages: tuple[int, ...],
+    data_source: str,
+) -> RunPlan:
+    """The plan such a run would have had: one stage per concurrency level."""
+    stages = stages or (1,)
+    per_stage = duration_s / len(stages)
+    return RunPlan(
+        scenario="sweep",
+        out_dir=str(folder),
+        data_source=data_source,
+        targets=[
+            TargetPlan(
+                provider=provider,
+                model=model,
+                model_id=info.id,
+                url=f"http://127.0.0.1:1/{provider}/v1/chat/completions",
+                data_source=data_source,
+            )
+            for provider, model, info in targets
+        ],
+        prompts=[[{"role": "user", "content": "Write one short paragraph about rivers."}]],
+        stages=[
+            Stage(f"{u} users", per_stage, u, 0.0, _warmup_s(duration_s) if k == 0 else 0.0)
+            for k, u in enumerate(stages)
+        ],
+        shape_kind="sweep",
+        slo={"ttft_ms": 500.0, "itl_ms": 50.0},
+    )
+
+
 def _write_samples(
     path: Path,
     targets: list[tuple[str, str, Any]],
@@ -159,8 +221,8 @@ def _write_samples(
     stages: tuple[int, ...],
     hostile: bool,
     truncate_tail: bool,
-) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Write samples in time order; return a small per-group subset for summary.json."""
+) -> None:
+    """Write samples in time order, in blocks as a distributed master does."""
     stages = stages or (1,)
     per_stage = duration_s / len(stages)
     # More users, more requests per second, flattening as the provider saturates.
@@ -169,10 +231,10 @@ def _write_samples(
     for w in weights:
         bounds.append(bounds[-1] + round(n_samples * w / sum(weights)))
     bounds[-1] = n_samples
-    kept: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    warmup_s = min(2.0, duration_s * 0.05)
+    excerpts: dict[tuple[str, str], int] = {}
+    warmup_s = _warmup_s(duration_s)
     buf: list[bytes] = []
-    with open(path, "wb") as fh:
+    with SampleWriter(path) as writer:
         for i in range(n_samples):
             stage_index = next(k for k in range(len(stages)) if i < bounds[k + 1])
             share = (i - bounds[stage_index]) / max(
@@ -199,83 +261,46 @@ def _write_samples(
                     break
             if hostile and error_class is not None and rng.random() < 0.5:
                 detail = f"HTTP 503: {HOSTILE_ERROR}"
-            sample: dict[str, Any] = {
-                "provider": provider,
-                "model": model,
-                "stream": True,
-                "t_wall": 1_744_217_603.0 + t_offset,
-                "lag_ms": abs(rng.gauss(0.3, 0.2)),
-                "ttfb_ms": ttft * 0.6,
-                "ttft_ms": None if error_class else ttft,
-                "itl_ms": None if error_class else itl,
-                "e2e_ms": None if error_class else ttft + itl * (tokens - 1),
-                "total_ms": None if error_class else ttft + itl * (tokens - 1) + 0.2,
-                "output_tokens": 0 if error_class else tokens,
-                "token_source": "usage",
-                "prompt_tokens": 24,
-                "cost": None,
-                "chunks": 0 if error_class else tokens + 2,
-                "status": 429 if error_class == "rate_limited" else 200,
-                "error_class": error_class,
-                "error_detail": detail,
-                "scenario": "sweep",
-                "users": users,
-                "stage": f"{users} users",
-                "worker": 0,
-                "t_offset_s": t_offset,
-                "warmup": t_offset < warmup_s,
-                "request_id": f"req-{i}",
-            }
-            group = kept.setdefault((provider, model), [])
-            if len(group) < 5:
-                sample["output_excerpt"] = HOSTILE_OUTPUT if hostile else "The sky is blue."
-            if len(group) < 2000:
-                group.append(sample)
-            buf.append(orjson.dumps(sample))
+            seen = excerpts.get((provider, model), 0)
+            excerpts[(provider, model)] = seen + 1
+            sample = new_sample(
+                provider=provider,
+                model=model,
+                request_id=f"req-{i}",
+                t_wall=1_744_217_603.0 + t_offset,
+                lag_ms=None,  # closed loop: no schedule to lag behind
+                ttfb_ms=ttft * 0.6,
+                ttft_ms=None if error_class else ttft,
+                itl_ms=None if error_class else itl,
+                e2e_ms=None if error_class else ttft + itl * (tokens - 1),
+                total_ms=(ttft * 0.7 if error_class else ttft + itl * (tokens - 1) + 0.2),
+                output_tokens=0 if error_class else tokens,
+                token_source="usage",
+                prompt_tokens=24,
+                chunks=0 if error_class else tokens + 2,
+                status=429 if error_class == "rate_limited" else 200,
+                error_class=error_class,
+                error_detail=detail,
+                scenario="sweep",
+                users=users,
+                stage=f"{users} users",
+                worker="local",
+                t_offset_s=t_offset,
+                warmup=t_offset < warmup_s,
+                output_excerpt=(
+                    (HOSTILE_OUTPUT if hostile else "The sky is blue.") if seen < 5 else None
+                ),
+            )
+            buf.append(encode_sample(sample))
             if len(buf) >= 4096:
-                fh.write(b"\n".join(buf) + b"\n")
+                writer.write_lines(b"".join(buf), len(buf))
                 buf = []
-        data = b"\n".join(buf) + b"\n" if buf else b""
-        if truncate_tail and data:
-            data = data[:-1]
-            data = data[: len(data) - max(5, len(buf[-1]) // 2)]
-        fh.write(data)
-    return kept
-
-
-def _summary(
-    run_id: str, duration_s: float, kept: dict[tuple[str, str], list[dict[str, Any]]]
-) -> dict[str, Any]:
-    groups = []
-    for (provider, model), rows in kept.items():
-        ok = [r for r in rows if not r["error_class"]]
-        groups.append(
-            {
-                "provider": provider,
-                "model": model,
-                "n": len(rows),
-                "errors": {},
-                "success_rate": len(ok) / len(rows) if rows else None,
-                "ttft_ms": percentiles([r["ttft_ms"] for r in ok]),
-                "itl_ms": percentiles([r["itl_ms"] for r in ok]),
-                "e2e_ms": percentiles([r["e2e_ms"] for r in ok]),
-                "ttfb_ms": percentiles([r["ttfb_ms"] for r in ok]),
-                "slo": {"ttft_ms": 500, "itl_ms": 50},
-            }
-        )
-    return {
-        "schema_version": 1,
-        "run_id": run_id,
-        "scenario": "sweep",
-        "duration_s": duration_s,
-        "requested_rate": None,
-        "achieved_rate": None,
-        "client_saturated": False,
-        "lag_ms": percentiles([0.3, 0.4, 0.2]),
-        "groups": groups,
-        "sweep": [],
-        "workers": {"expected": 1, "reported": 1, "lost": []},
-    }
+        if buf:
+            writer.write_lines(b"".join(buf), len(buf))
+    if truncate_tail:  # a run killed mid-write: the last line cut in half
+        data = path.read_bytes()
+        last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        path.write_bytes(data[: len(data) - 1 - max(5, len(last) // 2)])
 
 
 def _contract(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from chatprobe.metrics import Dist
 from chatprobe.report.charts import PALETTE, LineChart, line_chart
-from chatprobe.report.model import Dist, GroupStats, Report
+from chatprobe.report.formatting import DASH, NA, ci, count, ms, pct, rate, tokens, usd
+from chatprobe.report.headline import headline, verdict_text
+from chatprobe.report.model import GroupStats, Report
 
 __all__ = ["Cell", "Section", "Table", "build_sections"]
-
-NA = "\u2013"  # en dash: a missing value
-DASH = "\u2013"  # en dash: a range, as in 48.7-50.4
 
 
 @dataclass
@@ -43,47 +43,7 @@ class Section:
     callouts: list[str] = field(default_factory=list)
 
 
-# ----------------------------------------------------------------------------- formatting
-
-
-def ms(x: float | None) -> str:
-    if x is None:
-        return NA
-    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.1f}"
-
-
-def ci(d: Dist) -> str:
-    if d.p50_low is None or d.p50_high is None:
-        return NA
-    return f"{ms(d.p50_low)}{DASH}{ms(d.p50_high)}"
-
-
-def pct(x: float | None, digits: int = 2) -> str:
-    return NA if x is None else f"{100 * x:.{digits}f}%"
-
-
-def rate(x: float | None) -> str:
-    if x is None:
-        return NA
-    return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
-
-
-def tokens(x: float | None) -> str:
-    return NA if x is None else f"{x:,.1f}"
-
-
-def usd(x: float | None) -> str:
-    if x is None:
-        return NA
-    if x == 0:
-        return "$0"
-    if x >= 1:
-        return f"${x:,.2f}"
-    return f"${x:.6f}".rstrip("0")
-
-
-def count(x: int | None) -> str:
-    return NA if x is None else f"{x:,}"
+# ----------------------------------------------------------------------------- cells
 
 
 def num(text: str) -> Cell:
@@ -148,7 +108,7 @@ def _source_badge(report: Report) -> str:
 
 
 def _summary(report: Report) -> Section:
-    section = Section("summary", "Summary", paragraphs=list(report.summary.lines))
+    section = Section("summary", "Summary", paragraphs=headline(report))
     section.callouts = list(report.warnings)
     return section
 
@@ -352,13 +312,20 @@ def _latency(report: Report) -> Section:
     section = Section("latency", "Latency")
     section.paragraphs.append(
         "Milliseconds, from exact per-request values of successful requests outside the "
-        "warm-up. TTFT: request sent until the first token (never the role-only chunk). "
-        "ITL: (last token - first token) / (output tokens - 1), per request. E2E: request "
-        "sent until the last token. The CI is a seeded bootstrap 95% interval of the median."
+        "warm-up (open-loop runs count from the scheduled send time). TTFT: request sent "
+        "until the first token (never the role-only chunk). TTFB: until the response "
+        "headers. ITL: (last token - first token) / (output tokens - 1), per request; an "
+        "answer of one token has none. E2E: request sent until the last token. The CI is "
+        "the 95% interval of the median."
     )
     badge = _source_badge(report)
     section.blocks.append(
-        _latency_table(report, "ttft", "Time to first token (ms)", "latency-ttft")
+        _latency_table(report, "ttft_ms", "Time to first token (ms)", "latency-ttft")
+    )
+    section.blocks.append(
+        _latency_table(
+            report, "ttfb_ms", "Time to first byte: response headers (ms)", "latency-ttfb"
+        )
     )
     cdf = line_chart(
         id="chart-ttft-cdf",
@@ -374,8 +341,12 @@ def _latency(report: Report) -> Section:
         "the x axis. Left and steep is fast and consistent.",
     )
     section.blocks.append(cdf)
-    section.blocks.append(_latency_table(report, "itl", "Inter-token latency (ms)", "latency-itl"))
-    section.blocks.append(_latency_table(report, "e2e", "End-to-end latency (ms)", "latency-e2e"))
+    section.blocks.append(
+        _latency_table(report, "itl_ms", "Inter-token latency (ms)", "latency-itl")
+    )
+    section.blocks.append(
+        _latency_table(report, "e2e_ms", "End-to-end latency (ms)", "latency-e2e")
+    )
     warmups = _warmup_bands(report)
     section.blocks.append(
         line_chart(
@@ -410,9 +381,14 @@ def _warmup_bands(report: Report) -> list[tuple[float, float, str]]:
 def _throughput(report: Report) -> Section:
     section = Section("throughput", "Throughput")
     slo = ", ".join(f"{k.removesuffix('_ms').upper()} ≤ {v:g} ms" for k, v in report.slo.items())
+    if report.slo_source == "mixed":
+        slo = "each run's own"
     section.paragraphs.append(
-        "Over the steady window (first send after warm-up to last completion). Goodput: "
-        f"successful requests per second that met every SLO ({slo}); errors count against it."
+        "Over the measured window: each stage from the end of its warm-up to its end, cut "
+        "where the run ended (a request-count run ends at its last completion). Requests/s "
+        "counts every request sent in it; goodput counts the successful ones that met every "
+        f"SLO limit ({slo}; an answer of one token has no ITL and meets an ITL limit), and "
+        "errors count against it."
     )
     rows = []
     for g in report.groups:
@@ -423,7 +399,7 @@ def _throughput(report: Report) -> Section:
                 num(rate(g.requests_per_s)),
                 num(rate(g.output_tokens_per_s)),
                 num(rate(g.goodput_rps)),
-                num(pct(g.slo_attainment, 1)),
+                num(pct(g.slo.attainment, 1)),
             ]
         )
     section.blocks.append(
@@ -466,7 +442,7 @@ def _throughput(report: Report) -> Section:
                         num(count(p.requests)),
                         num(rate(p.requests_per_s)),
                         num(rate(p.output_tokens_per_s)),
-                        num(ms(p.ttft_p50)),
+                        num(ms(p.ttft_ms.p50)),
                     ]
                     for p in report.sweep
                 ],
@@ -508,21 +484,51 @@ def _errors(report: Report) -> Section:
                 num(count(g.requests)),
                 num(count(g.ok)),
                 num(pct(g.success_rate)),
+                num(pct(g.availability)),
+                num(count(g.rate_limited.count)),
+                num(f"{g.rate_limited.time_s:.1f}"),
                 *[num(count(g.errors.get(c, 0))) for c in classes],
             ]
         )
     section.paragraphs.append(
         "Every request outside the warm-up, with its error class (one per request). "
-        "Success: a complete, well-formed response."
+        "Success: a complete, well-formed response. Availability is computed as OpenRouter "
+        "computes uptime: successful / (successful + errored), rate-limited requests (429) "
+        "counted in neither; they are counted and timed on their own (the time they took)."
     )
     section.blocks.append(
         table(
             "errors-table",
-            "Success rate and error classes",
-            ["provider", "model", "source", "requests", "ok", "success", *classes],
+            "Success rate, availability and error classes",
+            [
+                "provider",
+                "model",
+                "source",
+                "requests",
+                "ok",
+                "success",
+                "availability",
+                "rate-limited",
+                "rate-limited s",
+                *classes,
+            ],
             rows,
         )
     )
+    anomalies = [
+        [Cell(g.provider), Cell(g.model), Cell(tag, "check"), num(count(n))]
+        for g in report.groups
+        for tag, n in g.anomalies.items()
+    ]
+    if anomalies:
+        section.blocks.append(
+            table(
+                "anomalies",
+                "Anomalies: oddities that did not fail the request (e.g. a missing [DONE])",
+                ["provider", "model", "anomaly", "requests"],
+                anomalies,
+            )
+        )
     messages = [
         [
             Cell(g.provider),
@@ -563,23 +569,28 @@ def _errors(report: Report) -> Section:
 def _cost(report: Report) -> Section:
     section = Section("cost", "Cost")
     section.paragraphs.append(
-        "USD, from the mean prompt and output tokens of successful requests times the "
-        "profile's price. 'documented' prices come from the provider's page; 'assumed' "
-        "prices are stand-ins (see the note) until the provider documents its own."
+        "USD for the successful requests outside the warm-up: their prompt and output tokens "
+        "times the price captured in the results folder when the run was made (never a "
+        "profile edited since). 'documented' prices come from the provider's page; 'assumed' "
+        "prices are stand-ins (see the note) until the provider documents its own. A request "
+        "reporting 0 prompt tokens for its non-empty prompt is counted under '0 prompt "
+        "tokens': its cost reads low."
     )
     rows = []
     for g in report.groups:
+        c = g.cost
         rows.append(
             [
                 Cell(g.provider, "name"),
                 Cell(g.model, "name"),
-                num(tokens(g.mean_prompt_tokens)),
-                num(tokens(g.mean_output_tokens)),
-                num(usd(g.cost_per_request)),
-                num(usd(g.cost_per_1k)),
-                Cell(g.price_source, f"price-{g.price_source}"),
-                num(usd(g.reported_cost_per_request)),
-                Cell(g.price_note, "note"),
+                num(tokens(c.mean_prompt_tokens)),
+                num(tokens(c.mean_output_tokens)),
+                num(usd(c.per_request)),
+                num(usd(c.per_1k_requests)),
+                Cell(c.price_source, f"price-{c.price_source}"),
+                num(usd(c.reported_per_request)),
+                num(count(c.prompt_tokens_zero)),
+                Cell(c.price_note, "note"),
             ]
         )
     section.blocks.append(
@@ -595,6 +606,7 @@ def _cost(report: Report) -> Section:
                 "$ / 1k requests",
                 "price",
                 "reported $ / request",
+                "0 prompt tokens",
                 "price note",
             ],
             rows,
@@ -606,10 +618,15 @@ def _cost(report: Report) -> Section:
 def _comparison(report: Report) -> Section:
     section = Section("comparison", "Model comparison")
     section.paragraphs.append(
-        "Median TTFT ratios with bootstrap 95% confidence intervals. The seeds claim Gemini "
-        "2.0 Flash has a much faster time to first token than Gemini 1.5 Flash; a ratio "
-        "below 1 whose interval excludes 1 supports it."
+        "Median TTFT ratios with 95% confidence intervals: versions of one model family at "
+        "one provider, and one family across providers (each against the fastest). A ratio "
+        "below 1 whose interval excludes 1 means A is faster."
     )
+    if any(_gemini_claim(c.a, c.b) for c in report.comparisons if c.kind == "family"):
+        section.paragraphs.append(
+            "The seeds claim Gemini 2.0 Flash has a much faster time to first token than "
+            "Gemini 1.5 Flash; a ratio below 1 whose interval excludes 1 supports it."
+        )
     rows = []
     for c in report.comparisons:
         interval = NA if c.low is None or c.high is None else f"{c.low:.2f}{DASH}{c.high:.2f}"
@@ -623,7 +640,7 @@ def _comparison(report: Report) -> Section:
                 num(ms(c.b_p50)),
                 num(NA if c.ratio is None else f"{c.ratio:.2f}"),
                 num(interval),
-                Cell(c.verdict, "note"),
+                Cell(verdict_text(c), "note"),
             ]
         )
     note = "EMULATED DATA: ratios reflect the emulator's latency model." if report.emulated else ""
@@ -648,9 +665,17 @@ def _method(report: Report) -> Section:
         "to 1,000 values; above that, the bootstrap's exact limit, the order statistics at "
         "n/2 ± 1.96·√n/2. Ratios of larger groups combine the two medians' intervals on the "
         "log scale.",
+        "Every figure is computed by chatprobe.metrics, the same code that writes the load "
+        "run's summary.json, so the two agree; prices, model families and deviation reasons "
+        "come from the results folder (profiles.json, written when the run was made).",
         "Output tokens are the provider's final usage.completion_tokens where reported, "
         "else an estimate of about four characters per token.",
         "Provider-returned text (model output, error messages) is shown as escaped text, "
         "and every string is scrubbed of keys before it is written.",
     ]
     return section
+
+
+def _gemini_claim(a: str, b: str) -> bool:
+    """Is this the pair the seeds make a claim about (Gemini 2.0 Flash vs 1.5 Flash)?"""
+    return "gemini-2.0-flash" in a and "gemini-1.5-flash" in b

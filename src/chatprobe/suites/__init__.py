@@ -1,6 +1,6 @@
 """Contract suites: the YAML model, line-aware loading, execution, and ``derive``."""
 
 from chatprobe.suites.loader import load_suite
-from chatprobe.suites.model import CaseRun, Expect, MatchRule, StatusExpectation, Suite
+from chatprobe.suites.model import CaseRun, Expect, StatusExpectation, Suite
 
-__all__ = ["CaseRun", "Expect", "MatchRule", "StatusExpectation", "Suite", "load_suite"]
+__all__ = ["CaseRun", "Expect", "StatusExpectation", "Suite", "load_suite"]

@@ -221,7 +221,7 @@ def _types(nodes: list[dict[str, Any]]) -> set[str]:
 def _set(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
     """A copy of ``body`` with ``value`` at ``path``, containers built from known-good values."""
     out = copy.deepcopy(body)
-    head = path[0]
+    head = str(path[0])  # a request body's top level is a mapping
     if len(path) == 1:
         out[head] = value
         out.update({k: v for k, v in COMPANIONS.get(str(head), {}).items() if k not in out})
@@ -288,6 +288,7 @@ def _number(value: float) -> float | int:
 def _bound_values(site: _Site, node: dict[str, Any], bound: str) -> tuple[Any, Any] | None:
     """(value on the bound, value just past it) for one bound keyword."""
     limit = node[bound]
+    on: str | list[Any]
     if bound in ("minLength", "maxLength"):
         on = "x" * int(limit)
         past = "x" * (int(limit) - 1) if bound == "minLength" else "x" * (int(limit) + 1)

@@ -33,8 +33,9 @@ import yaml
 from chatprobe.errors import ConfigError, UnknownNameError
 from chatprobe.paths import specs_dir
 from chatprobe.profiles import ProviderProfile, list_profiles, load_profile
+from chatprobe.specs import raise_schema_error
 from chatprobe.suites.model import CaseRun, Expect, Suite
-from chatprobe.yamlfile import YamlDoc, load_yaml, raise_schema_error
+from chatprobe.yamlfile import YamlDoc, load_yaml
 
 __all__ = [
     "check_profile_checks",

@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 
+from chatprobe.checks.match import MatchRule
 from chatprobe.profiles import ProviderProfile
 
 __all__ = [
     "API_KEY_MODES",
     "CaseRun",
     "Expect",
-    "MatchRule",
     "StatusExpectation",
     "Suite",
     "safe_filename",
@@ -77,53 +77,6 @@ class StatusExpectation:
             return spec in ("success", "2xx")
         codes = (spec,) if isinstance(spec, int) else spec
         return all(200 <= c < 300 for c in codes)
-
-
-@dataclass(frozen=True, slots=True)
-class MatchRule:
-    """One field rule from ``expect.match`` (see ``specs/suite.schema.yaml``)."""
-
-    path: str
-    description: str = ""
-    type: str | None = None
-    regex: str | None = None
-    equals: Any = None
-    has_equals: bool = False
-    contains: Any = None
-    has_contains: bool = False
-    range_min: float | None = None
-    range_max: float | None = None
-    length_min: int | None = None
-    length_max: int | None = None
-    absent: bool = False
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MatchRule:
-        rng = data.get("range") or {}
-        length = data.get("length")
-        if isinstance(length, int):
-            lmin = lmax = length
-        else:
-            lmin, lmax = (length or {}).get("min"), (length or {}).get("max")
-        return cls(
-            path=str(data["path"]),
-            description=str(data.get("description", "")),
-            type=data.get("type"),
-            regex=data.get("regex"),
-            equals=data.get("equals"),
-            has_equals="equals" in data,
-            contains=data.get("contains"),
-            has_contains="contains" in data,
-            range_min=rng.get("min"),
-            range_max=rng.get("max"),
-            length_min=lmin,
-            length_max=lmax,
-            absent=bool(data.get("absent", False)),
-        )
-
-    @property
-    def pointer(self) -> str:
-        return "/" + "/".join(self.path.split("."))
 
 
 @dataclass(frozen=True, slots=True)

@@ -241,7 +241,7 @@ class Runner:
             raise CassetteError(
                 f"no cassette {shown} for {case.id}; record it with: {record_hint(case, profile)}"
             )
-        metadata = {
+        metadata: dict[str, Any] = {
             "recorded_from": "emulator" if emulated else "live",
             "provider": case.provider,
             "model": case.model,

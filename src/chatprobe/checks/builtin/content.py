@@ -246,7 +246,8 @@ def tool_call_arguments_json(
                 received=call.get("type"),
                 documented="function",
             )
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
+        raw_function = call.get("function")
+        function = raw_function if isinstance(raw_function, dict) else {}
         if not isinstance(function.get("name"), str) or not function.get("name"):
             yield Problem(
                 "tool call without a function name",

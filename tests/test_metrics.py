@@ -1,0 +1,235 @@
+"""chatprobe.metrics: each written rule on hand-built samples (window, SLO and the missing
+metric, availability and rate limits, cost, open loop, sweeps, verdict)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatprobe.load.scenario import Stage
+from chatprobe.metrics import DEFAULT_SLO, RunSpec, compute_run, measured_timeline, verdict
+from chatprobe.profiles import Pricing
+from chatprobe.results import new_sample, table_from_rows
+
+PRICE = Pricing(input_per_mtok=1.0, output_per_mtok=2.0, source="documented (test)")
+KEY = ("p", "m")
+
+
+def sample(offset: float, ttft: float | None, **changes: object) -> dict[str, object]:
+    values: dict[str, object] = {
+        "provider": "p",
+        "model": "m",
+        "t_offset_s": offset,
+        "ttfb_ms": 1.0,
+        "ttft_ms": ttft,
+        "itl_ms": 5.0,
+        "e2e_ms": None if ttft is None else ttft + 100,
+        "total_ms": 200.0 if ttft is None else ttft + 101,
+        "output_tokens": 10,
+        "prompt_tokens": 1000,
+        "token_source": "usage",
+        "status": 200,
+        "warmup": offset < 2.0,
+        "stage": "2 users",
+    }
+    values.update(changes)
+    return new_sample(**values)
+
+
+def spec(**changes: object) -> RunSpec:
+    values: dict[str, object] = {
+        "stages": [Stage("2 users", 10.0, 2, 0.0, 2.0)],
+        "end_s": 10.0,
+        "slo": {"ttft_ms": 100.0},
+        "prices": {KEY: PRICE},
+        "targets": [KEY],
+    }
+    values.update(changes)
+    return RunSpec(**values)  # type: ignore[arg-type]
+
+
+def failed(offset: float, cls: str, status: int, **changes: object) -> dict[str, object]:
+    return sample(
+        offset, None, error_class=cls, status=status, itl_ms=None, output_tokens=0, **changes
+    )
+
+
+def test_throughput_goodput_and_cost_follow_the_written_rules() -> None:
+    rows = [
+        sample(0.5, 500.0),  # warm-up: in no figure
+        sample(3.0, 40.0),
+        sample(4.0, 60.0),
+        sample(5.0, 150.0),  # misses the TTFT limit
+        failed(6.0, "http_status", 500),
+    ]
+    run = compute_run(table_from_rows(rows), spec())
+    assert (run.samples, run.measured, run.warmup_samples) == (5, 4, 1)
+    assert run.window_s == 8.0  # 10 s minus the 2 s warm-up
+    (g,) = run.groups
+    assert (g.samples, g.requests, g.ok) == (5, 4, 3)
+    assert g.errors == {"http_status": 1} and g.error_statuses == {"500": 1}
+    assert g.success_rate == 0.75 and g.error_rate == 0.25
+    assert g.ttft_ms.p50 == 60.0 and g.ttft_ms.n == 3 and g.ttft_ms.max == 150.0
+    assert g.ttft_ms.p50_low is not None  # the median CI travels with the figures
+    assert g.requests_per_s == 4 / 8 and g.output_tokens_per_s == 30 / 8
+    assert (g.slo.met, g.slo.attainment, g.goodput_rps) == (2, 0.5, 2 / 8)
+    # cost: the 3 successful measured requests at the captured price
+    assert g.cost.requests == 3 and g.cost.price_source == "documented"
+    assert g.cost.usd_total == pytest.approx(3 * (1000 * 1 + 10 * 2) / 1e6)
+    assert g.cost.per_1k_requests == pytest.approx(1000 * (1000 + 20) / 1e6)
+
+
+def test_missing_itl_meets_an_itl_limit_and_a_missing_ttft_misses() -> None:
+    rows = [
+        sample(3.0, 40.0, output_tokens=1, itl_ms=None),  # one token: no ITL, meets
+        sample(4.0, 40.0, itl_ms=50.0),  # misses ITL <= 20
+        sample(5.0, 40.0, itl_ms=10.0),
+        sample(6.0, None, itl_ms=10.0),  # a success without TTFT cannot prove it met it
+    ]
+    run = compute_run(table_from_rows(rows), spec(slo={"ttft_ms": 100.0, "itl_ms": 20.0}))
+    (g,) = run.groups
+    assert g.slo.met == 2 and g.slo.attainment == 0.5
+    assert g.itl_ms.n == 3  # the one-token answer has no ITL to count
+
+
+def test_default_slo_applies_when_the_scenario_has_none() -> None:
+    run = compute_run(table_from_rows([sample(3.0, 2000.0)]), spec(slo={}))
+    assert run.slo.limits == DEFAULT_SLO and run.slo.source == "default"
+    assert run.groups[0].slo.met == 0  # TTFT 2 s is over the default 1 s
+
+
+def test_availability_leaves_rate_limited_out_and_times_them_apart() -> None:
+    rows = [
+        sample(3.0, 40.0),
+        sample(4.0, 40.0),
+        sample(5.0, 40.0),
+        failed(5.5, "rate_limited", 429, total_ms=300.0),
+        failed(6.0, "rate_limited", 429, total_ms=200.0),
+        failed(7.0, "unavailable", 503),
+    ]
+    run = compute_run(table_from_rows(rows), spec())
+    (g,) = run.groups
+    assert g.success_rate == 0.5 and g.error_rate == 0.5
+    assert g.availability == 3 / 4  # ok / (ok + errored), the two 429s in neither
+    rl = g.rate_limited
+    assert (rl.count, rl.share, rl.time_s, rl.first_s, rl.last_s) == (2, 2 / 6, 0.5, 5.5, 6.0)
+    assert run.availability == 3 / 4 and run.rate_limited.count == 2
+
+
+def test_errors_by_class_with_their_most_common_message() -> None:
+    rows = [
+        failed(3.0, "http_status", 500, error_detail="HTTP 500: boom"),
+        failed(4.0, "http_status", 500, error_detail="HTTP 500: boom"),
+        failed(5.0, "http_status", 502, error_detail="HTTP 502: bad gateway"),
+        failed(0.5, "timeout_idle", 200, error_detail="stalled"),  # warm-up: not counted
+        sample(6.0, 40.0),
+    ]
+    run = compute_run(table_from_rows(rows), spec())
+    assert [(e.error_class, e.count, e.message, e.message_count) for e in run.error_classes] == [
+        ("http_status", 3, "HTTP 500: boom", 2)
+    ]
+
+
+def test_prompt_tokens_reported_as_zero_are_flagged_and_missing_ones_counted() -> None:
+    rows = [
+        sample(3.0, 40.0, prompt_tokens=0),
+        sample(4.0, 40.0, prompt_tokens=None),
+        sample(5.0, 40.0, prompt_tokens=100, cost=0.5),
+    ]
+    cost = compute_run(table_from_rows(rows), spec()).groups[0].cost
+    assert (cost.prompt_tokens_zero, cost.prompt_tokens_missing) == (1, 1)
+    assert cost.usd_total == pytest.approx((100 * 1 + 30 * 2) / 1e6)
+    assert cost.reported_usd_total == 0.5 and cost.reported_requests == 1
+
+
+def test_no_price_captured_means_no_cost() -> None:
+    cost = compute_run(table_from_rows([sample(3.0, 40.0)]), spec(prices={})).groups[0].cost
+    assert cost.usd_total is None and cost.price_source == "none"
+
+
+def test_window_is_cut_where_the_run_ended() -> None:
+    stages = [Stage("a", 10.0, 1, 0.0, 2.0), Stage("b", 10.0, 4, 0.0, 1.0)]
+    assert [(w.start_s, w.end_s) for w in measured_timeline(stages, None)] == [
+        (2.0, 10.0),
+        (11.0, 20.0),
+    ]
+    assert [(w.start_s, w.end_s) for w in measured_timeline(stages, 12.5)] == [
+        (2.0, 10.0),
+        (11.0, 12.5),
+    ]
+    assert [(w.start_s, w.end_s) for w in measured_timeline(stages, 5.0)] == [
+        (2.0, 5.0),
+        (11.0, 11.0),
+    ]
+
+
+def test_request_count_run_ends_at_its_last_completion() -> None:
+    rows = [sample(t, 10.0, warmup=False, total_ms=1000.0) for t in (0.0, 1.0, 2.0)]
+    stages = [Stage("1 users", 600.0, 1, 0.0, 0.0)]
+    run = compute_run(table_from_rows(rows), spec(stages=stages, end_s=3.4, request_count=True))
+    assert run.end_s == pytest.approx(3.0) and run.window_s == pytest.approx(3.0)
+    assert run.groups[0].requests_per_s == pytest.approx(1.0)
+    unknown = compute_run(table_from_rows(rows), spec(stages=stages, end_s=None))
+    assert unknown.end_s == pytest.approx(3.0)  # nothing recorded: the last completion
+
+
+def test_open_loop_counts_from_the_schedule() -> None:
+    rows = [sample(i * 0.2, 50.0, warmup=False, lag_ms=0.5) for i in range(40)]
+    rows[-1]["lag_ms"] = 80.0  # p99 of 40 values interpolates toward the outlier
+    ol = spec(
+        stages=[Stage("5 rps", 10.0, 0, 0.0, 0.0, 5.0)],
+        open_loop_rate=5.0,
+        lag_threshold_ms=10.0,
+    )
+    run = compute_run(table_from_rows(rows), ol)
+    assert run.latency_origin == "t_sched"
+    (g,) = run.groups
+    assert g.ttft_ms.p50 == 50.5 and g.ttft_ms_from_t0 is not None
+    assert g.ttft_ms_from_t0.p50 == 50.0
+    assert run.requested_rate == 5.0 and run.achieved_rate == 4.0
+    assert run.lag_ms.p50 == 0.5 and run.client_saturated is True
+    rows[-1]["lag_ms"] = 0.6
+    assert compute_run(table_from_rows(rows), ol).client_saturated is False
+
+
+def test_sweep_rows_use_each_stage_window() -> None:
+    stages = [Stage("1 users", 5.0, 1, 0.0, 1.0), Stage("4 users", 5.0, 4, 0.0, 1.0)]
+    rows = [
+        sample(2.0, 10.0, provider="a", stage="1 users", warmup=False),
+        sample(7.0, 20.0, provider="a", stage="4 users", warmup=False),
+        sample(7.5, 30.0, provider="b", stage="4 users", warmup=False),
+    ]
+    keys = [("a", "m"), ("b", "m")]
+    run = compute_run(table_from_rows(rows), spec(stages=stages, targets=keys))
+    cells = {(r.stage, r.provider): r for r in run.sweep}
+    assert len(cells) == 4
+    assert cells[("4 users", "a")].ttft_ms.p50 == 20.0
+    assert cells[("4 users", "b")].requests_per_s == 1 / 4
+    assert cells[("1 users", "b")].requests == 0
+    assert [g.provider for g in run.groups] == ["a", "b"]
+
+
+def test_a_run_shorter_than_its_warmup_is_reported_with_a_note() -> None:
+    run = compute_run(table_from_rows([sample(0.5, 40.0), sample(1.0, 50.0)]), spec(end_s=1.5))
+    assert run.measured == 2 and run.groups[0].ttft_ms.n == 2 and run.window_s == 1.5
+    assert "shorter than it" in run.notes[0]
+
+
+def test_without_a_plan_the_window_runs_from_first_send_to_last_completion() -> None:
+    rows = [sample(3.0, 10.0, total_ms=1000.0), sample(5.0, 10.0, total_ms=500.0)]
+    run = compute_run(table_from_rows(rows), spec(stages=None))
+    assert run.window_s == pytest.approx(2.5) and "no plan.json" in run.notes[0]
+
+
+def test_verdict_on_error_rate_and_missed_slo() -> None:
+    ok = verdict(error_rate=0.05, attainment={"p/m": 0.95}, limits={"ttft_ms": 100.0})
+    assert ok == []
+    assert verdict(error_rate=0.051, attainment={}, limits={})[0].startswith("error rate 5.10%")
+    missed = verdict(
+        error_rate=0.0,
+        attainment={"p/m": 0.9, "q/m": 0.99},
+        limits={"ttft_ms": 100.0},
+        slo_declared=True,
+    )
+    assert len(missed) == 1 and missed[0].startswith("SLO missed by p/m: 90.00%")
+    undeclared = verdict(error_rate=0.0, attainment={"p/m": 0.1}, limits=DEFAULT_SLO)
+    assert undeclared == []  # the default SLO scores goodput; it never fails a run

@@ -1,0 +1,128 @@
+"""HTTPS: the emulator's generated certificate, and a real load run over TLS.
+
+Every hosted provider is served over HTTPS; these tests run the same paths as the plain-HTTP
+ones against ``chatprobe emulate --tls`` (a CA and server certificate generated at start),
+trusting its CA file the way a user trusts a company CA.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig
+from chatprobe.paths import project_root
+
+BODY = {
+    "model": "google/gemini-2.0-flash-001",
+    "messages": [{"role": "user", "content": "hi"}],
+    "max_tokens": 8,
+}
+
+
+@pytest.fixture(scope="module")
+def tls_emulator() -> Iterator[Emulator]:
+    with Emulator.in_thread(EmulatorConfig(providers=("openrouter",), tls=True)) as emu:
+        yield emu
+
+
+def test_emulator_serves_https_with_a_ca_it_prints(tls_emulator: Emulator) -> None:
+    assert tls_emulator.url().startswith("https://")
+    assert tls_emulator.ca_file and Path(tls_emulator.ca_file).is_file()
+    url = tls_emulator.base_url("openrouter") + "/chat/completions"
+    headers = {"Authorization": f"Bearer {DEMO_KEY}"}
+    trusted = ssl.create_default_context(cafile=tls_emulator.ca_file)
+    response = httpx.post(url, json=BODY, headers=headers, verify=trusted, trust_env=False)
+    assert response.status_code == 200 and response.json()["choices"]
+    # without the CA the certificate is not trusted: TLS verification is on
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(url, json=BODY, headers=headers, trust_env=False)
+
+
+def test_certificate_files_go_when_the_emulator_stops() -> None:
+    emu = Emulator.in_thread(EmulatorConfig(providers=("openrouter",), tls=True))
+    assert emu.ca_file is not None
+    folder = Path(emu.ca_file).parent
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    assert oct((folder / "server-key.pem").stat().st_mode & 0o777) == "0o600"
+    emu.close()
+    assert not folder.exists()
+
+
+def _load(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "chatprobe.cli", "load", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=project_root(),
+    )
+
+
+def _rank_correlation(xs: list[float], ys: list[float]) -> float:
+    """Spearman's rho (no ties expected in continuous timings)."""
+    rx = {i: r for r, i in enumerate(sorted(range(len(xs)), key=xs.__getitem__))}
+    ry = {i: r for r, i in enumerate(sorted(range(len(ys)), key=ys.__getitem__))}
+    n = len(xs)
+    d2 = sum((rx[i] - ry[i]) ** 2 for i in range(n))
+    return 1 - 6 * d2 / (n * (n * n - 1))
+
+
+@pytest.mark.slow
+def test_load_run_over_tls_measures_like_plain_http(tmp_path: Path) -> None:
+    """A real ``chatprobe load`` against the HTTPS emulator: no client errors, every sample's
+    TTFT between the emulator's true TTFT and its last token, and ordered like the truth."""
+    config = EmulatorConfig(
+        providers=("openrouter",), tls=True, ttft_ms=60, itl_ms=8, sigma=0.5, output_tokens=(24, 24)
+    )
+    with Emulator.in_subprocess(config) as emu:
+        assert emu.ca_file is not None
+        env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        env["SSL_CERT_FILE"] = emu.ca_file  # how a user trusts a private CA
+        done = _load(
+            [
+                "--emulator-url",
+                emu.url(),
+                "--provider",
+                "openrouter",
+                "--users",
+                "4",
+                "--requests",
+                "40",
+                "--out",
+                str(tmp_path),
+                "--run-id",
+                "tls",
+            ],
+            env,
+        )
+        truth = {t["request_id"]: t for t in emu.truth()}
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "tls"
+    samples: list[dict[str, Any]] = [
+        orjson.loads(line) for line in (folder / "samples.jsonl").read_bytes().splitlines()
+    ]
+    assert len(samples) == 40
+    assert [s for s in samples if s["error_class"]] == []
+    assert {s["clock"] for s in samples} == {"user"}  # TLS: no kernel receive stamps
+    measured, true = [], []
+    for sample in samples:
+        record = truth[sample["request_id"]]
+        first = (record["t_first_content_ns"] - record["t_received_ns"]) / 1e6
+        last = (record["t_last_content_ns"] - record["t_received_ns"]) / 1e6
+        # the client cannot see the first token before the server wrote it, and saw it
+        # before the stream's last token was written (not stamped when the body ended)
+        assert first <= sample["ttft_ms"] < last, (sample, record)
+        measured.append(sample["ttft_ms"])
+        true.append(first)
+    assert _rank_correlation(measured, true) > 0.8
