@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatprobe.durations import parse_duration
 from chatprobe.emulator.dialect import NO_KNOBS, Knobs, parse_knobs
 from chatprobe.emulator.faults import Fault, parse_fault_header
 from chatprobe.errors import ConfigError
@@ -100,8 +101,6 @@ class Window:
 
 
 def _duration(value: Any, what: str) -> float:
-    from chatprobe.load.scenario import parse_duration  # pure module, no gevent
-
     return parse_duration(value, what=what)
 
 

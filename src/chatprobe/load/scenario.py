@@ -11,12 +11,12 @@ warm-up marking and the summary all read one timeline.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from chatprobe.durations import parse_duration  # the one duration rule, re-exported
 from chatprobe.errors import ConfigError
 from chatprobe.paths import project_root, specs_dir
 from chatprobe.specs import raise_schema_error
@@ -43,25 +43,6 @@ DEFAULT_SETTLE_S = 1.0
 DEFAULT_LAG_THRESHOLD_MS = 10.0
 DEFAULT_MAX_CONCURRENCY = 1000
 SHAPE_KINDS = ("users", "stages", "sweep", "open_loop")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any, *, what: str = "duration") -> float:
-    """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"`` or ``"1h"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"expected a duration like 10s, got {value!r}", field=what)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(f"must not be negative, got {value}", field=what)
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ConfigError(
-            f"expected a duration like 500ms, 10s, 2m or 1h, got {value!r}", field=what
-        )
-    return float(match.group(1)) * _UNIT[match.group(2)]
 
 
 @dataclass(frozen=True, slots=True)
