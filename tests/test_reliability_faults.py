@@ -74,8 +74,9 @@ EMULATOR_EXPECTED: dict[str, tuple[E | None, E | None]] = {
     "missing_done": (None, None),  # complete but for [DONE]: a finding and an anomaly
     "midstream_error": (E.MIDSTREAM_ERROR, E.MIDSTREAM_ERROR),
     "empty_200": (E.TRUNCATED_STREAM, E.BAD_JSON),
+    "stream_rule": (E.MIDSTREAM_ERROR, None),  # with its rule error_in_200; stream-only
 }
-FAULT_PARAM = {"stall": "=1", "slow_headers": "=0.2"}
+FAULT_PARAM = {"stall": "=1", "slow_headers": "=0.2", "stream_rule": "=error_in_200"}
 
 # Hostile behaviour -> (classes allowed streamed, classes allowed plain). Sets where the
 # bytes are random (seeded per request, so they depend on the request's position).

@@ -31,8 +31,12 @@ from tests.test_reliability_faults import EMULATOR_EXPECTED
 pytestmark = pytest.mark.slow
 
 E = ErrorClass
-FAULT_RATE = 1 / 16  # 15 kinds: 94% of requests get a fault, 6% none
-FAULT_PARAMS = {"stall": "stall:2", "slow_headers": "slow_headers:0.1"}
+FAULT_RATE = 1 / (len(FAULT_KINDS) + 1)  # one share per kind, one share with none
+FAULT_PARAMS = {
+    "stall": "stall:2",
+    "slow_headers": "slow_headers:0.1",
+    "stream_rule": "stream_rule:error_in_200",
+}
 EMULATOR_REQUESTS = 320
 HOSTILE_REQUESTS = 240
 # Load user (geventhttpclient) classes per hostile behaviour, for samples that carry the

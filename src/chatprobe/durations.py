@@ -1,7 +1,8 @@
 """Durations as people write them: ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"``, ``"1h"``.
 
 One parser for every duration a user types: scenario fields (``duration: 30s``), timeouts in
-scenarios and on the command line (``--idle-timeout 2s``), ``chatprobe load --duration``.
+scenarios and on the command line (``--idle-timeout 2s``), the emulator's schedules
+(:mod:`chatprobe.emulator.schedule`) and every command's duration options.
 A mistake raises :class:`~chatprobe.errors.ConfigError` naming what was being read.
 """
 

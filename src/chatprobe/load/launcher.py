@@ -179,6 +179,7 @@ def _default_model(profile: Any) -> str:
 def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     """An EmulatorConfig from the scenario's ``emulator:`` block."""
     from chatprobe.emulator import EmulatorConfig, parse_fault_rate
+    from chatprobe.emulator.config import block_changes
 
     block = scenario.emulator
     output = block.get("output_tokens")
@@ -199,6 +200,7 @@ def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     }
     if output is not None:
         changes["output_tokens"] = (output, output) if isinstance(output, int) else tuple(output)
+    changes.update(block_changes(block))  # capacity, schedule, dialect, prefix cache
     return EmulatorConfig(**{k: v for k, v in changes.items() if v is not None or k == "faults"})
 
 

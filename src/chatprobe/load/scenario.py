@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from chatprobe.durations import parse_duration, parse_timeout
+from chatprobe.durations import parse_duration, parse_timeout  # the one duration rule
 from chatprobe.errors import ConfigError
 from chatprobe.paths import find_named, names_in, scenario_dirs, schema_file
 from chatprobe.project import current_project
@@ -363,6 +363,12 @@ def _from_doc(doc: YamlDoc) -> Scenario:
                 parse_fault_rate(f"{kind_name}={rate}")
             except ConfigError as exc:
                 raise doc.error(exc.detail, ("emulator", "faults", str(kind_name))) from None
+    from chatprobe.emulator.config import BlockError, block_changes
+
+    try:
+        block_changes(emulator)  # capacity, schedule, dialect, prefix cache: checked here
+    except BlockError as exc:
+        raise doc.error(exc.detail, ("emulator", *exc.where)) from None
     output = emulator.get("output_tokens")
     if isinstance(output, list) and output[0] > output[1]:
         raise doc.error("need [min, max] with min <= max", ("emulator", "output_tokens"))
