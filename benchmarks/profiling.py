@@ -18,13 +18,17 @@ from benchmarks.harness import run_client
 
 __all__ = ["STAGES", "profile_client", "summarize_raw"]
 
-# stage -> substring of a py-spy frame ("function (file:line)") that marks it
-STAGES: dict[str, str] = {
-    "HTTP request and response headers (geventhttpclient)": "HTTPClient.request (",
-    "body read (read_lines)": "read_lines (chatprobe/load/receive.py",
-    "SSE decoding (SSEDecoder via user._decode)": "_decode (chatprobe/load/user.py",
-    "record interpretation (RequestRecord.finish, orjson)": "RequestRecord.finish (",
-    "sample line and locust events (LoadSession.complete)": "LoadSession.complete (",
+# stage -> substrings of a py-spy frame ("function (file:line)"), any of which marks it
+STAGES: dict[str, tuple[str, ...]] = {
+    "connection, request and response head (geventhttpclient pool, read_head)": (
+        "get_socket (",
+        "sendall (",
+        "read_head (chatprobe/load/receive.py",
+    ),
+    "body read (read_body)": ("read_body (chatprobe/load/receive.py",),
+    "SSE decoding (SSEDecoder via user._decode)": ("_decode (chatprobe/load/user.py",),
+    "record interpretation (RequestRecord.finish, orjson)": ("RequestRecord.finish (",),
+    "sample line and locust events (LoadSession.complete)": ("LoadSession.complete (",),
 }
 
 
@@ -47,8 +51,8 @@ def summarize_raw(path: str, top: int = 12) -> dict[str, Any]:
             if any("ChatStreamUser.chat" in fr or "run_user" in fr for fr in frames):
                 user += n
             own[frames[-1]] += n
-            for stage, marker in STAGES.items():
-                if any(marker in fr for fr in frames):
+            for stage, markers in STAGES.items():
+                if any(marker in fr for fr in frames for marker in markers):
                     stages[stage] += n
     if not total:
         return {"samples": 0}

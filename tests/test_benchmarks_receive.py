@@ -24,10 +24,10 @@ from tests.scripted_server import ScriptedServer, chunk, content_chunk, sse, str
 CHILD = r"""
 import json, sys, time
 import gevent
-from geventhttpclient.client import HTTPClientPool
 from chatprobe.load import receive
-from chatprobe.load.user import stream_exchange
+from chatprobe.load.user import RequestTemplate, connection_pool, stream_exchange
 from chatprobe.record import RequestRecord
+from chatprobe.transport import Timeouts
 
 case = json.loads(sys.stdin.read())
 receive.KERNEL_TIMESTAMPS = case["kernel"]
@@ -41,19 +41,19 @@ def busy(seconds):
         pass
     hog["end_ns"] = time.perf_counter_ns()
 
-pool = HTTPClientPool(concurrency=1, network_timeout=5, connection_timeout=5)
-http = pool.get_client(case["url"])
+timeouts = Timeouts(connect=5, first_byte=5, idle=5, total=10)
+request = RequestTemplate(case["url"] + "/chat/completions", {})
+pool = connection_pool(request, size=1, timeouts=timeouts)
 record = RequestRecord(stream=True)
 gevent.spawn(busy, 0.6)
-stream_exchange(http, "/" + case["name"] + "/chat/completions", b"{}", {}, record,
-                connect_s=5, read_s=5, total_s=10)
+stream_exchange(pool, request, b"{}", record, timeouts=timeouts)
 record.finish()
 print(json.dumps({
     "error": record.error_class and record.error_class.value, "text": record.text,
     "tokens": record.output_tokens, "done": record.done, "events": len(record.events),
     "t_first": record.t_first_token_ns, "t_last": record.t_last_token_ns,
     "hog_end": hog.get("end_ns"), "t0": record.t0_ns, "t_headers": record.t_headers_ns,
-    "times": [e.t_ns for e in record.events],
+    "times": [e.t_ns for e in record.events], "clock": record.clock,
 }))
 """
 
@@ -100,6 +100,7 @@ def test_userspace_stamp_waits_for_a_busy_client(server: ScriptedServer) -> None
     out = _run(server, kernel=False)
     assert out["error"] is None and out["text"] == "Hello world" and out["done"]
     assert out["t_first"] >= out["hog_end"], out  # stamped when the client got to it
+    assert out["clock"] == "user"
 
 
 @pytest.mark.skipif(not KERNEL_TIMESTAMPS, reason="kernel receive timestamps need Linux")
@@ -109,3 +110,4 @@ def test_kernel_stamp_dates_the_token_when_it_arrived(server: ScriptedServer) ->
     assert out["tokens"] == 2 and out["events"] == 5
     assert out["t_headers"] < out["t_first"] < out["hog_end"], out  # on arrival, in the hog
     assert out["t_first"] < out["t_last"]
+    assert out["clock"] == "kernel"

@@ -138,11 +138,11 @@ FAST = Timeouts(connect=0.5, first_byte=0.5, idle=0.3, total=2.0)
             True,
             ErrorClass.CONNECTION_RESET,
         ),
-        (
+        (  # a clean close (FIN) mid-stream cuts the stream; a reset (RST) above does not
             "cut",
             [("send", stream_head()), ("send", chunk(sse(content_chunk("a")))), ("close", None)],
             True,
-            ErrorClass.CONNECTION_RESET,
+            ErrorClass.TRUNCATED_STREAM,
         ),
         (
             "truncated",

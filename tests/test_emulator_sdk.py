@@ -9,6 +9,7 @@ import pytest
 from openai import OpenAI
 
 from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig
+from chatprobe.emulator.models import served_profile
 from chatprobe.profiles import list_profiles, load_profile
 
 PROFILES = list_profiles()
@@ -137,4 +138,5 @@ def test_tool_call_streamed(emu: Emulator, provider: str) -> None:
 def test_models_list(emu: Emulator, provider: str) -> None:
     with _sdk(emu, provider) as client:
         ids = [m.id for m in client.models.list()]
-    assert ids == [m.id for m in load_profile(provider).models.values()]
+    assert ids == [m.id for m in served_profile(provider).models.values()]
+    assert "chatprobe/reasoner" in ids  # the emulator-only models are served too

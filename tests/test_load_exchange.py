@@ -22,28 +22,28 @@ from tests.scripted_server import ScriptedServer, chunk, content_chunk, plain, s
 
 CHILD = r"""
 import json, sys
-from geventhttpclient.client import HTTPClientPool
-from chatprobe.load.user import stream_exchange
+from chatprobe.load.user import RequestTemplate, connection_pool, stream_exchange
 from chatprobe.record import RequestRecord
+from chatprobe.transport import Timeouts
 
 cases = json.loads(sys.stdin.read())
 for case in cases:
-    pool = HTTPClientPool(concurrency=1, network_timeout=case["read"],
-                          connection_timeout=case["connect"])
-    http = pool.get_client(case["url"])
-    record = RequestRecord(stream=True)
-    received = stream_exchange(
-        http, "/" + case["name"] + "/chat/completions", b'{"model": "m"}',
+    request = RequestTemplate(
+        case["url"] + "/chat/completions",
         {"Content-Type": "application/json", "Authorization": "Bearer sk-test-secret-0123456789"},
-        record, connect_s=case["connect"], read_s=case["read"], total_s=case["total"],
     )
+    timeouts = Timeouts(connect=case["connect"], first_byte=case["read"], idle=case["read"],
+                        total=case["total"])
+    pool = connection_pool(request, size=1, timeouts=timeouts)
+    record = RequestRecord(stream=True)
+    received = stream_exchange(pool, request, b'{"model": "m"}', record, timeouts=timeouts)
     record.finish()
     print(json.dumps({
         "name": case["name"], "error_class": record.error_class and record.error_class.value,
         "detail": record.error_detail, "status": record.status, "text": record.text,
         "ttft_ms": record.ttft_ms, "itl_ms": record.itl_ms, "tokens": record.output_tokens,
         "token_source": record.token_source, "events": len(record.events), "received": received,
-        "done": record.done,
+        "done": record.done, "clock": record.clock, "anomalies": record.anomalies,
     }), flush=True)
     pool.close()
 """
@@ -121,9 +121,10 @@ SCRIPTS: dict[str, tuple[list[tuple[str, Any]], str | None]] = {
         ],
         "connection_reset",
     ),
+    # a clean close (FIN) mid-stream is a cut stream, a reset (RST) is not
     "cut": (
         [("send", stream_head()), ("send", chunk(sse(content_chunk("a")))), ("close", None)],
-        "connection_reset",
+        "truncated_stream",
     ),
     "garbage": ([("send", b"HELLO THERE\r\n\r\n"), ("close", None)], "protocol_error"),
     "html": ([("send", plain(200, b"<html>oops</html>", "text/html"))], "bad_content_type"),
@@ -166,7 +167,7 @@ def outcomes() -> Iterator[dict[str, dict[str, Any]]]:
     cases.append(
         {
             "name": "refused",
-            "url": f"http://127.0.0.1:{closed_port}/",
+            "url": f"http://127.0.0.1:{closed_port}",
             "connect": 0.5,
             "read": 0.4,
             "total": 1.0,

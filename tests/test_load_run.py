@@ -82,22 +82,18 @@ emulator: {ttft_ms: 50, itl_ms: 5, sigma: 0.05, output_tokens: 32}
 
     # every request the emulator completed is one sample, and nothing else
     assert summary["samples"] == len(samples) == meta["emulator_stats"]["completed"]
-    assert {s["request_id"] for s in samples} == set(truth)
+    assert {s["server_request_id"] for s in samples} == set(truth)
     assert summary["errors"] == {} and summary["aborted"] == 0
 
     (group,) = summary["groups"]
     ok = [s for s in samples if not s["warmup"]]
-    true_ttft = [
-        (truth[s["request_id"]]["t_first_content_ns"] - truth[s["request_id"]]["t_received_ns"])
-        / 1e6
-        for s in ok
-    ]
-    errors = [
-        s["ttft_ms"]
-        - (truth[s["request_id"]]["t_first_content_ns"] - truth[s["request_id"]]["t_received_ns"])
-        / 1e6
-        for s in ok
-    ]
+
+    def true_ttft_ms(sample: dict[str, Any]) -> float:
+        record = truth[sample["server_request_id"]]
+        return (record["t_first_content_ns"] - record["t_received_ns"]) / 1e6
+
+    true_ttft = [true_ttft_ms(s) for s in ok]
+    errors = [s["ttft_ms"] - true_ttft_ms(s) for s in ok]
     measured_p50 = group["ttft_ms"]["p50"]
     truth_p50 = _pct(true_ttft, 50)
     print(
@@ -136,7 +132,7 @@ emulator: {ttft_ms: 20, itl_ms: 2, sigma: 0.1, output_tokens: 16}
     summary, samples, truth = _read(tmp_path / "multi")
     meta = orjson.loads((tmp_path / "multi" / "meta.json").read_bytes())
     assert summary["samples"] == len(samples) == meta["emulator_stats"]["completed"] > 50
-    assert {s["request_id"] for s in samples} == set(truth)
+    assert {s["server_request_id"] for s in samples} == set(truth)
     assert {s["worker"] for s in samples} == {"worker-0", "worker-1"}
     workers = summary["workers"]
     assert workers["expected"] == 2 and workers["reported"] == 2
@@ -229,7 +225,7 @@ emulator:
     expected: dict[str, int] = {}
     no_done = 0
     for sample in samples:
-        faults = [f.partition("=")[0] for f in truth[sample["request_id"]]["faults"]]
+        faults = [f.partition("=")[0] for f in truth[sample["server_request_id"]]["faults"]]
         if faults == ["missing_done"]:  # complete but for [DONE]: measured, noted
             assert sample["error_class"] is None and sample["ttft_ms"] is not None, sample
             assert sample["anomalies"][0].startswith("missing_done"), sample

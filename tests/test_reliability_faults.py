@@ -68,14 +68,15 @@ EMULATOR_EXPECTED: dict[str, tuple[E | None, E | None]] = {
     "slow_headers": (None, None),
     "stall": (E.TIMEOUT_IDLE, E.TIMEOUT_IDLE),
     "reset_midstream": (E.CONNECTION_RESET, E.CONNECTION_RESET),
-    "truncated_body": (E.CONNECTION_RESET, E.TRUNCATED_BODY),
+    "truncated_body": (E.TRUNCATED_STREAM, E.TRUNCATED_BODY),  # a clean close (FIN) mid-body
     "truncated_stream": (E.TRUNCATED_STREAM, None),  # stream-only kinds: a plain answer is fine
     "malformed_json_chunk": (E.BAD_JSON, E.BAD_JSON),
     "missing_done": (None, None),  # complete but for [DONE]: a finding and an anomaly
     "midstream_error": (E.MIDSTREAM_ERROR, E.MIDSTREAM_ERROR),
     "empty_200": (E.TRUNCATED_STREAM, E.BAD_JSON),
+    "stream_rule": (E.MIDSTREAM_ERROR, None),  # with its rule error_in_200; stream-only
 }
-FAULT_PARAM = {"stall": "=1", "slow_headers": "=0.2"}
+FAULT_PARAM = {"stall": "=1", "slow_headers": "=0.2", "stream_rule": "=error_in_200"}
 
 # Hostile behaviour -> (classes allowed streamed, classes allowed plain). Sets where the
 # bytes are random (seeded per request, so they depend on the request's position).
@@ -90,11 +91,11 @@ HOSTILE_EXPECTED: dict[str, tuple[set[E | None], set[E | None]]] = {
     "invalid_utf8": ({None}, {E.BAD_JSON}),  # SSE text decodes with U+FFFD, as WHATWG says
     "bad_chunk_size": ({E.PROTOCOL_ERROR}, {E.PROTOCOL_ERROR}),
     "chunk_overrun": ({E.PROTOCOL_ERROR}, {E.PROTOCOL_ERROR}),
-    "chunk_short": ({E.CONNECTION_RESET}, {E.TRUNCATED_BODY}),
+    "chunk_short": ({E.TRUNCATED_STREAM}, {E.TRUNCATED_STREAM}),  # always an event stream
     "empty_200": ({E.TRUNCATED_STREAM}, {E.BAD_JSON}),
     "html_200": ({E.BAD_CONTENT_TYPE}, {E.BAD_CONTENT_TYPE}),
     "json_array_200": ({E.BAD_CONTENT_TYPE}, {E.BAD_JSON}),
-    "content_length_lie": ({E.CONNECTION_RESET}, {E.TRUNCATED_BODY}),
+    "content_length_lie": ({E.TRUNCATED_BODY}, {E.TRUNCATED_BODY}),  # always a JSON body
     "bad_status_line": ({E.PROTOCOL_ERROR}, {E.PROTOCOL_ERROR}),
     "headers_no_end": ({E.CONNECTION_RESET}, {E.CONNECTION_RESET}),
     "stall_headers": ({E.TIMEOUT_IDLE}, {E.TIMEOUT_IDLE}),

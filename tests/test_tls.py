@@ -88,9 +88,10 @@ def test_load_run_over_tls_measures_like_plain_http(tmp_path: Path) -> None:
     with Emulator.in_subprocess(config) as emu:
         assert emu.ca_file is not None
         env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-        env["SSL_CERT_FILE"] = emu.ca_file  # how a user trusts a private CA
         done = _load(
             [
+                "--ca-bundle",  # how a user trusts a private CA
+                emu.ca_file,
                 "--emulator-url",
                 emu.url(),
                 "--provider",
@@ -109,6 +110,8 @@ def test_load_run_over_tls_measures_like_plain_http(tmp_path: Path) -> None:
         truth = {t["request_id"]: t for t in emu.truth()}
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "tls"
+    plan = orjson.loads((folder / "plan.json").read_bytes())
+    assert plan["tls"] == {"ca_bundles": [emu.ca_file], "insecure": False, "source": "--ca-bundle"}
     samples: list[dict[str, Any]] = [
         orjson.loads(line) for line in (folder / "samples.jsonl").read_bytes().splitlines()
     ]
@@ -117,7 +120,7 @@ def test_load_run_over_tls_measures_like_plain_http(tmp_path: Path) -> None:
     assert {s["clock"] for s in samples} == {"user"}  # TLS: no kernel receive stamps
     measured, true = [], []
     for sample in samples:
-        record = truth[sample["request_id"]]
+        record = truth[sample["server_request_id"]]
         first = (record["t_first_content_ns"] - record["t_received_ns"]) / 1e6
         last = (record["t_last_content_ns"] - record["t_received_ns"]) / 1e6
         # the client cannot see the first token before the server wrote it, and saw it
@@ -126,3 +129,101 @@ def test_load_run_over_tls_measures_like_plain_http(tmp_path: Path) -> None:
         measured.append(sample["ttft_ms"])
         true.append(first)
     assert _rank_correlation(measured, true) > 0.8
+
+
+# ---------------------------------------------------------------------------- contract and run
+
+
+def _check(emu: Emulator, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    """``chatprobe check --live`` against the emulator as a custom endpoint; the results."""
+    from tests.reliability_support import run_cli
+
+    done = run_cli(
+        "check",
+        "--live",
+        "--base-url",
+        emu.base_url("openrouter"),
+        "--api-key-env",
+        "EMU_KEY",
+        "--model",
+        "google/gemini-2.0-flash-001",
+        "--out",
+        str(tmp_path),
+        *extra,
+        env={"EMU_KEY": DEMO_KEY, **(env or {})},
+    )
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    (contract,) = tmp_path.glob("*/contract.json")
+    return orjson.loads(contract.read_bytes())["results"], done
+
+
+TRANSPORT_FAILURES = {"tls_error", "connect_error", "connection_reset", "client_error"}
+
+
+@pytest.mark.parametrize("trust", ["--ca-bundle", "REQUESTS_CA_BUNDLE"])
+def test_contract_checks_over_tls(tls_emulator: Emulator, tmp_path: Path, trust: str) -> None:
+    assert tls_emulator.ca_file is not None
+    if trust == "--ca-bundle":
+        results, _ = _check(tls_emulator, tmp_path, "--ca-bundle", tls_emulator.ca_file)
+    else:
+        results, _ = _check(tls_emulator, tmp_path, env={trust: tls_emulator.ca_file})
+    assert results and not [r for r in results if r["error_class"] in TRANSPORT_FAILURES]
+    assert any(r["outcome"] == "passed" for r in results)
+    sent = [r["request_id"] for r in results if r["outcome"] != "skipped"]
+    assert all(sent) and len(set(sent)) == len(sent)  # each case's own X-Request-Id
+
+
+def test_an_untrusted_certificate_fails_clearly(tls_emulator: Emulator, tmp_path: Path) -> None:
+    results, done = _check(tls_emulator, tmp_path, "-k", "hello")
+    ran = [r for r in results if r["outcome"] != "skipped"]
+    assert ran and {r["error_class"] for r in ran} == {"tls_error"}
+    assert all("--ca-bundle" in r["message"] for r in ran)
+    assert done.returncode == 1
+
+
+def test_a_bad_ca_bundle_is_one_line(tmp_path: Path) -> None:
+    from tests.reliability_support import run_cli
+
+    missing = tmp_path / "nope.pem"
+    for command in (["check", "--live"], ["load"], ["run"]):
+        done = run_cli(*command, "--ca-bundle", str(missing))
+        assert done.returncode == 2, (command, done.stderr)
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and "--ca-bundle: cannot use" in lines[0], (command, lines)
+
+
+@pytest.mark.slow
+def test_run_over_tls(tmp_path: Path) -> None:
+    """``chatprobe run`` against an HTTPS endpoint: both steps trust the CA it was given."""
+    from tests.reliability_support import read_run, run_cli
+
+    config = EmulatorConfig(providers=("openrouter",), tls=True, ttft_ms=5, itl_ms=1)
+    with Emulator.in_subprocess(config) as emu:
+        assert emu.ca_file is not None
+        done = run_cli(
+            "run",
+            "--base-url",
+            emu.base_url("openrouter"),
+            "--api-key-env",
+            "EMU_KEY",
+            "--model",
+            "google/gemini-2.0-flash-001",
+            "--duration",
+            "3",
+            "--ca-bundle",
+            emu.ca_file,
+            "--results",
+            str(tmp_path / "results"),
+            "--out",
+            str(tmp_path / "report"),
+            env={"EMU_KEY": DEMO_KEY},
+            timeout=240,
+        )
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    (contract,) = (tmp_path / "results").glob("*/contract.json")
+    results = orjson.loads(contract.read_bytes())["results"]
+    assert not [r for r in results if r["error_class"] in TRANSPORT_FAILURES]
+    (summary_path,) = (tmp_path / "results").glob("*/summary.json")
+    _, samples, _ = read_run(summary_path.parent)
+    assert samples and [s for s in samples if s["error_class"]] == []
+    assert (tmp_path / "report" / "index.html").is_file()

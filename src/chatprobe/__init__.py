@@ -10,11 +10,12 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from chatprobe._version import __version__
 
 _EXPORTS = {
     "ChatClient": "chatprobe.client",
-    "Timeouts": "chatprobe.client",
+    "Timeouts": "chatprobe.transport",
+    "TLSConfig": "chatprobe.transport",
     "ProviderProfile": "chatprobe.profiles",
     "custom_profile": "chatprobe.profiles",
     "list_profiles": "chatprobe.profiles",
@@ -34,6 +35,7 @@ __all__ = [
     "RequestRecord",
     "SSEDecoder",
     "ServerSentEvent",
+    "TLSConfig",
     "Timeouts",
     "__version__",
     "custom_profile",
@@ -42,10 +44,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from chatprobe.client import ChatClient, Timeouts
+    from chatprobe.client import ChatClient
     from chatprobe.profiles import ProviderProfile, custom_profile, list_profiles, load_profile
     from chatprobe.record import ErrorClass, RequestRecord
     from chatprobe.sse import Comment, ServerSentEvent, SSEDecoder
+    from chatprobe.transport import Timeouts, TLSConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -2,57 +2,68 @@
 
 The loop is deliberately small: read a network chunk, stamp ``perf_counter_ns()``, feed the
 SSE decoder, append. Interpretation happens afterwards in :meth:`RequestRecord.finish`.
-Transport failures are mapped to an :class:`~chatprobe.record.ErrorClass` in one place,
-:func:`_classify_exception`; nothing a provider does raises out of :meth:`ChatClient.chat`.
+Everything the transports share (timeouts, TLS trust, headers, request ids, the body cap and
+how exceptions map to error classes) is :mod:`chatprobe.transport`; nothing a provider does
+raises out of :meth:`ChatClient.chat`.
 
-Timeouts: ``connect``; ``first_byte`` (request sent until response headers); ``idle`` (the
-longest gap allowed between body bytes, i.e. a stall); ``total`` (whole exchange). The read
-timeout is switched from ``first_byte`` to ``idle`` once headers arrive, because httpcore
-reads it from the request's extensions when body iteration starts.
+Timeouts (:class:`~chatprobe.transport.Timeouts`): the read timeout is the first-byte limit
+until the response head is in, then the idle limit (httpcore reads it from the request's
+extensions when body iteration starts); whichever is shorter of it and what is left of the
+total is armed, and a timeout of the total is ``timeout_total``.
+
+Stamps are all user space (``perf_counter_ns`` right after each read returns): one clock
+per record (``record.clock == "user"``).
+
+What httpx does not say, a watched network backend (:func:`new_http_client`) counts per
+thread: new connections, EOFs and bytes read. So a ``RemoteProtocolError`` after the server
+closed the connection is a truncated body or stream (or, before a whole head, a
+``connection_reset``) rather than a protocol error, and a failure on a reused keep-alive
+connection before any response byte is retried once on a new connection (and noted in
+``anomalies``). A client not made by :func:`new_http_client` works, without those two.
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
 
 from chatprobe.profiles import ProviderProfile
-from chatprobe.record import MAX_BODY_BYTES, ErrorClass, RequestRecord, TimedEvent
-from chatprobe.scrub import scrub_headers, scrub_obj, scrub_text
+from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
+from chatprobe.scrub import scrub_headers, scrub_obj
 from chatprobe.sse import SSEDecoder
+from chatprobe.transport import (
+    DEFAULT_TIMEOUTS,
+    MAX_BODY_BYTES,
+    REQUEST_ID_HEADER,
+    BodyTooLarge,
+    PeerClosed,
+    Phase,
+    Timeouts,
+    TLSConfig,
+    TotalTimeout,
+    classify,
+    httpx_errors,
+    new_request_id,
+    request_headers,
+    stale_connection_note,
+)
 
-__all__ = ["USER_AGENT", "ChatClient", "Timeouts"]
-
-USER_AGENT = "chatprobe/0.1"
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds; ``None`` disables a limit."""
-
-    connect: float | None = 10.0
-    first_byte: float | None = 120.0
-    idle: float | None = 60.0
-    total: float | None = 600.0
-
-
-class _TotalTimeout(Exception):
-    pass
-
-
-class _TooLarge(Exception):
-    pass
+__all__ = ["ChatClient", "Timeouts", "new_http_client"]
 
 
 class ChatClient:
     """Sends chat completions to one provider and returns finished records.
 
-    ``http`` lets tests and the pytest plugin supply their own ``httpx.Client`` (vcrpy patches
-    httpx globally, so recording and replay need nothing special here).
+    ``http`` lets the caller share one ``httpx.Client`` across clients (make it with
+    :func:`new_http_client`; vcrpy patches httpx globally, so recording and replay need
+    nothing special here); without it the client makes its own, trusting what ``tls`` says.
     """
 
     def __init__(
@@ -64,20 +75,15 @@ class ChatClient:
         http: httpx.Client | None = None,
         headers: dict[str, str] | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        tls: TLSConfig | None = None,
     ) -> None:
         self.profile = profile
         self.max_body_bytes = max_body_bytes
         self.api_key = api_key
-        self.timeouts = timeouts or Timeouts()
+        self.timeouts = timeouts or DEFAULT_TIMEOUTS
         self._own_http = http is None
-        self.http = http or httpx.Client(http2=False, follow_redirects=False)
-        self.headers = {
-            "Content-Type": "application/json",
-            "Accept-Encoding": "identity",
-            "User-Agent": USER_AGENT,
-            **profile.headers,
-            **(headers or {}),
-        }
+        self.http = http or new_http_client(tls)
+        self.headers = {**profile.headers, **(headers or {})}
 
     def close(self) -> None:
         if self._own_http:
@@ -111,12 +117,8 @@ class ChatClient:
             except Exception:
                 body["model"] = model
         stream = bool(body.get("stream"))
-        send_headers = dict(self.headers)
-        if stream:
-            send_headers["Accept"] = "text/event-stream"
         key = api_key if api_key is not None else self.api_key
-        if key:
-            send_headers["Authorization"] = f"Bearer {key}"
+        send_headers = request_headers(self.headers, stream=stream, api_key=key)
         send_headers.update(headers or {})
         record = RequestRecord(
             provider=self.profile.name,
@@ -152,87 +154,132 @@ class ChatClient:
         return record.finish()
 
     def send(self, record: RequestRecord, content: bytes, headers: dict[str, str]) -> None:
-        """Perform the exchange and fill the raw part of ``record``."""
+        """Perform the exchange and fill the raw part of ``record`` (a reused connection
+        that fails before any response byte is retried once on a new one)."""
+        record.request_id = new_request_id()
+        headers = {**headers, REQUEST_ID_HEADER: record.request_id}
+        record.request_headers[REQUEST_ID_HEADER] = record.request_id
+        if self._attempt(record, content, headers, retry=True):
+            record.anomalies.append(stale_connection_note(record.transport_detail))
+            record.transport_error, record.transport_detail = None, ""
+            self._attempt(record, content, headers, retry=False)
+
+    def _attempt(
+        self, record: RequestRecord, content: bytes, headers: dict[str, str], *, retry: bool
+    ) -> bool:
+        """One try; True when it failed on a stale connection and is worth one more."""
         t = self.timeouts
+        first_byte, total_armed = t.first_byte, False
+        if t.total is not None and (first_byte is None or t.total < first_byte):
+            first_byte, total_armed = t.total, True
         timeout = httpx.Timeout(
-            connect=t.connect, read=_min(t.first_byte, t.total), write=t.connect, pool=t.connect
+            connect=t.connect, read=first_byte, write=t.first_byte, pool=t.connect
         )
         request = self.http.build_request(
             record.method, record.url, content=content, headers=headers, timeout=timeout
         )
-        deadline = None
-        record.start()
-        if t.total is not None:
-            deadline = record.t0_ns + int(t.total * 1e9)
+        watch = _WATCHES.get(self.http)
+        before = watch.snapshot() if watch is not None else None
         response = None
+        record.start()  # the request is built: only the exchange counts from here
+        deadline = None if t.total is None else record.t0_ns + int(t.total * 1e9)
+        phase = Phase.HEADERS
+        received = 0
         try:
             response = self.http.send(request, stream=True)
             record.t_headers_ns = time.perf_counter_ns()
             record.status = response.status_code
             record.response_headers = _headers(response)
+            phase = Phase.BODY
             # From now on a read timeout means a gap between body bytes.
-            request.extensions["timeout"] = {
-                **request.extensions.get("timeout", {}),
-                "read": t.idle,
-            }
+            read, total_armed = _arm(t.idle, deadline)
+            request.extensions["timeout"] = {**request.extensions.get("timeout", {}), "read": read}
             encoded = response.headers.get("content-encoding", "identity") != "identity"
             chunks = response.iter_bytes() if encoded else response.iter_raw()
-            is_sse = record.content_type == "text/event-stream"
-            if is_sse:
+            limit = self.max_body_bytes
+            if record.content_type == "text/event-stream":
                 decoder = SSEDecoder()
                 append = record.events.append
-                received = 0
                 for chunk in chunks:
                     now = time.perf_counter_ns()
                     for item in decoder.decode(chunk):
                         append(TimedEvent(now, item))
-                    if deadline is not None and now > deadline:
-                        raise _TotalTimeout
                     received += len(chunk)
-                    if received > self.max_body_bytes:
-                        raise _TooLarge(received)
+                    _check_limits(now, deadline, received, limit)
                 end = time.perf_counter_ns()
                 for item in decoder.flush():
                     append(TimedEvent(end, item))
             else:
                 parts = []
-                received = 0
                 for chunk in chunks:
                     parts.append(chunk)
-                    if deadline is not None and time.perf_counter_ns() > deadline:
-                        raise _TotalTimeout
                     received += len(chunk)
-                    if received > self.max_body_bytes:
-                        raise _TooLarge(received)
+                    _check_limits(time.perf_counter_ns(), deadline, received, limit)
                 record.body = b"".join(parts)
             record.t_end_ns = time.perf_counter_ns()
-        except _TooLarge as exc:
-            record.t_end_ns = time.perf_counter_ns()
-            record.transport_error = ErrorClass.PROTOCOL_ERROR
-            record.transport_detail = (
-                f"response body exceeded {self.max_body_bytes} bytes ({exc.args[0]} read); "
-                "stopped reading"
-            )
-        except _TotalTimeout:
-            record.t_end_ns = time.perf_counter_ns()
-            record.transport_error = ErrorClass.TIMEOUT_TOTAL
-            record.transport_detail = f"exchange exceeded total timeout of {t.total}s"
         except Exception as exc:  # every transport failure becomes a classified record
             record.t_end_ns = time.perf_counter_ns()
-            record.transport_error, record.transport_detail = _classify_exception(
-                exc, headers_seen=record.t_headers_ns is not None, stream=record.stream
+            if response is None:
+                phase = _phase(exc)
+            seen = watch.since(before) if watch is not None and before is not None else None
+            if isinstance(exc, httpx.TimeoutException) and total_armed:
+                exc = TotalTimeout()
+            elif isinstance(exc, httpx.RemoteProtocolError) and seen is not None and seen.eofs:
+                where = "response head" if phase is not Phase.BODY else "body"
+                exc = PeerClosed(
+                    f"server closed the connection before the {where} was complete "
+                    f"({received} body bytes read)"
+                )
+            cls, detail = classify(
+                exc,
+                phase,
+                httpx_errors(),
+                stream=record.content_type == "text/event-stream",
+                timeouts=t,
             )
+            record.transport_error, record.transport_detail = cls, detail
+            stale = (
+                retry
+                and seen is not None
+                and seen.connects == 0  # the request went out on a pooled connection
+                and seen.bytes == 0  # and nothing came back on it
+                and cls is ErrorClass.CONNECTION_RESET
+                and phase in (Phase.SEND, Phase.HEADERS)
+            )
+            if stale:
+                record.events.clear()
+                return True
         finally:
             if response is not None:
                 response.close()
+        return False
 
 
-def _min(a: float | None, b: float | None) -> float | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return min(a, b)
+def _arm(limit: float | None, deadline: int | None) -> tuple[float | None, bool]:
+    """The read timeout to set: the phase's ``limit`` or what is left of the total, whichever
+    is shorter; and whether it is the total."""
+    if deadline is None:
+        return limit, False
+    left = max(0.001, (deadline - time.perf_counter_ns()) / 1e9)
+    if limit is None or left < limit:
+        return left, True
+    return limit, False
+
+
+def _check_limits(now: int, deadline: int | None, received: int, limit: int) -> None:
+    if deadline is not None and now > deadline:
+        raise TotalTimeout
+    if received > limit:
+        raise BodyTooLarge(f"response body exceeded {limit} bytes ({received} read); stopped")
+
+
+def _phase(exc: BaseException) -> Phase:
+    """Where an httpx exception raised before the response head came from (by its type)."""
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return Phase.CONNECT
+    if isinstance(exc, httpx.WriteError | httpx.WriteTimeout):
+        return Phase.SEND
+    return Phase.HEADERS
 
 
 def _headers(response: httpx.Response) -> dict[str, str]:
@@ -243,26 +290,105 @@ def _headers(response: httpx.Response) -> dict[str, str]:
     return scrub_headers(out)
 
 
-def _classify_exception(
-    exc: BaseException, *, headers_seen: bool, stream: bool
-) -> tuple[ErrorClass, str]:
-    """Map an httpx/httpcore exception to an error class and a scrubbed one-line detail."""
-    detail = scrub_text(f"{type(exc).__name__}: {exc}")[:300]
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return ErrorClass.TIMEOUT_CONNECT, detail
-    if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
-        return (ErrorClass.TIMEOUT_IDLE if headers_seen else ErrorClass.TIMEOUT_FIRST_BYTE), detail
-    if isinstance(exc, httpx.ConnectError):
-        return ErrorClass.CONNECT_ERROR, detail
-    if isinstance(exc, httpx.RemoteProtocolError):
-        text = str(exc).lower()
-        if headers_seen and ("incomplete chunked read" in text or "complete message body" in text):
-            return (ErrorClass.CONNECTION_RESET if stream else ErrorClass.TRUNCATED_BODY), detail
-        if not headers_seen and "without sending" in text:
-            return ErrorClass.CONNECTION_RESET, detail
-        return ErrorClass.PROTOCOL_ERROR, detail
-    if isinstance(exc, httpx.ReadError | httpx.WriteError | ConnectionError):
-        return ErrorClass.CONNECTION_RESET, detail
-    if isinstance(exc, httpx.DecodingError):
-        return ErrorClass.PROTOCOL_ERROR, detail
-    return ErrorClass.CLIENT_ERROR, detail
+# ---------------------------------------------------------------------------- http client
+
+
+def new_http_client(tls: TLSConfig | None = None) -> httpx.Client:
+    """An ``httpx.Client`` for chat requests: HTTP/1.1, no redirects, no proxy or CA settings
+    from the environment (:class:`~chatprobe.transport.TLSConfig` reads those), trusting
+    what ``tls`` says, with its network backend watched (see the module docstring)."""
+    transport = httpx.HTTPTransport(verify=(tls or TLSConfig()).context(), trust_env=False)
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    client = httpx.Client(transport=transport, follow_redirects=False, trust_env=False)
+    if backend is not None:  # httpx offers no public hook for the backend
+        watch = _Watch()
+        pool._network_backend = _WatchedBackend(backend, watch)  # type: ignore[union-attr]
+        _WATCHES[client] = watch
+    return client
+
+
+@dataclass(frozen=True, slots=True)
+class _Activity:
+    connects: int = 0
+    eofs: int = 0
+    bytes: int = 0
+
+
+class _Watch(threading.local):
+    """What the network did, per thread (sync httpx does its I/O in the caller's thread)."""
+
+    def __init__(self) -> None:
+        self.connects = self.eofs = self.bytes = 0
+
+    def snapshot(self) -> _Activity:
+        return _Activity(self.connects, self.eofs, self.bytes)
+
+    def since(self, before: _Activity) -> _Activity:
+        now = self.snapshot()
+        return _Activity(
+            now.connects - before.connects, now.eofs - before.eofs, now.bytes - before.bytes
+        )
+
+
+_WATCHES: weakref.WeakKeyDictionary[httpx.Client, _Watch] = weakref.WeakKeyDictionary()
+
+
+class _WatchedStream(httpcore.NetworkStream):
+    def __init__(self, stream: httpcore.NetworkStream, watch: _Watch) -> None:
+        self._stream = stream
+        self._watch = watch
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._stream.read(max_bytes, timeout)
+        if data:
+            self._watch.bytes += len(data)
+        else:
+            self._watch.eofs += 1
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        tls = self._stream.start_tls(ssl_context, server_hostname, timeout)
+        return _WatchedStream(tls, self._watch)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _WatchedBackend(httpcore.NetworkBackend):
+    def __init__(self, backend: httpcore.NetworkBackend, watch: _Watch) -> None:
+        self._backend = backend
+        self._watch = watch
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
+        self._watch.connects += 1
+        return _WatchedStream(stream, self._watch)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        stream = self._backend.connect_unix_socket(path, timeout, socket_options)
+        self._watch.connects += 1
+        return _WatchedStream(stream, self._watch)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)

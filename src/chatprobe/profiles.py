@@ -11,6 +11,7 @@ file, line and field. A custom provider can be a profile file given by path, or 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -58,10 +59,15 @@ class Pricing:
 
 @dataclass(frozen=True, slots=True)
 class LatencyModel:
-    """Emulator latency for one model: lognormal with the given median (ms) and sigma.
+    """How the emulator serves one model (the profile's ``emulator:`` block).
 
-    ``prompt_tokens_zero`` makes the emulator reproduce a documented quirk: usage reporting
-    ``prompt_tokens: 0`` for a non-empty prompt.
+    Latency is lognormal with the given median (ms) and sigma. ``prompt_tokens_zero`` makes
+    the emulator reproduce a documented quirk: usage reporting ``prompt_tokens: 0`` for a
+    non-empty prompt. ``capacity`` is the model's server capacity (slots, tokens_per_s,
+    prefill_ms_per_1k; ``chatprobe.emulator.capacity``), None for none.
+    ``reasoning_tokens`` makes it a reasoning model thinking (min, max) tokens before it
+    answers, streamed as ``reasoning`` says (None: the provider's usual field). ``dialect``
+    lists dialect knobs (``chatprobe.emulator.dialect``) the model is served with.
     """
 
     ttft_ms: float = 20.0
@@ -70,6 +76,10 @@ class LatencyModel:
     itl_sigma: float = 0.1
     tokens_per_chunk: int = 1
     prompt_tokens_zero: bool = False
+    capacity: Mapping[str, float] | None = None
+    reasoning_tokens: tuple[int, int] | None = None
+    reasoning: str | None = None
+    dialect: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +202,7 @@ def _load_path(path: str) -> ProviderProfile:
             free=bool(m.get("free", False)),
             rate_limit_rpm=m.get("rate_limit_rpm"),
             pricing=pricing,
-            latency=LatencyModel(**(m.get("emulator") or {})),
+            latency=_latency_model(m.get("emulator") or {}),
         )
     from chatprobe.specs import levels
 
@@ -226,6 +236,17 @@ def _load_path(path: str) -> ProviderProfile:
         custom_endpoint=bool(data.get("custom_endpoint", False)),
         display_name=str(data.get("display_name") or data["name"]),
     )
+
+
+def _latency_model(block: dict[str, Any]) -> LatencyModel:
+    reasoning = block.get("reasoning_tokens")
+    if "dialect" in block:
+        block = {**block, "dialect": tuple(block["dialect"])}
+    if isinstance(reasoning, int):
+        block = {**block, "reasoning_tokens": (reasoning, reasoning)}
+    elif isinstance(reasoning, list):
+        block = {**block, "reasoning_tokens": (reasoning[0], reasoning[1])}
+    return LatencyModel(**block)
 
 
 def load_profile(name_or_path: str) -> ProviderProfile:

@@ -54,8 +54,8 @@ import orjson
 from chatprobe.sse import Comment, ServerSentEvent
 
 __all__ = [
-    "MAX_BODY_BYTES",
     "MISSING_DONE",
+    "SERVER_REQUEST_ID_HEADERS",
     "AssembledChoice",
     "ErrorClass",
     "RequestRecord",
@@ -63,10 +63,6 @@ __all__ = [
     "delta_has_output",
     "estimate_tokens",
 ]
-
-
-MAX_BODY_BYTES = 64 * 1024 * 1024
-"""Every transport stops reading a response past this size (``protocol_error``)."""
 
 
 class ErrorClass(StrEnum):
@@ -80,18 +76,20 @@ class ErrorClass(StrEnum):
     HTTP_STATUS = "http_status"  # non-2xx status other than the two below
     RATE_LIMITED = "rate_limited"  # 429: the provider asks the client to slow down
     UNAVAILABLE = "unavailable"  # 503: the provider (or its upstream) cannot serve now
-    CONNECT_ERROR = "connect_error"  # refused / unreachable
+    CONNECT_ERROR = "connect_error"  # refused / unreachable / DNS
+    TLS_ERROR = "tls_error"  # TLS handshake failed: certificate not trusted, name mismatch
     TIMEOUT_CONNECT = "timeout_connect"
     TIMEOUT_FIRST_BYTE = "timeout_first_byte"  # no response headers in time
     TIMEOUT_IDLE = "timeout_idle"  # a gap between body bytes too long (stall)
     TIMEOUT_TOTAL = "timeout_total"  # whole exchange too long
-    CONNECTION_RESET = "connection_reset"  # peer reset or closed mid-body
-    TRUNCATED_BODY = "truncated_body"  # plain body shorter than announced / cut
+    CONNECTION_RESET = "connection_reset"  # peer reset (RST), or closed before a whole head
+    TRUNCATED_BODY = "truncated_body"  # plain body cut by a clean close (FIN) / too short
     PROTOCOL_ERROR = "protocol_error"  # malformed HTTP
     BAD_CONTENT_TYPE = "bad_content_type"  # e.g. an HTML page with 200, JSON when SSE asked
     BAD_JSON = "bad_json"  # a body or data payload that is not JSON
     MIDSTREAM_ERROR = "midstream_error"  # an error event inside a 200 stream
-    TRUNCATED_STREAM = "truncated_stream"  # stream closed with no finish_reason and no [DONE]
+    TRUNCATED_STREAM = "truncated_stream"  # stream cut by a clean close, or ended with no
+    #                                        finish_reason and no [DONE]
     EMPTY_RESPONSE = "empty_response"  # a well-formed 2xx answer with no choice in it
     CLIENT_ERROR = "client_error"  # the harness itself failed (a bug; counted, not raised)
 
@@ -107,11 +105,16 @@ _STATUS_CLASSES = {429: ErrorClass.RATE_LIMITED, 503: ErrorClass.UNAVAILABLE}
 _AFTER_DONE_TOLERATED = frozenset(
     {
         ErrorClass.CONNECTION_RESET,
+        ErrorClass.TRUNCATED_STREAM,
         ErrorClass.TIMEOUT_IDLE,
         ErrorClass.TIMEOUT_TOTAL,
         ErrorClass.PROTOCOL_ERROR,
     }
 )
+
+SERVER_REQUEST_ID_HEADERS = ("x-chatprobe-request-id", "x-request-id", "request-id")
+"""Response headers holding the server's own id for a request, the first found wins (the
+emulator's ``X-Chatprobe-Request-Id`` is its ground truth's key)."""
 
 
 @dataclass(slots=True)
@@ -169,6 +172,7 @@ class RequestRecord:
     """One request and its response, raw and interpreted."""
 
     # --- identity and request (scrubbed before it is stored) ---
+    request_id: str = ""  # the X-Request-Id this request carried (see chatprobe.transport)
     provider: str = ""
     model: str = ""  # canonical model name
     model_id: str = ""  # the provider's id that was sent
@@ -212,6 +216,7 @@ class RequestRecord:
     error_detail: str = ""
     error_payload: Any = None  # the provider's error object (envelope or mid-stream)
     anomalies: list[str] = field(default_factory=list)
+    timing_valid: bool = True  # False: the stamps broke an invariant; no figure is reported
     finished: bool = False
 
     # ------------------------------------------------------------------ timing helpers
@@ -234,11 +239,11 @@ class RequestRecord:
 
     @property
     def ttfb_ms(self) -> float | None:
-        return _ms(self.t0_ns, self.t_headers_ns)
+        return _ms(self.t0_ns, self.t_headers_ns) if self.timing_valid else None
 
     @property
     def ttft_ms(self) -> float | None:
-        return _ms(self.t0_ns, self.t_first_token_ns)
+        return _ms(self.t0_ns, self.t_first_token_ns) if self.timing_valid else None
 
     @property
     def ttfa_ms(self) -> float | None:
@@ -247,23 +252,35 @@ class RequestRecord:
 
     @property
     def e2e_ms(self) -> float | None:
-        return _ms(self.t0_ns, self.t_last_token_ns)
+        return _ms(self.t0_ns, self.t_last_token_ns) if self.timing_valid else None
 
     @property
     def total_ms(self) -> float | None:
-        return _ms(self.t0_ns, self.t_end_ns)
+        return _ms(self.t0_ns, self.t_end_ns) if self.timing_valid else None
 
     @property
     def itl_ms(self) -> float | None:
         first, last, n = self.t_first_token_ns, self.t_last_token_ns, self.output_tokens
-        if first is None or last is None or n < 2:
+        if first is None or last is None or n < 2 or not self.timing_valid:
             return None
         return (last - first) / (n - 1) / 1e6
 
     @property
     def chunk_gaps_ms(self) -> list[float]:
+        if not self.timing_valid:
+            return []
         t = self.content_times_ns
         return [(b - a) / 1e6 for a, b in itertools.pairwise(t)]
+
+    @property
+    def server_request_id(self) -> str | None:
+        """The server's own id for this request, from the response headers (if it sent one)."""
+        headers = self.response_headers
+        for name in SERVER_REQUEST_ID_HEADERS:
+            value = headers.get(name)
+            if value:
+                return value
+        return None
 
     @property
     def text(self) -> str:
@@ -292,7 +309,39 @@ class RequestRecord:
             self._interpret_body()
         self._count_tokens()
         self._classify()
+        self._check_timing()
         return self
+
+    def _check_timing(self) -> None:
+        """Enforce 0 <= TTFB <= TTFT <= E2E <= total (so ITL and chunk gaps >= 0), in one place.
+
+        The stamps are taken in that order on one clock, so a violation means a transport
+        mixed clocks or stamped out of order: the record says so in ``anomalies`` and reports
+        none of its timings rather than impossible ones.
+        """
+        stamps = (
+            ("send", self.t0_ns),
+            ("response head", self.t_headers_ns),
+            ("first token", self.t_first_token_ns),
+            ("last token", self.t_last_token_ns),
+            ("end", self.t_end_ns),
+        )
+        present = [(name, t) for name, t in stamps if t is not None]
+        problems = [
+            f"{later} stamped {(t_earlier - t_later) / 1e6:.3f} ms before {earlier}"
+            for (earlier, t_earlier), (later, t_later) in itertools.pairwise(present)
+            if t_later < t_earlier
+        ]
+        for times, what in ((self.content_times_ns, "content"), (self.chunk_times_ns, "chunk")):
+            back = next((i for i in range(1, len(times)) if times[i] < times[i - 1]), None)
+            if back is not None:
+                problems.append(f"{what} event {back} stamped before the one before it")
+        if problems:
+            self.timing_valid = False
+            self.anomalies.append(
+                f"impossible timing ({self.clock} clock): {'; '.join(problems)}; "
+                "no timing reported for this request"
+            )
 
     def _interpret_body(self) -> None:
         try:

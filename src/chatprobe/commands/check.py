@@ -29,17 +29,19 @@ from typing import Any
 import click
 
 from chatprobe.cassettes import RECORD_MODES
-from chatprobe.commands.options import format_option, provider_options
+from chatprobe.commands.options import format_option, provider_options, transport_options
 from chatprobe.endpoints import provider_refs, record_profiles
 from chatprobe.errors import ChatprobeError, ConfigError, UnknownNameError
 from chatprobe.paths import suite_files
 from chatprobe.project import current_project
 from chatprobe.results.folder import CONTRACT, JUNIT
+from chatprobe.transport import TransportOptions
 
 
 @click.command(name="check")
 @provider_options
 @format_option
+@transport_options
 @click.option(
     "--record",
     is_flag=True,
@@ -103,6 +105,7 @@ def check(
     cassette_dir: Path | None,
     verbose: int,
     list_checks: bool,
+    transport: TransportOptions,
 ) -> None:
     """Run the contract suites (offline from cassettes by default) and print the conformance
     matrix; write results/<run-id>/{meta.json, contract.json, junit.xml}.
@@ -130,6 +133,7 @@ def check(
     if base_url and emulator:
         raise click.UsageError("a --base-url endpoint is always called for real; drop --emulator")
     project = current_project()
+    transport.tls()  # an unusable CA bundle fails here, in one line
     # unknown names and broken profile files fail here; --base-url becomes a profile file
     # (its key variable must be set); without either, the project's providers
     refs = provider_refs(providers, base_url, api_key_env, models, name=name)
@@ -204,6 +208,7 @@ def check(
         args.append("--chatprobe-emulator")
     if keyword:
         args += ["-k", keyword]
+    args += transport.to_args(prefix="--chatprobe-")
     output = _PytestOutput()
     watch = _Session(output)
     with redirect_stdout(output):  # pytest's progress: stderr

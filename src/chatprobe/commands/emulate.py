@@ -10,14 +10,19 @@ import textwrap
 import click
 
 from chatprobe.commands.options import provider_option
+from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
+from chatprobe.emulator.dialect import KNOBS
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
+from chatprobe.emulator.prefix import PrefixCacheSettings
+from chatprobe.emulator.schedule import parse_schedule_file, parse_window
 from chatprobe.errors import ConfigError
 from chatprobe.profiles import emulated_profiles, list_profiles, load_profile
 
 _FAULT_LIST = ", ".join(FAULT_KINDS)
 _ALIAS_LIST = ", ".join(f"{a}={k}" for a, k in ALIASES.items())
 _FAULT_TEXT = textwrap.fill(f"Kinds: {_FAULT_LIST}. Aliases: {_ALIAS_LIST}.", width=80)
+_KNOB_TEXT = textwrap.fill(f"Knobs: {', '.join(KNOBS)}.", width=80)
 
 _HELP = f"""Serve OpenAI-compatible chat completions that behave like the documented
 providers, offline, with a seeded latency model, injected faults and ground truth.
@@ -52,12 +57,44 @@ number). --ttft-ms/--itl-ms/--sigma override every model; --zero-latency sends
 each answer at once (benchmarks). --tokens-per-chunk groups tokens per event.
 
 \b
+CAPACITY: --capacity slots=8,tokens_per_s=400,prefill_ms_per_1k=20 (any subset;
+'off' switches the profiles' capacity: blocks off) serves every model as a
+continuous-batching server: at most SLOTS sequences at once (more queue), the
+decode budget shared by the streams decoding (ITL = max(base, n / tokens_per_s)),
+prefill per 1,000 uncached prompt tokens, one prefill at a time. Ground truth
+adds queue_ms, prefill_wait_ms, prefill_ms and batch_mean.
+
+\b
+SCHEDULE: --schedule KIND[:PARAMS]@START[-END][#NAME] (repeatable) or
+--schedule-file FILE (YAML: {{clock: F, windows: [...]}}), times in schedule time
+(90s, 10m, 2h) on a clock --clock F times faster than the wall clock (1440: a day
+in a minute), from the start or POST /_chatprobe/reset:
+  outage[:503|reset|refuse]@10m-20m   every request errors / is reset / refused
+  latency:3@1h-2h  or  latency:ttft=2,itl=1.5@1h    base TTFT/ITL multiplied
+  fault:missing_done@45m   fault:midstream_error,rate=0.2@1h-2h   contract change
+Truth adds sched_s and windows; GET /_chatprobe/schedule summarises each window.
+
+\b
+PREFIX CACHE: --prefix-cache on | tokens=N,block=B: each model remembers prompt
+prefixes (blocks of B tokens, an LRU of N tokens; answers too, for the next turn)
+and reports usage.prompt_tokens_details.cached_tokens; a capacity model prefills
+only the uncached tokens. Truth adds cached_tokens.
+
+\b
+DIALECT: --dialect KNOB[=VALUE] (repeatable) for every request, or per request the
+header 'X-Chatprobe-Dialect: KNOB[=VALUE][,...]': de-facto variations of the
+formats. {_KNOB_TEXT}
+
+\b
 FAULTS: per request with the header 'X-Chatprobe-Fault: KIND[=PARAM][,KIND...]',
 or for a share of requests with --fault KIND[:PARAM]=RATE (seeded, at most one
 per request).
 {_FAULT_TEXT}
 PARAM is seconds for slow_headers/stall/429/503 Retry-After, a status for
-html_error, else the number of content chunks sent before the fault.
+html_error, the rule for stream_rule (id_changes, created_changes,
+two_finish_reasons, usage_not_final, missing_done, error_in_200), else the number
+of content chunks sent before the fault. Rates follow a golden-ratio sequence:
+any run of consecutive requests meets them within about two requests.
 """
 
 
@@ -166,6 +203,41 @@ def _range(value: str) -> tuple[int, int]:
     help="Do not reproduce documented quirks (prompt_tokens 0 for aimlapi 1.5-flash).",
 )
 @click.option(
+    "--capacity",
+    metavar="slots=N,tokens_per_s=R,prefill_ms_per_1k=MS|off",
+    help="Server capacity for every model (see CAPACITY above).",
+)
+@click.option(
+    "--schedule",
+    "schedule",
+    multiple=True,
+    metavar="KIND[:PARAMS]@START[-END][#NAME]",
+    help="A scheduled window (repeatable; see SCHEDULE above).",
+)
+@click.option(
+    "--schedule-file",
+    type=click.Path(dir_okay=False),
+    help="Scheduled windows from a YAML file ({clock: F, windows: [...]}).",
+)
+@click.option(
+    "--clock",
+    type=float,
+    metavar="FACTOR",
+    help="Schedule seconds per real second (default 1; the file's clock if it sets one).",
+)
+@click.option(
+    "--dialect",
+    "dialect",
+    multiple=True,
+    metavar="KNOB[=VALUE]",
+    help="A dialect knob for every request (repeatable; see DIALECT above).",
+)
+@click.option(
+    "--prefix-cache",
+    metavar="on|off|tokens=N,block=B",
+    help="Track prompt prefixes per model and report cached_tokens (see PREFIX CACHE).",
+)
+@click.option(
     "--tls",
     is_flag=True,
     help="Serve HTTPS with a certificate generated at start; clients trust it with "
@@ -193,11 +265,21 @@ def emulate(
     record_event_times: bool,
     comment_interval: float,
     no_quirks: bool,
+    capacity: str | None,
+    schedule: tuple[str, ...],
+    schedule_file: str | None,
+    clock: float | None,
+    dialect: tuple[str, ...],
+    prefix_cache: str | None,
     tls: bool,
     cpu: int | None,
 ) -> None:
     for name in providers:
         load_profile(name)  # an unknown name fails here, in one line, before binding
+    windows, file_clock = parse_schedule_file(schedule_file) if schedule_file else ((), None)
+    windows += tuple(parse_window(text, index=len(windows) + i) for i, text in enumerate(schedule))
+    if clock is not None and not clock > 0:
+        raise ConfigError("must be a positive number", field="--clock")
     config = EmulatorConfig(
         providers=providers or tuple(emulated_profiles()),  # not the project's real endpoints
         host=host,
@@ -219,6 +301,11 @@ def emulate(
         record_event_times=record_event_times,
         comment_interval_s=comment_interval,
         emulate_quirks=not no_quirks,
+        capacity=None if capacity is None else Capacity.parse(capacity),
+        schedule=windows,
+        clock=clock or file_clock or 1.0,
+        prefix_cache=None if prefix_cache is None else PrefixCacheSettings.parse(prefix_cache),
+        dialect=tuple(dialect),
         tls=tls,
     )
     if cpu is not None:

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import click
 
-from chatprobe.commands.options import duration_option, format_option, provider_options
+from chatprobe.commands.options import (
+    duration_option,
+    format_option,
+    provider_options,
+    transport_options,
+)
 from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
+from chatprobe.transport import TransportOptions
 
 
 def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> float:
@@ -71,6 +77,7 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
     f"429 included), e.g. 5% or 0.05. Default: the project's thresholds.max_error_rate, "
     f"else {100 * DEFAULT_MAX_ERROR_RATE:g}%.",
 )
+@transport_options
 def load(
     scenario: str | None,
     providers: tuple[str, ...],
@@ -96,6 +103,7 @@ def load(
     no_pin: bool,
     quiet: bool,
     max_error_rate: float,
+    transport: TransportOptions,
 ) -> None:
     """Run SCENARIO (a name under loadtests/scenarios/ or a YAML file; default smoke) with
     locust, headless, and write results/<run-id>/: meta.json, plan.json, samples.jsonl
@@ -148,6 +156,8 @@ def load(
             pin=not no_pin,
             progress=not quiet,
             max_error_rate=max_error_rate,
+            tls=transport.tls(),
+            timeouts=dict(transport.timeouts),
         ),
         console=console,
     )

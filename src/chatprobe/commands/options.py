@@ -23,6 +23,7 @@ Only click glue lives here; what the values mean is decided in library modules.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -35,6 +36,7 @@ __all__ = [
     "provider_option",
     "provider_options",
     "split_list",
+    "transport_options",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,7 +58,7 @@ def _split_callback(
 class Duration(click.ParamType):
     """A length of time in seconds: ``10`` (seconds), ``500ms``, ``10s``, ``2m`` or ``1h``.
 
-    The same rule as a scenario file's durations (:func:`chatprobe.load.scenario.parse_duration`).
+    The same rule as a scenario file's durations (:func:`chatprobe.durations.parse_duration`).
     """
 
     name = "duration"
@@ -67,8 +69,8 @@ class Duration(click.ParamType):
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
+        from chatprobe.durations import parse_duration
         from chatprobe.errors import ConfigError
-        from chatprobe.load.scenario import parse_duration
 
         try:
             seconds = parse_duration(value)
@@ -176,3 +178,73 @@ def format_option(func: F) -> F:
         "terminal), json (one JSON document, nothing else) or github (the text, then GitHub "
         "workflow annotations for failures). Progress always goes to stderr.",
     )(func)
+
+
+# ---------------------------------------------------------------------------- transport
+
+
+def _timeout_value(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from chatprobe.durations import parse_timeout
+
+    parse_timeout(value, what=param.opts[0])  # a ConfigError: one line, exit 2
+    return value
+
+
+_TIMEOUT_HELP = {
+    "connect": "TCP connect and TLS handshake",
+    "first_byte": "request sent until the response head arrives",
+    "idle": "longest gap between body bytes (a stall) before timeout_idle",
+    "total": "the whole exchange",
+}
+
+
+def transport_options(func: F) -> F:
+    """Add ``--ca-bundle``, ``--insecure`` and the four timeouts to a command; the command
+    receives them as one ``transport`` argument (:class:`chatprobe.transport.TransportOptions`).
+    """
+    from chatprobe.transport import DEFAULT_TIMEOUTS, TIMEOUT_FIELDS, TransportOptions
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(f"{name}_timeout") for name in TIMEOUT_FIELDS}
+        kwargs["transport"] = TransportOptions(
+            ca_bundle=kwargs.pop("ca_bundle"),
+            insecure=kwargs.pop("insecure"),
+            timeouts={name: value for name, value in given.items() if value is not None},
+        )
+        return func(*args, **kwargs)
+
+    options = [
+        click.option(
+            "--ca-bundle",
+            default=None,
+            metavar="PATH",
+            help="PEM file of CA certificates to trust instead of the system's (a company CA, "
+            "a self-signed server). Default: $SSL_CERT_FILE, else $REQUESTS_CA_BUNDLE, else "
+            "the system store.",
+        ),
+        click.option(
+            "--insecure",
+            is_flag=True,
+            help="Do not verify TLS certificates at all (never against a provider you pay).",
+        ),
+    ]
+    for name in TIMEOUT_FIELDS:
+        default = getattr(DEFAULT_TIMEOUTS, name)
+        options.append(
+            click.option(
+                f"--{name.replace('_', '-')}-timeout",
+                f"{name}_timeout",
+                default=None,
+                metavar="DURATION",
+                callback=_timeout_value,
+                help=f"Timeout: {_TIMEOUT_HELP[name]}; seconds or 500ms, 2s, 1m; none: no "
+                f"limit. [default: {'none' if default is None else f'{default:g}s'}, or the "
+                "scenario's]",
+            )
+        )
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper  # type: ignore[return-value]

@@ -15,7 +15,8 @@ when every selected provider has a key, else every target is emulated (like for 
 
 A custom endpoint (``--base-url URL --api-key-env VAR --model ID``) replaces the providers:
 both steps get the same three options, so the checks run live against it (never the
-emulator) and the load run's targets are that endpoint's models.
+emulator) and the load run's targets are that endpoint's models. The transport options
+(``--ca-bundle``, ``--insecure``, the four timeouts) are passed on to every step alike.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from chatprobe.commands.options import duration_option, provider_options
+from chatprobe.commands.options import duration_option, provider_options, transport_options
 from chatprobe.endpoints import provider_refs
 from chatprobe.errors import ChatprobeError, ConfigError, UnknownNameError
+from chatprobe.transport import TransportOptions
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -125,6 +127,7 @@ def _run_child(state: _State, argv: list[str], env: dict[str, str]) -> int:
 )
 @click.option("--skip-check", is_flag=True, help="No contract checks.")
 @click.option("--skip-load", is_flag=True, help="No load run.")
+@transport_options
 def run(
     out: Path | None,
     results_dir: Path | None,
@@ -137,6 +140,7 @@ def run(
     scenario: str,
     skip_check: bool,
     skip_load: bool,
+    transport: TransportOptions,
 ) -> None:
     """Contract checks, a short load run and the comparison report, in one command.
 
@@ -166,6 +170,8 @@ def run(
 
     # Progress on stderr; soft wrap: a long line stays one line in a CI log.
     console = Console(stderr=True, soft_wrap=True)
+    transport.tls()  # an unusable CA bundle fails here, before any step
+    passed_on = transport.to_args()  # TLS and timeouts, the same for every step
     # unknown names and broken profile files fail here, before any step; --base-url becomes a
     # profile file (its key variable must be set)
     refs = provider_refs(providers, base_url, api_key_env, models, name=name)
@@ -227,6 +233,7 @@ def run(
                 ],
             )
         )
+    steps = [(title, [*argv, *passed_on]) for title, argv in steps]
     total = len(steps) + 1
     console.print(
         f"chatprobe run {group}: providers {called(names)} "

@@ -19,13 +19,20 @@ Per request controls: ``X-Chatprobe-Fault: kind[=param][,kind...]`` (kinds in
 :data:`FAULT_KINDS`, described in :mod:`chatprobe.emulator.faults`) and
 ``X-Chatprobe-Output-Tokens: N`` (natural completion length).
 
+Capacity (:mod:`chatprobe.emulator.capacity`): ``EmulatorConfig(capacity=Capacity(slots=8,
+tokens_per_s=400))`` serves every model as a continuous-batching server; ``slo_edge(latency,
+capacity, SLO(ttft_ms=500, itl_ms=50), Workload(...))`` is the true SLO edge (req/s) of the
+same model, from a deterministic simulation.
+
 Modules: ``config`` (EmulatorConfig, DEMO_KEY), ``text`` (seeded text, tokenizer), ``plan``
 (request -> what to answer, validation), ``render`` (bytes per provider dialect),
-``respond`` (timed writes, faults, auth, rate limits), ``server`` (asyncio + httptools),
+``respond`` (timed writes, faults, auth, rate limits), ``capacity`` (the continuous-batching
+model and its simulator), ``server`` (asyncio + httptools),
 ``truth`` (ground truth), ``runner`` (thread/subprocess), ``bench`` (streams/s).
 """
 
 from chatprobe.emulator.bench import BenchResult, measure_streams_per_second
+from chatprobe.emulator.capacity import SLO, Capacity, SloEdge, Workload, simulate, slo_edge
 from chatprobe.emulator.config import DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.faults import FAULT_KINDS, Fault, FaultRate, parse_fault_rate
 from chatprobe.emulator.runner import Emulator, EmulatorStartError
@@ -35,14 +42,20 @@ from chatprobe.emulator.text import count_tokens
 __all__ = [
     "DEMO_KEY",
     "FAULT_KINDS",
+    "SLO",
     "BenchResult",
+    "Capacity",
     "Emulator",
     "EmulatorConfig",
     "EmulatorServer",
     "EmulatorStartError",
     "Fault",
     "FaultRate",
+    "SloEdge",
+    "Workload",
     "count_tokens",
     "measure_streams_per_second",
     "parse_fault_rate",
+    "simulate",
+    "slo_edge",
 ]

@@ -2,8 +2,10 @@
 
 Per request, with the header ``X-Chatprobe-Fault: kind[,kind...]`` where each item may carry
 a parameter, ``kind=param`` (``stall=2``: two seconds). By configured rates
-(``--fault KIND[:PARAM]=RATE``): for each request one uniform draw, seeded from
-``(seed, request sequence)``, picks at most one configured fault (rates add up to <= 1).
+(``--fault KIND[:PARAM]=RATE``): for each request one draw in [0, 1), a function of ``(seed,
+request sequence)``, picks at most one configured fault (rates add up to <= 1). The draws
+are a golden-ratio sequence rather than independent, so any run of consecutive requests
+meets each rate within about two requests (10 % of 100 streams is 8 to 12, never 4 or 16).
 
 Each kind, what the emulator sends, and the default parameter:
 
@@ -29,10 +31,27 @@ midstream_error        stream: after N chunks, a data event with a top-level    
                        ``error`` and ``finish_reason: "error"`` (OpenRouter style),
                        HTTP 200; plain: a 200 body holding ``error``
 empty_200              200 with an empty body (stream: no events at all)              -
+stream_rule            a stream that breaks one rule of the stream contract (below),  RULE
+                       from half-way on; everything else about it is right
 =====================  =============================================================  ======
 
 "half" means half the content chunks (at least one is sent first). Stream-only kinds are
 ignored, and not recorded, for plain requests.
+
+Stream rules (``stream_rule=RULE`` in the header, ``--fault stream_rule:RULE=RATE``), each
+breaking exactly one check a client can run on every stream under load:
+
+=================  =========================================================================
+rule               what the stream does
+=================  =========================================================================
+id_changes         chunks from half-way on carry another ``id``
+created_changes    chunks from half-way on carry another ``created``
+two_finish_reasons the first choice's finish chunk also comes half-way (then the content
+                   goes on and the finish chunk comes again at the end)
+usage_not_final    a usage chunk half-way, before the content ends
+missing_done       no ``data: [DONE]``
+error_in_200       an error event half-way inside the HTTP 200 stream (``midstream_error``)
+=================  =========================================================================
 """
 
 from __future__ import annotations
@@ -46,6 +65,7 @@ __all__ = [
     "FAULT_KINDS",
     "STATUS_FAULTS",
     "STREAM_ONLY",
+    "STREAM_RULES",
     "Fault",
     "FaultRate",
     "parse_fault_header",
@@ -68,6 +88,15 @@ FAULT_KINDS: tuple[str, ...] = (
     "missing_done",
     "midstream_error",
     "empty_200",
+    "stream_rule",
+)
+STREAM_RULES: tuple[str, ...] = (
+    "id_changes",
+    "created_changes",
+    "two_finish_reasons",
+    "usage_not_final",
+    "missing_done",
+    "error_in_200",
 )
 ALIASES = {
     "429": "rate_limit_429",
@@ -85,7 +114,7 @@ STATUS_FAULTS = frozenset(
         "html_error",
     }
 )
-STREAM_ONLY = frozenset({"truncated_stream", "missing_done"})
+STREAM_ONLY = frozenset({"truncated_stream", "missing_done", "stream_rule"})
 # Parameters are seconds for these kinds, a chunk index for the "half" kinds, a status code
 # for html_error.
 _SECONDS = frozenset({"rate_limit_429", "unavailable_503", "slow_headers", "stall"})
@@ -93,12 +122,18 @@ _SECONDS = frozenset({"rate_limit_429", "unavailable_503", "slow_headers", "stal
 
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """One fault to apply to one request; ``param`` None means the kind's default."""
+    """One fault to apply to one request; ``param`` None means the kind's default.
+
+    ``rule`` is the broken rule of a ``stream_rule`` fault (:data:`STREAM_RULES`).
+    """
 
     kind: str
     param: float | None = None
+    rule: str | None = None
 
     def __str__(self) -> str:
+        if self.rule is not None:
+            return f"{self.kind}={self.rule}"
         return self.kind if self.param is None else f"{self.kind}={self.param:g}"
 
 
@@ -110,15 +145,27 @@ class FaultRate:
     rate: float
 
     def __str__(self) -> str:
-        kind = self.fault.kind
-        param = "" if self.fault.param is None else f":{self.fault.param:g}"
-        return f"{kind}{param}={self.rate:g}"
+        fault = self.fault
+        param = "" if fault.param is None else f":{fault.param:g}"
+        if fault.rule is not None:
+            param = f":{fault.rule}"
+        return f"{fault.kind}{param}={self.rate:g}"
 
 
 def _kind(name: str) -> str | None:
     name = name.strip().lower()
     name = ALIASES.get(name, name)
     return name if name in FAULT_KINDS else None
+
+
+def _fault(kind: str, text: str) -> Fault:
+    """A fault of ``kind`` with its parameter from ``text``; ValueError when it is bad."""
+    if kind == "stream_rule":
+        rule = text.strip().lower()
+        if rule not in STREAM_RULES:
+            raise ValueError(text)
+        return Fault(kind, rule=rule)
+    return Fault(kind, _param(kind, text))
 
 
 def _param(kind: str, text: str) -> float | None:
@@ -146,7 +193,7 @@ def parse_fault_header(value: str) -> tuple[list[Fault], list[str]]:
             unknown.append(item.strip())
             continue
         try:
-            faults.append(Fault(kind, _param(kind, param)))
+            faults.append(_fault(kind, param))
         except ValueError:
             unknown.append(item.strip())
     return faults, unknown
@@ -169,7 +216,8 @@ def parse_fault_rate(text: str, *, source: str = "--fault") -> FaultRate:
     if not 0.0 <= rate <= 1.0:
         raise ConfigError(f"rate must be a number in 0..1, got {rate_text!r}", field=source)
     try:
-        fault = Fault(kind, _param(kind, param))
+        fault = _fault(kind, param)
     except ValueError:
-        raise ConfigError(f"bad parameter {param!r} for fault {kind}", field=source) from None
+        hint = f" (rules: {', '.join(STREAM_RULES)})" if kind == "stream_rule" else ""
+        raise ConfigError(f"bad parameter {param!r} for fault {kind}{hint}", field=source) from None
     return FaultRate(fault, rate)

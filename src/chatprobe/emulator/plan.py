@@ -91,12 +91,16 @@ class ChoicePlan:
     pieces: list[str]  # content, one token per piece (empty for a tool call)
     finish_reason: str  # stop | length | tool_calls
     tool_call: ToolCallPlan | None = None
+    reasoning: list[str] = field(default_factory=list)  # thinking before the answer, by token
 
     @property
     def tokens(self) -> int:
+        """Completion tokens of this choice: reasoning, then the answer or the tool call."""
         if self.tool_call is not None:
-            return count_tokens(self.tool_call.name) + len(self.tool_call.arg_pieces)
-        return len(self.pieces)
+            answer = count_tokens(self.tool_call.name) + len(self.tool_call.arg_pieces)
+        else:
+            answer = len(self.pieces)
+        return len(self.reasoning) + answer
 
     @property
     def text(self) -> str:
@@ -116,7 +120,15 @@ class Plan:
     prompt_tokens: int
     images: int
     completion_tokens: int
+    input_tokens: int = 0  # the prompt's real size, even where usage reports a quirk
+    reasons: bool = False  # a reasoning model: usage has completion_tokens_details
+    reasoning_hidden: bool = False  # OpenRouter reasoning.exclude: thinks, shows nothing
+    messages: list[Any] = field(default_factory=list)  # the request's (for the prefix cache)
     rendered: dict[Any, Any] = field(default_factory=dict)  # render cache, see render.py
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return sum(len(c.reasoning) for c in self.choices)
 
     @property
     def usage(self) -> dict[str, Any]:
@@ -125,7 +137,18 @@ class Plan:
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
         }
+        if self.reasons:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
         return usage
+
+    def answer_message(self) -> dict[str, Any]:
+        """The first choice as the assistant message a client sends back next turn."""
+        choice = self.choices[0]
+        call = choice.tool_call
+        if call is None:
+            return {"role": "assistant", "content": choice.text}
+        function = {"name": call.name, "arguments": call.arguments}
+        return {"role": "assistant", "content": None, "tool_calls": [{"function": function}]}
 
     @property
     def cost(self) -> float:
@@ -396,8 +419,15 @@ def build_plan(
     seed: int,
     output_tokens: tuple[int, int],
     quirks: bool = True,
+    reasoning_tokens: int | None = None,
 ) -> Plan:
-    """Parse, validate and plan one chat-completion request; raise :class:`Reject`."""
+    """Parse, validate and plan one chat-completion request; raise :class:`Reject`.
+
+    ``reasoning_tokens`` fixes a reasoning model's thinking length (else a seeded draw in
+    the model's range); ``max_tokens`` counts reasoning and answer together, as OpenAI's
+    reasoning models do, and OpenRouter's ``reasoning: {max_tokens, exclude}`` caps the
+    thinking or keeps it out of the answer.
+    """
     try:
         body = orjson.loads(body_bytes)
     except orjson.JSONDecodeError as exc:
@@ -435,18 +465,32 @@ def build_plan(
     tools = _tools(body)
     prompt_tokens, images, last_user = _prompt(messages)
     tool = _tool_to_call(body, tools, last_user)
+    input_tokens = prompt_tokens
     if quirks and model.latency.prompt_tokens_zero:
         prompt_tokens = 0
+    think = model.latency.reasoning_tokens
+    budget, hidden = _reasoning_options(body)
     lo, hi = output_tokens
     choices: list[ChoicePlan] = []
     for index in range(n):
         seed_value = text_seed(seed, model.id, messages, index)
+        thoughts: list[str] = []
+        if think:
+            length = reasoning_tokens or think[0] + (seed_value >> 7) % (think[1] - think[0] + 1)
+            if budget is not None:
+                length = min(length, budget)
+            thoughts = generate_pieces(seed_value ^ _REASONING_SALT, length)
+            if limit is not None:
+                thoughts = thoughts[:limit]
+        left = None if limit is None else limit - len(thoughts)
         if tool is not None:
-            choices.append(_tool_choice(index, seed_value, tool, limit))
-            continue
-        length = lo + seed_value % (hi - lo + 1)
-        pieces, reason = _cut(generate_pieces(seed_value, length), stops, limit)
-        choices.append(ChoicePlan(index, pieces, reason))
+            choice = _tool_choice(index, seed_value, tool, left)
+        else:
+            length = lo + seed_value % (hi - lo + 1)
+            pieces, reason = _cut(generate_pieces(seed_value, length), stops, left)
+            choice = ChoicePlan(index, pieces, reason)
+        choice.reasoning = thoughts
+        choices.append(choice)
     return Plan(
         profile=profile,
         model=model,
@@ -457,7 +501,32 @@ def build_plan(
         prompt_tokens=prompt_tokens,
         images=images,
         completion_tokens=sum(c.tokens for c in choices),
+        input_tokens=input_tokens,
+        reasons=bool(think),
+        reasoning_hidden=hidden,
+        messages=messages,
     )
+
+
+_REASONING_SALT = 0x5EA5_0A1B_2C3D
+
+
+def _reasoning_options(body: dict[str, Any]) -> tuple[int | None, bool]:
+    """OpenRouter's ``reasoning`` object: a thinking budget, and whether to leave it out."""
+    options = body.get("reasoning")
+    if options is None:
+        return None, False
+    if not isinstance(options, dict):
+        raise _bad(("reasoning",), "expected an object")
+    budget = options.get("max_tokens")
+    if budget is not None and (not isinstance(budget, int) or isinstance(budget, bool)):
+        raise _bad(("reasoning", "max_tokens"), "expected an integer")
+    exclude = options.get("exclude", False)
+    if not isinstance(exclude, bool):
+        raise _bad(("reasoning", "exclude"), "expected a boolean")
+    if options.get("enabled") is False or options.get("effort") == "none":
+        budget = 0
+    return (None if budget is None else max(0, budget)), exclude
 
 
 def _tool_choice(

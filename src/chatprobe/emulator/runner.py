@@ -35,9 +35,10 @@ from typing import Any
 import httpx
 
 from chatprobe.emulator.config import EmulatorConfig
+from chatprobe.emulator.models import served_profile
 from chatprobe.emulator.server import EmulatorServer, base_url_for, root_url
 from chatprobe.errors import ChatprobeError
-from chatprobe.profiles import ProviderProfile, list_profiles, load_profile
+from chatprobe.profiles import ProviderProfile, list_profiles
 
 __all__ = ["Emulator", "EmulatorStartError"]
 
@@ -111,7 +112,7 @@ class Emulator:
     ) -> Emulator:
         """Start ``chatprobe emulate`` as a child process (pinned to ``cpu`` if given)."""
         config = _config(config, changes)
-        profiles = [load_profile(n) for n in (config.providers or tuple(list_profiles()))]
+        profiles = [served_profile(n) for n in (config.providers or tuple(list_profiles()))]
         args = [sys.executable, "-m", "chatprobe.cli", "emulate", *config.to_args()]
         if cpu is not None:
             args += ["--cpu", str(cpu)]
@@ -192,7 +193,7 @@ class Emulator:
         for p in self.profiles:
             if p.name == provider:
                 return p.with_base_url(self.base_url(provider))
-        return load_profile(provider).with_base_url(self.base_url(provider))
+        return served_profile(provider).with_base_url(self.base_url(provider))
 
     # ------------------------------------------------------------------ ground truth
     def truth(self, since: int = 0) -> list[dict[str, Any]]:
@@ -204,20 +205,23 @@ class Emulator:
     def stats(self) -> dict[str, Any]:
         """Counters: received, completed, in_flight, by_status, by_fault, by_outcome, ..."""
         if self._server is not None:
-            return self._call(
-                lambda s: {**s.truth.stats(), "providers": s.provider_names, "seed": s.config.seed}
-            )
+            return self._call(lambda s: s.responder.stats())
         return self._get("/_chatprobe/stats")
 
-    def reset(self) -> None:
-        """Forget the ground truth and the rate-limit windows."""
+    def schedule(self) -> dict[str, Any]:
+        """The scheduled windows: real start/end (``perf_counter_ns``), clock, counts.
+
+        ``{"clock", "t0_ns", "now_s", "windows": [{name, kind, params, start_s, end_s,
+        start_ns, end_ns, requests, by_status, by_outcome, faulted}], "outside": {...}}``
+        """
         if self._server is not None:
+            return self._call(lambda s: s.responder.schedule_summary())
+        return self._get("/_chatprobe/schedule")
 
-            def clear(server: EmulatorServer) -> None:
-                server.truth.reset()
-                server.responder.limiter.reset()
-
-            self._call(clear)
+    def reset(self) -> None:
+        """Forget the ground truth and the rate-limit windows; restart the schedule clock."""
+        if self._server is not None:
+            self._call(lambda s: s.responder.reset())
             return
         assert self._http is not None
         self._http.post(self.url("/_chatprobe/reset")).raise_for_status()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import struct
 import time
 from collections import deque
@@ -30,6 +31,7 @@ import httptools
 
 from chatprobe.emulator.certs import Certificates, make_certificates
 from chatprobe.emulator.config import EmulatorConfig
+from chatprobe.emulator.models import served_profile
 from chatprobe.emulator.respond import (
     ABORT,
     CLOSE,
@@ -38,12 +40,14 @@ from chatprobe.emulator.respond import (
     EVENT,
     FIN,
     HEADERS,
+    KEEP,
     Reply,
     Request,
     Responder,
+    internal_error,
 )
-from chatprobe.emulator.truth import TruthLog, TruthRecord
-from chatprobe.profiles import ProviderProfile, list_profiles, load_profile
+from chatprobe.emulator.truth import ANSWER, REASONING, TruthLog, TruthRecord
+from chatprobe.profiles import ProviderProfile, list_profiles
 
 __all__ = ["EmulatorServer", "base_url_for", "root_url"]
 
@@ -66,7 +70,7 @@ class _Exchange:
         self.conn = conn
         self.reply = reply
         self.i = 0
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.Handle | None = None
         self.record_events = record_events and reply.truth is not None
 
     def run(self) -> None:
@@ -75,9 +79,12 @@ class _Exchange:
         if conn.transport is None:
             return
         steps = self.reply.steps
-        n = len(steps)
+        pacer = self.reply.pacer
         i = self.i
-        horizon = time.perf_counter_ns() + _SLACK_NS
+        now = time.perf_counter_ns()
+        horizon = now + _SLACK_NS
+        # a paced reply (capacity model): only the steps whose times are known yet
+        n = len(steps) if pacer is None else pacer.resolve(now, i)
         if i < n and steps[i][0] <= horizon:
             first = i
             marks = tokens = chunks = 0
@@ -99,6 +106,10 @@ class _Exchange:
                     if record.t_first_content_ns is None:
                         record.t_first_content_ns = t
                     record.t_last_content_ns = t
+                    if marks & ANSWER and record.t_first_answer_ns is None:
+                        record.t_first_answer_ns = t
+                    if marks & REASONING and record.t_first_reasoning_ns is None:
+                        record.t_first_reasoning_ns = t
                     record.tokens_sent += tokens
                     record.chunks += chunks
                 if marks & END:
@@ -112,6 +123,11 @@ class _Exchange:
         if i < n:
             self._at(steps[i][0])
             return
+        if pacer is not None and i < len(steps):
+            due = pacer.park(self, i)  # the engine's next event, a keep-alive, or a wake-up
+            if due is not None:
+                self._at(due)
+            return
         end_at = self.reply.end_at_ns
         if end_at is not None and end_at > horizon:
             self.reply.end_at_ns = None
@@ -123,10 +139,21 @@ class _Exchange:
         conn = self.conn
         self.timer = conn.loop.call_at(due_ns / 1e9 + conn.server.clock_offset, self.run)
 
+    def wake(self) -> None:
+        """The capacity engine now knows the next step's time (called inside the engine)."""
+        self.cancel()
+        self.timer = self.conn.loop.call_soon(self.run)
+
     def cancel(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+    def close_pacer(self, complete: bool = False) -> None:
+        """Free the capacity slot of a paced reply (the exchange ended, however it ended)."""
+        pacer = self.reply.pacer
+        if pacer is not None:
+            pacer.close(time.perf_counter_ns(), complete)
 
 
 class _Connection(asyncio.Protocol):
@@ -158,6 +185,7 @@ class _Connection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is not None:
             exchange.cancel()
+            exchange.close_pacer()
             record = exchange.reply.truth
             if record is not None:
                 if record.t_end_ns is None:
@@ -238,7 +266,10 @@ class _Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ replies
     def _dispatch(self, request: Request) -> None:
-        reply = self.server.responder.respond(request)
+        try:
+            reply = self.server.responder.respond(request)
+        except Exception as exc:  # an emulator bug: a 500 saying so, not a "malformed request"
+            reply = internal_error(request, exc)
         exchange = _Exchange(self, reply, self.server.config.record_event_times)
         self.exchange = exchange
         exchange.run()
@@ -249,6 +280,7 @@ class _Connection(asyncio.Protocol):
         reply = exchange.reply
         transport = self.transport
         record = reply.truth
+        exchange.close_pacer(complete=reply.end in (KEEP, CLOSE))
         if reply.end == ABORT:
             self._abort(record)
             return
@@ -302,7 +334,7 @@ class EmulatorServer:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         names = config.providers or tuple(list_profiles())
-        self.profiles = [load_profile(name) for name in names]
+        self.profiles = [served_profile(name) for name in names]
         self.truth = TruthLog(config.truth_cap, config.truth_jsonl)
         self.responder = Responder(config, self.profiles, self.truth)
         self.connections: set[_Connection] = set()
@@ -310,6 +342,10 @@ class EmulatorServer:
         self.clock_offset = 0.0
         self._server: asyncio.Server | None = None
         self.certificates: Certificates | None = None
+        self._ssl: ssl.SSLContext | None = None
+        self._refusal_timers: list[asyncio.TimerHandle] = []
+        self._stopping = False
+        self._stopped: asyncio.Future[None] | None = None
 
     @property
     def provider_names(self) -> list[str]:
@@ -326,29 +362,74 @@ class EmulatorServer:
         # loop.time() is time.monotonic(); perf_counter is the same clock on Linux, but
         # measure the offset rather than assume it.
         self.clock_offset = self.loop.time() - time.perf_counter()
-        context = None
         if self.config.tls and self.certificates is None:
             self.certificates = make_certificates([self.config.host])
         if self.certificates is not None:
-            context = self.certificates.server_context()
-        self._server = await self.loop.create_server(
-            lambda: _Connection(self),
-            host=self.config.host,
-            port=self.config.port,
-            backlog=2048,
-            reuse_address=True,
-            ssl=context,
-        )
+            self._ssl = self.certificates.server_context()
+        self._server = await self._listen()
         self.port = self._server.sockets[0].getsockname()[1]
+        schedule = self.responder.schedule
+        if schedule is not None:  # schedule time 0 is now; 'refuse' outages close the socket
+            if schedule.refusals():
+                schedule.on_restart.append(self._plan_refusals)
+            schedule.start()
         return self.port
 
+    async def _listen(self) -> asyncio.Server:
+        return await self.loop.create_server(
+            lambda: _Connection(self),
+            host=self.config.host,
+            port=self.port or self.config.port,
+            backlog=2048,
+            reuse_address=True,
+            ssl=self._ssl,
+        )
+
+    def _plan_refusals(self) -> None:
+        """Timers at each boundary of the schedule's ``refuse`` outages."""
+        for timer in self._refusal_timers:
+            timer.cancel()
+        schedule = self.responder.schedule
+        assert schedule is not None
+        edges = {t for pair in schedule.refusals() for t in pair if t is not None}
+        self._refusal_timers = [
+            self.loop.call_at(t / 1e9 + self.clock_offset, self._sync_listening)
+            for t in sorted(edges)
+        ]
+        self._sync_listening()
+
+    def _sync_listening(self) -> None:
+        """Listen unless a ``refuse`` outage is active now (then connecting is refused)."""
+        schedule = self.responder.schedule
+        if schedule is None or self._stopping:
+            return
+        now = time.perf_counter_ns()
+        refusing = any(
+            start <= now and (end is None or now < end) for start, end in schedule.refusals()
+        )
+        if refusing and self._server is not None:
+            self._server.close()  # open connections stay; their requests are reset
+            self._server = None
+        elif not refusing and self._server is None:
+            self.loop.create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        if self._server is None and not self._stopping:
+            self._server = await self._listen()
+
     async def serve_forever(self) -> None:
+        """Serve until :meth:`stop` (the listening socket may be replaced meanwhile)."""
         if self._server is None:
             await self.start()
-        assert self._server is not None
-        await self._server.serve_forever()
+        self._stopped = self.loop.create_future()
+        await self._stopped
 
     async def stop(self) -> None:
+        self._stopping = True
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        for timer in self._refusal_timers:
+            timer.cancel()
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):

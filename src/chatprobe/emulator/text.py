@@ -30,6 +30,7 @@ __all__ = [
     "generate_pieces",
     "split_pieces",
     "text_seed",
+    "tokens_of",
     "tool_arguments",
 ]
 
@@ -65,6 +66,11 @@ _COMMA, _END_MARKS = ",", (".", ".", ".", ".", "!", "?")
 def count_tokens(text: str) -> int:
     """Tokens in ``text`` by the emulator's rule (words and punctuation marks)."""
     return len(_TOKEN.findall(text))
+
+
+def tokens_of(text: str) -> list[str]:
+    """The tokens of ``text`` by the emulator's rule (``len`` is :func:`count_tokens`)."""
+    return _TOKEN.findall(text)
 
 
 def split_pieces(text: str) -> list[str]:

@@ -17,29 +17,56 @@ faults                 faults applied, e.g. ``["stall=2"]``
 error                  why an error status was sent (validation message, auth, fault)
 t_received_ns          request fully read
 t_headers_ns           status line and headers written
-t_first_content_ns     first event carrying a token written (plain: the body)
+t_first_content_ns     first event carrying a token written (plain: the body): reasoning,
+                       answer text or a tool call, the time to first token
+t_first_reasoning_ns   first event carrying reasoning written (None without)
+t_first_answer_ns      first event carrying answer text or a tool call written (reasoning
+                       excluded: the time to first answer token)
 t_last_content_ns      last event carrying a token written
 t_end_ns               last byte written, or the connection reset/closed/lost
 ttft_ms_intended       the latency model's TTFT draw (ms)
 itl_ms_intended        the drawn gaps' sum / (completion_tokens - 1), the client's ITL formula
-prompt_tokens,         what usage reports
-completion_tokens
+prompt_tokens,         what usage reports (completion tokens include reasoning tokens)
+completion_tokens,
+reasoning_tokens
+cached_tokens          prefix cache: prompt tokens found in the cache, as usage reports
+                       them (None without a prefix cache)
 tokens_sent, chunks    tokens in content events actually written, and those events' count
 finish_reasons         per choice
+dialect                the dialect knobs the answer was made with (``knob[=value],...``;
+                       None for none)
+stream_rule            the stream rule this stream breaks on purpose (``stream_rule`` fault)
 outcome                ``complete``, ``reset`` (TCP RST), ``closed`` (FIN without finishing the
                        body), ``client_closed`` (the client went away first), ``in_flight``
 event_times_ns         write time of every event (only with ``record_event_times``)
+queue_ms               capacity model: time waiting for a slot (None without capacity)
+prefill_wait_ms        capacity model: time waiting for the prefill lane after admission
+prefill_ms             capacity model: prefill time (uncached prompt tokens x its cost)
+batch_mean             capacity model: mean sequences decoding at the start of this
+                       stream's gaps (what set its ITL)
+sched_s                schedule time (s, compressed clock) when it was read (None without
+                       a schedule)
+windows                names of the scheduled windows it fell in
 =====================  ==================================================================
+
+With a capacity model, ``ttft_ms_intended`` and ``itl_ms_intended`` are the model's times for
+this request (queue, prefill, base draw, and the gaps the shared decode budget allowed), so
+actual - intended is still the emulator's own lateness.
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Callable
 from typing import IO, Any
 
 import orjson
 
-__all__ = ["TruthLog", "TruthRecord"]
+__all__ = ["ANSWER", "CONTENT", "END", "EVENT", "HEADERS", "REASONING", "TruthLog", "TruthRecord"]
+
+# What a written step carries, as bit flags (the server stamps the truth by them): the
+# status line and headers, a token (reasoning or answer), an SSE event, the last byte.
+HEADERS, CONTENT, EVENT, END, REASONING, ANSWER = 1, 2, 4, 8, 16, 32
 
 _FIELDS = (
     "seq",
@@ -55,17 +82,29 @@ _FIELDS = (
     "t_received_ns",
     "t_headers_ns",
     "t_first_content_ns",
+    "t_first_reasoning_ns",
+    "t_first_answer_ns",
     "t_last_content_ns",
     "t_end_ns",
     "ttft_ms_intended",
     "itl_ms_intended",
     "prompt_tokens",
     "completion_tokens",
+    "reasoning_tokens",
+    "cached_tokens",
     "tokens_sent",
     "chunks",
     "finish_reasons",
+    "dialect",
+    "stream_rule",
     "outcome",
     "event_times_ns",
+    "queue_ms",
+    "prefill_wait_ms",
+    "prefill_ms",
+    "batch_mean",
+    "sched_s",
+    "windows",
 )
 
 
@@ -88,17 +127,29 @@ class TruthRecord:
         self.t_received_ns = t_received_ns
         self.t_headers_ns: int | None = None
         self.t_first_content_ns: int | None = None
+        self.t_first_reasoning_ns: int | None = None
+        self.t_first_answer_ns: int | None = None
         self.t_last_content_ns: int | None = None
         self.t_end_ns: int | None = None
         self.ttft_ms_intended: float | None = None
         self.itl_ms_intended: float | None = None
         self.prompt_tokens: int | None = None
         self.completion_tokens: int | None = None
+        self.reasoning_tokens: int | None = None
+        self.cached_tokens: int | None = None
         self.tokens_sent = 0
         self.chunks = 0
         self.finish_reasons: list[str] = []
+        self.dialect: str | None = None
+        self.stream_rule: str | None = None
         self.outcome = "in_flight"
         self.event_times_ns: list[int] | None = None
+        self.queue_ms: float | None = None
+        self.prefill_wait_ms: float | None = None
+        self.prefill_ms: float | None = None
+        self.batch_mean: float | None = None
+        self.sched_s: float | None = None
+        self.windows: list[str] = []
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELDS}
@@ -118,6 +169,7 @@ class TruthLog:
         self.by_fault: Counter[str] = Counter()
         self.by_provider: Counter[str] = Counter()
         self.by_outcome: Counter[str] = Counter()
+        self.on_close: Callable[[TruthRecord], None] | None = None
 
     def open(self, t_received_ns: int, path: str, provider: str) -> TruthRecord:
         record = TruthRecord(self._next, t_received_ns, path, provider)
@@ -140,6 +192,8 @@ class TruthLog:
             self.by_status[str(record.status)] += 1
         for fault in record.faults:
             self.by_fault[fault.partition("=")[0]] += 1
+        if self.on_close is not None:
+            self.on_close(record)
         if self._jsonl is not None:
             self._jsonl.write(orjson.dumps(record.to_dict()) + b"\n")
 

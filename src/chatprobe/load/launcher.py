@@ -39,7 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,7 @@ from chatprobe.results import (
     SUMMARY,
     ProfileSnapshot,
 )
+from chatprobe.transport import Timeouts, TLSConfig
 
 __all__ = ["LoadOptions", "LoadOutcome", "run_load"]
 
@@ -104,6 +105,8 @@ class LoadOptions:
     pin: bool = True
     progress: bool = True
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
+    tls: TLSConfig = field(default_factory=TLSConfig)  # what the locust children trust
+    timeouts: dict[str, str] = field(default_factory=dict)  # given ones, over the scenario's
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -123,6 +126,9 @@ def resolve_scenario(options: LoadOptions) -> Scenario:
     """The scenario with the command line's overrides applied."""
     scenario = load_scenario(options.scenario or DEFAULT_SCENARIO)
     targets = _targets(scenario, options.providers, options.models)
+    if options.timeouts:
+        timeouts = Timeouts.from_mapping(options.timeouts, base=scenario.timeouts)
+        scenario = replace(scenario, timeouts=timeouts)
     return scenario.override(
         users=options.users,
         duration_s=options.duration_s,
@@ -174,6 +180,7 @@ def _default_model(profile: Any) -> str:
 def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     """An EmulatorConfig from the scenario's ``emulator:`` block."""
     from chatprobe.emulator import EmulatorConfig, parse_fault_rate
+    from chatprobe.emulator.config import block_changes
 
     block = scenario.emulator
     output = block.get("output_tokens")
@@ -194,6 +201,7 @@ def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     }
     if output is not None:
         changes["output_tokens"] = (output, output) if isinstance(output, int) else tuple(output)
+    changes.update(block_changes(block))  # capacity, schedule, dialect, prefix cache
     return EmulatorConfig(**{k: v for k, v in changes.items() if v is not None or k == "faults"})
 
 
@@ -221,8 +229,6 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
 
     console = console or Console(stderr=True)
     if options.base_url or options.api_key_env or options.name:
-        from dataclasses import replace
-
         from chatprobe.endpoints import provider_refs
 
         if options.emulator or options.emulator_url:
@@ -304,7 +310,7 @@ def _run_in(
             target = EmulatorTarget(str(options.emulator_url))
         else:
             target = None
-        plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers)
+        plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers, tls=options.tls)
         plan_path = plan.write(out / PLAN)
         write_meta(
             out,
@@ -402,7 +408,7 @@ def _run_worker(
         )
     target = EmulatorTarget(str(options.emulator_url)) if use_emulator else None
     with tempfile.TemporaryDirectory(prefix="chatprobe-worker-") as tmp:
-        plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1)
+        plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1, tls=options.tls)
         plan_path = plan.write(Path(tmp) / PLAN)
         args = _locust_args(plan, options, Path(tmp))
         code, interrupted = _supervise(args, plan_path, plan, Path(tmp), [], options, console)

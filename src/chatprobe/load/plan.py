@@ -18,8 +18,9 @@ import orjson
 
 from chatprobe.errors import ConfigError, MissingKeyError
 from chatprobe.load.prompts import build_prompts
-from chatprobe.load.scenario import OpenLoop, Scenario, Stage, Target, Timeouts
+from chatprobe.load.scenario import OpenLoop, Scenario, Stage, Target
 from chatprobe.profiles import load_profile
+from chatprobe.transport import Timeouts, TLSConfig
 
 __all__ = ["PLAN_ENV", "EmulatorTarget", "RunPlan", "TargetPlan", "build_plan", "read_plan"]
 
@@ -101,6 +102,7 @@ class RunPlan:
     slo: dict[str, float] = field(default_factory=dict)  # the scenario's limits ({}: none)
     slo_attainment: float | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    tls: TLSConfig = field(default_factory=TLSConfig)  # a CA bundle's path, never a secret
     drivers: int = 1  # processes running users: 1, or the number of locust workers
     stop_timeout_s: float = 30.0
     status_interval_s: float = 1.0
@@ -127,6 +129,7 @@ class RunPlan:
         data["stages"] = [Stage(**s) for s in data["stages"]]
         data["open_loop"] = OpenLoop(**data["open_loop"]) if data.get("open_loop") else None
         data["timeouts"] = Timeouts(**data["timeouts"])
+        data["tls"] = TLSConfig(**data.get("tls") or {})
         return cls(**data)
 
     def write(self, path: Path) -> Path:
@@ -179,8 +182,10 @@ def build_plan(
     out_dir: Path,
     emulator: EmulatorTarget | None,
     drivers: int = 1,
+    tls: TLSConfig | None = None,
 ) -> RunPlan:
-    """Resolve ``scenario``; with ``emulator`` None every target is live and needs its key."""
+    """Resolve ``scenario``; with ``emulator`` None every target is live and needs its key.
+    ``tls`` says which certificates the locust children trust."""
     if emulator is None:
         for target in scenario.targets:
             profile = load_profile(target.provider)
@@ -213,6 +218,7 @@ def build_plan(
         slo=dict(scenario.slo),
         slo_attainment=scenario.slo_attainment,
         timeouts=scenario.timeouts,
+        tls=tls or TLSConfig(),
         drivers=max(1, drivers),
-        stop_timeout_s=min(scenario.timeouts.total_s, 30.0),
+        stop_timeout_s=min(scenario.timeouts.total or 30.0, 30.0),
     )

@@ -47,10 +47,15 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from chatprobe.load.plan import EMULATOR_KEY, PLAN_ENV, RunPlan, TargetPlan, read_plan
-from chatprobe.load.scenario import Stage, Timeouts
+from chatprobe.load.scenario import Stage
 from chatprobe.load.schedule import arrival_offsets, position_at, split_quota, tick
 from chatprobe.load.summary import build_summary, read_sample_table
-from chatprobe.load.user import ChatStreamUser, OpenLoopStreamUser, stream_exchange
+from chatprobe.load.user import (
+    ChatStreamUser,
+    OpenLoopStreamUser,
+    RequestTemplate,
+    stream_exchange,
+)
 from chatprobe.record import RequestRecord
 from chatprobe.results import (
     SAMPLES,
@@ -63,10 +68,10 @@ from chatprobe.results import (
 )
 from chatprobe.scrub import scrub_headers
 from chatprobe.stats import percentile
+from chatprobe.transport import TLSConfig, request_headers
 
 __all__ = ["LoadSession", "PreparedTarget", "RequestFailed", "install"]
 
-USER_AGENT = "chatprobe/0.1 (load)"
 ABORT_GRACE_S = 2.0  # on an interrupt, requests in flight get this long to finish
 FINAL_WAIT_S = 10.0  # after stop, how long the master waits for workers' last samples
 SHIP_INTERVAL_S = 0.5  # workers send samples to the master at least this often
@@ -87,8 +92,8 @@ class PreparedTarget:
         "index",
         "label",
         "plan",
+        "request",
         "request_headers",
-        "uri",
         "url",
     )
 
@@ -97,20 +102,10 @@ class PreparedTarget:
         self.plan = plan
         self.label = plan.label
         self.url = plan.url
-        parts = urlsplit(plan.url)
-        self.uri = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        headers = {
-            "Content-Type": "application/json",
-            "Accept": "text/event-stream",
-            "Accept-Encoding": "identity",
-            "User-Agent": USER_AGENT,
-            **plan.headers,
-        }
-        key = plan.api_key()
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = request_headers(plan.headers, stream=True, api_key=plan.api_key())
         self.headers = headers
         self.request_headers = scrub_headers(headers)
+        self.request = RequestTemplate(plan.url, headers)  # the head, encoded once
         self.excerpts = 0
 
 
@@ -309,17 +304,9 @@ class LoadSession:
             request_headers=target.request_headers,
         )
         record.t_sched_ns = t_sched_ns
-        timeouts: Timeouts = self.plan.timeouts
         try:
             received = stream_exchange(
-                http,
-                target.uri,
-                body,
-                target.headers,
-                record,
-                connect_s=timeouts.connect_s,
-                read_s=timeouts.read_s,
-                total_s=timeouts.total_s,
+                http, target.request, body, record, timeouts=self.plan.timeouts
             )
         except gevent.GreenletExit:
             self.aborted += 1  # stopped mid-request at the end of the run: no sample
@@ -832,6 +819,7 @@ def _bare_plan() -> RunPlan:
         stages=[Stage(f"{users} users", 10**9, users)],
         max_tokens=int(os.environ.get("CHATPROBE_MAX_TOKENS") or 64),
         manage_end=False,
+        tls=TLSConfig.resolve(),  # $SSL_CERT_FILE / $REQUESTS_CA_BUNDLE, as chatprobe load
     )
 
 

@@ -1,41 +1,57 @@
-"""Reading a streamed body off a geventhttpclient response: whole lines, stamped on arrival.
+"""Reading a response off a socket, head and body, every read stamped on arrival on one clock.
 
-Why not ``readline``: the load user used to take one line per call and stamp it after the
-call returned. That costs a Python-level buffer search, copy and append per line (two lines
-per SSE event), and the stamp is taken when the *client* gets round to the line, so a busy
-client reports its own queueing as latency. Here each network read is stamped once, and
-every complete line it brings is taken in one slice; the decoder then gives each event the
-time of the read that completed it, exactly as feeding it live would.
+Why not geventhttpclient's ``readline``: the load user used to take one line per call and
+stamp it after the call returned. That costs a Python-level buffer search, copy and append
+per line (two lines per SSE event), and the stamp is taken when the *client* gets round to
+the line, so a busy client reports its own queueing as latency. Here each network read is
+stamped once, and every complete line it brings is taken in one slice; the decoder then
+gives each event the time of the read that completed it, exactly as feeding it live would.
 
 Kernel receive timestamps (Linux ``SO_TIMESTAMPNS``): with the option on, ``recvmsg``
 returns the time the kernel queued the data on the socket, taken in the sender's write on
 loopback and in the network stack otherwise, so TTFT and ITL no longer depend on how long
 the client took to get to the socket. The stamp is CLOCK_REALTIME; it is moved onto the
 ``perf_counter_ns`` (CLOCK_MONOTONIC) time line by the offset between the two clocks read
-together. When a read drains several packets the kernel reports the last one's time; when
-no stamp comes back (option unsupported, data buffered with the headers) the userspace
-clock is used. A stamp is only trusted between the request's send time and now.
+together. When a read drains several packets the kernel reports the last one's time.
+
+One clock per exchange: the response head is read through the same :class:`StampedReader`
+as the body, so the bytes that came with the head carry the same kind of stamp as the
+later ones. Every read keeps both stamps, the kernel's and the user-space one taken right
+after the read returned; a kernel stamp is trusted only between the send time and that
+user stamp, and never earlier than the previous one. If any read of the exchange lacks a
+trustworthy kernel stamp, the whole exchange uses its user-space stamps
+(:attr:`StampedReader.kernel_ok`), never a mix of both.
 
 TLS sockets have no ``recvmsg``: the TLS layer decrypts in user space and may hold decrypted
 bytes in its own buffer (``pending()``), so a kernel stamp could not say when those bytes
-arrived anyway. Over TLS every read is stamped in user space (``perf_counter_ns`` right after
-the read returns), and a read served from bytes the TLS layer already held gets the stamp of
-the read that brought them in. :func:`stamp_source` says which clock a socket gets.
+arrived anyway. Over TLS every read is stamped in user space, and a read served from bytes
+the TLS layer already held gets the stamp of the read that brought them in.
+:func:`stamp_source` says which clock a socket gets.
+
+Timeouts: the reader arms the socket with the phase's limit (first byte while the head is
+awaited, idle while the body is read) or with what is left of the total, whichever is
+shorter, and knows which one it armed: a timeout of the total raises
+:class:`~chatprobe.transport.TotalTimeout`, any other the socket's ``TimeoutError``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import sys
 import time
 from typing import Any
 
+from chatprobe.transport import BodyTooLarge, PeerClosed, TotalTimeout
+
 __all__ = [
     "KERNEL_TIMESTAMPS",
-    "BodyTooLarge",
-    "TotalTimeout",
-    "read_lines",
+    "StampedReader",
+    "clock_offset",
+    "is_tls",
+    "read_body",
+    "read_head",
     "stamp_source",
     "want_timestamps",
 ]
@@ -54,15 +70,7 @@ def _supported() -> bool:
 
 
 KERNEL_TIMESTAMPS = _supported()
-"""Whether :func:`read_lines` can ask for kernel receive stamps on this platform."""
-
-
-class TotalTimeout(Exception):
-    """The whole exchange took longer than its total timeout."""
-
-
-class BodyTooLarge(Exception):
-    """The body grew past the size limit; reading stopped."""
+"""Whether the reader can ask for kernel receive stamps on this platform."""
 
 
 def is_tls(sock: Any) -> bool:
@@ -86,72 +94,183 @@ def want_timestamps(sock: Any) -> bool:
     return True
 
 
-def read_lines(
+def clock_offset(tries: int = 5) -> int:
+    """CLOCK_REALTIME minus the ``perf_counter_ns`` clock, in ns, read within a tight bracket.
+
+    The two clocks cannot be read at once: a client preempted between the two reads would
+    move every kernel stamp of its exchange by the time it lost (and its stamps would then
+    fail the plausibility check). So the wall clock is read between two monotonic reads and
+    the tightest of a few brackets is kept.
+    """
+    best_width, best = -1, 0
+    for _ in range(tries):
+        before = time.perf_counter_ns()
+        wall = time.time_ns()
+        after = time.perf_counter_ns()
+        width = after - before
+        if best_width < 0 or width < best_width:
+            best_width, best = width, wall - (before + after) // 2
+        if width < 2_000:  # 2 microseconds: as tight as it gets
+            break
+    return best
+
+
+class StampedReader:
+    """The reads of one exchange on one socket, each stamped: ``t`` on the chosen clock
+    (the kernel's receive time where available), ``ut`` in user space.
+
+    ``kernel`` says the socket has ``SO_TIMESTAMPNS`` on; ``kernel_ok`` stays True while
+    every read so far brought a trustworthy kernel stamp. ``received`` counts bytes.
+    """
+
+    __slots__ = (
+        "_armed",
+        "_limit",
+        "_offset",
+        "_pending",
+        "deadline_ns",
+        "kernel",
+        "kernel_ok",
+        "received",
+        "size",
+        "sock",
+        "t",
+        "t_min_ns",
+        "ut",
+    )
+
+    def __init__(
+        self, sock: Any, size: int, *, kernel: bool, t_min_ns: int, deadline_ns: int | None
+    ) -> None:
+        self.sock = sock
+        self.size = size
+        self.kernel = kernel
+        self.kernel_ok = kernel
+        self.t_min_ns = t_min_ns
+        self.deadline_ns = deadline_ns
+        self.received = 0
+        self.t = self.ut = t_min_ns
+        self._offset = clock_offset() if kernel else 0
+        self._pending = getattr(sock, "pending", None)  # TLS: decrypted bytes held
+        self._limit: float | None = None
+        self._armed: float | None = -1.0  # what the socket's timeout is set to now
+
+    def arm(self, limit: float | None) -> None:
+        """The phase's timeout (seconds, None: none) for the reads that follow."""
+        self._limit = limit
+
+    def read(self) -> bytes:
+        """One network read (``b""`` at EOF); sets :attr:`t` and :attr:`ut`."""
+        limit = self._limit
+        total = False
+        if self.deadline_ns is not None:
+            left = (self.deadline_ns - time.perf_counter_ns()) / 1e9
+            if left <= 0:
+                raise TotalTimeout
+            if limit is None or left < limit:
+                limit, total = left, True
+        sock = self.sock
+        if limit != self._armed:
+            sock.settimeout(limit)
+            self._armed = limit
+        try:
+            if self.kernel:
+                data, ancillary, _flags, _addr = sock.recvmsg(self.size, _ANCILLARY)
+            elif self._pending is not None and self._pending():
+                data = sock.recv(self.size)  # decrypted already: it came with the last read
+                self.received += len(data)
+                return data
+            else:
+                data = sock.recv(self.size)
+        except TimeoutError:
+            if total:
+                raise TotalTimeout from None
+            raise
+        ut = time.perf_counter_ns()
+        t = ut
+        if self.kernel_ok:
+            kt = None
+            for _level, kind, payload in ancillary:
+                if kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                    sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
+                    kt = sec * 1_000_000_000 + nsec - self._offset
+            if kt is not None and max(self.t_min_ns, self.t) <= kt <= ut:
+                t = kt
+            elif not data:
+                t = self.t  # EOF carries no stamp: the last data read's stays the latest
+            else:  # no stamp, or one out of order: this exchange goes on user time
+                self.kernel_ok = False
+        self.t, self.ut = t, ut
+        self.received += len(data)
+        return data
+
+
+def read_head(resp: Any, reader: StampedReader) -> None:
+    """Feed ``resp`` (a geventhttpclient parser) until the head of a final response is in.
+
+    Raises :class:`PeerClosed` if the server closes first, and what the socket and the
+    parser raise. The stamps of the read that completed the head stay in ``reader``.
+    """
+    while not resp.headers_complete or resp.get_code() < 200:  # skip interim 1xx heads
+        data = reader.read()
+        if not data:
+            got = f"after {reader.received} bytes of it" if reader.received else "before any"
+            raise PeerClosed(f"server closed the connection {got} response head")
+        resp.feed(data)
+
+
+def read_body(
     resp: Any,
-    t_first_ns: int,
-    t_min_ns: int,
-    deadline_ns: int,
+    reader: StampedReader,
+    *,
+    lines: bool,
     max_bytes: int,
     chunks: list[bytes],
     times: list[int],
-    *,
-    kernel: bool = True,
+    utimes: list[int],
 ) -> int:
-    """Append runs of complete lines (LF, CRLF or CR) from ``resp``'s body, with arrival times.
+    """Append the body as it arrives to ``chunks``, with both stamps of its read.
 
-    ``t_first_ns`` is the arrival time of body bytes already buffered with the headers;
-    ``t_min_ns`` (the send time) bounds a believable kernel stamp from below. At the end of
-    the body an unterminated tail is left in the response (``resp.read()`` returns it).
-    Returns the bytes taken. Raises what the socket and parser raise, plus
-    :class:`TotalTimeout` and :class:`BodyTooLarge`.
+    With ``lines`` (an event stream) only runs of complete lines (LF, CRLF or CR) are taken
+    and an unterminated tail stays in the parser's buffer at the end of the body (the caller
+    takes it); otherwise every read's bytes. Bytes that came with the head carry the head's
+    stamps. Returns the body bytes taken. Raises :class:`PeerClosed` when the server closes
+    before the body is complete, :class:`BodyTooLarge` past ``max_bytes``, and what the
+    socket, the parser and the reader raise.
     """
-    now = time.perf_counter_ns
     buf = resp._body_buffer  # geventhttpclient: the parsed (de-chunked) body so far
-    add_chunk = chunks.append
-    add_time = times.append
-    received = 0
-    t = t_first_ns
-    sock = resp._sock
-    stamped = kernel and want_timestamps(sock)
-    pending = getattr(sock, "pending", None) if not stamped else None  # TLS: bytes held
-    offset = time.time_ns() - now()  # CLOCK_REALTIME - CLOCK_MONOTONIC
-    unpack = _TIMESPEC.unpack
+    add_chunk, add_time, add_utime = chunks.append, times.append, utimes.append
+    taken = 0
+    t, ut = reader.t, reader.ut
     while True:
         # SSE lines may also end with a lone CR; the decoder joins a CR/LF pair split here.
-        end = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
+        end = max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1 if lines else len(buf)
         if end:
-            chunk = bytes(buf[:end])
+            add_chunk(bytes(buf[:end]))
             del buf[:end]
-            add_chunk(chunk)
             add_time(t)
-            received += end
-            if received > max_bytes:
-                raise BodyTooLarge
+            add_utime(ut)
+            taken += end
+            if taken > max_bytes:
+                raise BodyTooLarge(f"response body exceeded {max_bytes} bytes; stopped reading")
         if resp.message_complete:
-            return received
-        sock = resp._sock
-        if sock is None:
-            from geventhttpclient.response import HTTPConnectionClosed
+            return taken
+        data = reader.read()
+        t, ut = reader.t, reader.ut
+        if data:
+            resp.feed(data)
+            continue
+        _end_of_stream(resp, taken + len(buf))
 
-            raise HTTPConnectionClosed("connection closed.")
-        if stamped:
-            data, ancillary, _flags, _addr = sock.recvmsg(resp.block_size, _ANCILLARY)
-            t = now()
-            for _level, kind, payload in ancillary:
-                if kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                    sec, nsec = unpack(payload[: _TIMESPEC.size])
-                    kt = sec * 1_000_000_000 + nsec - offset
-                    if t_min_ns <= kt <= t:
-                        t = kt
-        elif pending is not None and pending():
-            data = sock.recv(resp.block_size)  # decrypted already: it came with the last read
-        else:
-            data = sock.recv(resp.block_size)
-            t = now()
-        if now() > deadline_ns:
-            raise TotalTimeout
-        resp.feed(data)  # b"" at EOF: the parser raises if the body is incomplete
-        if not data and not resp.message_complete:
-            from geventhttpclient.response import HTTPConnectionClosed
 
-            raise HTTPConnectionClosed("connection closed.")
+def _end_of_stream(resp: Any, body_bytes: int) -> None:
+    """EOF mid-body: fine for a body delimited by the close, else :class:`PeerClosed`."""
+    from geventhttpclient.response import HTTPParseError
+
+    with contextlib.suppress(HTTPParseError):
+        resp.feed(b"")  # completes a body that has neither a length nor chunked framing
+    if not resp.message_complete:
+        raise PeerClosed(
+            f"server closed the connection after {body_bytes} body bytes, before the body "
+            "was complete"
+        )

@@ -11,16 +11,17 @@ warm-up marking and the summary all read one timeline.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from chatprobe.durations import parse_duration, parse_timeout  # the one duration rule
 from chatprobe.errors import ConfigError
 from chatprobe.paths import find_named, names_in, scenario_dirs, schema_file
 from chatprobe.project import current_project
 from chatprobe.specs import raise_schema_error
+from chatprobe.transport import Timeouts
 from chatprobe.yamlfile import YamlDoc, load_yaml, parse_yaml
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "Scenario",
     "Stage",
     "Target",
-    "Timeouts",
     "find_scenario",
     "load_scenario",
     "parse_duration",
@@ -43,25 +43,6 @@ DEFAULT_SETTLE_S = 1.0
 DEFAULT_LAG_THRESHOLD_MS = 10.0
 DEFAULT_MAX_CONCURRENCY = 1000
 SHAPE_KINDS = ("users", "stages", "sweep", "open_loop")
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any, *, what: str = "duration") -> float:
-    """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"`` or ``"1h"``."""
-    if isinstance(value, bool):
-        raise ConfigError(f"expected a duration like 10s, got {value!r}", field=what)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(f"must not be negative, got {value}", field=what)
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ConfigError(
-            f"expected a duration like 500ms, 10s, 2m or 1h, got {value!r}", field=what
-        )
-    return float(match.group(1)) * _UNIT[match.group(2)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,13 +93,6 @@ class PromptSpec:
     file: str | None = None  # resolved path
     system: str | None = None
     order: str = "round_robin"
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    connect_s: float = 10.0
-    read_s: float = 60.0
-    total_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,18 +291,18 @@ def _from_doc(doc: YamlDoc) -> Scenario:
     stage_specs: list[Stage] = []
     if kind == "stages":
         for i, st in enumerate(shape["stages"]):
-            where = ("shape", "stages", i)
+            at = ("shape", "stages", i)
             stage_specs.append(
                 Stage(
                     name=str(st.get("name") or f"stage {i + 1}"),
-                    duration_s=duration((*where, "duration"), st["duration"]),
+                    duration_s=duration((*at, "duration"), st["duration"]),
                     users=int(st["users"]),
-                    ramp_s=duration((*where, "ramp"), st.get("ramp", 0)),
-                    warmup_s=duration((*where, "warmup"), st.get("warmup", 0)),
+                    ramp_s=duration((*at, "ramp"), st.get("ramp", 0)),
+                    warmup_s=duration((*at, "warmup"), st.get("warmup", 0)),
                 )
             )
             if stage_specs[-1].warmup_s >= stage_specs[-1].duration_s:
-                raise doc.error("warmup must be shorter than the stage", (*where, "warmup"))
+                raise doc.error("warmup must be shorter than the stage", (*at, "warmup"))
         names = [s.name for s in stage_specs]
         for i, n in enumerate(names):
             if names.index(n) != i:
@@ -372,11 +346,13 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         raise doc.error("warmup must be shorter than the duration", ("warmup",))
 
     timeouts_raw = data.get("timeouts") or {}
-    timeouts = Timeouts(
-        connect_s=duration(("timeouts", "connect"), timeouts_raw.get("connect", 10)),
-        read_s=duration(("timeouts", "read"), timeouts_raw.get("read", 60)),
-        total_s=duration(("timeouts", "total"), timeouts_raw.get("total", 300)),
-    )
+    for key, value in timeouts_raw.items():  # each mistake reported at its own line
+        try:
+            parse_timeout(value, what=str(key))
+        except ConfigError as exc:
+            raise doc.error(exc.detail, ("timeouts", key)) from None
+    # `read` (before first_byte and idle existed) still works: it sets both
+    timeouts = Timeouts.from_mapping(timeouts_raw)
     prompts = _prompts(doc, data.get("prompts") or {})
     emulator = dict(data.get("emulator") or {})
     if "faults" in emulator:
@@ -387,6 +363,12 @@ def _from_doc(doc: YamlDoc) -> Scenario:
                 parse_fault_rate(f"{kind_name}={rate}")
             except ConfigError as exc:
                 raise doc.error(exc.detail, ("emulator", "faults", str(kind_name))) from None
+    from chatprobe.emulator.config import BlockError, block_changes
+
+    try:
+        block_changes(emulator)  # capacity, schedule, dialect, prefix cache: checked here
+    except BlockError as exc:
+        raise doc.error(exc.detail, ("emulator", *exc.where)) from None
     output = emulator.get("output_tokens")
     if isinstance(output, list) and output[0] > output[1]:
         raise doc.error("need [min, max] with min <= max", ("emulator", "output_tokens"))

@@ -1,196 +1,285 @@
 """The streaming locust user: the load hot path (imported only inside the locust child).
 
-How the stream is read, and why:
+How an exchange goes, and why:
 
-* locust's ``FastHttpSession.request(..., stream=True)`` returns a ``FastResponse`` whose
-  ``_response`` is geventhttpclient's ``HTTPSocketPoolResponse``; it fires locust's request
-  event when the *headers* arrive, raises ``LocustBadStatusCode`` for a non-2xx status and
-  then releases the socket before the error body is read, and its ``iter_lines`` reads
-  1 KB blocks (``read(1024)`` waits for 1 KB or the end), which delays TTFT by several
-  events. So the user sends through the session's own geventhttpclient pool
-  (``HTTPClient.request``, the same connections and timeouts) and reads the raw response.
-* The body is read by :func:`chatprobe.load.receive.read_lines`: one ``recv`` (or, on
-  Linux, ``recvmsg`` with a kernel receive timestamp) per network read, every complete
-  LF-terminated line it brings taken in one slice and stamped with the read's arrival time.
-  (``HTTPSocketPoolResponse.readline`` did the same one line per call, at a Python-level
-  search, copy and append per line, and stamped when the client got round to the line.)
-  At the end of the body an unterminated last line is in ``read()``. A connection closed
-  mid-body raises ``HTTPParseError`` ("Incomplete response"), a silent peer raises
-  ``TimeoutError`` after ``network_timeout``.
+* locust's ``FastHttpSession.request(..., stream=True)`` fires locust's request event when
+  the *headers* arrive, raises for a non-2xx status and releases the socket before the error
+  body is read, and its ``iter_lines`` reads 1 KB blocks, which delays TTFT by several
+  events; geventhttpclient's ``HTTPClient.request`` reads the head with plain ``recv`` (no
+  stamp), retries a POST on no condition we can see, and hides which phase failed. So the
+  user drives geventhttpclient's connection pool and response parser itself
+  (:func:`stream_exchange`): take a connection, send the request bytes built once per target
+  (:class:`RequestTemplate`; only ``X-Request-Id`` and ``Content-Length`` change), read the
+  head and the body through one :class:`~chatprobe.load.receive.StampedReader`, so every
+  stamp of the exchange comes from one clock.
+* Phases (:class:`~chatprobe.transport.Phase`) decide what an exception means, through the
+  transport policy's table for geventhttpclient; the socket's timeout is the first-byte limit
+  until the head is in, then the idle limit (or what is left of the total).
+* A connection that failed before any response byte, and that was not new (a pooled
+  keep-alive connection the server had already given up on), is retried once on a new one;
+  the record notes it in ``anomalies``. A response marked ``Connection: close``, or not
+  read to its end, closes its connection instead of returning it to the pool.
 * No decoding and no JSON on the way: the stamped runs of lines go through the shared SSE
   decoder once the stream has ended (each event keeps the arrival time of the read that
   completed it, exactly what feeding the decoder live would give), then
-  :meth:`RequestRecord.finish` interprets. A stream framed with bare CR (allowed by SSE,
-  unseen in practice) has no LF to cut at and would be stamped at its end.
+  :meth:`RequestRecord.finish` interprets.
 """
 
 from __future__ import annotations
 
-import errno
 import time
+import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import gevent
-from geventhttpclient.response import HTTPConnectionClosed, HTTPParseError
+from geventhttpclient.connectionpool import ConnectionPool, SSLConnectionPool
+from geventhttpclient.response import HTTPSocketPoolResponse
 from locust import FastHttpUser, constant, task
 
-from chatprobe.load.receive import BodyTooLarge, TotalTimeout, read_lines, stamp_source
-from chatprobe.record import MAX_BODY_BYTES, ErrorClass, RequestRecord, TimedEvent
-from chatprobe.scrub import scrub_headers, scrub_text
+from chatprobe.errors import ConfigError
+from chatprobe.load.receive import StampedReader, read_body, read_head, want_timestamps
+from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
+from chatprobe.scrub import scrub_headers
 from chatprobe.sse import SSEDecoder
+from chatprobe.transport import (
+    DEFAULT_TIMEOUTS,
+    MAX_BODY_BYTES,
+    REQUEST_ID_HEADER,
+    Phase,
+    Timeouts,
+    TLSConfig,
+    classify,
+    geventhttpclient_errors,
+    new_request_id,
+    stale_connection_note,
+)
 
 if TYPE_CHECKING:
-    from geventhttpclient.client import HTTPClient
-
     from chatprobe.load.plugin import LoadSession, PreparedTarget
 
 __all__ = [
     "ChatStreamUser",
     "OpenLoopStreamUser",
+    "RequestTemplate",
     "StreamUserBase",
-    "classify_exception",
+    "connection_pool",
     "stream_exchange",
 ]
 
+BLOCK_SIZE = 64 * 1024  # bytes asked of each read: a whole burst of events in one call
 
-def classify_exception(
-    exc: BaseException, *, headers_seen: bool, elapsed_s: float, connect_s: float, read_s: float
-) -> tuple[ErrorClass, str]:
-    """Map a geventhttpclient/socket exception to an error class and a scrubbed detail.
+_SOCKETS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+"""Sockets that carried a request before (so a failure on one may be a stale keep-alive
+connection), each with whether kernel receive stamps are on for it."""
 
-    Before the headers a timeout is either the connect or the first-byte limit; the socket
-    raises the same ``TimeoutError`` for both, so the elapsed time decides (whichever limit
-    it is nearer to).
+
+class RequestTemplate:
+    """One target's request line and fixed headers, encoded once.
+
+    Per request only ``X-Request-Id`` (fresh each time) and ``Content-Length`` are added, so
+    the hot path neither rebuilds nor re-validates headers.
     """
-    detail = scrub_text(f"{type(exc).__name__}: {exc}")[:300]
-    if isinstance(exc, TimeoutError):
-        if headers_seen:
-            return ErrorClass.TIMEOUT_IDLE, detail
-        if abs(elapsed_s - connect_s) < abs(elapsed_s - read_s):
-            return ErrorClass.TIMEOUT_CONNECT, detail
-        return ErrorClass.TIMEOUT_FIRST_BYTE, detail
-    if isinstance(exc, HTTPConnectionClosed):
-        return ErrorClass.CONNECTION_RESET, detail
-    if isinstance(exc, HTTPParseError):
-        if headers_seen and "incomplete" in str(exc).lower():
-            return ErrorClass.CONNECTION_RESET, detail
-        return ErrorClass.PROTOCOL_ERROR, detail
-    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-        return ErrorClass.CONNECTION_RESET, detail
-    if isinstance(exc, ConnectionRefusedError):
-        return ErrorClass.CONNECT_ERROR, detail
-    if isinstance(exc, OSError):
-        if not headers_seen and exc.errno in (
-            errno.EHOSTUNREACH,
-            errno.ENETUNREACH,
-            errno.ECONNREFUSED,
-            errno.EADDRNOTAVAIL,
-            None,
-        ):
-            return ErrorClass.CONNECT_ERROR, detail
-        return ErrorClass.CONNECTION_RESET, detail
-    return ErrorClass.CLIENT_ERROR, detail
+
+    __slots__ = ("host", "port", "prefix", "tls", "url")
+
+    def __init__(self, url: str, headers: Mapping[str, str], method: str = "POST") -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"not an http(s) URL: {url!r}")
+        self.url = url
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc.rpartition('@')[2]}"]
+        for name, value in headers.items():
+            if name.lower() in ("host", "content-length", REQUEST_ID_HEADER.lower()):
+                continue
+            if any(c in f"{name}{value}" for c in "\r\n\0"):
+                raise ConfigError(f"header {name!r} holds a line break or NUL")
+            lines.append(f"{name}: {value}")
+        try:
+            self.prefix = ("\r\n".join(lines) + "\r\n").encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise ConfigError(f"a request header is not Latin-1 text: {exc}") from None
+
+    def encode(self, request_id: str, body: bytes) -> bytes:
+        """The whole request: head and body, ready to send."""
+        return (
+            self.prefix
+            + b"%s: %s\r\nContent-Length: %d\r\n\r\n"
+            % (REQUEST_ID_HEADER.encode(), request_id.encode(), len(body))
+            + body
+        )
+
+
+def connection_pool(
+    template: RequestTemplate,
+    *,
+    size: int,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    tls: TLSConfig | None = None,
+) -> ConnectionPool:
+    """A geventhttpclient connection pool for ``template``'s host, TLS as ``tls`` says."""
+    common: dict[str, Any] = {
+        "size": size,
+        "connection_timeout": timeouts.connect,
+        "network_timeout": timeouts.first_byte,
+    }
+    if not template.tls:
+        return ConnectionPool(template.host, template.port, template.host, template.port, **common)
+    import gevent.ssl
+
+    settings = tls or TLSConfig()
+    context = settings.context(gevent.ssl.create_default_context)
+    return SSLConnectionPool(
+        template.host,
+        template.port,
+        template.host,
+        template.port,
+        insecure=settings.insecure,
+        ssl_context_factory=lambda **_: context,
+        **common,
+    )
+
+
+class _Response(HTTPSocketPoolResponse):
+    """geventhttpclient's response parser and connection owner, minus its own head read:
+    :func:`~chatprobe.load.receive.read_head` feeds it through the stamped reader."""
+
+    def _read_headers(self, pre_buffered: bytes = b"") -> None:
+        return None
 
 
 def stream_exchange(
-    http: HTTPClient,
-    uri: str,
+    pool: ConnectionPool,
+    request: RequestTemplate,
     body: bytes,
-    headers: dict[str, str],
     record: RequestRecord,
     *,
-    connect_s: float,
-    read_s: float,
-    total_s: float,
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    max_bytes: int = MAX_BODY_BYTES,
 ) -> int:
-    """POST ``body`` and fill the raw part of ``record``; returns the bytes received.
+    """POST ``body`` and fill the raw part of ``record``; returns the body bytes received.
 
     Never raises for anything the server or the network does (``GreenletExit`` and other
     ``BaseException`` still propagate, so locust can stop a user).
     """
-    now = time.perf_counter_ns
+    record.request_id = request_id = new_request_id()
+    payload = request.encode(request_id, body)
+    received, stale = _attempt(pool, payload, record, timeouts, max_bytes)
+    if stale:
+        record.anomalies.append(stale_connection_note(record.transport_detail))
+        record.transport_error, record.transport_detail = None, ""
+        received, _ = _attempt(pool, payload, record, timeouts, max_bytes, retry=False)
+    return received
+
+
+def _attempt(
+    pool: ConnectionPool,
+    payload: bytes,
+    record: RequestRecord,
+    timeouts: Timeouts,
+    max_bytes: int,
+    *,
+    retry: bool = True,
+) -> tuple[int, bool]:
+    """One try: (body bytes received, whether to retry on a new connection)."""
     record.start()
-    deadline = record.t0_ns + int(total_s * 1e9)
-    resp = None
-    received = 0
-    lines: list[bytes] = []  # SSE lines as they arrived, and when
-    times: list[int] = []
+    deadline = None if timeouts.total is None else record.t0_ns + int(timeouts.total * 1e9)
+    phase = Phase.CONNECT
+    resp: _Response | None = None
+    reader: StampedReader | None = None
+    kernel = reused = False
+    ut_head = 0
+    chunks: list[bytes] = []  # body bytes (whole SSE lines) as they arrived
+    times: list[int] = []  # their arrival, on the reader's clock
+    utimes: list[int] = []  # the same in user space (if kernel stamps fail part-way)
     try:
-        resp = http.request("POST", uri, body=body, headers=headers)
-        record.t_headers_ns = now()
+        sock = pool.get_socket()
+        # the response owns the connection from here: release() returns or closes it
+        resp = _Response(sock, pool, block_size=BLOCK_SIZE, method="POST")
+        stamped = _SOCKETS.get(sock)
+        reused = stamped is not None
+        kernel = _SOCKETS[sock] = want_timestamps(sock) if stamped is None else stamped
+        record.clock = "kernel" if kernel else "user"
+        phase = Phase.SEND
+        sock.settimeout(timeouts.first_byte)
+        sock.sendall(payload)
+        phase = Phase.HEADERS
+        reader = StampedReader(
+            sock, BLOCK_SIZE, kernel=kernel, t_min_ns=record.t0_ns, deadline_ns=deadline
+        )
+        reader.arm(timeouts.first_byte)
+        read_head(resp, reader)
+        record.t_headers_ns, ut_head = reader.t, reader.ut
         record.status = resp.status_code
-        response_headers: dict[str, str] = {}
-        for name, value in resp.items():
-            key = name.lower()
-            response_headers[key] = (
-                f"{response_headers[key]}, {value}" if key in response_headers else value
-            )
-        record.response_headers = scrub_headers(response_headers)
-        if record.content_type == "text/event-stream":
-            # whole lines per network read, stamped on arrival (see chatprobe.load.receive);
-            # over TLS in user space, since the TLS layer decrypts there
-            record.clock = stamp_source(resp._sock)
-            received = read_lines(
-                resp,
-                record.t_headers_ns,
-                record.t0_ns,
-                deadline,
-                MAX_BODY_BYTES,
-                lines,
-                times,
-                kernel=record.clock == "kernel",
-            )
-            tail = resp.read()
-            record.t_end_ns = end = now()
-            if tail:
-                lines.append(tail)
-                times.append(end)
-                received += len(tail)
+        record.response_headers = _headers(resp)
+        phase = Phase.BODY
+        reader.arm(timeouts.idle)
+        sse = record.content_type == "text/event-stream"
+        received = read_body(
+            resp,
+            reader,
+            lines=sse,
+            max_bytes=max_bytes,
+            chunks=chunks,
+            times=times,
+            utimes=utimes,
+        )
+        tail = bytes(resp._body_buffer)  # an unterminated last line
+        if tail:
+            chunks.append(tail)
+            times.append(reader.t)
+            utimes.append(reader.ut)
+            received += len(tail)
+        if reader.kernel_ok:
+            record.t_end_ns = reader.t
+        else:  # one clock per record: the user-space stamps of every read
+            record.clock, record.t_headers_ns, times = "user", ut_head, utimes
+            record.t_end_ns = reader.ut
+        if sse:
             # The stream is over and stamped. Yield before and after the CPU-heavy part
             # (decoding here, interpretation next): when many streams end together, the
             # other users' reads then run in between instead of queueing behind all of it,
             # which kept their arrival times late (benchmarks B2: TTFT p99 at 64 streams).
             gevent.sleep(0)
-            _decode(record, lines, times, end)
+            _decode(record, chunks, times, record.t_end_ns)
             gevent.sleep(0)
         else:
-            parts = []
-            while True:
-                part = resp.read(65536)
-                if not part:
-                    break
-                parts.append(part)
-                received += len(part)
-                if now() > deadline:
-                    raise TotalTimeout
-                if received > MAX_BODY_BYTES:
-                    raise BodyTooLarge
-            record.body = b"".join(parts)
-            record.t_end_ns = now()
-    except TotalTimeout:
-        record.t_end_ns = now()
-        record.transport_error = ErrorClass.TIMEOUT_TOTAL
-        record.transport_detail = f"exchange exceeded total timeout of {total_s:g}s"
-        _decode_partial(record, lines, times)
-    except BodyTooLarge:
-        record.t_end_ns = now()
-        record.transport_error = ErrorClass.PROTOCOL_ERROR
-        record.transport_detail = f"response body exceeded {MAX_BODY_BYTES} bytes; stopped reading"
-        _decode_partial(record, lines, times)
+            record.body = b"".join(chunks)
+        return received, False
     except Exception as exc:  # every transport failure becomes a classified record
-        record.t_end_ns = now()
-        record.transport_error, record.transport_detail = classify_exception(
-            exc,
-            headers_seen=record.t_headers_ns is not None,
-            elapsed_s=(record.t_end_ns - record.t0_ns) / 1e9,
-            connect_s=connect_s,
-            read_s=read_s,
-        )
-        _decode_partial(record, lines, times)
+        record.t_end_ns = time.perf_counter_ns()
+        sse = record.content_type == "text/event-stream"
+        cls, detail = classify(exc, phase, geventhttpclient_errors(), stream=sse, timeouts=timeouts)
+        record.transport_error, record.transport_detail = cls, detail
+        got_bytes = reader is not None and reader.received > 0
+        if retry and reused and cls is ErrorClass.CONNECTION_RESET and not got_bytes:
+            return 0, True  # a stale keep-alive connection: nothing was answered on it
+        if reader is not None and not reader.kernel_ok:
+            record.clock, times = "user", utimes
+            if record.t_headers_ns is not None:
+                record.t_headers_ns = ut_head
+        if sse and chunks:  # keep the events that did arrive (a stream cut short)
+            _decode(record, chunks, times, record.t_end_ns)
+        elif chunks:
+            record.body = b"".join(chunks)
+        return sum(map(len, chunks)), False
     finally:
         if resp is not None:
-            resp.release()  # returns a finished connection to the pool, closes a broken one
-    return received
+            resp.release()  # returns a finished connection to the pool, closes any other
+
+
+def _headers(resp: Any) -> dict[str, str]:
+    """Response headers, lower-case names, repeated ones joined, secrets scrubbed."""
+    out: dict[str, str] = {}
+    for name, value in resp.items():
+        key = name.lower()
+        out[key] = f"{out[key]}, {value}" if key in out else value
+    return scrub_headers(out)
 
 
 def _decode(record: RequestRecord, lines: list[bytes], times: list[int], end: int) -> None:
@@ -205,19 +294,12 @@ def _decode(record: RequestRecord, lines: list[bytes], times: list[int], end: in
         append(TimedEvent(end, item))
 
 
-def _decode_partial(record: RequestRecord, lines: list[bytes], times: list[int]) -> None:
-    """After a failure mid-stream, keep the events that did arrive (a stream cut short)."""
-    if times and not record.events:
-        n = min(len(lines), len(times))
-        _decode(record, lines[:n], times[:n], record.t_end_ns or time.perf_counter_ns())
-
-
 class StreamUserBase(FastHttpUser):
     """Shared by both users: configured by class attributes set in
     :func:`chatprobe.load.plugin.install`: ``session`` (the process's
     :class:`~chatprobe.load.plugin.LoadSession`), ``wait_time`` (the scenario's think time)
-    and, for the open-loop user, ``concurrency`` (its cap on requests in flight).
-    Timeouts come from the plan.
+    and, for the open-loop user, ``concurrency`` (its cap on requests in flight). Timeouts
+    and TLS settings come from the plan.
     """
 
     abstract = True
@@ -228,16 +310,32 @@ class StreamUserBase(FastHttpUser):
     insecure = False  # verify TLS certificates of live providers
 
     def __init__(self, environment: Any) -> None:
-        timeouts = self.session.plan.timeouts
-        self.connection_timeout = timeouts.connect_s
-        self.network_timeout = min(timeouts.read_s, timeouts.total_s)
+        plan = self.session.plan
+        if plan.timeouts.connect is not None:
+            self.connection_timeout = plan.timeouts.connect
+        if plan.timeouts.first_byte is not None:
+            self.network_timeout = plan.timeouts.first_byte
         super().__init__(environment)
         self.index = self.session.next_user_index()
         self._turn = 0
+        self._pools: dict[tuple[bool, str, int], ConnectionPool] = {}
 
-    def http_for(self, target: PreparedTarget) -> HTTPClient:
-        """The geventhttpclient client for ``target``'s host, from this user's pool."""
-        return self.client.client.clientpool.get_client(target.url)
+    def http_for(self, target: PreparedTarget) -> ConnectionPool:
+        """This user's connection pool for ``target``'s host (shared by targets on it)."""
+        request = target.request
+        key = (request.tls, request.host, request.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            plan = self.session.plan
+            pool = self._pools[key] = connection_pool(
+                request, size=self.concurrency, timeouts=plan.timeouts, tls=plan.tls
+            )
+        return pool
+
+    def on_stop(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
 
 
 class ChatStreamUser(StreamUserBase):

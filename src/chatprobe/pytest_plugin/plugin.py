@@ -23,7 +23,10 @@ runs every suite's generic cases, see :mod:`chatprobe.suites.loader`),
 ``--chatprobe-record-mode`` (``none`` by default: replay only), ``--chatprobe-live`` (no
 cassettes), ``--chatprobe-emulator`` (record or run live against the built-in emulator even
 with a key set), ``--chatprobe-cassette-dir``, ``--chatprobe-suites``,
-``--chatprobe-results`` (write ``contract.json``). Precedence: option > the project's
+``--chatprobe-results`` (write ``contract.json``), ``--chatprobe-ca-bundle``/
+``--chatprobe-insecure`` and ``--chatprobe-connect-timeout``/``--chatprobe-first-byte-timeout``/
+``--chatprobe-idle-timeout``/``--chatprobe-total-timeout`` (the transport policy,
+:mod:`chatprobe.transport`). Precedence: option > the project's
 configuration (``providers``, ``models``, ``paths.cassettes``, ``timeouts``) > default.
 
 **Results under xdist.** Each case's ``contract.json`` entry travels on its call report, so
@@ -57,8 +60,10 @@ from chatprobe.pytest_plugin.state import (
     RESULTS,
     RUNNER,
     SELECTED,
+    TIMEOUTS,
     entry_of,
     project_of,
+    transport_options,
 )
 
 __all__ = [
@@ -148,6 +153,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="FILE",
         help="write the contract results (contract.json format) to FILE",
     )
+    # transport (chatprobe.transport): trust, and the four timeouts as durations
+    group.addoption(
+        "--chatprobe-ca-bundle",
+        default=None,
+        dest="chatprobe_ca_bundle",
+        metavar="PATH",
+        help="CA certificates to trust (default: $SSL_CERT_FILE, $REQUESTS_CA_BUNDLE, system)",
+    )
+    group.addoption(
+        "--chatprobe-insecure",
+        action="store_true",
+        dest="chatprobe_insecure",
+        help="do not verify TLS certificates",
+    )
+    for name in TIMEOUTS:
+        group.addoption(
+            f"--chatprobe-{name.replace('_', '-')}-timeout",
+            default=None,
+            dest=f"chatprobe_{name}_timeout",
+            metavar="DURATION",
+            help=f"{name.replace('_', ' ')} timeout, e.g. 2s or none (chatprobe.transport)",
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -196,6 +223,17 @@ def _check_options(config: pytest.Config) -> None:
         providers = list(project.providers)
         where = f"{project.shown_config}: providers" if project.config else where
         models = models or list(project.models)
+    if config.getoption("chatprobe_ca_bundle") or any(
+        config.getoption(f"chatprobe_{n}_timeout") is not None for n in TIMEOUTS
+    ):
+        from chatprobe.errors import ChatprobeError
+
+        transport = transport_options(config)
+        try:
+            transport.tls()
+            transport.timeouts_over()
+        except ChatprobeError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if not providers and not models:
         return  # nothing to validate: keep the import cost away from unrelated pytest runs
     from chatprobe.errors import ChatprobeError, UnknownNameError

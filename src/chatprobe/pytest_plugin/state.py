@@ -24,6 +24,7 @@ __all__ = [
     "RESULTS",
     "RUNNER",
     "SELECTED",
+    "TIMEOUTS",
     "add_result",
     "custom_profiles",
     "project_of",
@@ -31,6 +32,7 @@ __all__ = [
     "runner_for",
     "selected_models",
     "selected_providers",
+    "transport_options",
 ]
 
 RUNNER = pytest.StashKey[Any]()
@@ -41,6 +43,9 @@ ORDER = pytest.StashKey[list[str]]()
 """Node ids in collection order (xdist's controller learns them from its workers)."""
 SELECTED = pytest.StashKey[dict[str, str]]()
 """Provider choices: profile name -> the name or profile file to load."""
+TIMEOUTS = ("connect", "first_byte", "idle", "total")
+"""= :data:`chatprobe.transport.TIMEOUT_FIELDS` (a test checks), named here so the plugin
+can declare ``--chatprobe-connect-timeout`` and the rest without importing the transport."""
 PROJECT = pytest.StashKey[Any]()
 """The :class:`chatprobe.project.Project` of the session's rootdir."""
 
@@ -81,6 +86,18 @@ def custom_profiles(config: pytest.Config) -> list[str]:
     return [ref for name, ref in selected_providers(config).items() if ref != name]
 
 
+def transport_options(config: pytest.Config) -> Any:
+    """The transport options given (:class:`chatprobe.transport.TransportOptions`)."""
+    from chatprobe.transport import TransportOptions
+
+    given = {n: config.getoption(f"chatprobe_{n}_timeout") for n in TIMEOUTS}
+    return TransportOptions(
+        ca_bundle=config.getoption("chatprobe_ca_bundle"),
+        insecure=bool(config.getoption("chatprobe_insecure")),
+        timeouts={n: v for n, v in given.items() if v is not None},
+    )
+
+
 def runner_for(config: pytest.Config) -> Any:
     """The session's :class:`~chatprobe.suites.runner.Runner` (created on first use)."""
     runner = config.stash.get(RUNNER, None)
@@ -90,18 +107,19 @@ def runner_for(config: pytest.Config) -> Any:
 
         project = project_of(config)
         cassette_dir = config.getoption("chatprobe_cassette_dir")
+        transport = transport_options(config)
         settings: dict[str, Any] = {}
         if not cassette_dir:  # the project's cassettes, then chatprobe's own for its suites
             settings["builtin_suites"] = builtin("suites")
             settings["builtin_cassettes"] = builtin("cassettes")
-        if project.timeouts:
-            settings["timeouts"] = project_timeouts(project.timeouts)
         runner = Runner(
             RunConfig(
                 record_mode=config.getoption("chatprobe_record_mode") or "none",
                 live=bool(config.getoption("chatprobe_live")),
                 emulator=bool(config.getoption("chatprobe_emulator")),
                 cassette_dir=Path(cassette_dir).resolve() if cassette_dir else project.cassettes,
+                timeouts=transport.timeouts_over(project_timeouts(project)),
+                tls=transport.tls(),
                 **settings,
             )
         )
@@ -109,28 +127,14 @@ def runner_for(config: pytest.Config) -> Any:
     return runner
 
 
-def project_timeouts(configured: dict[str, Any]) -> Any:
-    """The project's ``timeouts`` (a scenario's keys, durations) as the suite runner's
-    :class:`~chatprobe.client.Timeouts`: the keys given replace the runner's defaults."""
-    from dataclasses import fields
+def project_timeouts(project: Any) -> Any:
+    """The project's ``timeouts`` (durations, a scenario's keys) over the transport's
+    defaults: the base that command-line timeouts then override."""
+    from chatprobe.transport import DEFAULT_TIMEOUTS, Timeouts
 
-    from chatprobe.client import Timeouts
-    from chatprobe.load.scenario import parse_duration
-
-    seconds = {
-        name: None if value == "none" else parse_duration(value, what=f"timeouts.{name}")
-        for name, value in configured.items()
-    }
-    if "read" in seconds:  # a scenario's older key: the wait for the first byte and between bytes
-        read = seconds.pop("read")
-        seconds.setdefault("first_byte", read)
-        seconds.setdefault("idle", read)
-    from chatprobe.suites.runner import RunConfig
-
-    base = RunConfig().timeouts
-    known = {f.name for f in fields(Timeouts)}
-    defaults = {f.name: getattr(base, f.name) for f in fields(Timeouts)}
-    return Timeouts(**{**defaults, **{k: v for k, v in seconds.items() if k in known}})
+    if not project.timeouts:
+        return DEFAULT_TIMEOUTS
+    return Timeouts.from_mapping(project.timeouts, where=f"{project.shown_config}: timeouts")
 
 
 def add_result(item: pytest.Item, entry: dict[str, Any]) -> None:

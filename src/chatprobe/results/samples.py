@@ -96,7 +96,14 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
         "request_id",
         "string | null",
         "",
-        "id that joins the request to server logs and the emulator's ground truth",
+        "the X-Request-Id the request carried (fresh per request): joins the server's logs",
+    ),
+    _F(
+        "server_request_id",
+        "string | null",
+        "",
+        "the server's own id for the request from its response headers "
+        "(X-Chatprobe-Request-Id, the emulator's ground-truth key, else X-Request-Id)",
     ),
     _F(
         "t_wall",
@@ -233,9 +240,8 @@ def build_sample(
         "provider": record.provider,
         "model": record.model,
         "stream": record.stream,
-        # The transport's X-Request-Id when it sets one, else the emulator's own id.
-        "request_id": getattr(record, "request_id", None)
-        or record.response_headers.get("x-chatprobe-request-id"),
+        "request_id": record.request_id or None,
+        "server_request_id": record.server_request_id,
         "t_wall": round(record.wall_start, 6),
         "lag_ms": _round(record.lag_ms),
         "ttfb_ms": _round(record.ttfb_ms),

@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from chatprobe.checks import CheckContext, Evaluation, evaluate
-from chatprobe.client import ChatClient, Timeouts
+from chatprobe.client import ChatClient, new_http_client
 from chatprobe.errors import CassetteError, ChatprobeError, MissingKeyError
 from chatprobe.profiles import ProviderProfile, load_profile
 from chatprobe.record import RequestRecord
 from chatprobe.scrub import scrub_text
 from chatprobe.suites.model import INVALID_KEY, CaseRun
+from chatprobe.transport import Timeouts, TLSConfig
 
 __all__ = [
     "DATA_SOURCES",
@@ -75,7 +76,8 @@ class RunConfig:
     live: bool = False
     emulator: bool = False  # force the emulator as the target (record or live)
     cassette_dir: Path = Path("cassettes")
-    timeouts: Timeouts = field(default_factory=lambda: Timeouts(5.0, 60.0, 60.0, 120.0))
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    tls: TLSConfig = field(default_factory=TLSConfig)
     builtin_suites: Path | None = None  # chatprobe's own suites ...
     builtin_cassettes: Path | None = None  # ... and their recordings, replayed as a fallback
 
@@ -118,6 +120,7 @@ class CaseResult:
             "data_source": self.data_source,
             "cassette": self.cassette,
             "status": self.record.status if self.record else None,
+            "request_id": self.record.request_id or None if self.record else None,
             "error_class": (
                 self.record.error_class.value if self.record and self.record.error_class else None
             ),
@@ -304,9 +307,7 @@ class Runner:
 
     def _client(self) -> Any:
         if self._http is None:
-            import httpx
-
-            self._http = httpx.Client(http2=False, follow_redirects=False, trust_env=False)
+            self._http = new_http_client(self.config.tls)
         return self._http
 
     @contextmanager

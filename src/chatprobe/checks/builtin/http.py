@@ -15,6 +15,7 @@ OPENAI_REF = "OpenAI ref #/paths/~1chat~1completions/post/responses"
 
 _INCOMPLETE = {
     ErrorClass.CONNECT_ERROR,
+    ErrorClass.TLS_ERROR,
     ErrorClass.TIMEOUT_CONNECT,
     ErrorClass.TIMEOUT_FIRST_BYTE,
     ErrorClass.TIMEOUT_IDLE,
