@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,7 +41,9 @@ def test_a_plain_table_keeps_every_cell_whole() -> None:
     assert len({len(line) for line in lines[1:]}) == 1  # columns line up
 
 
-def test_on_a_narrow_terminal_a_table_that_does_not_fit_is_laid_out_plainly() -> None:
+def test_on_a_narrow_terminal_a_table_that_does_not_fit_is_laid_out_plainly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class Narrow(io.StringIO):
         def isatty(self) -> bool:
             return True
@@ -46,22 +51,21 @@ def test_on_a_narrow_terminal_a_table_that_does_not_fit_is_laid_out_plainly() ->
     table = TextTable([Column("target"), Column("requests", align="right")])
     table.add_row(LONG * 2, "10")
     out = Narrow()
-    import os
-
-    old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "60"
-    try:
-        print_table(table, out)
-    finally:
-        if old is None:
-            del os.environ["COLUMNS"]
-        else:
-            os.environ["COLUMNS"] = old
+    monkeypatch.setenv("COLUMNS", "60")
+    print_table(table, out)
     assert LONG * 2 in out.getvalue()  # whole, on one line
 
 
 def test_list_checks_piped_at_80_columns_shows_whole_names() -> None:
-    done = chatprobe("check", "--list-checks", cwd=ROOT)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-m", "chatprobe.cli", "check", "--list-checks"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "COLUMNS": "80"},
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     names = [line.split()[0] for line in lines[3:] if line.strip()]
