@@ -249,6 +249,8 @@ def _median(values: Sequence[float]) -> float:
 
 MW_EXACT_MAX_CELLS = 5000
 """Exact p-values up to this many pairs (len(a) x len(b)) when no value is tied."""
+MW_EXACT_MAX_WORK = 1_000_000
+"""With ties, exact p-values while the counting takes at most about this many steps."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,10 +278,12 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
     """Two-sided Mann-Whitney U test: do ``a`` and ``b`` come from one distribution, or does
     one tend to be larger? NaNs are dropped; each side needs at least one value.
 
-    The p-value is exact (the null distribution of U counted from the Gaussian binomial
-    coefficient) when no value is tied and ``len(a) * len(b) <=``
-    :data:`MW_EXACT_MAX_CELLS`; otherwise it comes from the normal approximation with the tie
-    correction of the variance and a continuity correction of 0.5.
+    The p-value is exact for small samples: without ties, from the null distribution of U
+    counted by the Gaussian binomial coefficient (``len(a) * len(b) <=``
+    :data:`MW_EXACT_MAX_CELLS`); with ties, from the permutation distribution of the
+    smaller side's midrank sum, counted by dynamic programming (while that stays under
+    :data:`MW_EXACT_MAX_WORK` steps). Otherwise it comes from the normal approximation with
+    the tie correction of the variance and a continuity correction of 0.5.
     """
     xa = [float(v) for v in a if v == v]
     xb = [float(v) for v in b if v == v]
@@ -287,7 +291,7 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
     if not m or not n:
         raise ValueError("mann_whitney_u needs at least one value on each side")
     ranked = sorted(itertools.chain(((v, 0) for v in xa), ((v, 1) for v in xb)))
-    rank_sum = 0.0
+    twice: list[int] = []  # each value's midrank, doubled (an integer), in sorted order
     ties: list[int] = []
     i = 0
     total = m + n
@@ -295,13 +299,17 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
         j = i
         while j + 1 < total and ranked[j + 1][0] == ranked[i][0]:
             j += 1
-        mid = (i + j) / 2 + 1  # ranks are 1-based; tied values share the mean rank
-        rank_sum += mid * sum(1 for k in range(i, j + 1) if ranked[k][1] == 0)
+        twice += [i + j + 2] * (j - i + 1)  # 1-based ranks; tied values share the mean rank
         if j > i:
             ties.append(j - i + 1)
         i = j + 1
-    u = rank_sum - m * (m + 1) / 2
+    rank_sum2 = sum(r for r, (_, side) in zip(twice, ranked, strict=True) if side == 0)
+    u = rank_sum2 / 2 - m * (m + 1) / 2
     cells = m * n
+    small = min(m, n)
+    if ties and small * total * 2 * total * small <= MW_EXACT_MAX_WORK:
+        observed = rank_sum2 if m <= n else total * (total + 1) - rank_sum2
+        return MannWhitney(u, _tied_p(twice, small, observed), m, n, True)
     if not ties and cells <= MW_EXACT_MAX_CELLS:
         counts = _u_counts(m, n)
         whole = sum(counts)
@@ -315,6 +323,23 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
         return MannWhitney(u, 1.0, m, n, False)
     z = max(0.0, abs(u - mean) - 0.5) / math.sqrt(var)
     return MannWhitney(u, min(1.0, math.erfc(z / math.sqrt(2))), m, n, False)
+
+
+def _tied_p(twice: Sequence[int], k: int, observed: int) -> float:
+    """Two-sided exact p of a doubled midrank sum ``observed`` of ``k`` values drawn from
+    ``twice`` (all values' doubled midranks): the share of the C(N, k) subsets whose sum is
+    at least as far from its mean, k (N + 1), as the observed one."""
+    counts: list[dict[int, int]] = [{} for _ in range(k + 1)]
+    counts[0][0] = 1
+    for seen, r in enumerate(twice):
+        for c in range(min(seen + 1, k), 0, -1):
+            into = counts[c]
+            for total, ways in counts[c - 1].items():
+                into[total + r] = into.get(total + r, 0) + ways
+    centre = k * (len(twice) + 1)
+    far = abs(observed - centre)
+    hits = sum(ways for total, ways in counts[k].items() if abs(total - centre) >= far)
+    return min(1.0, hits / math.comb(len(twice), k))
 
 
 def _u_counts(m: int, n: int) -> list[int]:
