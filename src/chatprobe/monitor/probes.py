@@ -101,9 +101,10 @@ def round_specs(
     emulated: bool = False,
 ) -> list[ProbeSpec]:
     """A target's round: the suite's cases for ``ref`` x ``model`` (``cases`` picks some by
-    name), then one latency probe per size. Fault-injection cases need the emulator and are
-    left out for a live target. Raises :class:`ConfigError` when a named case does not exist
-    or nothing is left to send."""
+    name; a case that names no model is sent to the target's model), then one latency probe
+    per size. Fault-injection cases need the emulator and are left out for a live target.
+    Raises :class:`ConfigError` when a named case does not exist or nothing is left to
+    send."""
     from chatprobe.paths import builtin
     from chatprobe.profiles import load_profile
     from chatprobe.suites import load_suite
@@ -119,14 +120,22 @@ def round_specs(
             path=str(path),
             field="--case",
         )
-    runs = [
-        run
-        for run in loaded.runs
-        if run.provider == profile.name
-        and run.model == profile.model(model).name
-        and (not cases or run.case in cases)
-        and (emulated or not run.fault)
-    ]
+    info = profile.model(model)
+    first = next(iter(profile.models), info.name)
+    runs = []
+    for name in loaded.cases:
+        if cases and name not in cases:
+            continue
+        mine = [r for r in loaded.runs if r.provider == profile.name and r.case == name]
+        exact = [r for r in mine if r.model == info.name]
+        if exact:
+            runs += exact
+        elif mine and mine[0].model == first and mine[0].raw_body is None:
+            # A case that names no model runs on the provider's first one: monitor it on
+            # the target's model instead.
+            body = None if mine[0].body is None else {**mine[0].body, "model": info.id}
+            runs.append(dataclasses.replace(mine[0], model=info.name, model_id=info.id, body=body))
+    runs = [r for r in runs if emulated or not r.fault]
     specs = contract_specs(runs)
     specs += [ProbeSpec("latency", latency_name(n), input_tokens=n) for n in sizes]
     if not specs:

@@ -443,7 +443,7 @@ def _timeline(report: MonitorReport, t: TargetReport, tid: str) -> Timeline | No
         v += step
     return Timeline(
         id=tid,
-        title=f"Findings over time: {t.label}",
+        title="Findings over time",
         width=width,
         height=height,
         left=left,
@@ -499,13 +499,7 @@ def _summary(report: MonitorReport) -> Section:
             f"{t.label}: {count(t.probes)} probes, uptime over the last day "
             f"{pct(day.uptime if day else None)}; {what}."
         )
-    section = Section("summary", "Summary", paragraphs=lines)
-    if report.emulated:
-        section.callouts.append(
-            "Emulated data: these probes were answered by chatprobe's built-in emulator. They "
-            "show the monitor working, not how the real providers perform."
-        )
-    return section
+    return Section("summary", "Summary", paragraphs=lines)
 
 
 def _uptime(report: MonitorReport) -> Section:
@@ -564,7 +558,7 @@ def _target_section(report: MonitorReport, t: TargetReport, i: int) -> Section:
         section.blocks.append(
             line_chart(
                 id=f"{sid}-ttft",
-                title=f"TTFT percentiles over time: {t.label}",
+                title="TTFT percentiles over time",
                 x_label=x_label,
                 y_label="TTFT (ms)",
                 data=pct_series,
@@ -580,7 +574,7 @@ def _target_section(report: MonitorReport, t: TargetReport, i: int) -> Section:
         section.blocks.append(
             line_chart(
                 id=f"{sid}-series",
-                title=f"TTFT median by probe: {t.label}",
+                title="TTFT median by probe",
                 x_label=x_label,
                 y_label="TTFT p50 (ms)",
                 data=[
@@ -605,7 +599,7 @@ def _target_section(report: MonitorReport, t: TargetReport, i: int) -> Section:
         section.blocks.append(
             line_chart(
                 id=f"{sid}-uptime",
-                title=f"Uptime by hour: {t.label}",
+                title="Uptime by hour",
                 x_label=x_label,
                 y_label="uptime (%)",
                 data=[
