@@ -144,46 +144,71 @@ def test_no_latency_shift_is_reported_when_nothing_changes() -> None:
     rng = random.Random(11)
     rule = LatencyRule()
     samples = _rounds([_round(rng) for _ in range(400)])
+    keep = rule.max_baseline + 5 * rule.max_rounds
     fired = [
         r
         for r in range(4, 400)
-        if latency_shift([s for s in samples if s.round <= r][-rule.needed :], rule, t=0.0)
-        is not None
+        if latency_shift([s for s in samples if s.round <= r][-keep:], rule, t=0.0) is not None
     ]
     assert fired == []
 
 
-def test_a_latency_step_is_reported_on_the_first_full_round_then_cools_down() -> None:
+def test_a_latency_step_is_reported_once_it_held_two_rounds_then_cools_down() -> None:
     rng = random.Random(3)
     rule = LatencyRule()
     before = [_round(rng) for _ in range(12)]
     after = [_round(rng, 3.0) for _ in range(10)]
     samples = _rounds(before + after)
-    event = latency_shift([s for s in samples if s.round <= 12], rule, t=1.0)
+    assert latency_shift([s for s in samples if s.round <= 12], rule, t=1.0) is None
+    event = latency_shift([s for s in samples if s.round <= 13], rule, t=1.0)
     assert event is not None and event.kind == LATENCY_SHIFT
     assert event.details["direction"] == "up" and 2.2 < event.details["ratio"] < 4
     assert event.details["p"] < rule.alpha and event.details["since"] == 12 * 300
-    assert latency_shift([s for s in samples if s.round <= 11], rule, t=1.0) is None
+    assert event.details["n_recent"] == 10
     # cooldown: the next test only uses values since the window that fired
     since = [s for s in samples if s.t >= event.details["since"]]
     fired = [
-        r for r in range(13, 22) if latency_shift([s for s in since if s.round <= r], rule, t=0)
+        r for r in range(14, 22) if latency_shift([s for s in since if s.round <= r], rule, t=0)
     ]
     assert fired == []
+
+
+def test_one_slow_round_is_not_a_shift() -> None:
+    rng = random.Random(8)
+    samples = _rounds([_round(rng) for _ in range(12)] + [_round(rng, 4.0)] + [_round(rng)])
+    rule = LatencyRule()
+    assert [
+        r for r in (12, 13) if latency_shift([s for s in samples if s.round <= r], rule, t=0)
+    ] == []
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_step_inside_a_round_is_reported_on_one_of_the_next_two(seed: int) -> None:
+    rng = random.Random(seed)
+    rule = LatencyRule()
+    values = [_round(rng) for _ in range(12)]
+    straddling = _round(rng)
+    values.append(straddling[:2] + [(n, 3 * v) for n, v in straddling[2:]])  # half and half
+    values += [_round(rng, 3.0) for _ in range(6)]
+    samples = _rounds(values)
+    fired = [
+        r for r in range(12, 19) if latency_shift([s for s in samples if s.round <= r], rule, t=0)
+    ]
+    assert fired and fired[0] in (13, 14), fired  # two rounds held, the first may be mixed
 
 
 def test_a_small_significant_shift_is_not_reported() -> None:
     rng = random.Random(5)
     tight = [[(n, v * rng.lognormvariate(0, 0.01)) for n, v in _round(random.Random(0))]]
     before = [[(n, v * rng.lognormvariate(0, 0.01)) for n, v in tight[0]] for _ in range(12)]
-    after = [[(n, v * 1.1) for n, v in before[0]]]
+    after = [[(n, v * 1.1) for n, v in before[0]]] * 2
     rule = LatencyRule()
     samples = _rounds(before + after)
     recent = [s.value for s in samples if s.round == 12]
-    assert mann_whitney_u(recent, [s.value for s in samples if s.round < 12]).p > 0  # sanity
+    assert mann_whitney_u(recent, [s.value for s in samples if s.round < 12]).p > 0
     loose = LatencyRule(min_ratio=1.05)
     assert latency_shift(samples, loose, t=0) is not None  # significant ...
-    assert latency_shift(samples, rule, t=0) is None  # ... but 1.1x is below min_ratio
+    assert latency_shift(samples, rule, t=0) is None  # ... but 1.1x is below 1.5x
 
 
 def test_availability_and_finding_transitions() -> None:

@@ -4,13 +4,13 @@ One emulator (in this process) runs a schedule on a compressed clock (x600: five
 monitor time pass in half a second): an outage, a latency step and a contract change (the
 error envelope switches to another provider's). A real ``chatprobe monitor`` child probes it
 on the same clock, is killed with SIGKILL in the middle of a request, is restarted on the
-same history, and is stopped with SIGTERM. Then, from the history and the emulator's ground
-truth (joined by request id):
+same history (the schedule's clock restarts with it), and is stopped with SIGTERM. Then,
+from the history and the emulator's ground truth (joined by request id):
 
 * every event is detected, once, in order, at the right probe: the first one the emulator
-  answered inside (or after) the window, or, for a latency shift, the first or second full
-  round inside (after) it; the time from the window's edge to the event is printed and
-  bounded by a couple of probe intervals plus the Retry-After the outage asked for;
+  answered inside (or after) the window, or, for a latency shift (which must hold for two
+  rounds), the first or second full round inside (after) it; the time from the window's
+  edge to the event is printed and bounded by a few probe intervals;
 * uptime (every window) equals the ground truth's for the same requests;
 * the kill lost only the request in flight: the database is consistent, the restarted run
   continued the history, and every completed request the monitor sent is in it.
@@ -24,10 +24,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from chatprobe.emulator import Emulator, EmulatorConfig
@@ -42,38 +44,68 @@ EVERY = 300.0  # 5 minutes of monitor time: half a second of wall time
 MIN = 60.0
 WINDOWS = (
     "outage:503@50m-70m#down",
-    "latency:4@90m-130m#slow",
-    "dialect:envelope=aimlapi@160m-180m#contract",
+    "latency:4@90m-140m#slow",
+    "dialect:envelope=aimlapi@170m-190m#contract",
 )
-KILL_AT = 25 * MIN
-STOP_AT = 200 * MIN
+KILL_AT = 10 * MIN
+STOP_AT = 210 * MIN
 
 
-def _monitor(emu: Emulator, db: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "chatprobe.cli",
-            "monitor",
-            "--emulator-url",
-            emu.url(),
-            "--provider",
-            "openrouter",
-            "--every",
-            "5m",
-            "--clock",
-            f"{CLOCK:g}",
-            "--db",
-            str(db),
-            "--seed",
-            "7",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
+class _Monitor:
+    """A ``chatprobe monitor`` child; its stderr is read in a thread, so the test can wait
+    for the start line (printed right before the first probe) without filling the pipe."""
+
+    def __init__(self, emu: Emulator, db: Path) -> None:
+        self.child = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "chatprobe.cli",
+                "monitor",
+                "--emulator-url",
+                emu.url(),
+                "--provider",
+                "openrouter",
+                "--every",
+                "5m",
+                "--clock",
+                f"{CLOCK:g}",
+                "--db",
+                str(db),
+                "--seed",
+                "7",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.started = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.child.stderr is not None
+        for line in self.child.stderr:
+            self.lines.append(line)
+            if line.startswith("chatprobe monitor: ") and "; history " in line:
+                self.started.set()
+
+    def wait_started(self) -> None:
+        assert self.started.wait(60), "".join(self.lines)
+
+    def finish(self) -> tuple[int, str, str]:
+        assert self.child.stdout is not None
+        out = self.child.stdout.read()
+        code = self.child.wait(60)
+        self._reader.join(10)
+        return code, out, "".join(self.lines)
+
+    def kill(self) -> None:
+        if self.child.poll() is None:
+            self.child.kill()
+            self.child.wait(30)
 
 
 def _until(emu: Emulator, sched_s: float, deadline: float) -> None:
@@ -84,7 +116,13 @@ def _until(emu: Emulator, sched_s: float, deadline: float) -> None:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    db = tmp_path_factory.mktemp("monitor") / "monitor.sqlite"
+    """The two monitor runs. The emulator's schedule clock is restarted
+    (``emu.reset()``) as each monitor starts probing, so however long a Python start takes
+    on a busy machine, every window lies ahead of a running monitor; the ground truth of all
+    phases is read from the emulator's JSON Lines log, which resets do not clear."""
+    folder = tmp_path_factory.mktemp("monitor")
+    db = folder / "monitor.sqlite"
+    truth_log = folder / "truth.jsonl"
     config = EmulatorConfig(
         providers=("openrouter",),
         ttft_ms=15,
@@ -94,21 +132,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         rate_limit_rpm=0,
         schedule=tuple(parse_window(w, index=i) for i, w in enumerate(WINDOWS)),
         clock=CLOCK,
+        truth_jsonl=str(truth_log),
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 150
     with Emulator.in_thread(config) as emu:
-        child = _monitor(emu, db)
+        first = _Monitor(emu, db)
         try:
+            first.wait_started()
+            emu.reset()
             _until(emu, KILL_AT, deadline)
             while emu.stats()["in_flight"] == 0:  # kill it in the middle of a request
-                assert time.monotonic() < deadline and child.poll() is None
+                assert time.monotonic() < deadline and first.child.poll() is None
                 time.sleep(0.0005)
-            child.send_signal(signal.SIGKILL)
+            first.child.send_signal(signal.SIGKILL)
             killed_at_ns = time.perf_counter_ns()
-            child.communicate(timeout=30)
+            first.child.wait(30)
         finally:
-            if child.poll() is None:
-                child.kill()
+            first.kill()
         with sqlite3.connect(db) as raw:  # what the killed run left, before the restart
             after_kill = {
                 "integrity": raw.execute("PRAGMA integrity_check").fetchone()[0],
@@ -120,23 +160,24 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 ).fetchone()[0],
                 "last_round": raw.execute("SELECT max(round) FROM probes").fetchone()[0],
             }
-        child = _monitor(emu, db)
+        second = _Monitor(emu, db)
         try:
+            second.wait_started()
+            emu.reset()  # the schedule starts with the restarted monitor probing
             _until(emu, STOP_AT, deadline)
-            child.send_signal(signal.SIGTERM)
-            out, err = child.communicate(timeout=60)
+            second.child.send_signal(signal.SIGTERM)
+            code, out, err = second.finish()
         finally:
-            if child.poll() is None:
-                child.kill()
-        truth = emu.truth()
+            second.kill()
         schedule = emu.schedule()
+    truth = [orjson.loads(line) for line in truth_log.read_bytes().splitlines()]
     return {
         "db": db,
         "truth": {t["request_id"]: t for t in truth},
         "schedule": {w["name"]: w for w in schedule["windows"]},
         "after_kill": after_kill,
         "killed_at_ns": killed_at_ns,
-        "returncode": child.returncode,
+        "returncode": code,
         "stdout": out,
         "stderr": err,
     }
@@ -164,8 +205,12 @@ def _window(run: dict[str, Any], name: str) -> tuple[float, float]:
 
 
 def _sched(probes: list[dict[str, Any]], t: float) -> float:
-    """A monitor time on the emulator's schedule clock (offset from the joined probes)."""
-    offsets = sorted(p["t"] - p["truth"]["sched_s"] for p in probes if p["truth"])
+    """A monitor time on the emulator's schedule clock of the last run (offset from its
+    probes joined to their truth)."""
+    last = max(p["run_id"] for p in probes)
+    offsets = sorted(
+        p["t"] - p["truth"]["sched_s"] for p in probes if p["truth"] and p["run_id"] == last
+    )
     return t - offsets[len(offsets) // 2]
 
 
@@ -247,7 +292,9 @@ def test_each_scheduled_change_becomes_one_event_at_the_right_probe(
         ]
         assert trigger in full[:2], (key, trigger, full[:3])
         report.append((key, _sched(probes, event.t) - edge))
-        assert 0 < _sched(probes, event.t) - edge <= 3 * EVERY
+        # a shift must hold for two rounds: at most the round the edge fell in, two more,
+        # and their own duration (a round of six 4x-slow requests lasts minutes at x600)
+        assert 0 < _sched(probes, event.t) - edge <= 4 * EVERY
 
     # Contract change: the error case's envelope finding appears on the first error-case
     # probe answered inside the window and disappears on the first one after it.
@@ -261,7 +308,7 @@ def test_each_scheduled_change_becomes_one_event_at_the_right_probe(
     report += [("finding_appeared", appeared["truth"]["sched_s"] - lo)]
     report += [("finding_disappeared", gone["truth"]["sched_s"] - hi)]
     for kind, delay in report:
-        assert 0 <= delay <= 3 * EVERY + CLOCK, (kind, delay)
+        assert 0 <= delay <= 4 * EVERY, (kind, delay)
     print(
         "\ndetection delay after the window edge (monitor minutes): "
         + ", ".join(f"{kind} {delay / MIN:.1f}" for kind, delay in report)

@@ -23,17 +23,23 @@ Findings (``finding_appeared``, ``finding_disappeared``)
 Latency shift (``latency_shift``)
     Per target, once per round, over the successful probes' TTFT (every probe kind: each
     series, e.g. ``latency-1000`` or ``stream-usage``, is divided by the median of its own
-    baseline values, so series of different scale can be pooled). The *recent window* is the
-    latest rounds, taken whole, until it holds at least ``min_recent`` values; the
-    *baseline* is up to ``max_baseline`` values before it, and needs at least
-    ``min_baseline``. A shift is reported when a two-sided Mann-Whitney U test
+    baseline values, so series of different scale can be pooled). A *recent window* is the
+    latest k rounds, taken whole (k = ``min_rounds`` to ``max_rounds``, smallest first,
+    skipping windows with fewer than ``min_recent`` values); its *baseline* is up to
+    ``max_baseline`` values before it, and needs at least ``min_baseline``. A shift is
+    reported when, for some window, a two-sided Mann-Whitney U test
     (:func:`chatprobe.stats.mann_whitney_u`) of recent against baseline gives p < ``alpha``
     **and** the median ratio (recent / baseline, both normalised) is at least ``min_ratio``
-    or at most 1 / ``min_ratio``: significant and large enough to matter, never one slow
-    sample. Cooldown: only values from the start of the window that triggered the last shift
-    onwards are used, so the new level becomes the baseline and the next test waits until it
-    has ``min_baseline`` values plus a new recent window (four rounds with the defaults).
-    Under no change the test fires in at most about ``alpha`` of the rounds.
+    or at most 1 / ``min_ratio`` in every round of the window: sustained (two rounds at
+    least), significant and large enough to matter, never one slow sample or one slow round
+    (a busy client machine slows a round too). Windows of several rounds catch a step that
+    began inside a round (that round, half old and half new, would otherwise sit at the edge
+    of the baseline).
+    Cooldown: only values from the start of the window that triggered the last shift onwards
+    are used, so the new level becomes the baseline and the next test waits until it has
+    ``min_baseline`` values plus a recent window (about six rounds with the built-in suite).
+    Under no change a round fires with probability at most about ``max_rounds x alpha``
+    (2 in 10,000 with the defaults).
 """
 
 from __future__ import annotations
@@ -182,25 +188,23 @@ class LatencyRule:
     """The latency-shift rule's settings (see the module docstring)."""
 
     min_recent: int = 5
-    min_baseline: int = 18
+    min_rounds: int = 2
+    max_rounds: int = 4
+    min_baseline: int = 20
     max_baseline: int = 60
-    alpha: float = 1e-4
-    min_ratio: float = 1.25
+    alpha: float = 5e-5
+    min_ratio: float = 1.5
     metric: str = "ttft_ms"
 
     def __post_init__(self) -> None:
-        if self.min_recent < 1 or self.min_baseline < 1 or self.max_baseline < self.min_baseline:
+        if min(self.min_recent, self.min_rounds, self.min_baseline) < 1 or (
+            self.max_baseline < self.min_baseline or self.max_rounds < self.min_rounds
+        ):
             raise ValueError(
                 "latency rule: need 1 <= min_recent and 1 <= min_baseline <= max_baseline"
             )
         if not 0 < self.alpha < 1 or self.min_ratio < 1:
             raise ValueError("latency rule: need 0 < alpha < 1 and min_ratio >= 1")
-
-    @property
-    def needed(self) -> int:
-        """How many of the latest values a test can use at most (recent + baseline), with
-        room for a recent window of several rounds."""
-        return self.max_baseline + 4 * self.min_recent
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,20 +223,27 @@ def _median(values: Sequence[float]) -> float:
 
 def latency_shift(samples: Sequence[LatencySample], rule: LatencyRule, *, t: float) -> Event | None:
     """The shift event the latest rounds show, if any; ``samples`` are the values since the
-    last shift's window started, oldest first (see the module docstring)."""
-    if len(samples) < rule.min_recent + rule.min_baseline:
-        return None
+    last shift's window started, oldest first (see the module docstring). Recent windows of
+    1 to ``max_rounds`` rounds are tried, smallest first."""
     rounds = sorted({s.round for s in samples}, reverse=True)
-    recent: list[LatencySample] = []
-    taken: set[int] = set()
-    for r in rounds:
-        if len(recent) >= rule.min_recent:
-            break
-        recent.extend(s for s in samples if s.round == r)
-        taken.add(r)
-    baseline = [s for s in samples if s.round not in taken][-rule.max_baseline :]
-    if len(recent) < rule.min_recent or len(baseline) < rule.min_baseline:
-        return None
+    for k in range(rule.min_rounds, min(rule.max_rounds, len(rounds) - 1) + 1):
+        taken = set(rounds[:k])
+        recent = [s for s in samples if s.round in taken]
+        if len(recent) < rule.min_recent:
+            continue
+        baseline = [s for s in samples if s.round not in taken][-rule.max_baseline :]
+        if len(baseline) < rule.min_baseline:
+            return None  # a larger window leaves an even smaller baseline
+        event = _shift(recent, baseline, rule, t)
+        if event is not None:
+            return event
+    return None
+
+
+def _shift(
+    recent: list[LatencySample], baseline: list[LatencySample], rule: LatencyRule, t: float
+) -> Event | None:
+    """One test of a recent window against its baseline."""
     by_series: dict[str, list[float]] = {}
     for s in baseline:
         by_series.setdefault(s.name, []).append(s.value)
@@ -250,6 +261,15 @@ def latency_shift(samples: Sequence[LatencySample], rule: LatencyRule, *, t: flo
         return None
     ratio = _median(a) / base_median
     if test.p >= rule.alpha or (1 / rule.min_ratio < ratio < rule.min_ratio):
+        return None
+    per_round: dict[int, list[float]] = {}
+    for s, x in zip(recent, a, strict=True):
+        per_round.setdefault(s.round, []).append(x / base_median)
+    medians = [_median(v) for v in per_round.values()]
+    held = all(m >= rule.min_ratio for m in medians) or all(
+        m <= 1 / rule.min_ratio for m in medians
+    )
+    if not held:  # one slow round among normal ones is not a shift
         return None
     since = min(s.t for s in recent)
     word = "up" if ratio > 1 else "down"

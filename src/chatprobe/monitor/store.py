@@ -601,13 +601,23 @@ class History:
             ).fetchone()
             since = float(orjson.loads(row[0]).get("since", 0.0)) if row else float("-inf")
             column = {"ttft_ms": "ttft_ms", "e2e_ms": "e2e_ms", "itl_ms": "itl_ms"}[rule.metric]
-            rows = db.execute(
-                f"SELECT round, name, {column}, t FROM probes WHERE target_id = ? AND up = 1 "
-                f"AND {column} IS NOT NULL AND t >= ? ORDER BY id DESC LIMIT ?",
-                (target_id, since, rule.needed),
+            where = f"target_id = ? AND up = 1 AND {column} IS NOT NULL AND t >= ?"
+            rounds = db.execute(
+                f"SELECT DISTINCT round FROM probes WHERE {where} ORDER BY round DESC LIMIT ?",
+                (target_id, since, rule.max_rounds),
             ).fetchall()
-            samples = [LatencySample(int(r), str(n), float(v), float(tt)) for r, n, v, tt in rows]
-            samples.reverse()
+            if not rounds:
+                return []
+            first = min(int(r[0]) for r in rounds)  # the oldest round a window can hold
+            rows = db.execute(
+                f"SELECT round, name, {column}, t, id FROM probes WHERE {where} AND round >= ? "
+                f"UNION ALL SELECT * FROM (SELECT round, name, {column}, t, id FROM probes "
+                f"WHERE {where} AND round < ? ORDER BY id DESC LIMIT ?) ORDER BY 5",
+                (target_id, since, first, target_id, since, first, rule.max_baseline),
+            ).fetchall()
+            samples = [
+                LatencySample(int(r), str(n), float(v), float(tt)) for r, n, v, tt, _ in rows
+            ]
             event = latency_shift(samples, rule, t=t)
             if event is None:
                 return []
