@@ -62,6 +62,7 @@ from chatprobe.transport import retry_after_s
 from tests.monitor_support import START, probe, synthetic_history
 
 REPO = Path(__file__).resolve().parents[1]
+HOOK_TOKEN = "T0001/B0002/hooksecret0123456789"  # the way chat webhooks carry their token
 
 
 # ---------------------------------------------------------------------------- the test
@@ -812,6 +813,8 @@ def test_ctrl_c_finishes_the_probe_in_hand_and_exits_0(emulator: Emulator, tmp_p
             "1m",
             "--db",
             str(db),
+            "--webhook",
+            f"http://127.0.0.1:9/hook/{HOOK_TOKEN}",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -833,6 +836,9 @@ def test_ctrl_c_finishes_the_probe_in_hand_and_exits_0(emulator: Emulator, tmp_p
     with History(db, create=False) as h:
         assert [r["ended"] for r in h.runs()] == ["stopped"] and h.integrity() == "ok"
         assert h.counts()["probes"] >= 1
+        argv = h.runs()[0]["argv"]
+        assert "<redacted>" in argv and not any(HOOK_TOKEN in a for a in argv)
+    assert HOOK_TOKEN not in err
 
 
 def _probes(db: Path) -> int:

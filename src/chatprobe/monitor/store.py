@@ -114,7 +114,7 @@ def _v1(db: sqlite3.Connection) -> None:
             model_id TEXT NOT NULL DEFAULT '',
             url TEXT NOT NULL DEFAULT '',
             data_source TEXT NOT NULL DEFAULT 'live',
-            UNIQUE (provider, model, url))""",
+            UNIQUE (provider, model, url, data_source))""",
         """CREATE TABLE runs (
             id INTEGER PRIMARY KEY,
             started_t REAL NOT NULL,
@@ -459,18 +459,19 @@ class History:
     def target(
         self, provider: str, model: str, *, model_id: str = "", url: str = "", data_source: str
     ) -> TargetRow:
-        """The target's row, created on first use."""
+        """The target's row, created on first use. Live and emulated probes of one provider
+        and model are two targets: a history never mixes them in one figure."""
         with self.transaction() as db:
             db.execute(
                 "INSERT INTO targets (provider, model, model_id, url, data_source) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, model, url) DO UPDATE SET "
-                "model_id = excluded.model_id, data_source = excluded.data_source",
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (provider, model, url, data_source) "
+                "DO UPDATE SET model_id = excluded.model_id",
                 (provider, model, model_id, url, data_source),
             )
             row = db.execute(
                 "SELECT id, provider, model, model_id, url, data_source FROM targets "
-                "WHERE provider = ? AND model = ? AND url = ?",
-                (provider, model, url),
+                "WHERE provider = ? AND model = ? AND url = ? AND data_source = ?",
+                (provider, model, url, data_source),
             ).fetchone()
         return TargetRow(*row)
 

@@ -31,7 +31,7 @@ import orjson
 from chatprobe._version import __version__
 from chatprobe.metrics import Dist, availability, jsonable
 from chatprobe.monitor.clock import iso
-from chatprobe.monitor.detect import FINDING_STATUSES, participates
+from chatprobe.monitor.detect import FINDING_STATUSES, LatencyRule, participates
 from chatprobe.monitor.store import ALL_PROBES, History, TargetRow
 from chatprobe.monitor.uptime import UPTIME_WINDOWS
 from chatprobe.report.charts import PALETTE, line_chart
@@ -136,10 +136,7 @@ class TargetReport:
     findings: list[FindingSpan] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
     prompts: list[PromptSize] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return f"{self.provider} · {self.model}"
+    label: str = ""  # provider · model, and the data source when a history has both
 
 
 @dataclass
@@ -195,6 +192,11 @@ def build_monitor_report(history: History) -> MonitorReport:
     )
     for target in targets:
         report.targets.append(_target(history, target, probes[target.id], hourly[target.id], bin_s))
+    pairs = [(t.provider, t.model) for t in report.targets]
+    for t in report.targets:
+        t.label = f"{t.provider} · {t.model}"
+        if pairs.count((t.provider, t.model)) > 1:
+            t.label += f" [{t.data_source}]"
     return report
 
 
@@ -749,6 +751,7 @@ def _runs(report: MonitorReport) -> Section:
 
 
 def _method(report: MonitorReport) -> Section:
+    rule = LatencyRule()
     return Section(
         "method",
         "Method",
@@ -763,9 +766,11 @@ def _method(report: MonitorReport) -> Section:
             "Events: an outage starts at the first failed counted probe and ends at the next "
             "success; a finding appears or disappears when a check's fail/warn status changes "
             "between two answered probes of a case; a latency shift is reported when the "
-            "latest round's TTFT (each probe series divided by its baseline median) differs "
-            "from the baseline by a two-sided Mann-Whitney U test at p < 1e-4 and by a median "
-            "ratio of at least 1.25, with a cooldown while the new level becomes the baseline.",
+            f"TTFT of the latest {rule.min_rounds} to {rule.max_rounds} rounds (each probe "
+            "series divided by its baseline median) differs from the baseline by a two-sided "
+            f"Mann-Whitney U test at p < {rule.alpha:g} and by a median ratio of at least "
+            f"{rule.min_ratio:g}x in every one of those rounds, with a cooldown while the new "
+            "level becomes the baseline.",
             "Percentiles are exact over the probes of each bin; hours older than the "
             "retention were rolled up with exact per-hour percentiles and show per hour.",
         ],
