@@ -219,7 +219,7 @@ def test_configured_timeouts_reach_the_contract_client(in_tmp: Path) -> None:
 
     write(in_tmp / "chatprobe.toml", "[timeouts]\nconnect = '2s'\ntotal = '1m'\n")
     project = find_project(in_tmp)
-    timeouts = project_timeouts(project.timeouts)
+    timeouts = project_timeouts(project)
     default = RunConfig().timeouts
     assert (timeouts.connect, timeouts.total) == (2.0, 60.0)
     assert (timeouts.first_byte, timeouts.idle) == (default.first_byte, default.idle)
