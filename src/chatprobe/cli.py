@@ -38,6 +38,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "check": ("chatprobe.commands.check", "check", "Run the contract suites; conformance matrix."),
     "derive": ("chatprobe.commands.derive", "derive", "Derive contract suites from the schemas."),
     "init": ("chatprobe.commands.init", "init", "Scaffold a chatprobe project for an endpoint."),
+    "monitor": (
+        "chatprobe.commands.monitor",
+        "monitor",
+        "Probe providers continuously: history, uptime, events, metrics.",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""Durations as people write them: ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"``, ``"1h"``.
+"""Durations as people write them: ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"``, ``"1h"``,
+``"7d"``.
 
 One parser for every duration a user types: scenario fields (``duration: 30s``), timeouts in
 scenarios and on the command line (``--idle-timeout 2s``), the emulator's schedules
@@ -15,15 +16,15 @@ from chatprobe.errors import ConfigError
 
 __all__ = ["DISABLED", "parse_duration", "parse_timeout"]
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 DISABLED = ("none", "off")
 """Words that switch a timeout off (``--total-timeout none``, ``total: off``)."""
 
 
 def parse_duration(value: Any, *, what: str = "duration") -> float:
-    """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"`` or ``"1h"``."""
+    """Seconds from ``12``, ``2.5``, ``"500ms"``, ``"10s"``, ``"2m"``, ``"1h"`` or ``"7d"``."""
     if isinstance(value, bool):
         raise ConfigError(f"expected a duration like 10s, got {value!r}", field=what)
     if isinstance(value, int | float):

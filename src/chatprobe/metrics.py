@@ -120,6 +120,7 @@ __all__ = [
     "Slo",
     "StageFigures",
     "StageWindow",
+    "availability",
     "compute_run",
     "contract_figures",
     "jsonable",
@@ -446,6 +447,14 @@ def _share(part: float, whole: float) -> float | None:
     return part / whole if whole else None
 
 
+def availability(ok: int, failed: int, rate_limited: int = 0) -> float | None:
+    """Availability as OpenRouter computes uptime: successful / (successful + errored), where
+    ``failed`` counts every failed request and the ``rate_limited`` ones among them (429)
+    count in neither; None when nothing is left to count. Run figures and the monitor's
+    uptime windows (:mod:`chatprobe.monitor`) both use this one formula."""
+    return _share(ok, ok + failed - rate_limited)
+
+
 def _per_s(count: float, window: float) -> float | None:
     return count / window if window > 0 else None
 
@@ -644,7 +653,7 @@ def _group(
     fig.success_rate = _share(fig.ok, fig.requests)
     fig.error_rate = _share(len(failed), fig.requests)
     fig.rate_limited = _rate_limited(t, cols, failed, rl_code, fig.requests)
-    fig.availability = _share(fig.ok, fig.requests - fig.rate_limited.count)
+    fig.availability = availability(fig.ok, len(failed), fig.rate_limited.count)
     anomalies: Counter[str] = Counter()
     for (gg, tag, warm), n in t.anomalies.items():
         if gg == g and (warm_too or not warm):
@@ -797,7 +806,7 @@ def compute_run(t: SampleTable, spec: RunSpec, *, index: SampleIndex | None = No
     run.error_rate = _share(len(failed), run.measured)
     run.rate_limited = _rate_limited(t, cols, failed, rl_code, run.measured)
     ok_count = run.measured - len(failed)
-    run.availability = _share(ok_count, run.measured - run.rate_limited.count)
+    run.availability = availability(ok_count, len(failed), run.rate_limited.count)
     met = sum(g.slo.met for g in run.groups)
     run.slo = Slo(limits, slo_source, met, _share(met, run.measured))
     run.error_classes = _error_classes(t, warm_too)

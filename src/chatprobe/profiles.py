@@ -136,6 +136,15 @@ class ProviderProfile:
     def models_url(self) -> str:
         return self.base_url.rstrip("/") + "/models"
 
+    @property
+    def default_model(self) -> str:
+        """The model a command uses when none is named: the first that is not a
+        rate-limited free variant (else the first)."""
+        for name, info in self.models.items():
+            if not info.free:
+                return name
+        return next(iter(self.models))
+
     def model(self, name: str) -> ModelInfo:
         """Look a model up by canonical name or by the provider's id."""
         if name in self.models:

@@ -13,6 +13,11 @@ This module is the one home of every interval a report or summary shows:
 * :func:`median_ratio_ci`: median(a) / median(b) with a 95% CI: :func:`ratio_ci` (bootstrap,
   both sides resampled) when both sides are small; above, the two medians' CIs combined on
   the log scale, where the variances of independent samples add.
+
+And the one test of a shift between two samples, :func:`mann_whitney_u` (two-sided
+Mann-Whitney U, also called the Wilcoxon rank-sum test): exact for small samples without
+ties, the normal approximation with tie and continuity corrections otherwise. The monitor's
+latency-shift rule (:mod:`chatprobe.monitor.detect`) judges with it.
 """
 
 from __future__ import annotations
@@ -23,14 +28,17 @@ import math
 import operator
 import random
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "CI_EXACT_ABOVE",
     "CI_RESAMPLES",
     "PCTS",
+    "MannWhitney",
     "bootstrap_ci",
     "describe_counts",
     "describe_sorted",
+    "mann_whitney_u",
     "median_ci",
     "median_ratio_ci",
     "percentile",
@@ -235,3 +243,116 @@ def ratio_ci(
 
 def _median(values: Sequence[float]) -> float:
     return percentile(sorted(values), 50.0)
+
+
+# ----------------------------------------------------------------------------- Mann-Whitney U
+
+MW_EXACT_MAX_CELLS = 5000
+"""Exact p-values up to this many pairs (len(a) x len(b)) when no value is tied."""
+MW_EXACT_MAX_WORK = 1_000_000
+"""With ties, exact p-values while the counting takes at most about this many steps."""
+
+
+@dataclass(frozen=True, slots=True)
+class MannWhitney:
+    """A two-sided Mann-Whitney U test of ``a`` against ``b``.
+
+    ``u`` counts the pairs (x from a, y from b) with x > y (ties count one half), so
+    ``u / (n_a * n_b)`` is the probability that a value of ``a`` exceeds one of ``b``: 1 when
+    every value of ``a`` is larger, 0.5 when neither side tends to be larger.
+    """
+
+    u: float
+    p: float
+    n_a: int
+    n_b: int
+    exact: bool
+
+    @property
+    def effect(self) -> float:
+        """P(a > b) + P(a = b) / 2, the common-language effect size."""
+        return self.u / (self.n_a * self.n_b)
+
+
+def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> MannWhitney:
+    """Two-sided Mann-Whitney U test: do ``a`` and ``b`` come from one distribution, or does
+    one tend to be larger? NaNs are dropped; each side needs at least one value.
+
+    The p-value is exact for small samples: without ties, from the null distribution of U
+    counted by the Gaussian binomial coefficient (``len(a) * len(b) <=``
+    :data:`MW_EXACT_MAX_CELLS`); with ties, from the permutation distribution of the
+    smaller side's midrank sum, counted by dynamic programming (while that stays under
+    :data:`MW_EXACT_MAX_WORK` steps). Otherwise it comes from the normal approximation with
+    the tie correction of the variance and a continuity correction of 0.5.
+    """
+    xa = [float(v) for v in a if v == v]
+    xb = [float(v) for v in b if v == v]
+    m, n = len(xa), len(xb)
+    if not m or not n:
+        raise ValueError("mann_whitney_u needs at least one value on each side")
+    ranked = sorted(itertools.chain(((v, 0) for v in xa), ((v, 1) for v in xb)))
+    twice: list[int] = []  # each value's midrank, doubled (an integer), in sorted order
+    ties: list[int] = []
+    i = 0
+    total = m + n
+    while i < total:
+        j = i
+        while j + 1 < total and ranked[j + 1][0] == ranked[i][0]:
+            j += 1
+        twice += [i + j + 2] * (j - i + 1)  # 1-based ranks; tied values share the mean rank
+        if j > i:
+            ties.append(j - i + 1)
+        i = j + 1
+    rank_sum2 = sum(r for r, (_, side) in zip(twice, ranked, strict=True) if side == 0)
+    u = rank_sum2 / 2 - m * (m + 1) / 2
+    cells = m * n
+    small = min(m, n)
+    if ties and small * total * 2 * total * small <= MW_EXACT_MAX_WORK:
+        observed = rank_sum2 if m <= n else total * (total + 1) - rank_sum2
+        return MannWhitney(u, _tied_p(twice, small, observed), m, n, True)
+    if not ties and cells <= MW_EXACT_MAX_CELLS:
+        counts = _u_counts(m, n)
+        whole = sum(counts)
+        k = round(min(u, cells - u))  # the distribution is symmetric around cells / 2
+        tail = sum(counts[: k + 1]) / whole
+        return MannWhitney(u, min(1.0, 2 * tail), m, n, True)
+    mean = cells / 2
+    tie_term = sum(t**3 - t for t in ties) / (total * (total - 1)) if total > 1 else 0.0
+    var = cells / 12 * ((total + 1) - tie_term)
+    if var <= 0:  # every value equal: no evidence either way
+        return MannWhitney(u, 1.0, m, n, False)
+    z = max(0.0, abs(u - mean) - 0.5) / math.sqrt(var)
+    return MannWhitney(u, min(1.0, math.erfc(z / math.sqrt(2))), m, n, False)
+
+
+def _tied_p(twice: Sequence[int], k: int, observed: int) -> float:
+    """Two-sided exact p of a doubled midrank sum ``observed`` of ``k`` values drawn from
+    ``twice`` (all values' doubled midranks): the share of the C(N, k) subsets whose sum is
+    at least as far from its mean, k (N + 1), as the observed one."""
+    counts: list[dict[int, int]] = [{} for _ in range(k + 1)]
+    counts[0][0] = 1
+    for seen, r in enumerate(twice):
+        for c in range(min(seen + 1, k), 0, -1):
+            into = counts[c]
+            for total, ways in counts[c - 1].items():
+                into[total + r] = into.get(total + r, 0) + ways
+    centre = k * (len(twice) + 1)
+    far = abs(observed - centre)
+    hits = sum(ways for total, ways in counts[k].items() if abs(total - centre) >= far)
+    return min(1.0, hits / math.comb(len(twice), k))
+
+
+def _u_counts(m: int, n: int) -> list[int]:
+    """How many of the C(m+n, m) orderings give U = 0, 1, ..., m*n: the coefficients of the
+    Gaussian binomial [m+n choose m]_q = prod_{i=1..m} (1 - q^(n+i)) / (1 - q^i), computed as
+    power series truncated above degree m*n (the division by 1 - q^i is exact)."""
+    size = m * n + 1
+    c = [0] * size
+    c[0] = 1
+    for i in range(1, m + 1):
+        k = n + i
+        for j in range(size - 1, k - 1, -1):
+            c[j] -= c[j - k]
+        for j in range(i, size):
+            c[j] += c[j - i]
+    return c

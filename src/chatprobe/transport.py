@@ -36,11 +36,14 @@ body) or ``truncated_stream`` (an event stream), a TCP RST is ``connection_reset
 
 from __future__ import annotations
 
+import email.utils
 import os
 import ssl
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
@@ -72,6 +75,7 @@ __all__ = [
     "httpx_errors",
     "new_request_id",
     "request_headers",
+    "retry_after_s",
     "stale_connection_note",
     "timeout_option",
 ]
@@ -97,6 +101,24 @@ def stale_connection_note(detail: str) -> str:
 def new_request_id() -> str:
     """A fresh request id (32 hex digits, random)."""
     return uuid.uuid4().hex
+
+
+def retry_after_s(value: str | None, *, now: float | None = None) -> float | None:
+    """How long a ``Retry-After`` header asks the client to wait, in seconds: whole seconds
+    (``"30"``) or an HTTP date (relative to ``now``, Unix time; default the wall clock);
+    None when absent or unreadable. A date in the past means 0."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is always GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def request_headers(

@@ -39,8 +39,12 @@ __all__ = [
     "LOCUST_CSV_PREFIX",
     "LOCUST_LOG",
     "META",
+    "MONITOR_DB",
     "PLAN",
     "PROFILES",
+    "REPORT_HTML",
+    "REPORT_JSON",
+    "REPORT_MD",
     "RESULTS_ENV",
     "SAMPLES",
     "SCHEMA_VERSION",
@@ -76,6 +80,14 @@ LOCUST_LOG = "locust.log"  # load: the locust child's output
 LOCUST_CSV_PREFIX = "locust"  # load: locust's own CSV files, locust_*.csv
 CONTRACT = "contract.json"  # check: results per case and the conformance matrix
 JUNIT = "junit.xml"  # check: pytest's JUnit XML
+
+# Not in a run folder: the monitor's history lives in the results root itself.
+MONITOR_DB = "monitor.sqlite"  # chatprobe monitor: probes, findings, events (SQLite, WAL)
+
+# The files of a report folder (chatprobe report; docs/report.md).
+REPORT_HTML = "index.html"
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
 
 _OPTS = orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
 
