@@ -35,7 +35,7 @@ import httpcore
 import httpx
 
 from chatprobe.profiles import ProviderProfile
-from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
+from chatprobe.record import ErrorClass, RequestRecord, TimedEvent, requested_max_tokens
 from chatprobe.scrub import scrub_headers, scrub_obj
 from chatprobe.sse import SSEDecoder
 from chatprobe.transport import (
@@ -128,6 +128,7 @@ class ChatClient:
             stream=stream,
             request_headers=scrub_headers(send_headers),
             request_body=scrub_obj(body),  # type: ignore[arg-type]
+            max_tokens=requested_max_tokens(body),
         )
         import orjson
 
