@@ -147,6 +147,7 @@ def test_replay_serves_the_recorded_bytes_with_the_recorded_timing(
         assert record.itl_ms is not None and recorded.itl_ms is not None
         assert 0.5 * recorded.itl_ms < record.itl_ms < 1.5 * recorded.itl_ms
     (truth,) = replay.truth(since=replay.stats()["last_seq"] - 1)
+    assert record.server_request_id == truth["request_id"]  # its own id, not the recorded one
     assert truth["provider"] == "replay" and truth["model"] == f"google/{MODEL}"
     assert truth["t_first_content_ns"] is not None and truth["outcome"] == "complete"
 
@@ -226,3 +227,42 @@ def test_bad_replay_arguments_are_one_line(tmp_path: Path, args: list[str], mess
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("chatprobe: error: ")
     assert message in lines[0]
+
+
+def test_a_gzip_stream_is_timed_in_decoded_bytes(tmp_path: Path) -> None:
+    """A server that compresses anyway: sizes count the body as the cassette stores it."""
+    import zlib
+
+    from tests.scripted_server import ScriptedServer, chunk, content_chunk, sse
+
+    events = [sse(content_chunk(w)) for w in ("one ", "two ", "three")]
+    events += [sse(content_chunk("", finish="stop")), sse("[DONE]")]
+    gzip = zlib.compressobj(wbits=31)
+    pieces = [gzip.compress(e) + gzip.flush(zlib.Z_SYNC_FLUSH) for e in events]
+    pieces[-1] += gzip.flush()
+    head = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n"
+        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    server = ScriptedServer()
+    actions: list[tuple[str, Any]] = [("send", head)]
+    for piece in pieces:
+        actions += [("sleep", 0.02), ("send", chunk(piece))]
+    server.scripts["gz"] = [*actions, ("send", b"0\r\n\r\n"), ("close", None)]
+    try:
+        profile = load_profile(PROVIDER).with_base_url(server.url("gz"))
+        with (
+            Session("all").use(tmp_path / "gz.yaml"),
+            ChatClient(profile, api_key="k") as client,
+        ):
+            client.chat(_body("hi"), model=MODEL)
+    finally:
+        server.close()
+    (interaction,) = read_interactions(tmp_path / "gz.yaml")
+    assert interaction.body == b"".join(events)  # vcrpy stored it decoded
+    assert interaction.timing is not None
+    sizes = [size for _, size in interaction.timing["chunks"]]
+    assert sum(sizes) == len(interaction.body) and len(sizes) == len(events)
+    recorded = recorded_record(interaction)
+    assert recorded.text == "one two three"
+    assert recorded.itl_ms is not None and recorded.itl_ms > 0  # the pieces came apart

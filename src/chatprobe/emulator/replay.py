@@ -24,8 +24,9 @@ truth (``/_chatprobe/requests``) records each write as the emulator does; its
 
 Interactions without timing (cassettes recorded before chatprobe kept it, or by plain vcrpy)
 are served at once. Status, headers (less the framing ones: content-length,
-transfer-encoding, content-encoding, connection, keep-alive) and body are as recorded; a
-stream is sent chunked, one HTTP chunk per recorded piece.
+transfer-encoding, content-encoding, connection, keep-alive, and a recorded
+X-Chatprobe-Request-Id, which the replay's own replaces) and body are as recorded; a stream
+is sent chunked, one HTTP chunk per recorded piece.
 """
 
 from __future__ import annotations
@@ -59,7 +60,14 @@ from chatprobe.sse import ServerSentEvent, SSEDecoder
 __all__ = ["ReplayLibrary", "ReplayResponder", "cassette_files"]
 
 _DROPPED = frozenset(
-    ("content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive")
+    (
+        "content-length",
+        "transfer-encoding",
+        "content-encoding",
+        "connection",
+        "keep-alive",
+        "x-chatprobe-request-id",  # the replay's own truth id replaces a recorded one
+    )
 )
 _JSON = b"application/json"
 _REASONING_KEYS = ("reasoning_content", "reasoning", "reasoning_details")
