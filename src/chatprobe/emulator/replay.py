@@ -202,7 +202,7 @@ def _recording(interaction: Interaction) -> _Recording:
         head_ms, bounds = 0.0, [(0.0, len(body))]
     else:
         head_ms, bounds = float(timing["head_ms"]), chunk_bounds(timing, len(body))
-    pieces, ttft = _pieces(body, bounds, chunked)
+    pieces, ttft = _pieces(body, bounds, chunked, ok=200 <= interaction.status < 300)
     return _Recording(
         interaction=interaction,
         model=str(request.get("model", "")),
@@ -217,7 +217,7 @@ def _recording(interaction: Interaction) -> _Recording:
 
 
 def _pieces(
-    body: bytes, bounds: list[tuple[float, int]], chunked: bool
+    body: bytes, bounds: list[tuple[float, int]], chunked: bool, *, ok: bool
 ) -> tuple[list[_Piece], float | None]:
     """The body cut at the recorded bounds, each piece framed and marked for the truth."""
     decoder = SSEDecoder()
@@ -229,7 +229,9 @@ def _pieces(
         start = max(start, end)
         if not data:
             continue
-        marks = _marks(decoder.decode(data)) if chunked else CONTENT | ANSWER
+        # a plain answer carries its tokens with the body; an error body carries none
+        plain = CONTENT | ANSWER if ok else 0
+        marks = _marks(decoder.decode(data)) if chunked else plain
         if marks & CONTENT and ttft is None:
             ttft = offset
         framed = b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
