@@ -6,6 +6,7 @@ import random
 import statistics
 from pathlib import Path
 
+import orjson
 import pytest
 
 from chatprobe.errors import ConfigError, UnknownNameError
@@ -198,3 +199,21 @@ def test_split_quota_sums() -> None:
 
 def test_builtin_scenarios_are_found_by_name() -> None:
     assert find_scenario("smoke").name == "smoke.yaml"
+
+
+def test_the_plan_carries_what_each_request_asks_for(tmp_path: Path) -> None:
+    """Each prompt's token count and the output cap: what the samples' input_tokens and
+    max_tokens say beside the provider's prompt_tokens and output_tokens."""
+    from chatprobe.load.plan import EmulatorTarget, RunPlan, build_plan
+
+    scenario_file = tmp_path / "s.yaml"
+    scenario_file.write_text(
+        BASE + "prompts: {synthetic: {input_tokens: 40, count: 3}}\nmax_tokens: 32\n"
+    )
+    scenario = load_scenario(scenario_file)
+    plan = build_plan(scenario, out_dir=tmp_path, emulator=EmulatorTarget("http://127.0.0.1:9"))
+    assert plan.prompt_tokens == [40, 40, 40] and plan.max_tokens_requested == 32
+    again = RunPlan.from_dict(orjson.loads(plan.to_json()))
+    assert again.prompt_tokens == plan.prompt_tokens
+    plan.request = {"max_completion_tokens": 100}  # the request block wins
+    assert plan.max_tokens_requested == 100
