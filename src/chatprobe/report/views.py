@@ -405,11 +405,9 @@ def _workload(report: Report) -> Section:
             [
                 *_group_cells(g),
                 num(tokens(lengths.input_requested.p50)),
-                num(ratio(lengths.input_ratio.p50)),
-                num(_span(lengths.input_ratio)),
+                num(_ratio_span(lengths.input_ratio)),
                 num(tokens(lengths.output_requested.p50)),
-                num(ratio(lengths.output_ratio.p50)),
-                num(_span(lengths.output_ratio)),
+                num(_ratio_span(lengths.output_ratio)),
                 num(pct(lengths.output_at_cap, 1)),
                 num(ms(lengths.ms_per_output_token.p50)),
                 num(rate(lengths.stream_tokens_per_s.p50)),
@@ -424,11 +422,9 @@ def _workload(report: Report) -> Section:
                 "model",
                 "source",
                 "input sent p50",
-                "prompt / sent p50",
-                f"prompt / sent min{DASH}max",
+                f"prompt / sent p50 (min{DASH}max)",
                 "max_tokens p50",
-                "output / max p50",
-                f"output / max min{DASH}max",
+                f"output / max p50 (min{DASH}max)",
                 "reached max",
                 "ms per output token p50",
                 "tokens/s per stream p50",
@@ -476,10 +472,11 @@ def _workload(report: Report) -> Section:
     return section
 
 
-def _span(d: Dist) -> str:
-    if d.min is None or d.max is None:
+def _ratio_span(d: Dist) -> str:
+    """A ratio's median and range: ``0.98 (0.91-1.00)``."""
+    if d.p50 is None or d.min is None or d.max is None:
         return NA
-    return f"{ratio(d.min)}{DASH}{ratio(d.max)}"
+    return f"{ratio(d.p50)} ({ratio(d.min)}{DASH}{ratio(d.max)})"
 
 
 def _warmup_bands(report: Report) -> list[tuple[float, float, str]]:
