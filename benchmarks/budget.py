@@ -27,6 +27,7 @@ class Budget:
     report_samples: int
     replay: bool  # B4: replay every contract suite (about 10 s: not in a smoke run)
     profile: bool  # B1: one extra, uncounted round of chatprobe's client under py-spy
+    b5_streams: int  # B5: streams recorded, then replayed at speed 1 and 2
 
 
 _ALL = ("chatprobe", "locust-httpuser", "httpx-async", "raw-httptools")
@@ -47,6 +48,7 @@ BUDGETS: dict[str, Budget] = {
         report_samples=1_000_000,
         replay=True,
         profile=True,
+        b5_streams=30,
     ),
     "quick": Budget(
         name="quick",
@@ -62,6 +64,7 @@ BUDGETS: dict[str, Budget] = {
         report_samples=100_000,
         replay=True,
         profile=False,
+        b5_streams=10,
     ),
     "smoke": Budget(
         name="smoke",
@@ -77,5 +80,6 @@ BUDGETS: dict[str, Budget] = {
         report_samples=2_000,
         replay=False,
         profile=False,
+        b5_streams=2,
     ),
 }

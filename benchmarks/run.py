@@ -28,17 +28,24 @@ from benchmarks.harness import REPO, git_commit, machine_info
 from benchmarks.section import Section
 
 RESULTS = REPO / "benchmarks" / "results"
-ALL = ("B1", "B2", "B3", "B4")
+ALL = ("B1", "B2", "B3", "B4", "B5")
 
 
 def _runners() -> dict[str, Callable[..., Section]]:
-    from benchmarks import b1_client_capacity, b2_fidelity, b3_emulator_capacity, b4_offline
+    from benchmarks import (
+        b1_client_capacity,
+        b2_fidelity,
+        b3_emulator_capacity,
+        b4_offline,
+        b5_replay,
+    )
 
     return {
         "B1": b1_client_capacity.run,
         "B2": b2_fidelity.run,
         "B3": b3_emulator_capacity.run,
         "B4": b4_offline.run,
+        "B5": b5_replay.run,
     }
 
 
@@ -60,7 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also profile chatprobe's client in B1 (always on in a full run)",
     )
-    p.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1,B2,B3,B4")
+    p.add_argument("--only", default=",".join(ALL), help="comma-separated subset of B1,B2,B3,B4,B5")
     p.add_argument(
         "--name", default=None, help="results file stem (default: latest, quick or smoke)"
     )

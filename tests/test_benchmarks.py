@@ -48,7 +48,7 @@ def test_every_benchmark_ran_and_results_were_written(smoke: tuple[dict, str, Pa
     doc, stdout, out = smoke
     assert doc["budget"] == "smoke" and doc["git"]["commit"]
     assert doc["machine"]["cpus"] >= 2
-    assert [s["key"] for s in doc["sections"]] == ["B1", "B2", "B3", "B4"]
+    assert [s["key"] for s in doc["sections"]] == ["B1", "B2", "B3", "B4", "B5"]
     for section in doc["sections"]:
         assert "failed" not in section["title"], section["rows"]
     assert "Goals" in stdout and "B1:" in stdout
@@ -78,3 +78,11 @@ def test_b3_and_b4_report_their_figures(smoke: tuple[dict, str, Path]) -> None:
     assert b3["streams_per_s"] > 0 and b3["streams_per_emulator_core_s"] > 0
     b4 = _section(smoke[0], "B4")["raw"]["report"]
     assert b4["exit"] == 0 and b4["samples"] == 2000 and b4["max_rss_mib"] > 0
+
+
+def test_b5_replays_what_it_recorded(smoke: tuple[dict, str, Path]) -> None:
+    figures = _section(smoke[0], "B5")["raw"]["figures"]
+    for speed in ("1x", "2x"):
+        f = figures[speed]
+        assert f["errors"] == 0 and f["ttft_diff_ms"]["n"] == f["streams"] == 2, (speed, f)
+        assert f["event_diff_ms"]["n"] >= 2 * 16  # every content event compared

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 from pathlib import Path
 
+import orjson
 import pytest
 
 from chatprobe.errors import ConfigError, UnknownNameError
-from chatprobe.load.prompts import build_prompts
+from chatprobe.load.prompts import build_prompts, draw_length, prompt_tokens
 from chatprobe.load.scenario import (
     PromptSpec,
     Stage,
@@ -18,6 +20,7 @@ from chatprobe.load.scenario import (
     parse_scenario,
 )
 from chatprobe.load.schedule import arrival_offsets, position_at, split_quota, tick
+from chatprobe.tokens import count_tokens, text_of_tokens
 
 BASE = "targets:\n  - {provider: openrouter, model: gemini-2.0-flash-001}\n"
 
@@ -143,8 +146,27 @@ def test_synthetic_prompts_are_seeded_and_sized() -> None:
     )
     a, b = build_prompts(spec, 3), build_prompts(spec, 3)
     assert a == b and build_prompts(spec, 4) != a
-    sizes = [len(m[0]["content"]) / 4 for m in a]  # 4 characters per token
+    sizes = prompt_tokens(a)  # real tokens (cl100k_base), counted as sent
     assert 85 < statistics.mean(sizes) < 115
+    # each prompt has exactly the length drawn for it
+    rng = random.Random("chatprobe-prompts:3")
+    drawn = []
+    for _ in range(50):
+        drawn.append(draw_length(spec.distribution, rng))
+        text_of_tokens(drawn[-1], rng)  # the same draws the pool's builder makes
+    assert sizes == drawn
+    assert [count_tokens(m[0]["content"]) for m in a] == drawn
+
+
+def test_a_number_of_input_tokens_is_a_fixed_length(tmp_path: Path) -> None:
+    scenario_file = tmp_path / "s.yaml"
+    scenario_file.write_text(
+        BASE + "prompts: {synthetic: {input_tokens: 300, count: 4}, system: Be brief.}\n"
+    )
+    scenario = load_scenario(scenario_file)
+    pool = build_prompts(scenario.prompts, scenario.seed)
+    assert [count_tokens(m[1]["content"]) for m in pool] == [300] * 4
+    assert prompt_tokens(pool) == [300 + count_tokens("Be brief.")] * 4
 
 
 def test_timeline_positions_and_ticks() -> None:
@@ -177,3 +199,21 @@ def test_split_quota_sums() -> None:
 
 def test_builtin_scenarios_are_found_by_name() -> None:
     assert find_scenario("smoke").name == "smoke.yaml"
+
+
+def test_the_plan_carries_what_each_request_asks_for(tmp_path: Path) -> None:
+    """Each prompt's token count and the output cap: what the samples' input_tokens and
+    max_tokens say beside the provider's prompt_tokens and output_tokens."""
+    from chatprobe.load.plan import EmulatorTarget, RunPlan, build_plan
+
+    scenario_file = tmp_path / "s.yaml"
+    scenario_file.write_text(
+        BASE + "prompts: {synthetic: {input_tokens: 40, count: 3}}\nmax_tokens: 32\n"
+    )
+    scenario = load_scenario(scenario_file)
+    plan = build_plan(scenario, out_dir=tmp_path, emulator=EmulatorTarget("http://127.0.0.1:9"))
+    assert plan.prompt_tokens == [40, 40, 40] and plan.max_tokens_requested == 32
+    again = RunPlan.from_dict(orjson.loads(plan.to_json()))
+    assert again.prompt_tokens == plan.prompt_tokens
+    plan.request = {"max_completion_tokens": 100}  # the request block wins
+    assert plan.max_tokens_requested == 100

@@ -337,3 +337,46 @@ def test_contract_tallies_read_entries_written_before_checks_were_recorded() -> 
         1,
         "documented",
     )
+
+
+def test_reasoning_cache_and_lengths_follow_the_written_rules() -> None:
+    rows = [
+        sample(0.5, 500.0, ttfa_ms=900.0, reasoning_tokens=99),  # warm-up: in no figure
+        # a reasoning request: answer after its thinking, half its prompt from the cache
+        sample(3.0, 40.0, ttfa_ms=90.0, reasoning_tokens=6, cached_tokens=500),
+        sample(4.0, 60.0, ttfa_ms=60.0, reasoning_tokens=0, cached_tokens=0),
+        # encrypted reasoning without a count; no cached count reported
+        sample(5.0, 50.0, ttfa_ms=80.0, reasoning_tokens=None),
+        failed(6.0, "http_status", 500, reasoning_tokens=7, cached_tokens=900),
+    ]
+    (g,) = compute_run(table_from_rows(rows), spec()).groups
+    assert (g.ttfa_ms.n, g.ttfa_ms.min, g.ttfa_ms.max) == (3, 60.0, 90.0)
+    r = g.reasoning
+    assert (r.requests, r.reasoned, r.tokens_total, r.unknown) == (3, 1, 6, 1)
+    assert r.tokens.p50 == 6.0
+    c = g.cache
+    assert (c.requests, c.requests_unreported) == (2, 1)
+    assert (c.cached_tokens, c.prompt_tokens, c.hit_rate) == (500, 2000, 0.25)
+
+
+def test_requested_and_delivered_lengths_and_rates_per_output_token() -> None:
+    rows = [
+        sample(3.0, 40.0, input_tokens=1000, prompt_tokens=1010, max_tokens=10),  # 10 of 10
+        sample(4.0, 40.0, input_tokens=500, prompt_tokens=450, max_tokens=20),  # 10 of 20
+        # an estimated count is no evidence of the delivered length
+        sample(5.0, 40.0, input_tokens=None, max_tokens=20, token_source="estimate"),
+        sample(6.0, 40.0, max_tokens=None, itl_ms=None, output_tokens=1),
+    ]
+    (g,) = compute_run(table_from_rows(rows), spec()).groups
+    lengths = g.lengths
+    assert lengths.input_ratio.n == 2
+    assert (lengths.input_ratio.min, lengths.input_ratio.max) == (0.9, 1.01)
+    assert lengths.input_requested.max == 1000.0
+    assert lengths.output_ratio.n == 2  # the estimate and the uncapped request are out
+    assert (lengths.output_ratio.min, lengths.output_ratio.max) == (0.5, 1.0)
+    assert lengths.output_at_cap == 0.5
+    assert lengths.output_requested.n == 3
+    # E2E (ttft + 100 ms) per output token, and 1000 / ITL per stream (ITL 5 ms)
+    assert lengths.ms_per_output_token.min == pytest.approx(14.0)
+    assert lengths.ms_per_output_token.max == pytest.approx(140.0)
+    assert lengths.stream_tokens_per_s.n == 3 and lengths.stream_tokens_per_s.p50 == 200.0

@@ -15,6 +15,24 @@ Secrets never reach the disk, in three layers:
 3. it writes to a temporary file and renames it into place, so an interrupted run never leaves
    half a cassette.
 
+Recorded timing: vcrpy reads a whole response before the client sees it, so a cassette
+would keep the bytes but not when they came. While recording, each interaction's response
+also gets ``chatprobe_timing`` (:data:`TIMING_KEY`), the arrival of every piece of its body
+as the connection pool stamped it (:class:`chatprobe.client.ResponseTiming`)::
+
+    chatprobe_timing:
+      version: 1
+      head_ms: 41.2          # response head in, ms after the request was sent
+      chunks:                # [ms after the request was sent, bytes of body.string]
+      - [43.012, 25]
+      - [93.5, 301]
+
+Sizes count the body as stored (decoded, UTF-8); a compressed response's sizes are mapped
+onto it. Only numbers are stored, so scrubbing has nothing to remove; should scrubbing
+change the body's length, the reader stretches the sizes to fit (:func:`chunk_bounds`).
+vcrpy ignores the extra key, so older versions read these cassettes, and cassettes without
+it are read as untimed. ``chatprobe emulate --replay`` serves them with this timing.
+
 Recording against the emulator rewrites the request URI to the provider's real base URL (the
 emulator serves each provider under the real path, so only the origin changes) and stores
 ``metadata: {chatprobe: {recorded_from: emulator, ...}}`` in the cassette, so reports can say
@@ -28,6 +46,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,18 +54,26 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 
 from chatprobe.errors import CassetteError
+from chatprobe.record import RequestRecord, TimedEvent
 from chatprobe.scrub import REDACTED, SENSITIVE_HEADERS, scrub_text
 
 __all__ = [
     "META_KEY",
     "RECORD_MODES",
+    "TIMING_KEY",
+    "Interaction",
     "Session",
     "cassette_metadata",
+    "chunk_bounds",
     "json_body_matcher",
+    "read_interactions",
+    "recorded_record",
 ]
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 META_KEY = "chatprobe"
+TIMING_KEY = "chatprobe_timing"
+TIMING_VERSION = 1
 
 
 def _text_body(body: Any) -> Any:
@@ -197,6 +224,11 @@ class Session:
         body = response.get("body") or {}
         if "string" in body:
             body["string"] = _text_body(body["string"])
+        from chatprobe.client import take_response_timing
+
+        timing = take_response_timing()  # None while a cassette loads: nothing was read
+        if timing is not None:
+            response[TIMING_KEY] = _timing_entry(timing, _as_bytes(body.get("string")))
         return response
 
     # ------------------------------------------------------------------ use
@@ -205,6 +237,9 @@ class Session:
         """Activate ``path``; when recording, store ``metadata`` under ``chatprobe``."""
         from vcr.errors import MissingMetadataError
 
+        from chatprobe.client import take_response_timing
+
+        take_response_timing()  # a response read before this cassette is not one of its own
         with self._vcr.use_cassette(str(path)) as cassette:
             if metadata is not None and self.record_mode != "none":
                 try:
@@ -228,3 +263,146 @@ def cassette_metadata(cassette: Any) -> dict[str, Any]:
     except MissingMetadataError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+# ---------------------------------------------------------------------------- timing
+
+
+def _timing_entry(timing: Any, body: bytes) -> dict[str, Any]:
+    """The ``chatprobe_timing`` of one response (see the module docstring)."""
+    del body  # sizes are stretched onto the stored body when read (chunk_bounds)
+    return {
+        "version": TIMING_VERSION,
+        "head_ms": round(timing.head_ns / 1e6, 3),
+        "chunks": [[round(t / 1e6, 3), size] for t, size in timing.chunks if size],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Interaction:
+    """One recorded exchange, as a replay needs it (bodies as bytes)."""
+
+    method: str
+    uri: str
+    request_body: bytes
+    status: int
+    headers: tuple[tuple[str, str], ...]  # as recorded, several values kept in order
+    body: bytes
+    timing: dict[str, Any] | None  # chatprobe_timing, None for an untimed recording
+    source: str  # file and position, for messages
+
+
+def read_interactions(path: Path) -> list[Interaction]:
+    """The interactions of one cassette file (raises :class:`CassetteError` when it is not
+    a readable cassette)."""
+    from vcr.serialize import deserialize
+    from vcr.serializers import yamlserializer
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CassetteError(f"{path}: cannot read cassette: {exc}") from None
+    try:
+        loaded = deserialize(text, yamlserializer)
+    except Exception as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CassetteError(f"{path}: not a cassette ({type(exc).__name__}: {detail})") from None
+    requests, responses = loaded[0], loaded[1]
+    out = []
+    for k, (request, response) in enumerate(zip(requests, responses, strict=False)):
+        if not isinstance(response, dict):
+            continue
+        status = response.get("status") or {}
+        code = status.get("code") if isinstance(status, dict) else status
+        headers: list[tuple[str, str]] = []
+        for name, values in (response.get("headers") or {}).items():
+            for value in values if isinstance(values, list) else [values]:
+                headers.append((str(name), str(value)))
+        timing = response.get(TIMING_KEY)
+        out.append(
+            Interaction(
+                method=str(request.method).upper(),
+                uri=str(request.uri),
+                request_body=_as_bytes(request.body),
+                status=int(code) if isinstance(code, int) else 200,
+                headers=tuple(headers),
+                body=_as_bytes((response.get("body") or {}).get("string")),
+                timing=timing if _valid_timing(timing) else None,
+                source=f"{path}#{k + 1}",
+            )
+        )
+    return out
+
+
+def _valid_timing(timing: Any) -> bool:
+    if not isinstance(timing, dict) or not isinstance(timing.get("chunks"), list):
+        return False
+    head = timing.get("head_ms")
+    if not isinstance(head, int | float) or head < 0:
+        return False
+    return all(
+        isinstance(c, list)
+        and len(c) == 2
+        and isinstance(c[0], int | float)
+        and isinstance(c[1], int)
+        and c[0] >= 0
+        and c[1] >= 0
+        for c in timing["chunks"]
+    )
+
+
+def chunk_bounds(timing: dict[str, Any], body_length: int) -> list[tuple[float, int]]:
+    """``(offset_ms, end)`` per recorded piece: the body's bytes up to ``end`` had arrived
+    by ``offset_ms``. Offsets never go back; the last piece ends at ``body_length``. When the
+    recorded sizes do not add up to the body (scrubbing changed its length, or a compressed
+    body was counted as sent), the ends are stretched in proportion."""
+    chunks = timing["chunks"]
+    total = sum(size for _, size in chunks)
+    out: list[tuple[float, int]] = []
+    seen = 0
+    last = float(timing.get("head_ms") or 0.0)
+    for offset, size in chunks:
+        seen += size
+        end = seen if total == body_length or not total else round(seen * body_length / total)
+        last = max(last, float(offset))
+        out.append((last, min(end, body_length)))
+    if not out or out[-1][1] < body_length:
+        out.append((last, body_length))
+    return out
+
+
+def recorded_record(interaction: Interaction) -> RequestRecord:
+    """The finished record of a recording as its client saw it arrive: the body fed to the
+    SSE decoder piece by piece, each stamped at its recorded offset (t0 = 0, the send).
+    An untimed recording arrives all at once, at 0."""
+    from chatprobe.sse import SSEDecoder
+
+    try:
+        sent = orjson.loads(interaction.request_body) if interaction.request_body else None
+    except orjson.JSONDecodeError:
+        sent = None
+    record = RequestRecord(
+        method=interaction.method,
+        url=interaction.uri,
+        stream=isinstance(sent, dict) and sent.get("stream") is True,
+        status=interaction.status,
+        t0_ns=0,
+    )
+    record.response_headers = {name.lower(): value for name, value in interaction.headers}
+    body, timing = interaction.body, interaction.timing
+    bounds = chunk_bounds(timing, len(body)) if timing else [(0.0, len(body))]
+    record.t_headers_ns = int(float(timing["head_ms"]) * 1e6) if timing else 0
+    end_ns = record.t_headers_ns
+    if record.content_type == "text/event-stream":
+        decoder = SSEDecoder()
+        start = 0
+        for offset, end in bounds:
+            end_ns = int(offset * 1e6)
+            record.events += [TimedEvent(end_ns, item) for item in decoder.decode(body[start:end])]
+            start = max(start, end)
+        record.events += [TimedEvent(end_ns, item) for item in decoder.flush()]
+    else:
+        record.body = body
+        end_ns = int(bounds[-1][0] * 1e6)
+    record.t_end_ns = end_ns
+    return record.finish()

@@ -20,6 +20,12 @@ closed the connection is a truncated body or stream (or, before a whole head, a
 ``connection_reset``) rather than a protocol error, and a failure on a reused keep-alive
 connection before any response byte is retried once on a new connection (and noted in
 ``anomalies``). A client not made by :func:`new_http_client` works, without those two.
+
+Such a client also stamps, under any wrapper of httpx's transport, when each piece of a
+response body came off the connection (:class:`ResponseTiming`, read once per response with
+:func:`take_response_timing`). vcrpy reads a whole stream inside the transport before the
+client sees a byte, so while recording the record's own stamps all fall at the end; these
+are the arrival times a cassette keeps (:mod:`chatprobe.cassettes`).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import httpcore
 import httpx
 
 from chatprobe.profiles import ProviderProfile
-from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
+from chatprobe.record import ErrorClass, RequestRecord, TimedEvent, requested_max_tokens
 from chatprobe.scrub import scrub_headers, scrub_obj
 from chatprobe.sse import SSEDecoder
 from chatprobe.transport import (
@@ -55,7 +61,13 @@ from chatprobe.transport import (
     stale_connection_note,
 )
 
-__all__ = ["ChatClient", "Timeouts", "new_http_client"]
+__all__ = [
+    "ChatClient",
+    "ResponseTiming",
+    "Timeouts",
+    "new_http_client",
+    "take_response_timing",
+]
 
 
 class ChatClient:
@@ -128,6 +140,7 @@ class ChatClient:
             stream=stream,
             request_headers=scrub_headers(send_headers),
             request_body=scrub_obj(body),  # type: ignore[arg-type]
+            max_tokens=requested_max_tokens(body),
         )
         import orjson
 
@@ -305,7 +318,100 @@ def new_http_client(tls: TLSConfig | None = None) -> httpx.Client:
         watch = _Watch()
         pool._network_backend = _WatchedBackend(backend, watch)  # type: ignore[union-attr]
         _WATCHES[client] = watch
+    if pool is not None and callable(getattr(pool, "handle_request", None)):
+        pool.handle_request = _timed(pool.handle_request)
     return client
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseTiming:
+    """When one response arrived, stamped by the connection pool (``perf_counter_ns``).
+
+    ``head_ns``: the response head was in, from the moment the request was handed to the
+    pool (the send). ``chunks``: ``(offset_ns, size)`` for each piece of the body as it came
+    off the connection, ``size`` in bytes of the decoded body (a gzip or deflate body is
+    inflated piece by piece to count them; any other ``content_encoding`` is counted as
+    sent).
+    """
+
+    head_ns: int
+    chunks: tuple[tuple[int, int], ...]
+    content_encoding: str = ""
+
+
+class _Timing(threading.local):
+    last: ResponseTiming | None = None
+
+
+_TIMING = _Timing()
+
+
+def take_response_timing() -> ResponseTiming | None:
+    """The timing of the last response body read to its end in this thread, once (None if
+    there is none since the last call)."""
+    timing, _TIMING.last = _TIMING.last, None
+    return timing
+
+
+def _timed(handle_request: Any) -> Any:
+    def handle(request: httpcore.Request) -> httpcore.Response:
+        _TIMING.last = None
+        t_send = time.perf_counter_ns()
+        response = handle_request(request)
+        head = time.perf_counter_ns() - t_send
+        encoding = ""
+        for name, value in response.headers:
+            if name.lower() == b"content-encoding":
+                encoding = value.decode("latin-1").strip().lower()
+        response.stream = _TimedBody(response.stream, t_send, head, encoding)
+        return response
+
+    return handle
+
+
+class _TimedBody:
+    """An httpcore response stream that stamps each piece it yields."""
+
+    def __init__(self, stream: Any, t_send: int, head_ns: int, encoding: str) -> None:
+        self._stream = stream
+        self._t_send = t_send
+        self._head_ns = head_ns
+        self._encoding = encoding
+        self._chunks: list[tuple[int, int]] = []
+        self._published = False
+        self._inflate: Any = None
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            import zlib
+
+            self._inflate = zlib.decompressobj(wbits=47)  # gzip or zlib, told by the header
+
+    def __iter__(self) -> Any:
+        for piece in self._stream:
+            if piece:
+                t = time.perf_counter_ns() - self._t_send
+                self._chunks.append((t, self._size(piece)))
+            yield piece
+        self._publish()
+
+    def _size(self, piece: bytes) -> int:
+        if self._inflate is None:
+            return len(piece)
+        try:
+            return len(self._inflate.decompress(piece))
+        except Exception:  # not what the header said: count it as sent
+            self._inflate = None
+            return len(piece)
+
+    def close(self) -> None:
+        self._publish()
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+    def _publish(self) -> None:
+        if not self._published:
+            self._published = True
+            _TIMING.last = ResponseTiming(self._head_ns, tuple(self._chunks), self._encoding)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,25 @@ Errors, availability, rate limits
     of the measured requests, the time they took (sum of their durations) and when the
     first and last arrived (seconds from the run start).
 
+Reasoning and the prompt cache
+    ``ttfa_ms`` (time to first answer token, reasoning excluded) has percentiles like TTFT.
+    ``reasoning``: over successful measured requests, how many reasoned (a reasoning token
+    count above 0), the total and percentiles of their reasoning tokens, and how many had
+    encrypted reasoning with no count. ``cache.hit_rate`` = cached prompt tokens / prompt
+    tokens, summed over the successful measured requests that report both
+    (``usage.prompt_tokens_details.cached_tokens``); requests reporting no cached count are
+    counted in ``requests_unreported`` and left out of the rate.
+
+Requested against delivered lengths
+    Over successful measured requests. Input: ``prompt_tokens`` (the provider's count) /
+    ``input_tokens`` (chatprobe's tokenizer's count of what was sent), per request with both
+    known and above 0. Output: ``output_tokens`` / ``max_tokens`` per request that set a cap
+    and whose count came from usage (an estimate is no evidence), and the share that reached
+    the cap (hosted APIs do not honour ``ignore_eos``: a model that stops early shows a
+    ratio below 1). Rates per output token, per request: ``ms_per_output_token`` = E2E /
+    output tokens, ``stream_tokens_per_s`` = (output tokens - 1) / (last token - first
+    token), the decode speed one stream saw (1000 / ITL).
+
 Cost
     Rows: successful measured requests (a failed request's spend is mostly unknown: few
     report usage). Price: the one captured in the results folder at run time
@@ -107,13 +126,16 @@ __all__ = [
     "DEFAULT_SLO_ATTAINMENT",
     "RATE_LIMITED",
     "SLO_METRICS",
+    "CacheFigures",
     "CheckTally",
     "ContractFigures",
     "Cost",
     "Dist",
     "ErrorClassFigures",
     "GroupFigures",
+    "LengthFigures",
     "RateLimited",
+    "ReasoningFigures",
     "RunFigures",
     "RunSpec",
     "SampleIndex",
@@ -221,6 +243,41 @@ class Cost:
 
 
 @dataclass
+class ReasoningFigures:
+    """Reasoning tokens of successful measured requests (module docstring)."""
+
+    requests: int = 0  # successful measured requests
+    reasoned: int = 0  # of them, with a reasoning token count above 0
+    tokens_total: int = 0  # reasoning tokens of the requests with a count
+    tokens: Dist = field(default_factory=Dist)  # per request that reasoned
+    unknown: int = 0  # encrypted reasoning and no count reported
+
+
+@dataclass
+class CacheFigures:
+    """Prompt-cache hits as the provider reported them (module docstring)."""
+
+    requests: int = 0  # successful measured requests reporting prompt and cached tokens
+    requests_unreported: int = 0  # successful measured requests with no cached count
+    prompt_tokens: int = 0
+    cached_tokens: int = 0
+    hit_rate: float | None = None  # cached / prompt tokens
+
+
+@dataclass
+class LengthFigures:
+    """Requested against delivered input and output lengths (module docstring)."""
+
+    input_requested: Dist = field(default_factory=Dist)  # input_tokens (chatprobe's count)
+    input_ratio: Dist = field(default_factory=Dist)  # prompt_tokens / input_tokens
+    output_requested: Dist = field(default_factory=Dist)  # max_tokens
+    output_ratio: Dist = field(default_factory=Dist)  # output_tokens / max_tokens (usage)
+    output_at_cap: float | None = None  # share of output_ratio's requests reaching the cap
+    ms_per_output_token: Dist = field(default_factory=Dist)  # E2E / output tokens
+    stream_tokens_per_s: Dist = field(default_factory=Dist)  # (n - 1) / (last - first token)
+
+
+@dataclass
 class ErrorClassFigures:
     """One error class: its count and its most frequent message."""
 
@@ -249,11 +306,15 @@ class GroupFigures:
     anomalies: dict[str, int] = field(default_factory=dict)
     ttfb_ms: Dist = field(default_factory=Dist)
     ttft_ms: Dist = field(default_factory=Dist)
+    ttfa_ms: Dist = field(default_factory=Dist)
     itl_ms: Dist = field(default_factory=Dist)
     e2e_ms: Dist = field(default_factory=Dist)
     ttft_ms_from_t0: Dist | None = None  # open loop only
     output_tokens: Dist = field(default_factory=Dist)
     token_source: dict[str, int] = field(default_factory=dict)
+    reasoning: ReasoningFigures = field(default_factory=ReasoningFigures)
+    cache: CacheFigures = field(default_factory=CacheFigures)
+    lengths: LengthFigures = field(default_factory=LengthFigures)
     window_s: float | None = None
     requests_per_s: float | None = None
     output_tokens_per_s: float | None = None
@@ -459,7 +520,7 @@ def _per_s(count: float, window: float) -> float | None:
     return count / window if window > 0 else None
 
 
-_FROM_T0 = ("ttfb_ms", "ttft_ms", "e2e_ms", "total_ms")
+_FROM_T0 = ("ttfb_ms", "ttft_ms", "ttfa_ms", "e2e_ms", "total_ms")
 
 
 def send_offsets(t: SampleTable) -> array:
@@ -597,6 +658,56 @@ def _cost(t: SampleTable, ok: list[int], pricing: Pricing | None) -> Cost:
     return cost
 
 
+def _reasoning(t: SampleTable, ok: list[int]) -> ReasoningFigures:
+    col = t.ints["reasoning_tokens"]
+    values = list(map(col.__getitem__, ok))
+    reasoned = sorted(float(v) for v in values if v > 0)
+    return ReasoningFigures(
+        requests=len(ok),
+        reasoned=len(reasoned),
+        tokens_total=int(sum(reasoned)),
+        tokens=Dist.of_sorted(reasoned),
+        unknown=values.count(-1),
+    )
+
+
+def _cache(t: SampleTable, ok: list[int]) -> CacheFigures:
+    prompt, cached = t.ints["prompt_tokens"], t.ints["cached_tokens"]
+    pairs = [(prompt[i], cached[i]) for i in ok if prompt[i] >= 0 and cached[i] >= 0]
+    total_prompt = sum(p for p, _ in pairs)
+    total_cached = sum(c for _, c in pairs)
+    return CacheFigures(
+        requests=len(pairs),
+        requests_unreported=sum(1 for i in ok if cached[i] < 0),
+        prompt_tokens=total_prompt,
+        cached_tokens=total_cached,
+        hit_rate=_share(total_cached, total_prompt),
+    )
+
+
+def _lengths(t: SampleTable, cols: _Columns, ok: list[int]) -> LengthFigures:
+    ints = t.ints
+    sent, prompt = ints["input_tokens"], ints["prompt_tokens"]
+    cap, out = ints["max_tokens"], cols.tokens
+    usage = t.token_sources.index("usage") if "usage" in t.token_sources else None
+    source = t.source
+    input_ratio = sorted(prompt[i] / sent[i] for i in ok if sent[i] > 0 and prompt[i] >= 0)
+    capped = [i for i in ok if cap[i] > 0 and source[i] == usage and out[i] >= 0]
+    output_ratio = sorted(out[i] / cap[i] for i in capped)
+    e2e, itl = t.floats["e2e_ms"], cols.itl
+    per_token = sorted(e2e[i] / out[i] for i in ok if out[i] > 0 and e2e[i] == e2e[i])
+    speed = sorted(1000.0 / itl[i] for i in ok if itl[i] > 0)  # NaN > 0 is False
+    return LengthFigures(
+        input_requested=Dist.of_sorted(sorted(float(sent[i]) for i in ok if sent[i] > 0)),
+        input_ratio=Dist.of_sorted(input_ratio),
+        output_requested=Dist.of_sorted(sorted(float(cap[i]) for i in ok if cap[i] > 0)),
+        output_ratio=Dist.of_sorted(output_ratio),
+        output_at_cap=_share(sum(1 for i in capped if out[i] >= cap[i]), len(capped)),
+        ms_per_output_token=Dist.of_sorted(per_token),
+        stream_tokens_per_s=Dist.of_sorted(speed),
+    )
+
+
 @dataclass
 class _GroupCells:
     """One group's measured indices per stage, and their sorted TTFT and ITL per stage."""
@@ -666,6 +777,10 @@ def _group(
     itl = sorted(itertools.chain.from_iterable(cells.itl))
     fig.itl_ms = Dist.of_sorted(itl, ci_seed=_seed(label, "itl_ms"))
     fig.e2e_ms, _ = _dist(cols.lat["e2e_ms"], ok, _seed(label, "e2e_ms"))
+    fig.ttfa_ms, _ = _dist(cols.lat["ttfa_ms"], ok, _seed(label, "ttfa_ms"))
+    fig.reasoning = _reasoning(t, ok)
+    fig.cache = _cache(t, ok)
+    fig.lengths = _lengths(t, cols, ok)
     if open_loop:
         fig.ttft_ms_from_t0, _ = _dist(cols.raw["ttft_ms"], ok, None)
     counts = Counter(map(cols.tokens.__getitem__, ok))

@@ -62,6 +62,7 @@ __all__ = [
     "TimedEvent",
     "delta_has_output",
     "estimate_tokens",
+    "requested_max_tokens",
 ]
 
 
@@ -161,6 +162,18 @@ def estimate_tokens(text: str) -> int:
     return max(1, round(len(text) / 4))
 
 
+def requested_max_tokens(body: Any) -> int | None:
+    """The output cap a request body asks for: ``max_completion_tokens`` (OpenAI's newer
+    name) when set, else ``max_tokens``; None when neither is a positive integer."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = body.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
 def _ms(a: int | None, b: int | None) -> float | None:
     if a is None or b is None:
         return None
@@ -181,6 +194,9 @@ class RequestRecord:
     stream: bool = False
     request_headers: dict[str, str] = field(default_factory=dict)
     request_body: dict[str, Any] | None = None
+    # what was asked for, set by whoever built the request (None: not known)
+    input_tokens: int | None = None  # the prompt's length by chatprobe.tokens (message text)
+    max_tokens: int | None = None  # max_tokens (or max_completion_tokens) requested
 
     # --- raw, filled by a transport ---
     wall_start: float = 0.0  # time.time(), display only
@@ -248,7 +264,7 @@ class RequestRecord:
     @property
     def ttfa_ms(self) -> float | None:
         """Time to first answer token: reasoning excluded (see the module docstring)."""
-        return _ms(self.t0_ns, self.t_first_answer_ns)
+        return _ms(self.t0_ns, self.t_first_answer_ns) if self.timing_valid else None
 
     @property
     def e2e_ms(self) -> float | None:

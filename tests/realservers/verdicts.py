@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Final
 
 LITELLM: Final[dict[str, str]] = {
+    "answer_after_reasoning": "skip",  # no reasoning model behind it
     "assistant_message": "pass",
     # A wrong key gets 400 {"error": {"message": "No connected db.", ...}}: without a
     # database the proxy cannot look a virtual key up, and says so with a 400.
@@ -82,6 +83,7 @@ LITELLM: Final[dict[str, str]] = {
 }
 
 LITSERVE: Final[dict[str, str]] = {
+    "answer_after_reasoning": "skip",  # no reasoning model behind it
     "assistant_message": "pass",
     # No key is checked on the OpenAI route (LitServe's own key, if set, is X-API-Key):
     # a wrong or missing key gets 200.

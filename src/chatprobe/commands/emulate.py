@@ -86,6 +86,15 @@ header 'X-Chatprobe-Dialect: KNOB[=VALUE][,...]': de-facto variations of the
 formats. {_KNOB_TEXT}
 
 \b
+REPLAY: --replay CASSETTES (files or folders, repeatable) serves recorded
+streams instead of emulated answers, byte for byte and with the timing each
+cassette recorded (every body piece at its offset from the request; cassettes
+without timing are served at once); --replay-speed 2 plays twice as fast. A
+chat request gets a recording of the same body, else of the same model and
+stream flag in turn, else 404 naming what was recorded; any path ending in
+/chat/completions or /models works, keys are not checked.
+
+\b
 FAULTS: per request with the header 'X-Chatprobe-Fault: KIND[=PARAM][,KIND...]',
 or for a share of requests with --fault KIND[:PARAM]=RATE (seeded, at most one
 per request).
@@ -243,6 +252,22 @@ def _range(value: str) -> tuple[int, int]:
     help="Serve HTTPS with a certificate generated at start; clients trust it with "
     "--ca-bundle (the CA file path is printed).",
 )
+@click.option(
+    "--replay",
+    "replay",
+    multiple=True,
+    metavar="CASSETTES",
+    help="Serve the recorded streams of these cassette files or folders with their "
+    "recorded timing (repeatable; see REPLAY above).",
+)
+@click.option(
+    "--replay-speed",
+    default=1.0,
+    show_default=True,
+    type=float,
+    metavar="FACTOR",
+    help="Play recorded timing this many times faster (2: twice as fast).",
+)
 @click.option("--cpu", type=click.IntRange(min=0), help="Pin the emulator to this CPU.")
 def emulate(
     providers: tuple[str, ...],
@@ -272,6 +297,8 @@ def emulate(
     dialect: tuple[str, ...],
     prefix_cache: str | None,
     tls: bool,
+    replay: tuple[str, ...],
+    replay_speed: float,
     cpu: int | None,
 ) -> None:
     for name in providers:
@@ -307,6 +334,8 @@ def emulate(
         prefix_cache=None if prefix_cache is None else PrefixCacheSettings.parse(prefix_cache),
         dialect=tuple(dialect),
         tls=tls,
+        replay=replay,
+        replay_speed=replay_speed,
     )
     if cpu is not None:
         if not hasattr(os, "sched_setaffinity"):
@@ -341,7 +370,15 @@ async def _serve(config: EmulatorConfig) -> None:
     if len(server.provider_names) == 1:
         click.echo(f"  (also: {server.base_url()})")
     key = DEMO_KEY if config.keys == (DEMO_KEY,) else "one of the --key values"
-    click.echo(f"  key: {'any (auth off)' if not config.auth else key}")
+    replay = server.responder.stats().get("replay")
+    if replay is not None:
+        untimed = f", {replay['untimed']} without timing (served at once)"
+        click.echo(
+            f"  replaying {replay['interactions']} recorded chat completions at speed "
+            f"{replay['speed']:g}{untimed if replay['untimed'] else ''}; any key"
+        )
+    else:
+        click.echo(f"  key: {'any (auth off)' if not config.auth else key}")
     click.echo(f"  ground truth: {root}/_chatprobe/requests  (Ctrl-C stops)")
     if server.ca_file:
         click.echo(f"  TLS: a generated certificate; clients pass --ca-bundle {server.ca_file}")

@@ -167,6 +167,7 @@ def monitor(
     models: tuple[str, ...],
     base_url: str | None,
     api_key_env: str | None,
+    name: str | None,
     every: float,
     duration: float | None,
     clock: float | None,
@@ -212,7 +213,7 @@ def monitor(
     project = current_project()
     tls = transport.tls()  # an unusable CA bundle fails here, in one line
     timeouts = transport.timeouts_over()
-    refs = provider_refs(providers, base_url, api_key_env, models)
+    refs = provider_refs(providers, base_url, api_key_env, models, name=name)
     if not refs and project.providers:
         refs = provider_refs(project.providers)
     pairs = target_pairs(refs, models, project_models=project.models if not base_url else ())

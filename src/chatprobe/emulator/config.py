@@ -44,6 +44,9 @@ class EmulatorConfig:
     request.
     ``tls`` serves HTTPS with a certificate generated at start (see
     :mod:`chatprobe.emulator.certs`; clients pass its CA file with ``--ca-bundle``).
+    ``replay``: cassette files or folders; when given, recorded streams are served with
+    their recorded timing instead of emulated answers, ``replay_speed`` times faster
+    (:mod:`chatprobe.emulator.replay`).
     """
 
     providers: tuple[str, ...] = ()
@@ -72,6 +75,8 @@ class EmulatorConfig:
     prefix_cache: PrefixCacheSettings | None = None
     dialect: tuple[str, ...] = ()
     tls: bool = False
+    replay: tuple[str, ...] = ()
+    replay_speed: float = 1.0
 
     def __post_init__(self) -> None:
         lo, hi = self.output_tokens
@@ -90,6 +95,8 @@ class EmulatorConfig:
             raise ConfigError("must be at least 1", field="max_body")
         if not self.clock > 0:
             raise ConfigError("must be a positive number", field="clock")
+        if not self.replay_speed > 0:
+            raise ConfigError("must be a positive number", field="--replay-speed")
         check_names(self.schedule)
         parse_knobs(self.dialect)  # an unknown knob fails here, naming --dialect
 
@@ -160,6 +167,10 @@ class EmulatorConfig:
             args += ["--dialect", knob]
         if self.tls:
             args.append("--tls")
+        for path in self.replay:
+            args += ["--replay", path]
+        if self.replay_speed != 1.0:
+            args += ["--replay-speed", repr(self.replay_speed)]
         return args
 
     def capacity_for(self, model: LatencyModel) -> Capacity | None:

@@ -32,6 +32,7 @@ import httptools
 from chatprobe.emulator.certs import Certificates, make_certificates
 from chatprobe.emulator.config import EmulatorConfig
 from chatprobe.emulator.models import served_profile
+from chatprobe.emulator.replay import ReplayLibrary, ReplayResponder
 from chatprobe.emulator.respond import (
     ABORT,
     CLOSE,
@@ -336,7 +337,12 @@ class EmulatorServer:
         names = config.providers or tuple(list_profiles())
         self.profiles = [served_profile(name) for name in names]
         self.truth = TruthLog(config.truth_cap, config.truth_jsonl)
-        self.responder = Responder(config, self.profiles, self.truth)
+        self.responder: Responder | ReplayResponder
+        if config.replay:  # recorded streams with their recorded timing
+            library = ReplayLibrary.load(config.replay)
+            self.responder = ReplayResponder(library, self.truth, config.replay_speed)
+        else:
+            self.responder = Responder(config, self.profiles, self.truth)
         self.connections: set[_Connection] = set()
         self.port = 0
         self.clock_offset = 0.0

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from chatprobe.errors import ConfigError, MissingKeyError
-from chatprobe.load.prompts import build_prompts
+from chatprobe.load.prompts import build_prompts, prompt_tokens
 from chatprobe.load.scenario import OpenLoop, Scenario, Stage, Target
 from chatprobe.profiles import load_profile
 from chatprobe.transport import Timeouts, TLSConfig
@@ -89,6 +89,9 @@ class RunPlan:
     targets: list[TargetPlan]
     prompts: list[list[dict[str, Any]]]
     stages: list[Stage]
+    # each prompt's length as sent, by chatprobe.tokens (a sample's input_tokens); parallel
+    # to prompts, empty in plans written before it existed
+    prompt_tokens: list[int] = field(default_factory=list)
     scenario_path: str | None = None
     mix: str = "interleave"
     prompt_order: str = "round_robin"
@@ -111,6 +114,14 @@ class RunPlan:
     @property
     def duration_s(self) -> float:
         return sum(s.duration_s for s in self.stages)
+
+    @property
+    def max_tokens_requested(self) -> int | None:
+        """The output cap every request asks for (a sample's ``max_tokens``): the
+        scenario's ``max_tokens``, unless its ``request`` block sets one of its own."""
+        from chatprobe.record import requested_max_tokens
+
+        return requested_max_tokens({"max_tokens": self.max_tokens, **self.request})
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
@@ -198,13 +209,15 @@ def build_plan(
     for i, label in enumerate(labels):
         if labels.index(label) != i:
             raise ConfigError(f"target {label} is listed twice", path=scenario.path)
+    prompts = build_prompts(scenario.prompts, scenario.seed)
     return RunPlan(
         scenario=scenario.name,
         scenario_path=scenario.path,
         out_dir=str(out_dir),
         data_source="emulated" if emulator is not None else "live",
         targets=targets,
-        prompts=build_prompts(scenario.prompts, scenario.seed),
+        prompts=prompts,
+        prompt_tokens=prompt_tokens(prompts),
         stages=list(scenario.stages),
         mix=scenario.mix,
         prompt_order=scenario.prompts.order,

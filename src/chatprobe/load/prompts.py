@@ -2,10 +2,12 @@
 or a file.
 
 The pool is built once, before the run (by ``chatprobe load``, so every locust worker sends
-the same prompts), as a list of ``messages`` arrays. Synthetic prompts aim at a length in
-tokens using the project's estimate of about 4 characters per token
-(:func:`chatprobe.record.estimate_tokens`); providers tokenize differently, so the
-``prompt_tokens`` they report is the figure to trust.
+the same prompts), as a list of ``messages`` arrays, with each prompt's length in tokens
+(:func:`prompt_tokens`) beside it in the plan. Lengths are counted, and synthetic prompts
+built to them exactly, with chatprobe's tokenizer (:mod:`chatprobe.tokens`, cl100k_base,
+shipped with its vocabulary): "512 input tokens" is 512 real BPE tokens, not 2,048
+characters. Providers tokenize differently, so the ``prompt_tokens`` they report differs;
+the load figures report by how much (``lengths.input_ratio``).
 """
 
 from __future__ import annotations
@@ -19,39 +21,16 @@ import orjson
 
 from chatprobe.errors import ConfigError
 from chatprobe.load.scenario import PromptSpec
+from chatprobe.tokens import count_messages, text_of_tokens
 
-__all__ = ["build_prompts", "synthetic_text"]
+__all__ = ["build_prompts", "draw_length", "prompt_tokens"]
 
 Messages = list[dict[str, Any]]
 
-# Plain English words of varied length; no single word is a meaningful instruction.
-_WORDS = tuple(
-    " ".join(
-        (
-            "river stone lamp garden harbor signal window copper meadow lantern orbit cedar",
-            "ferry granite tunnel violet wagon marble kettle beacon canyon delta ember glacier",
-            "hollow island ledger mosaic nectar oasis prism quarry saddle thistle vessel willow",
-            "zenith after before between under over through across morning evening quiet",
-            "bright distant gentle careful measure describe compare explain summarize the a of",
-            "and to in is that for on with as",
-        )
-    ).split(" ")
-)
 
-
-def synthetic_text(tokens: int, rng: random.Random) -> str:
-    """About ``tokens`` tokens (4 characters each) of seeded filler text."""
-    target = max(1, tokens) * 4
-    words: list[str] = []
-    size = 0
-    while size < target:
-        word = rng.choice(_WORDS)
-        words.append(word)
-        size += len(word) + 1
-    return " ".join(words)
-
-
-def _draw_length(dist: dict[str, Any], rng: random.Random) -> int:
+def draw_length(dist: dict[str, Any], rng: random.Random) -> int:
+    """One length from a scenario's token distribution (``fixed``, ``uniform``, ``normal``
+    or ``lognormal``; clamped to ``min``..``max``)."""
     kind = dist.get("distribution", "normal")
     mean = float(dist["mean"])
     std = float(dist.get("std", mean / 4))
@@ -75,7 +54,7 @@ def build_prompts(spec: PromptSpec, seed: int) -> list[Messages]:
     if spec.kind == "synthetic":
         rng = random.Random(f"chatprobe-prompts:{seed}")
         texts = [
-            synthetic_text(_draw_length(spec.distribution, rng), rng) for _ in range(spec.count)
+            text_of_tokens(draw_length(spec.distribution, rng), rng) for _ in range(spec.count)
         ]
         pool: list[Messages] = [[{"role": "user", "content": t}] for t in texts]
     elif spec.kind == "file":
@@ -86,6 +65,11 @@ def build_prompts(spec: PromptSpec, seed: int) -> list[Messages]:
     if spec.system:
         pool = [[{"role": "system", "content": spec.system}, *m] for m in pool]
     return pool
+
+
+def prompt_tokens(pool: list[Messages]) -> list[int]:
+    """Each prompt's length as sent, by chatprobe's tokenizer (the samples' ``input_tokens``)."""
+    return [count_messages(messages) for messages in pool]
 
 
 def _read_file(path: Path) -> list[Messages]:

@@ -420,7 +420,9 @@ def _prompts(doc: YamlDoc, raw: dict[str, Any]) -> PromptSpec:
         texts = raw["text"] if isinstance(raw["text"], list) else [raw["text"]]
         return PromptSpec("text", tuple(str(t) for t in texts), system=system, order=order)
     if kind == "synthetic":
-        dist = dict(raw["synthetic"]["input_tokens"])
+        written = raw["synthetic"]["input_tokens"]
+        # a number is a fixed length: input_tokens: 512
+        dist = {"distribution": "fixed", "mean": written} if _is_number(written) else dict(written)
         lo, hi = dist.get("min"), dist.get("max")
         if lo is not None and hi is not None and lo > hi:
             raise doc.error("min must not exceed max", ("prompts", "synthetic", "input_tokens"))
@@ -438,3 +440,7 @@ def _prompts(doc: YamlDoc, raw: dict[str, Any]) -> PromptSpec:
     if not path.is_file():
         raise doc.error(f"prompt file not found: {path}", ("prompts", "file"))
     return PromptSpec("file", (), file=str(path), system=system, order=order)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

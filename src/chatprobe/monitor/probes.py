@@ -7,10 +7,10 @@ A *round* is every probe of one target, sent one after another (or ``parallel`` 
   judged by the registered checks exactly as ``chatprobe check`` judges them;
 * **latency probes** (``latency-<N>``): one streamed request per input size (default 100
   and 1,000 tokens) with ``stream_options.include_usage`` and at most
-  :data:`LATENCY_MAX_TOKENS` output tokens. The prompt is filler text built to about N
-  tokens with the load prompts' estimate (:func:`chatprobe.load.prompts.synthetic_text`,
-  about 4 characters per token) until a tokenizer lands; the provider's reported
-  ``prompt_tokens`` is stored beside the requested N (``input_tokens``).
+  :data:`LATENCY_MAX_TOKENS` output tokens. The prompt is built to N tokens by
+  chatprobe's tokenizer (:mod:`chatprobe.tokens`, cl100k_base; other models' tokenizers
+  differ a little); the provider's reported ``prompt_tokens`` is stored beside the
+  requested N (``input_tokens``).
 
 Every probe's prompt starts with a fresh random nonce (``[probe 1a2b3c4d]``), so no prefix
 cache (vLLM's automatic prefix caching, a provider's prompt cache) can serve a probe from an
@@ -36,12 +36,12 @@ from typing import Any
 from chatprobe.checks import CheckContext, Evaluation, evaluate
 from chatprobe.client import ChatClient
 from chatprobe.errors import ConfigError
-from chatprobe.load.prompts import synthetic_text
 from chatprobe.profiles import ProviderProfile
 from chatprobe.record import ErrorClass, RequestRecord
 from chatprobe.results.samples import build_sample
 from chatprobe.suites.model import INVALID_KEY, CaseRun
 from chatprobe.suites.runner import FAULT_HEADER
+from chatprobe.tokens import count_tokens, text_of_tokens
 
 __all__ = [
     "DEFAULT_SIZES",
@@ -154,7 +154,7 @@ def new_nonce() -> str:
 def latency_body(tokens: int, nonce: str, rng: random.Random) -> dict[str, Any]:
     """A streamed request of about ``tokens`` prompt tokens starting with the nonce."""
     head = f"[probe {nonce}] Read the notes below, then reply with one short sentence.\n\n"
-    filler = synthetic_text(max(1, tokens - len(head) // 4), rng)
+    filler = text_of_tokens(max(1, tokens - count_tokens(head)), rng)
     return {
         "messages": [{"role": "user", "content": head + filler}],
         "stream": True,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from chatprobe.metrics import Dist
 
-__all__ = ["DASH", "NA", "ci", "count", "ms", "pct", "rate", "tokens", "usd"]
+__all__ = ["DASH", "NA", "ci", "count", "ms", "pct", "rate", "ratio", "tokens", "usd"]
 
 NA = "\u2013"  # en dash: a missing value
 DASH = "\u2013"  # en dash: a range, as in 48.7-50.4
@@ -32,6 +32,11 @@ def rate(x: float | None) -> str:
     if x is None:
         return NA
     return f"{x:,.0f}" if x >= 100 else f"{x:.2f}"
+
+
+def ratio(x: float | None) -> str:
+    """A delivered / requested ratio: 1.00 is exact."""
+    return NA if x is None else f"{x:.2f}"
 
 
 def tokens(x: float | None) -> str:

@@ -28,12 +28,15 @@ from chatprobe.errors import ChatprobeError
 from chatprobe.metrics import (
     DEFAULT_SLO,
     SLO_METRICS,
+    CacheFigures,
     CheckTally,
     ContractFigures,
     Cost,
     Dist,
     GroupFigures,
+    LengthFigures,
     RateLimited,
+    ReasoningFigures,
     RunSpec,
     SampleIndex,
     Slo,
@@ -497,8 +500,10 @@ def _group_from_dict(stats: GroupStats, row: dict[str, Any]) -> None:
         if f.name not in row or not f.metadata.get("json", True):
             continue
         value = row[f.name]
-        if f.name in ("ttfb_ms", "ttft_ms", "itl_ms", "e2e_ms", "output_tokens"):
+        if f.name in ("ttfb_ms", "ttft_ms", "ttfa_ms", "itl_ms", "e2e_ms", "output_tokens"):
             value = Dist.from_dict(value)
+        elif f.name in _NESTED:
+            value = _nested(_NESTED[f.name], value)
         elif f.name == "ttft_ms_from_t0":
             value = Dist.from_dict(value) if value else None
         elif f.name == "slo":
@@ -510,6 +515,22 @@ def _group_from_dict(stats: GroupStats, row: dict[str, Any]) -> None:
         elif f.name == "error_messages":
             value = [tuple(m) for m in value or [] if isinstance(m, list | tuple) and len(m) == 3]
         setattr(stats, f.name, value)
+
+
+_NESTED: dict[str, Any] = {
+    "reasoning": ReasoningFigures,
+    "cache": CacheFigures,
+    "lengths": LengthFigures,
+}
+
+
+def _nested(cls: Any, value: Any) -> Any:
+    """A figures dataclass from its summary dict, its :class:`Dist` fields rebuilt."""
+    values = _known(cls, value if isinstance(value, dict) else {})
+    for f in fields(cls):
+        if f.name in values and f.type in ("Dist", Dist):
+            values[f.name] = Dist.from_dict(values[f.name])
+    return cls(**values)
 
 
 def _known(cls: Any, value: Any) -> dict[str, Any]:

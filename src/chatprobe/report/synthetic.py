@@ -263,6 +263,9 @@ def _write_samples(
                 detail = f"HTTP 503: {HOSTILE_ERROR}"
             seen = excerpts.get((provider, model), 0)
             excerpts[(provider, model)] = seen + 1
+            # every other target reasons for a third of its tokens (no extra draw: the
+            # figures of older fixtures stay as they were)
+            thinking = tokens // 3 if (i % len(targets)) % 2 else 0
             sample = new_sample(
                 provider=provider,
                 model=model,
@@ -271,12 +274,17 @@ def _write_samples(
                 lag_ms=None,  # closed loop: no schedule to lag behind
                 ttfb_ms=ttft * 0.6,
                 ttft_ms=None if error_class else ttft,
+                ttfa_ms=None if error_class else ttft + itl * thinking,
                 itl_ms=None if error_class else itl,
                 e2e_ms=None if error_class else ttft + itl * (tokens - 1),
                 total_ms=(ttft * 0.7 if error_class else ttft + itl * (tokens - 1) + 0.2),
                 output_tokens=0 if error_class else tokens,
                 token_source="usage",
                 prompt_tokens=24,
+                reasoning_tokens=None if error_class else thinking,
+                cached_tokens=16 if i % 4 == 0 else 0,
+                input_tokens=22,
+                max_tokens=128,
                 chunks=0 if error_class else tokens + 2,
                 status=429 if error_class == "rate_limited" else 200,
                 error_class=error_class,

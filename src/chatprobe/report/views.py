@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from chatprobe.metrics import Dist
 from chatprobe.report.charts import PALETTE, LineChart, line_chart
-from chatprobe.report.formatting import DASH, NA, ci, count, ms, pct, rate, tokens, usd
+from chatprobe.report.formatting import DASH, NA, ci, count, ms, pct, rate, ratio, tokens, usd
 from chatprobe.report.headline import contract_tally, headline, verdict_text
 from chatprobe.report.model import GroupStats, Report
 
@@ -92,7 +92,13 @@ def build_sections(report: Report) -> list[Section]:
     if report.conformance is not None:
         sections.append(_findings(report))
     if report.groups:
-        sections += [_latency(report), _throughput(report), _errors(report), _cost(report)]
+        sections += [
+            _latency(report),
+            _throughput(report),
+            _workload(report),
+            _errors(report),
+            _cost(report),
+        ]
     if report.comparisons:
         sections.append(_comparison(report))
     if report.conformance is not None:
@@ -437,14 +443,25 @@ def _latency(report: Report) -> Section:
     section.paragraphs.append(
         "Milliseconds, from exact per-request values of successful requests outside the "
         "warm-up (open-loop runs count from the scheduled send time). TTFT: request sent "
-        "until the first token (never the role-only chunk). TTFB, beside it: until the "
-        "response headers (close to TTFT when a server or proxy holds its headers until the "
-        "first token). ITL: (last token - first token) / (output tokens - 1), per request; an "
+        "until the first token of any kind, reasoning included (never the role-only "
+        "chunk). TTFA: until the first answer token (content, refusal or tool call; "
+        "reasoning excluded), the same as TTFT for a model that does not reason. TTFB, "
+        "beside TTFT: until the response headers (close to TTFT when a server or proxy holds "
+        "its headers until the first token). ITL: (last token - first token) / (output "
+        "tokens - 1), per request; an "
         "answer of one token has none. E2E: request sent until the last token. The CI is "
         "the 95% interval of the median."
     )
     badge = _source_badge(report)
     section.blocks.append(_first_token_table(report))
+    section.blocks.append(
+        _latency_table(
+            report,
+            "ttfa_ms",
+            "Time to first answer token, reasoning excluded (ms)",
+            "latency-ttfa",
+        )
+    )
     cdf = line_chart(
         id="chart-ttft-cdf",
         title="TTFT distribution (CDF)",
@@ -486,6 +503,98 @@ def _latency(report: Report) -> Section:
         )
     )
     return section
+
+
+def _workload(report: Report) -> Section:
+    """Requested against delivered lengths, rates per output token, reasoning, cache."""
+    section = Section("workload", "Lengths, reasoning and cache")
+    section.paragraphs.append(
+        "Successful requests outside the warm-up. Input: the provider's usage.prompt_tokens "
+        "divided by chatprobe's count of the prompt sent (tokenizer cl100k_base, message "
+        "text only, so chat templates and other tokenizers read above or below 1). Output: "
+        "usage.completion_tokens divided by the max_tokens requested; hosted APIs do not "
+        "honour ignore_eos, so a model that ends its answer early reads below 1. Per output "
+        "token: E2E / output tokens, and the decode speed one stream saw (1000 / ITL)."
+    )
+    rows = []
+    for g in report.groups:
+        lengths = g.lengths
+        rows.append(
+            [
+                *_group_cells(g),
+                num(tokens(lengths.input_requested.p50)),
+                num(_ratio_span(lengths.input_ratio)),
+                num(tokens(lengths.output_requested.p50)),
+                num(_ratio_span(lengths.output_ratio)),
+                num(pct(lengths.output_at_cap, 1)),
+                num(ms(lengths.ms_per_output_token.p50)),
+                num(rate(lengths.stream_tokens_per_s.p50)),
+            ]
+        )
+    section.blocks.append(
+        table(
+            "lengths-table",
+            "Requested against delivered lengths, and rates per output token",
+            [
+                "provider",
+                "model",
+                "source",
+                "input sent p50",
+                f"prompt / sent p50 (min{DASH}max)",
+                "max_tokens p50",
+                f"output / max p50 (min{DASH}max)",
+                "reached max",
+                "ms per output token p50",
+                "tokens/s per stream p50",
+            ],
+            rows,
+        )
+    )
+    if any(g.reasoning.reasoned or g.reasoning.unknown or g.cache.requests for g in report.groups):
+        rows = []
+        for g in report.groups:
+            r, c = g.reasoning, g.cache
+            rows.append(
+                [
+                    *_group_cells(g),
+                    num(f"{count(r.reasoned)} / {count(r.requests)}"),
+                    num(count(r.tokens_total)),
+                    num(tokens(r.tokens.p50)),
+                    num(tokens(r.tokens.p90)),
+                    num(count(r.unknown)),
+                    num(pct(c.hit_rate, 1)),
+                    num(f"{count(c.cached_tokens)} / {count(c.prompt_tokens)}"),
+                ]
+            )
+        section.blocks.append(
+            table(
+                "reasoning-table",
+                "Reasoning tokens and prompt-cache hits",
+                [
+                    "provider",
+                    "model",
+                    "source",
+                    "reasoned / requests",
+                    "reasoning tokens",
+                    "per request p50",
+                    "per request p90",
+                    "encrypted, no count",
+                    "cache hit rate",
+                    "cached / prompt tokens",
+                ],
+                rows,
+                note="Cache hit rate: cached prompt tokens / prompt tokens as the provider "
+                "reported them (usage.prompt_tokens_details.cached_tokens).",
+            )
+        )
+    return section
+
+
+def _ratio_span(d: Dist) -> str:
+    """A ratio's median and range: ``0.98 (0.91-1.00)``."""
+    if d.p50 is None or d.min is None or d.max is None:
+        return NA
+    return f"{ratio(d.p50)} ({ratio(d.min)}{DASH}{ratio(d.max)})"
 
 
 def _warmup_bands(report: Report) -> list[tuple[float, float, str]]:

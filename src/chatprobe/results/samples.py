@@ -122,6 +122,14 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
         "float",
     ),
     _F(
+        "ttfa_ms",
+        "number | null",
+        "ms",
+        "first answer token - t0: content, refusal or tool-call delta, reasoning excluded "
+        "(equals ttft_ms for a model that does not reason)",
+        "float",
+    ),
+    _F(
         "itl_ms",
         "number | null",
         "ms",
@@ -139,10 +147,43 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
     ),
     _F("token_source", "string", "", "`usage`, `estimate` or `none`", "code"),
     _F(
+        "reasoning_tokens",
+        "integer | null",
+        "tokens",
+        "reasoning part of output_tokens: usage.completion_tokens_details.reasoning_tokens, "
+        "else an estimate from the reasoning text; null when the reasoning was encrypted and "
+        "no count was reported",
+        "int",
+    ),
+    _F(
         "prompt_tokens",
         "integer | null",
         "tokens",
         "usage.prompt_tokens as reported; null without usage",
+        "int",
+    ),
+    _F(
+        "cached_tokens",
+        "integer | null",
+        "tokens",
+        "usage.prompt_tokens_details.cached_tokens as reported (prompt tokens served from "
+        "the provider's prefix cache); null when not reported",
+        "int",
+    ),
+    _F(
+        "input_tokens",
+        "integer | null",
+        "tokens",
+        "the prompt as sent, counted by chatprobe's tokenizer (`chatprobe.tokens`, the text "
+        "of the messages); null when not known. Compare with prompt_tokens",
+        "int",
+    ),
+    _F(
+        "max_tokens",
+        "integer | null",
+        "tokens",
+        "the output cap requested (max_completion_tokens, else max_tokens); null when none "
+        "was set. Compare with output_tokens",
         "int",
     ),
     _F("cost", "number | null", "USD", "cost the provider reported in usage.cost", "float"),
@@ -246,12 +287,17 @@ def build_sample(
         "lag_ms": _round(record.lag_ms),
         "ttfb_ms": _round(record.ttfb_ms),
         "ttft_ms": _round(record.ttft_ms),
+        "ttfa_ms": _round(record.ttfa_ms),
         "itl_ms": _round(record.itl_ms),
         "e2e_ms": _round(record.e2e_ms),
         "total_ms": _round(record.total_ms),
         "output_tokens": record.output_tokens,
         "token_source": record.token_source,
+        "reasoning_tokens": record.reasoning_tokens,
         "prompt_tokens": usage.get("prompt_tokens"),
+        "cached_tokens": _cached_tokens(usage),
+        "input_tokens": record.input_tokens,
+        "max_tokens": record.max_tokens,
         "cost": usage.get("cost"),
         "chunks": len(record.chunks),
         "status": record.status,
@@ -269,6 +315,11 @@ def build_sample(
     if excerpt and record.ok:
         sample["output_excerpt"] = scrub_text(record.text[:EXCERPT_CHARS])
     return sample
+
+
+def _cached_tokens(usage: Mapping[str, Any]) -> Any:
+    details = usage.get("prompt_tokens_details")
+    return details.get("cached_tokens") if isinstance(details, Mapping) else None
 
 
 _DEFAULTS: dict[str, Any] = {

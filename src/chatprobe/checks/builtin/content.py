@@ -19,7 +19,7 @@ from chatprobe.checks.context import (
 )
 from chatprobe.checks.findings import Problem, Severity
 from chatprobe.checks.registry import check
-from chatprobe.record import RequestRecord
+from chatprobe.record import AssembledChoice, RequestRecord
 
 REF = "OpenAI ref #/components/schemas"
 OPENAI_FINISH = ("stop", "length", "tool_calls", "content_filter", "function_call")
@@ -564,7 +564,9 @@ def assistant_message(ctx: CheckContext, record: RequestRecord, case: Any) -> It
                 received=choice.role,
                 documented="assistant",
             )
-        empty = not (choice.content or choice.tool_calls or choice.refusal or choice.reasoning)
+        empty = not (choice.content or choice.tool_calls or choice.refusal)
+        if empty and _reasoned(choice):
+            continue  # thinking and no answer: answer_after_reasoning says what it means
         if empty and choice.finish_reason in ("stop", "length"):
             yield Problem(
                 "empty message",
@@ -572,3 +574,60 @@ def assistant_message(ctx: CheckContext, record: RequestRecord, case: Any) -> It
                 received=choice.content,
                 documented="text or tool calls",
             )
+
+
+def _reasoned(choice: AssembledChoice) -> bool:
+    return bool(choice.reasoning or choice.encrypted_reasoning)
+
+
+def _reasoning_only(ctx: CheckContext, record: RequestRecord, case: Any) -> bool:
+    """A choice that reasoned (readable or encrypted) and finished with no answer."""
+    return _no_error(ctx, record, case) and any(
+        _reasoned(c) and c.finish_reason and not (c.content or c.tool_calls or c.refusal)
+        for c in record.choices.values()
+    )
+
+
+@check(
+    severity=Severity.WARNING,
+    source="DESIGN 'reasoning models stream their thinking ... time to first answer token "
+    "differs from time to first token'; OpenAI ref #/components/schemas/CompletionUsage/"
+    "properties/completion_tokens_details (reasoning tokens count against the limit)",
+    applies=_reasoning_only,
+)
+def answer_after_reasoning(
+    ctx: CheckContext, record: RequestRecord, case: Any
+) -> Iterator[Problem]:
+    """A reasoning model answers after it reasons: thinking alone is no answer.
+
+    Reasoning tokens count against ``max_tokens``, so a small limit can be used up while the
+    model still thinks (finish ``length``): the request needs a larger limit, and the
+    provider is not at fault for the missing text; the finding says so. Any other finish
+    after thinking alone is an answer that never came. Either way the time to first answer
+    token is undefined for such a choice, and a load run's TTFA leaves it out.
+    """
+    plain = plain_success(ctx, record, case)
+    base = "/body/choices" if plain else "/choices"
+    for j, (_, choice) in enumerate(sorted(record.choices.items())):
+        if not _reasoned(choice) or choice.content or choice.tool_calls or choice.refusal:
+            continue
+        if not choice.finish_reason:
+            continue
+        thought = (
+            f"{len(choice.reasoning)} characters of reasoning"
+            if choice.reasoning
+            else f"{choice.encrypted_reasoning} encrypted reasoning entries"
+        )
+        if choice.finish_reason == "length":
+            message = (
+                f"max_tokens was used up while the model was reasoning ({thought}, no answer): "
+                "reasoning tokens count against the limit; ask for more tokens"
+            )
+        else:
+            message = f"the model reasoned ({thought}) but gave no answer"
+        yield Problem(
+            message,
+            path=f"{base}/{j}/message/content" if plain else f"{base}/{j}/content",
+            received=choice.finish_reason,
+            documented="answer text, a refusal or tool calls after the reasoning",
+        )
