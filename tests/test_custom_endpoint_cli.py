@@ -50,6 +50,8 @@ NEVER_APPLY = {
     "retry_after_429",
     "midstream_error_shape",
     "error_status_matches_code",
+    # Judges reasoning streams only; this server's model does not reason.
+    "answer_after_reasoning",
     # An openai-strict endpoint's schema problems are strict_response_schema's and
     # strict_error_envelope's alone (reported once, issue 12).
     "provider_response_schema",
