@@ -158,21 +158,13 @@ def _targets(
         out: list[Target] = []
         for p in providers:
             kept = [t for t in scenario.targets if t.provider == p]
-            out.extend(kept or [Target(p, _default_model(load_profile(p)))])
+            out.extend(kept or [Target(p, load_profile(p).default_model)])
         return tuple(out)
     kept = [t for t in scenario.targets if t.model in models]
     if kept:
         return tuple(kept)
     names = dict.fromkeys(t.provider for t in scenario.targets)
     return tuple(Target(p, m) for p in names for m in models)
-
-
-def _default_model(profile: Any) -> str:
-    """A profile's first model that is not a rate-limited free variant."""
-    for name, info in profile.models.items():
-        if not info.free:
-            return str(name)
-    return str(next(iter(profile.models)))
 
 
 # ---------------------------------------------------------------------------- emulator
