@@ -108,6 +108,11 @@ emulator: {ttft_ms: 50, itl_ms: 5, sigma: 0.05, output_tokens: 32}
     assert group["itl_ms"]["p50"] == pytest.approx(5.0, abs=1.0)
     assert group["token_source"] == {"usage": len(ok)}
     assert summary["groups"][0]["output_tokens"]["p50"] == 32
+    # each sample says what was asked: the prompt's length as sent and the output cap
+    plan = orjson.loads((folder / "plan.json").read_bytes())
+    assert {s["max_tokens"] for s in samples} == {32}
+    assert {s["input_tokens"] for s in samples} <= set(plan["prompt_tokens"])
+    assert all(s["input_tokens"] > 0 for s in samples)
     # locust's own CSV is written beside the exact samples: one event per real request, so
     # its count is the request count (locust writes it before the last requests in hand,
     # one per user, end); the timings are a table of their own, complete
