@@ -714,6 +714,8 @@ def _errors(report: Report) -> Section:
                 num(pct(g.availability)),
                 num(count(g.rate_limited.count)),
                 num(f"{g.rate_limited.time_s:.1f}"),
+                num(f"{g.held.retry_after_s:.1f}"),
+                num(f"{g.held.backoff_s:.1f}"),
                 *[num(count(g.errors.get(c, 0))) for c in classes],
             ]
         )
@@ -721,7 +723,9 @@ def _errors(report: Report) -> Section:
         "Every request outside the warm-up, with its error class (one per request). "
         "Success: a complete, well-formed response. Availability is computed as OpenRouter "
         "computes uptime: successful / (successful + errored), rate-limited requests (429) "
-        "counted in neither; they are counted and timed on their own (the time they took)."
+        "counted in neither; they are counted and timed on their own (the time they took). "
+        "Held s: how long the target's users held back honouring Retry-After (429, 503); "
+        "backoff s: the user-seconds spent backing off after connection failures."
     )
     section.blocks.append(
         table(
@@ -737,6 +741,8 @@ def _errors(report: Report) -> Section:
                 "availability",
                 "rate-limited",
                 "rate-limited s",
+                "held s",
+                "backoff s",
                 *classes,
             ],
             rows,
