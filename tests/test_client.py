@@ -11,7 +11,7 @@ import pytest
 from chatprobe.client import ChatClient, Timeouts
 from chatprobe.profiles import custom_profile
 from chatprobe.record import MISSING_DONE, ErrorClass, RequestRecord
-from tests.scripted_server import (
+from tests.fake_servers.scripted import (
     ScriptedServer,
     chunk,
     content_chunk,

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from chatprobe.paths import project_root
-from tests.scripted_server import ScriptedServer, chunk, content_chunk, plain, sse, stream_head
+from tests.fake_servers.scripted import (
+    ScriptedServer,
+    chunk,
+    content_chunk,
+    plain,
+    sse,
+    stream_head,
+)
 
 CHILD = r"""
 import json, sys

@@ -232,7 +232,7 @@ def test_a_gzip_stream_is_timed_in_decoded_bytes(tmp_path: Path) -> None:
     """A server that compresses anyway: sizes count the body as the cassette stores it."""
     import zlib
 
-    from tests.scripted_server import ScriptedServer, chunk, content_chunk, sse
+    from tests.fake_servers.scripted import ScriptedServer, chunk, content_chunk, sse
 
     events = [sse(content_chunk(w)) for w in ("one ", "two ", "three")]
     events += [sse(content_chunk("", finish="stop")), sse("[DONE]")]
