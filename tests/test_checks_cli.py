@@ -19,9 +19,7 @@ def only_run(out: Path) -> Path:
 
 
 def test_offline_check_passes_and_writes_results(tmp_path: Path) -> None:
-    done = run_cli(
-        "check", "--suites", str(ROOT / "suites" / "basic.yaml"), "--out", str(tmp_path)
-    )
+    done = run_cli("check", "--suites", str(ROOT / "suites" / "basic.yaml"), "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     run = only_run(tmp_path)
     meta = json.loads((run / "meta.json").read_text())
