@@ -4,8 +4,10 @@
   per request, for timing and error-classification tests of the client and the load path.
 - :mod:`tests.fake_servers.hostile`: answers with one hostile behaviour per request (cut
   streams, garbage, giant lines, script tags in the text), for the reliability matrix.
+- :mod:`tests.fake_servers.fixed`: the same answer to every request (a gateway that always
+  answers 429 with ``Retry-After``; a server that stops listening after the preflight).
 
-Both speak raw sockets so that every byte and every connection end is the test's choice; the
-emulator (the ``emulator`` fixture in ``tests/conftest.py``) is for well-formed traffic with
-ground truth.
+The first two speak raw sockets so that every byte and every connection end is the test's
+choice; the emulator (the ``emulator`` fixture in ``tests/conftest.py``) is for well-formed
+traffic with ground truth.
 """
