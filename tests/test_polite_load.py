@@ -18,7 +18,7 @@ from chatprobe.load.scenario import Stage
 from chatprobe.metrics import RunSpec, compute_run
 from chatprobe.record import ErrorClass, RequestRecord
 from chatprobe.results.samples import new_sample, table_from_rows
-from tests.fixed_server import FixedServer
+from tests.fake_servers.fixed import FixedServer
 from tests.reliability_support import run_cli
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chatprobe.preflight import UnreachableError, base_of, preflight
-from tests.fixed_server import FixedServer, dead_port
+from tests.fake_servers.fixed import FixedServer, dead_port
 from tests.reliability_support import run_cli
 
 
