@@ -102,6 +102,7 @@ class LoadRun:
             sink = shipping
         elif isinstance(runner, MasterRunner):
             self.role = "master"
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             ingest = MasterSink(self.out_dir / SAMPLES, runner, self._count)
             environment.events.worker_report.add_listener(ingest.on_worker_report)
             environment.events.worker_connect.add_listener(ingest.on_worker_connect)
