@@ -34,6 +34,8 @@ import signal
 import socket
 import time
 from collections import deque
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,17 +48,20 @@ from locust import LoadTestShape, constant, events
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from chatprobe.load.conversation import Conversation, run_session
 from chatprobe.load.plan import EMULATOR_KEY, PLAN_ENV, RunPlan, TargetPlan, read_plan
 from chatprobe.load.scenario import Stage
 from chatprobe.load.schedule import arrival_offsets, position_at, split_quota, tick
 from chatprobe.load.summary import build_summary, read_sample_table
+from chatprobe.load.trace import TracePrompts, shard
 from chatprobe.load.user import (
     ChatStreamUser,
     OpenLoopStreamUser,
     RequestTemplate,
     stream_exchange,
 )
-from chatprobe.record import RequestRecord
+from chatprobe.load.work import WorkItem, encode_body, request_body
+from chatprobe.record import RequestRecord, requested_max_tokens
 from chatprobe.results import (
     SAMPLES,
     STATUS,
@@ -68,6 +73,7 @@ from chatprobe.results import (
 )
 from chatprobe.scrub import scrub_headers
 from chatprobe.stats import percentile
+from chatprobe.tokens import count_messages
 from chatprobe.transport import TLSConfig, request_headers
 
 __all__ = ["LoadSession", "PreparedTarget", "RequestFailed", "install"]
@@ -141,7 +147,8 @@ class LoadSession:
         self.worker_index = 0
         self.worker_label = "local"
         self.targets: list[PreparedTarget] = []
-        self.bodies: list[list[bytes]] = []
+        self.bodies: list[list[WorkItem]] = []
+        self.sessions = 0  # conversations started in this process
         self.t_start_ns: int | None = None
         self.end_offset_s: float | None = None
         self.ended = False
@@ -207,21 +214,25 @@ class LoadSession:
 
     def prepare_targets(self) -> None:
         self.targets = [PreparedTarget(i, t) for i, t in enumerate(self.plan.targets)]
+        sizes = self.plan.prompt_tokens
+        cap = self.plan.max_tokens_requested
         self.bodies = [
-            [self._body(t.plan, messages) for messages in self.plan.prompts] for t in self.targets
+            [
+                WorkItem(
+                    self._body(t.plan, messages),
+                    sizes[k] if k < len(sizes) else None,
+                    cap,
+                )
+                for k, messages in enumerate(self.plan.prompts)
+            ]
+            for t in self.targets
         ]
 
-    def _body(self, target: TargetPlan, messages: list[dict[str, Any]]) -> bytes:
-        body: dict[str, Any] = {
-            "model": target.model_id,
-            "messages": messages,
-            "max_tokens": self.plan.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        body.update(self.plan.request)
-        body["stream"] = True
-        return orjson.dumps(body)
+    def _body(
+        self, target: TargetPlan, messages: list[dict[str, Any]], max_tokens: int | None = None
+    ) -> bytes:
+        tokens = self.plan.max_tokens if max_tokens is None else max_tokens
+        return encode_body(request_body(target.model_id, messages, tokens, self.plan.request))
 
     def next_user_index(self) -> int:
         index = self._users * self.plan.drivers + self.worker_index
@@ -234,7 +245,7 @@ class LoadSession:
         return ((t_ns or time.perf_counter_ns()) - self.t_start_ns) / 1e9
 
     # ------------------------------------------------------------------ choosing requests
-    def pick(self, user_index: int, turn: int) -> tuple[PreparedTarget, bytes]:
+    def pick(self, user_index: int, turn: int) -> tuple[PreparedTarget, WorkItem]:
         n = len(self.targets)
         if self.plan.mix == "together":
             target = self.targets[user_index % n]
@@ -293,8 +304,9 @@ class LoadSession:
 
     # ------------------------------------------------------------------ one request
     def run_request(
-        self, http: Any, target: PreparedTarget, body: bytes, *, t_sched_ns: int | None
-    ) -> None:
+        self, http: Any, target: PreparedTarget, item: WorkItem, *, t_sched_ns: int | None
+    ) -> RequestRecord:
+        """Send one request, keep its sample; returns the finished record."""
         record = RequestRecord(
             provider=target.plan.provider,
             model=target.plan.model,
@@ -304,17 +316,26 @@ class LoadSession:
             request_headers=target.request_headers,
         )
         record.t_sched_ns = t_sched_ns
+        record.input_tokens = item.input_tokens
+        record.max_tokens = item.max_tokens
         try:
             received = stream_exchange(
-                http, target.request, body, record, timeouts=self.plan.timeouts
+                http, target.request, item.body, record, timeouts=self.plan.timeouts
             )
         except gevent.GreenletExit:
             self.aborted += 1  # stopped mid-request at the end of the run: no sample
             raise
         record.finish()
-        self.complete(record, target, received)
+        self.complete(record, target, received, item)
+        return record
 
-    def complete(self, record: RequestRecord, target: PreparedTarget, received: int) -> None:
+    def complete(
+        self,
+        record: RequestRecord,
+        target: PreparedTarget,
+        received: int,
+        item: WorkItem | None = None,
+    ) -> None:
         """Fire locust's events and keep the exact sample."""
         sent_ns = record.t_sched_ns if record.t_sched_ns is not None else record.t0_ns
         offset = self.offset_s(sent_ns)
@@ -338,6 +359,8 @@ class LoadSession:
             t_offset_s=offset,
             warmup=position.warmup,
             excerpt=excerpt,
+            session=item.session if item is not None else None,
+            turn=item.turn if item is not None else None,
         )
         self.produced += 1
         if self.role == "worker":
@@ -393,27 +416,17 @@ class LoadSession:
 
     # ------------------------------------------------------------------ open loop
     def drive_open_loop(self, user: Any) -> None:
-        """Send requests at scheduled times, whatever the responses do, until the end."""
+        """Send requests at scheduled times, whatever the responses do, until the end.
+
+        The next arrival's work (its request body; for a trace, its prompt built to length)
+        is made before waiting for its time, so building it never makes it late.
+        """
         ol = self.plan.open_loop
         assert ol is not None
-        drivers = self.plan.drivers
-        stage: Stage = self.plan.stages[0]
-        rate = ol.rate / drivers
-        cap = max(1, -(-ol.max_concurrency // drivers))
-        limit = None
-        if self.plan.requests is not None:
-            limit = split_quota(self.plan.requests, drivers, self.worker_index)
+        cap = max(1, -(-ol.max_concurrency // self.plan.drivers))
         pool = Pool(cap)
         start = self.t_start_ns or time.perf_counter_ns()
-        for turn, offset in enumerate(
-            arrival_offsets(
-                rate,
-                arrival=ol.arrival,
-                seed=f"{self.plan.seed}:{self.worker_index}",
-                end_s=stage.duration_s,
-                limit=limit,
-            )
-        ):
+        for offset, job in self._arrivals(user):
             t_sched_ns = start + int(offset * 1e9)
             delay = (t_sched_ns - time.perf_counter_ns()) / 1e9
             if delay > 0 and self.stopping.wait(timeout=delay):
@@ -422,17 +435,128 @@ class LoadSession:
                 break
             if pool.full():
                 self.cap_hits += 1
-            target, body = self.pick(user.index, turn)
-            pool.spawn(self._one_open, user.http_for(target), target, body, t_sched_ns)
+            pool.spawn(job, t_sched_ns)
         pool.join()
         raise StopUser()
 
-    def _one_open(self, http: Any, target: PreparedTarget, body: bytes, t_sched_ns: int) -> None:
+    def _arrivals(self, user: Any) -> Iterator[tuple[float, Callable[[int], None]]]:
+        """``(offset_s, job)`` per arrival of this process: a trace's lines, or the arrival
+        process's times each with a request (or a conversation) from the pool."""
+        plan = self.plan
+        ol = plan.open_loop
+        assert ol is not None
+        drivers = plan.drivers
+        if plan.trace is not None:
+            trace = plan.trace
+            prompts = TracePrompts(plan.seed, trace.block_tokens)
+            for index, request in shard(trace, self.worker_index, drivers):
+                target = self.targets[index % len(self.targets)]
+                messages = prompts.messages(request, index)
+                body = request_body(
+                    target.plan.model_id, messages, request.output_tokens, plan.request
+                )
+                item = WorkItem(
+                    encode_body(body),
+                    count_messages(messages),
+                    requested_max_tokens(body),
+                    request.session,
+                    request.turn,
+                )
+                yield (
+                    trace.offset_s(request),
+                    partial(self._one_open, user.http_for(target), target, item),
+                )
+            return
+        stage: Stage = plan.stages[0]
+        limit = None
+        if plan.requests is not None and plan.conversation is None:
+            limit = split_quota(plan.requests, drivers, self.worker_index)
+        offsets = arrival_offsets(
+            ol.rate / drivers,
+            arrival=ol.arrival,
+            seed=f"{plan.seed}:{self.worker_index}",
+            end_s=stage.duration_s,
+            limit=limit,
+        )
+        for turn, offset in enumerate(offsets):
+            if plan.conversation is not None:
+                yield offset, partial(self._open_conversation, user)
+                continue
+            target, item = self.pick(user.index, turn)
+            yield offset, partial(self._one_open, user.http_for(target), target, item)
+
+    def _one_open(self, http: Any, target: PreparedTarget, item: WorkItem, t_sched_ns: int) -> None:
         self.in_flight += 1
         try:
-            self.run_request(http, target, body, t_sched_ns=t_sched_ns)
+            self.run_request(http, target, item, t_sched_ns=t_sched_ns)
         finally:
             self.in_flight -= 1
+
+    def _open_conversation(self, user: Any, t_sched_ns: int) -> None:
+        """Open loop: one session arrived; its first turn is due at ``t_sched_ns``."""
+        self.run_conversation(user, t_sched_ns=t_sched_ns, open_loop=True)
+
+    # ------------------------------------------------------------------ conversations
+    def new_conversation(self, user_index: int) -> tuple[PreparedTarget, Conversation]:
+        """The next session of this process, on its target (turns stay on one model)."""
+        spec = self.plan.conversation
+        assert spec is not None
+        number = self.sessions
+        self.sessions += 1
+        n = len(self.targets)
+        if self.plan.mix == "together":
+            target = self.targets[user_index % n]
+        else:
+            target = self.targets[(user_index + number) % n]
+        session = f"{self.worker_index}-{number + 1}"
+        count = len(self.plan.prompts)
+        first = self._rng.randrange(count) if self.plan.prompt_order == "random" else number
+        conversation = Conversation(
+            spec,
+            session,
+            model_id=target.plan.model_id,
+            prompts=self.plan.prompts,
+            first=first * spec.turns if self.plan.prompt_order != "random" else first,
+            max_tokens=self.plan.max_tokens,
+            extra=self.plan.request,
+            rng=random.Random(f"chatprobe-conversation:{self.plan.seed}:{session}"),
+        )
+        return target, conversation
+
+    def run_conversation(
+        self, user: Any, *, t_sched_ns: int | None = None, open_loop: bool = False
+    ) -> int:
+        """One whole session: its turns, with think time (or tool latency) between them.
+
+        Closed loop: each turn takes a ticket of a request-count run, and a user out of
+        requests stops. Open loop: the first turn keeps its scheduled time (its lag is
+        measured); later turns go when their pause is over.
+        """
+        target, conversation = self.new_conversation(user.index)
+        http = user.http_for(target)
+        out_of_requests = False
+
+        def send(item: WorkItem) -> RequestRecord | None:
+            nonlocal out_of_requests
+            if not open_loop and not self.take_ticket():
+                out_of_requests = True
+                return None
+            sched = t_sched_ns if item.turn == 1 else None
+            if open_loop:
+                self.in_flight += 1
+            try:
+                return self.run_request(http, target, item, t_sched_ns=sched)
+            finally:
+                if open_loop:
+                    self.in_flight -= 1
+
+        def wait(seconds: float) -> bool:
+            return bool(self.stopping.wait(timeout=seconds)) if seconds > 0 else False
+
+        sent = run_session(conversation, send, wait)
+        if out_of_requests:
+            self.user_out_of_requests(user)
+        return sent
 
     # ------------------------------------------------------------------ shape and end
     def shape_tick(self) -> tuple[int, float] | None:

@@ -339,19 +339,23 @@ class StreamUserBase(FastHttpUser):
 
 
 class ChatStreamUser(StreamUserBase):
-    """Closed loop: one streamed chat completion after another (then ``wait_time``)."""
+    """Closed loop: one streamed chat completion after another (then ``wait_time``); with
+    a conversation, one whole session after another."""
 
     abstract = True
 
     @task
     def chat(self) -> None:
         session = self.session
+        if session.plan.conversation is not None:  # one whole conversation per task
+            session.run_conversation(self)
+            return
         if not session.take_ticket():
             session.user_out_of_requests(self)
             return
-        target, body = session.pick(self.index, self._turn)
+        target, item = session.pick(self.index, self._turn)
         self._turn += 1
-        session.run_request(self.http_for(target), target, body, t_sched_ns=None)
+        session.run_request(self.http_for(target), target, item, t_sched_ns=None)
 
 
 class OpenLoopStreamUser(StreamUserBase):
