@@ -214,6 +214,10 @@ class LoadSession:
 
     def prepare_targets(self) -> None:
         self.targets = [PreparedTarget(i, t) for i, t in enumerate(self.plan.targets)]
+        if self.plan.trace is not None or self.plan.conversation is not None:
+            from chatprobe.tokens import encoding
+
+            encoding()  # load the tokenizer now, not while the first request is due
         sizes = self.plan.prompt_tokens
         cap = self.plan.max_tokens_requested
         self.bodies = [
