@@ -50,6 +50,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from chatprobe.load.conversation import Conversation, run_session
 from chatprobe.load.plan import EMULATOR_KEY, PLAN_ENV, RunPlan, TargetPlan, read_plan
+from chatprobe.load.polite import Backoff, TargetHold, after_request
 from chatprobe.load.scenario import Stage
 from chatprobe.load.schedule import arrival_offsets, position_at, split_quota, tick
 from chatprobe.load.summary import build_summary, read_sample_table
@@ -95,6 +96,7 @@ class PreparedTarget:
     __slots__ = (
         "excerpts",
         "headers",
+        "hold",
         "index",
         "label",
         "plan",
@@ -113,6 +115,7 @@ class PreparedTarget:
         self.request_headers = scrub_headers(headers)
         self.request = RequestTemplate(plan.url, headers)  # the head, encoded once
         self.excerpts = 0
+        self.hold = TargetHold()  # Retry-After: until when this target's users wait
 
 
 class Progress:
@@ -158,6 +161,7 @@ class LoadSession:
         self.stop_requested = False
         self.aborted = 0  # requests killed in flight at the end
         self.cap_hits = 0
+        self.held_skips = 0  # open loop: arrivals not sent while held back
         self.produced = 0  # samples made in this process
         self.in_flight = 0  # open loop: requests in flight in this process
         self.progress = Progress()
@@ -182,6 +186,7 @@ class LoadSession:
         self.worker_samples: dict[str, int] = {}
         self.worker_final: dict[str, int] = {}  # client id -> total the worker produced
         self.worker_aborted: dict[str, int] = {}
+        self.worker_held_skips: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
     @property
@@ -306,9 +311,33 @@ class LoadSession:
     def user_out_of_requests(self, user: Any) -> None:
         raise StopUser()
 
+    # ------------------------------------------------------------------ holding back
+    def new_backoff(self, index: int) -> Backoff:
+        """A user's (or an open-loop driver's) backoff, its jitter seeded by the run."""
+        return Backoff(rng=random.Random(f"chatprobe-backoff:{self.plan.seed}:{index}"))
+
+    def held_for(self, target: PreparedTarget, backoff: Backoff) -> float:
+        """Seconds a sender must still wait before its next request to ``target``."""
+        now = time.monotonic()
+        return max(target.hold.remaining(now), backoff.resume_at - now)
+
+    def wait_turn(self, target: PreparedTarget, backoff: Backoff) -> bool:
+        """Closed loop: wait out ``target``'s Retry-After and the user's backoff, cut short
+        by the end of the run; False when the run is ending (send nothing)."""
+        delay = self.held_for(target, backoff)
+        if delay > 0 and self.stopping.wait(timeout=delay):
+            return False
+        return not self.stopping.is_set()
+
     # ------------------------------------------------------------------ one request
     def run_request(
-        self, http: Any, target: PreparedTarget, item: WorkItem, *, t_sched_ns: int | None
+        self,
+        http: Any,
+        target: PreparedTarget,
+        item: WorkItem,
+        *,
+        t_sched_ns: int | None,
+        backoff: Backoff,
     ) -> RequestRecord:
         """Send one request, keep its sample; returns the finished record."""
         record = RequestRecord(
@@ -330,7 +359,11 @@ class LoadSession:
             self.aborted += 1  # stopped mid-request at the end of the run: no sample
             raise
         record.finish()
-        self.complete(record, target, received, item)
+        now = time.monotonic()
+        retry_after, pause = after_request(record, backoff, target.hold, now)
+        if pause is not None:
+            backoff.resume_at = max(backoff.resume_at, now + pause)
+        self.complete(record, target, received, item, retry_after_s=retry_after, backoff_s=pause)
         return record
 
     def complete(
@@ -339,6 +372,9 @@ class LoadSession:
         target: PreparedTarget,
         received: int,
         item: WorkItem | None = None,
+        *,
+        retry_after_s: float | None = None,
+        backoff_s: float | None = None,
     ) -> None:
         """Fire locust's events and keep the exact sample."""
         sent_ns = record.t_sched_ns if record.t_sched_ns is not None else record.t0_ns
@@ -363,6 +399,8 @@ class LoadSession:
             t_offset_s=offset,
             warmup=position.warmup,
             excerpt=excerpt,
+            retry_after_s=retry_after_s,
+            backoff_s=backoff_s,
             session=item.session if item is not None else None,
             turn=item.turn if item is not None else None,
         )
@@ -423,29 +461,36 @@ class LoadSession:
         """Send requests at scheduled times, whatever the responses do, until the end.
 
         The next arrival's work (its request body; for a trace, its prompt built to length)
-        is made before waiting for its time, so building it never makes it late.
+        is made before waiting for its time, so building it never makes it late. An arrival
+        whose target is held back (Retry-After, backoff) is not sent at all.
         """
         ol = self.plan.open_loop
         assert ol is not None
         cap = max(1, -(-ol.max_concurrency // self.plan.drivers))
         pool = Pool(cap)
+        backoff = self.new_backoff(user.index)  # the driver's: one per process
         start = self.t_start_ns or time.perf_counter_ns()
-        for offset, job in self._arrivals(user):
+        for offset, target, job in self._arrivals(user):
             t_sched_ns = start + int(offset * 1e9)
             delay = (t_sched_ns - time.perf_counter_ns()) / 1e9
             if delay > 0 and self.stopping.wait(timeout=delay):
                 break
             if self.stopping.is_set():
                 break
+            if self.held_for(target, backoff) > 0:
+                self.held_skips += 1  # held back: this arrival is not sent at all
+                continue
             if pool.full():
                 self.cap_hits += 1
-            pool.spawn(job, t_sched_ns)
+            pool.spawn(job, t_sched_ns, backoff)
         pool.join()
         raise StopUser()
 
-    def _arrivals(self, user: Any) -> Iterator[tuple[float, Callable[[int], None]]]:
-        """``(offset_s, job)`` per arrival of this process: a trace's lines, or the arrival
-        process's times each with a request (or a conversation) from the pool."""
+    def _arrivals(
+        self, user: Any
+    ) -> Iterator[tuple[float, PreparedTarget, Callable[[int, Backoff], None]]]:
+        """``(offset_s, target, job)`` per arrival of this process: a trace's lines, or the
+        arrival process's times, each with a request (or a conversation) from the pool."""
         plan = self.plan
         ol = plan.open_loop
         assert ol is not None
@@ -466,10 +511,8 @@ class LoadSession:
                     request.session,
                     request.turn,
                 )
-                yield (
-                    trace.offset_s(request),
-                    partial(self._one_open, user.http_for(target), target, item),
-                )
+                job = partial(self._one_open, user.http_for(target), target, item)
+                yield trace.offset_s(request), target, job
             return
         stage: Stage = plan.stages[0]
         limit = None
@@ -484,21 +527,36 @@ class LoadSession:
         )
         for turn, offset in enumerate(offsets):
             if plan.conversation is not None:
-                yield offset, partial(self._open_conversation, user)
+                target, conversation = self.new_conversation(user.index)
+                yield offset, target, partial(self._open_conversation, user, target, conversation)
                 continue
             target, item = self.pick(user.index, turn)
-            yield offset, partial(self._one_open, user.http_for(target), target, item)
+            yield offset, target, partial(self._one_open, user.http_for(target), target, item)
 
-    def _one_open(self, http: Any, target: PreparedTarget, item: WorkItem, t_sched_ns: int) -> None:
+    def _one_open(
+        self,
+        http: Any,
+        target: PreparedTarget,
+        item: WorkItem,
+        t_sched_ns: int,
+        backoff: Backoff,
+    ) -> None:
         self.in_flight += 1
         try:
-            self.run_request(http, target, item, t_sched_ns=t_sched_ns)
+            self.run_request(http, target, item, t_sched_ns=t_sched_ns, backoff=backoff)
         finally:
             self.in_flight -= 1
 
-    def _open_conversation(self, user: Any, t_sched_ns: int) -> None:
+    def _open_conversation(
+        self,
+        user: Any,
+        target: PreparedTarget,
+        conversation: Conversation,
+        t_sched_ns: int,
+        backoff: Backoff,
+    ) -> None:
         """Open loop: one session arrived; its first turn is due at ``t_sched_ns``."""
-        self.run_conversation(user, t_sched_ns=t_sched_ns, open_loop=True)
+        self._converse(user, target, conversation, backoff, t_sched_ns=t_sched_ns, open_loop=True)
 
     # ------------------------------------------------------------------ conversations
     def new_conversation(self, user_index: int) -> tuple[PreparedTarget, Conversation]:
@@ -513,30 +571,43 @@ class LoadSession:
         else:
             target = self.targets[(user_index + number) % n]
         session = f"{self.worker_index}-{number + 1}"
-        count = len(self.plan.prompts)
-        first = self._rng.randrange(count) if self.plan.prompt_order == "random" else number
+        if self.plan.prompt_order == "random":
+            first = self._rng.randrange(len(self.plan.prompts))
+        else:  # each session starts where the previous one's user messages would end
+            first = number * spec.turns
         conversation = Conversation(
             spec,
             session,
             model_id=target.plan.model_id,
             prompts=self.plan.prompts,
-            first=first * spec.turns if self.plan.prompt_order != "random" else first,
+            first=first,
             max_tokens=self.plan.max_tokens,
             extra=self.plan.request,
             rng=random.Random(f"chatprobe-conversation:{self.plan.seed}:{session}"),
         )
         return target, conversation
 
-    def run_conversation(
-        self, user: Any, *, t_sched_ns: int | None = None, open_loop: bool = False
-    ) -> int:
-        """One whole session: its turns, with think time (or tool latency) between them.
-
-        Closed loop: each turn takes a ticket of a request-count run, and a user out of
-        requests stops. Open loop: the first turn keeps its scheduled time (its lag is
-        measured); later turns go when their pause is over.
-        """
+    def run_conversation(self, user: Any) -> int:
+        """Closed loop: one whole session of ``user`` (see :meth:`_converse`)."""
         target, conversation = self.new_conversation(user.index)
+        return self._converse(user, target, conversation, user.backoff)
+
+    def _converse(
+        self,
+        user: Any,
+        target: PreparedTarget,
+        conversation: Conversation,
+        backoff: Backoff,
+        *,
+        t_sched_ns: int | None = None,
+        open_loop: bool = False,
+    ) -> int:
+        """Every turn of a session, with think time (or tool latency) between them.
+
+        Closed loop: each turn takes a ticket of a request-count run (a user out of requests
+        stops) and waits out its target's hold. Open loop: the first turn keeps its scheduled
+        time (its lag is measured); later turns go when their pause (and any hold) is over.
+        """
         http = user.http_for(target)
         out_of_requests = False
 
@@ -545,11 +616,15 @@ class LoadSession:
             if not open_loop and not self.take_ticket():
                 out_of_requests = True
                 return None
+            # (an open-loop session's first turn was checked when it arrived)
+            held = not open_loop or item.turn != 1
+            if held and not self.wait_turn(target, backoff):
+                return None  # the run ends while holding back
             sched = t_sched_ns if item.turn == 1 else None
             if open_loop:
                 self.in_flight += 1
             try:
-                return self.run_request(http, target, item, t_sched_ns=sched)
+                return self.run_request(http, target, item, t_sched_ns=sched, backoff=backoff)
             finally:
                 if open_loop:
                     self.in_flight -= 1
@@ -717,6 +792,7 @@ class LoadSession:
                 "n": len(batch),
                 "produced": self.produced,
                 "aborted": self.aborted,
+                "held_skips": self.held_skips,
                 "index": self.worker_index,
                 "cpu_s": self.cpu_used_s(),
             },
@@ -739,6 +815,7 @@ class LoadSession:
         self._ingest(msg.node_id, data["blob"], int(data["n"]))
         self.worker_final[msg.node_id] = int(data["produced"])
         self.worker_aborted[msg.node_id] = int(data.get("aborted", 0))
+        self.worker_held_skips[msg.node_id] = int(data.get("held_skips", 0))
         self.worker_cpu[msg.node_id] = float(data.get("cpu_s", 0.0))
 
     def _ingest(self, client_id: str, blob: bytes, n: int) -> None:
@@ -866,6 +943,7 @@ class LoadSession:
             workers=self.workers_summary(),
             aborted=aborted,
             cap_hits=self.cap_hits,
+            held_skips=self.held_skips + sum(self.worker_held_skips.values()),
             client_cpu=self.client_cpu(),
         )
         from chatprobe.results import write_json_atomic

@@ -34,6 +34,7 @@ from chatprobe.metrics import (
     Cost,
     Dist,
     GroupFigures,
+    HeldBack,
     LengthFigures,
     RateLimited,
     ReasoningFigures,
@@ -534,6 +535,8 @@ def _group_from_dict(stats: GroupStats, row: dict[str, Any]) -> None:
             value = Cost(**_known(Cost, value))
         elif f.name == "rate_limited":
             value = RateLimited(**_known(RateLimited, value))
+        elif f.name == "held":
+            value = HeldBack(**_known(HeldBack, value if isinstance(value, dict) else {}))
         elif f.name == "sessions":
             value = _sessions_from_dict(value) if isinstance(value, dict) else None
         elif f.name == "error_messages":
