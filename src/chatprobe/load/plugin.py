@@ -82,6 +82,7 @@ __all__ = ["LoadSession", "PreparedTarget", "RequestFailed", "install"]
 ABORT_GRACE_S = 2.0  # on an interrupt, requests in flight get this long to finish
 FINAL_WAIT_S = 10.0  # after stop, how long the master waits for workers' last samples
 SHIP_INTERVAL_S = 0.5  # workers send samples to the master at least this often
+SPIN_NS = 2_000_000  # open loop: the last 2 ms before an arrival are waited by yielding
 EXCERPTS_PER_TARGET = 3
 BARE_SCENARIO = "locustfile"  # the plan of a bare `locust -f loadtests/locustfile.py` run
 
@@ -472,10 +473,7 @@ class LoadSession:
         start = self.t_start_ns or time.perf_counter_ns()
         for offset, target, job in self._arrivals(user):
             t_sched_ns = start + int(offset * 1e9)
-            delay = (t_sched_ns - time.perf_counter_ns()) / 1e9
-            if delay > 0 and self.stopping.wait(timeout=delay):
-                break
-            if self.stopping.is_set():
+            if not self._wait_until(t_sched_ns):
                 break
             if self.held_for(target, backoff) > 0:
                 self.held_skips += 1  # held back: this arrival is not sent at all
@@ -483,8 +481,24 @@ class LoadSession:
             if pool.full():
                 self.cap_hits += 1
             pool.spawn(job, t_sched_ns, backoff)
+            # Let it send now: building the next arrival's work must not delay this one.
+            gevent.sleep(0)
         pool.join()
         raise StopUser()
+
+    def _wait_until(self, t_ns: int) -> bool:
+        """Wait for ``t_ns`` (perf_counter); False when the run ends first.
+
+        The event loop's timers have millisecond resolution (epoll), so a plain wait wakes
+        up to a millisecond late: wait until :data:`SPIN_NS` before, then yield to the other
+        greenlets until the time has come.
+        """
+        delay = (t_ns - SPIN_NS - time.perf_counter_ns()) / 1e9
+        if delay > 0 and self.stopping.wait(timeout=delay):
+            return False
+        while time.perf_counter_ns() < t_ns and not self.stopping.is_set():
+            gevent.sleep(0)
+        return not self.stopping.is_set()
 
     def _arrivals(
         self, user: Any
