@@ -332,6 +332,12 @@ requests: 30
     assert shown["cache"]["hit_rate"] == pytest.approx(true_rate, rel=1e-12)
     markdown = (report / "report.md").read_text()
     assert "Turn by turn" in markdown and f"{100 * true_rate:.1f}%" in markdown
+    # A folder whose samples are gone reports the same figures from summary.json.
+    (folder / "samples.jsonl").unlink()
+    again = cli("report", str(folder), "--out", str(tmp_path / "again"), timeout=120)
+    assert again.returncode == 0, again.stderr
+    (kept,) = orjson.loads((tmp_path / "again" / "report.json").read_bytes())["groups"]
+    assert kept["sessions"] == shown["sessions"] and kept["cache"] == shown["cache"]
     print(
         f"\nconversation: {len(samples)} requests in {len(sessions)} sessions; cache hit rate "
         f"reported {group['cache']['hit_rate']:.4f}, emulator truth {true_rate:.4f}"
