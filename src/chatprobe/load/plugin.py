@@ -82,7 +82,7 @@ __all__ = ["LoadSession", "PreparedTarget", "RequestFailed", "install"]
 ABORT_GRACE_S = 2.0  # on an interrupt, requests in flight get this long to finish
 FINAL_WAIT_S = 10.0  # after stop, how long the master waits for workers' last samples
 SHIP_INTERVAL_S = 0.5  # workers send samples to the master at least this often
-SPIN_NS = 2_000_000  # open loop: the last 2 ms before an arrival are waited by yielding
+SPIN_NS = 1_500_000  # open loop: the last 1.5 ms before an arrival are waited by yielding
 EXCERPTS_PER_TARGET = 3
 BARE_SCENARIO = "locustfile"  # the plan of a bare `locust -f loadtests/locustfile.py` run
 
