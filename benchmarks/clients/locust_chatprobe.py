@@ -76,7 +76,7 @@ def main() -> None:
         session = user.session
         original = session.complete
 
-        def complete(record: Any, target: Any, received: int) -> None:
+        def complete(record: Any, target: Any, received: int, *rest: Any, **more: Any) -> None:
             times = record.content_times_ns
             locust_driver.record(
                 [
@@ -90,7 +90,7 @@ def main() -> None:
                     record.ok,
                 ]
             )
-            original(record, target, received)
+            original(record, target, received, *rest, **more)
 
         session.complete = complete
         users = 1 if args.rate else args.concurrency
