@@ -1,9 +1,11 @@
-"""One request to send, as the load loop hands it to the per-request path.
+"""One request's body and what its sample says about it, before a target is attached.
 
-Pure (no gevent): built by the prompt pool (a single request), a conversation's next turn
-(:mod:`chatprobe.load.conversation`) or a trace line (:mod:`chatprobe.load.trace`), and
-consumed by the locust session, which sends :attr:`WorkItem.body` and copies the rest onto
-the request record and the sample (``input_tokens``, ``max_tokens``, ``session``, ``turn``).
+Pure (no gevent): :func:`request_body` is the one chat-completions body every load request
+sends (the prompt pool's, a conversation's turn, a trace line); a conversation's next turn
+(:mod:`chatprobe.load.conversation`) is a :class:`WorkItem`, which
+:mod:`chatprobe.load.workloads` turns into the per-request path's
+:class:`~chatprobe.load.targets.Choice` (body, ``input_tokens``, ``max_tokens``,
+``session``, ``turn``, all copied onto the record and the sample).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["WorkItem", "request_body"]
+__all__ = ["WorkItem", "encode_body", "request_body"]
 
 
 @dataclass(slots=True)
