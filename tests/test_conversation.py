@@ -8,6 +8,7 @@ and the cache hit rate of the summary and the report against the emulator's grou
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -342,3 +343,42 @@ requests: 30
         f"\nconversation: {len(samples)} requests in {len(sessions)} sessions; cache hit rate "
         f"reported {group['cache']['hit_rate']:.4f}, emulator truth {true_rate:.4f}"
     )
+
+
+@pytest.mark.slow
+def test_open_loop_sessions_keep_their_first_turn_on_schedule(
+    tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    scenario = tmp_path / "arrivals.yaml"
+    scenario.write_text(
+        TARGET
+        + """max_tokens: 16
+prompts: {text: [Hello there., And then?, Goodbye.]}
+conversation: {turns: 3, think_time: 30ms}
+shape: {open_loop: {rate: 8, arrival: constant}}
+duration: 3s
+emulator: {ttft_ms: 5, itl_ms: 1, sigma: 0, prefix_cache: true}
+"""
+    )
+    done = cli(
+        "load", str(scenario), "--emulator", "--out", str(tmp_path), "--run-id", "open",
+        "--quiet", "--no-pin", timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / "open"
+    samples = [orjson.loads(line) for line in (folder / "samples.jsonl").read_bytes().splitlines()]
+    summary = orjson.loads((folder / "summary.json").read_bytes())
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    for sample in samples:
+        sessions.setdefault(sample["session"], []).append(sample)
+    assert len(sessions) == 24  # 8 per second for 3 s, each one session
+    firsts = sorted(s["t_offset_s"] for s in samples if s["turn"] == 1)
+    assert firsts == pytest.approx([k / 8 for k in range(24)], abs=1e-6)  # on the schedule
+    for turns in sessions.values():
+        turns.sort(key=lambda s: s["turn"])
+        assert [s["turn"] for s in turns] == list(range(1, len(turns) + 1))
+        assert turns[0]["lag_ms"] is not None  # measured against its scheduled time
+        assert all(s["lag_ms"] is None for s in turns[1:])  # later turns follow their pauses
+        assert all(a["t_offset_s"] < b["t_offset_s"] for a, b in itertools.pairwise(turns))
+    assert summary["requested_rate"] == 8 and summary["lag_ms"]["n"] == 24
+    assert summary["groups"][0]["sessions"]["sessions"] == 24
