@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from chatprobe.durations import parse_duration
 from chatprobe.errors import ConfigError
 from chatprobe.load.work import WorkItem, encode_body, request_body
+from chatprobe.record import requested_max_tokens
 from chatprobe.tokens import count_messages, text_of_tokens
 
 if TYPE_CHECKING:
@@ -207,8 +208,6 @@ class Conversation:
             # needs it); only a tool-call turn asks for a call.
             body["tools"] = [self.spec.tool()]
             body["tool_choice"] = "required" if self.turn in self.spec.tool_turns else "none"
-        from chatprobe.record import requested_max_tokens
-
         return WorkItem(
             body=encode_body(body),
             input_tokens=self.tokens,

@@ -130,12 +130,13 @@ class StreamUser(User):
             if not (open_loop and first) and not run.wait_turn(target, self.backoff):
                 return None  # the run ends while holding back
             sched = t_sched_ns if first else None
-            run.in_flight += open_loop
+            counted = 1 if open_loop else 0  # open loop: the sample's users = in flight
+            run.in_flight += counted
             try:
                 choice = choice_of(target, item)
                 return run.path.send(http, choice, t_sched_ns=sched, backoff=self.backoff)
             finally:
-                run.in_flight -= open_loop
+                run.in_flight -= counted
 
         def wait(seconds: float) -> bool:
             return bool(run.end.stopping.wait(timeout=seconds)) if seconds > 0 else False
