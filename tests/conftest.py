@@ -6,6 +6,8 @@
   ``EMULATOR_CONFIG = EmulatorConfig(...)`` to choose providers, timing and faults; without
   it the emulator serves the three documented providers with their profile timing. A test
   that needs a fresh emulator of its own (state, schedules) overrides the fixture locally.
+- ``browser``: Debian's headless Chromium through playwright, for the report tests (skipped
+  where Chromium is missing, failed in CI, which installs it).
 
 Fake servers for what the emulator will not do (scripted byte timing, hostile replies) live
 in :mod:`tests.fake_servers`.
@@ -13,9 +15,11 @@ in :mod:`tests.fake_servers`.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +54,33 @@ def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
     config = getattr(request.module, "EMULATOR_CONFIG", None) or EmulatorConfig()
     with Emulator.in_thread(config) as running:
         yield running
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _have_chromium() -> bool:
+    return Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not _have_chromium():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI (.ci/run installs Debian's chromium)")
+        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI runs this test")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield instance
+        instance.close()

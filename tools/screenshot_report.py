@@ -3,7 +3,7 @@
     python tools/screenshot_report.py reports/example        # -> reports/example/screenshot.png
 
 Uses Debian's ``/usr/bin/chromium`` through playwright, with the same browser and flags as
-the HTML report test (``tests/test_report_browser.py``); never downloads a browser.
+the HTML report test (``tests/e2e/test_report_browser.py``); never downloads a browser.
 """
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def judge(profile: ProviderProfile, record: RequestRecord, body: dict[str, Any])
         provider=profile.name,
         model=record.model,
         model_id=record.model_id,
-        source="tests/test_reliability_faults.py:1",
+        source="tests/reliability/test_reliability_faults.py:1",
         body=body,
     )
     evaluation = evaluate(CheckContext.for_case(profile, case), record, case)

@@ -18,7 +18,7 @@ import yaml
 from chatprobe.cli import cli
 from chatprobe.scaffold import WORKFLOW, plan_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ACTION = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 

@@ -24,7 +24,7 @@ from chatprobe.paths import (
 from chatprobe.profiles import builtin_profiles, emulated_profiles, list_profiles, load_profile
 from chatprobe.project import PROJECT_ENV, find_config, find_project, load_project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SHIPPED = ["aimlapi", "apilaplas", "openrouter"]
 
 

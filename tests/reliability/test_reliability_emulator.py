@@ -3,7 +3,7 @@ responses.
 
 * ``chatprobe emulate`` listens on loopback only (read from ``/proc``, not from what it
   prints); so do the emulator a load run starts and locust's master in a ``--processes`` run
-  (checked in ``tests/test_interrupt.py``, during the distributed run);
+  (checked in ``tests/reliability/test_interrupt.py``, during the distributed run);
 * a request body over ``--max-body`` gets 413, by ``Content-Length`` or chunked, and the
   connection stays usable;
 * the client stops reading a response past its size cap and classifies it.

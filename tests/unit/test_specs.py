@@ -18,7 +18,7 @@ from chatprobe.paths import project_root
 from chatprobe.profiles import list_profiles, load_profile
 from chatprobe.yamlfile import load_yaml
 
-PAYLOADS = Path(__file__).parent / "data" / "payloads"
+PAYLOADS = Path(__file__).parents[1] / "data" / "payloads"
 SCHEMAS = project_root() / "specs" / "schemas"
 LEVELS = ("openai-strict", "aimlapi", "apilaplas", "openrouter")
 REFERENCE = project_root().parent / "shared" / "reference" / "openai-chat-completions.openapi.yaml"

@@ -216,7 +216,7 @@ def test_no_models_endpoint(emulator: Emulator) -> None:
 
 def test_every_knob_has_a_test() -> None:
     tested = {
-        "reasoning",  # tests/test_emulator_reasoning.py
+        "reasoning",  # tests/integration/test_emulator_reasoning.py
         "tool_calls_no_index",
         "usage_every_chunk",
         "usage_chunk_with_choice",

@@ -1,7 +1,7 @@
 """Streams/s of the emulator at zero latency (prints the figure; asserts correctness only).
 
-Run ``pytest -s -m slow tests/test_emulator_bench.py`` to see it; docs/emulator.md has the
-figures measured on the project machine.
+Run ``pytest -s -m slow tests/integration/test_emulator_bench.py`` to see it; docs/emulator.md
+has the figures measured on the project machine.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
   (YAML syntax, tags, anchors, odd scalars, NUL, BOM, invalid UTF-8), is loaded; the only
   exceptions allowed are chatprobe's documented ones (:class:`ChatprobeError`: ConfigError,
   UnknownNameError, ...), each one line. Complements the generated-structure fuzzing in
-  ``tests/test_suite_loader.py`` by starting from real files, so mutations land deep.
+  ``tests/unit/test_suite_loader.py`` by starting from real files, so mutations land deep.
 * Provider bytes: streams built from OpenAI-like chunks with wrong types, random bytes and
   random SSE framing, split at random points, go through the one SSE decoder, the request
   record's interpretation and the whole check registry: no exception, no check crash, and a

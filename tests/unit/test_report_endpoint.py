@@ -20,7 +20,7 @@ from chatprobe.report import build_report_files
 from chatprobe.results import CONTRACT, SUMMARY, new_run_dir, write_json_atomic, write_meta
 from chatprobe.results import write_profiles as write_profiles_json
 from tests.results_support import plan_for, sample_of, target, write_load_folder
-from tests.test_figures_agree import answer
+from tests.unit.test_figures_agree import answer
 
 URL = "http://127.0.0.1:4000/v1"
 MODELS = ("my-model", "other-model")  # unrelated models: no family sentence

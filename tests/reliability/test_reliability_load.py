@@ -25,8 +25,8 @@ import pytest
 from chatprobe.emulator import FAULT_KINDS
 from chatprobe.record import ErrorClass
 from tests.fake_servers.hostile import BEHAVIOURS, HOSTILE_ERROR, HOSTILE_TEXT, HostileServer
+from tests.reliability.test_reliability_faults import EMULATOR_EXPECTED
 from tests.reliability_support import ROOT, clean_env, cli_command, read_run, run_cli
-from tests.test_reliability_faults import EMULATOR_EXPECTED
 
 pytestmark = pytest.mark.slow
 

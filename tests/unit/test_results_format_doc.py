@@ -10,7 +10,7 @@ from pathlib import Path
 from chatprobe.metrics import Cost, GroupFigures, HeldBack, RateLimited, Slo, StageFigures
 from chatprobe.results import SAMPLE_FIELDS, folder
 
-DOC = Path(__file__).parents[1] / "docs" / "results-format.md"
+DOC = Path(__file__).parents[2] / "docs" / "results-format.md"
 
 
 def _section(title: str) -> str:

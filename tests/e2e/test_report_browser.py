@@ -6,7 +6,6 @@ Never downloads a browser. Skipped only when chromium is absent outside CI; in C
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -14,37 +13,9 @@ import pytest
 
 from chatprobe.report import build_report_files
 from chatprobe.report.synthetic import HOSTILE_ERROR, HOSTILE_OUTPUT, make_run
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.report_support import md_tables
 
 pytestmark = pytest.mark.slow
-
-
-def _have_chromium() -> bool:
-    return Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not _have_chromium():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing in CI (.ci/run installs Debian's chromium)")
-        pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium); CI runs this test")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as pw:
-        instance = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +23,6 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser")
     make_run(root / "results", n_samples=4000, hostile=True, seed=5)
     return build_report_files([root / "results"], out=root / "report").parent
-
-
-def md_tables(text: str) -> list[list[list[str]]]:
-    from tests.test_report import md_tables as parse
-
-    return parse(text)
 
 
 def test_report_renders_in_chromium(browser, report_dir: Path) -> None:

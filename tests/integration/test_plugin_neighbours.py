@@ -13,7 +13,7 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEY_VARS = ("AIMLAPI_API_KEY", "APILAPLAS_API_KEY", "OPENROUTER_API_KEY")
 
 

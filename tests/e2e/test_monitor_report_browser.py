@@ -11,10 +11,7 @@ import pytest
 
 from chatprobe.report.monitor import write_monitor_report
 from tests.monitor_support import HOSTILE, synthetic_history
-from tests.test_report_browser import (
-    browser,  # noqa: F401 (the shared Chromium fixture)
-    md_tables,
-)
+from tests.report_support import md_tables
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +23,7 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return write_monitor_report(history, root / "report").parent
 
 
-def test_the_monitor_report_renders_in_chromium(browser, report_dir: Path) -> None:  # noqa: F811
+def test_the_monitor_report_renders_in_chromium(browser, report_dir: Path) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     problems: list[str] = []
     dialogs: list[str] = []
@@ -89,7 +86,7 @@ def test_the_monitor_report_renders_in_chromium(browser, report_dir: Path) -> No
     page.close()
 
 
-def test_monitor_markdown_tables_match_the_rendered_page(browser, report_dir: Path) -> None:  # noqa: F811
+def test_monitor_markdown_tables_match_the_rendered_page(browser, report_dir: Path) -> None:
     page = browser.new_page()
     page.goto((report_dir / "index.html").as_uri())
     dom = page.evaluate(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from chatprobe.report.render import md_cell, render_html, render_markdown
 from chatprobe.report.synthetic import HOSTILE_ERROR, HOSTILE_OUTPUT, make_run
 from chatprobe.results import META, SAMPLES, SUMMARY, load_results
 from chatprobe.scrub import register_secret
+from tests.report_support import TableParser, md_tables, norm
 
 CANARY = "sk-or-v1-reportcanary0123456789abcdef"
 
@@ -33,72 +33,6 @@ def run(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def report(run):
     return build_report([load_results(run.contract_dir), load_results(run.load_dir)])
-
-
-class TableParser(HTMLParser):
-    """Collects every <table> as {id: [[cell text, ...], ...]} (header row first); the ids of
-    tables folded inside ``<details class="fold">`` go to ``folded``."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: dict[str, list[list[str]]] = {}
-        self.folded: set[str] = set()
-        self._details = 0
-        self._id: str | None = None
-        self._row: list[str] | None = None
-        self._cell: list[str] | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "details":
-            self._details += 1
-        elif tag == "table":
-            self._id = dict(attrs).get("id") or f"t{len(self.tables)}"
-            self.tables[self._id] = []
-            if self._details:
-                self.folded.add(self._id)
-        elif tag == "tr" and self._id:
-            self._row = []
-        elif tag in ("td", "th") and self._row is not None:
-            self._cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "details":
-            self._details -= 1
-        elif tag in ("td", "th") and self._cell is not None and self._row is not None:
-            self._row.append("".join(self._cell))
-            self._cell = None
-        elif tag == "tr" and self._row is not None and self._id:
-            self.tables[self._id].append(self._row)
-            self._row = None
-        elif tag == "table":
-            self._id = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
-def md_tables(text: str) -> list[list[list[str]]]:
-    """Markdown tables as rows of unescaped cell text (separator rows dropped)."""
-    tables, current = [], []
-    for line in [*text.splitlines(), ""]:
-        if line.startswith("|"):
-            cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
-            if all(re.fullmatch(r"\s*-+:?\s*", c) for c in cells):
-                continue
-            current.append([md_unescape(c.strip()) for c in cells])
-        elif current:
-            tables.append(current)
-            current = []
-    return tables
-
-
-def md_unescape(cell: str) -> str:
-    return html.unescape(re.sub(r"\\(.)", r"\1", cell))
-
-
-def norm(text: str) -> str:
-    return " ".join(text.split())
 
 
 def test_model_figures_are_plausible(report) -> None:
@@ -171,7 +105,7 @@ def test_html_escapes_provider_text_and_never_uses_safe(report) -> None:
     )
     assert "<img src=x" not in page and "&lt;img src=x onerror=" in page
     assert "<script" not in page.lower()  # the report needs no JavaScript at all
-    templates = Path(__file__).parents[1] / "src/chatprobe/report/templates"
+    templates = Path(__file__).parents[2] / "src/chatprobe/report/templates"
     for template in templates.iterdir():
         assert not re.search(r"\{\{[^}]*\|\s*safe", template.read_text()), template
     package = templates.parent

@@ -11,7 +11,7 @@ import pytest
 from chatprobe import specs
 from chatprobe.cli import main
 
-PAYLOADS = Path(__file__).parent / "data" / "payloads"
+PAYLOADS = Path(__file__).parents[1] / "data" / "payloads"
 SEED_RESPONSE = PAYLOADS / "aimlapi-seed000-response.json"
 
 

@@ -62,7 +62,7 @@ from chatprobe.transport import retry_after_s
 from tests.cli_support import run_cli
 from tests.monitor_support import START, probe, synthetic_history
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOOK_TOKEN = "T0001/B0002/hooksecret0123456789"  # the way chat webhooks carry their token
 
 
@@ -699,7 +699,7 @@ def test_the_report_model_holds_uptime_bins_findings_and_events(tmp_path: Path) 
 
 
 def test_report_files_escape_provider_text_and_agree(report_dir: Path) -> None:
-    from tests.test_report import TableParser, md_tables, norm
+    from tests.report_support import TableParser, md_tables, norm
 
     page = (report_dir / "index.html").read_text()
     md = (report_dir / "report.md").read_text()
