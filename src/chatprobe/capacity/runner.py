@@ -231,22 +231,40 @@ def _curve(values: list[float], confidence: float) -> dict[str, float | int | No
     return out
 
 
-def _truth_ttft_median(folder: Path) -> float | None:
-    """The median TTFT the emulator's ground truth says it served (None without truth)."""
-    path = folder / EMULATOR_TRUTH
-    if not path.is_file():
-        return None
-    values = []
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    out = []
     with open(path, "rb") as fh:
         for line in fh:
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue
-            first, received = record.get("t_first_content_ns"), record.get("t_received_ns")
-            if record.get("status") == 200 and first is not None and received is not None:
-                values.append((first - received) / 1e6)
-    return statistics.median(values) if values else None
+            if isinstance(record, dict):
+                out.append(record)
+    return out
+
+
+def timing_error_ms(folder: Path) -> float | None:
+    """The client's timing error where the server says when it sent the first token (the
+    emulator's ground truth): the median over measured requests of the client's TTFT (from
+    t0) minus the server's (first token written - request read), paired by the server's
+    request id. None without ground truth."""
+    truth_path, samples_path = folder / EMULATOR_TRUTH, folder / SAMPLES
+    if not truth_path.is_file() or not samples_path.is_file():
+        return None
+    served = {}
+    for record in _jsonl(truth_path):
+        first, received = record.get("t_first_content_ns"), record.get("t_received_ns")
+        if record.get("status") == 200 and first is not None and received is not None:
+            served[str(record.get("request_id"))] = (first - received) / 1e6
+    gaps = []
+    for sample in _jsonl(samples_path):
+        if sample.get("warmup") or sample.get("error_class") or sample.get("ttft_ms") is None:
+            continue
+        server = served.get(str(sample.get("server_request_id")))
+        if server is not None:
+            gaps.append(float(sample["ttft_ms"]) - server)
+    return statistics.median(gaps) if gaps else None
 
 
 def measure_step(folder: Path, slo: CapacitySlo, *, level: float, stopped_early: bool) -> Step:
@@ -286,9 +304,7 @@ def measure_step(folder: Path, slo: CapacitySlo, *, level: float, stopped_early:
     throughput = len(done) / window if window > 0 else None
     # the client's health
     cpu = (summary.get("client_cpu") or {}).get("busy_fraction")
-    truth = _truth_ttft_median(folder)
-    raw = [v for v in (table.floats["ttft_ms"][i] for i in ok) if v == v] if len(table) else []
-    timing = (statistics.median(raw) - truth) if truth is not None and raw else None
+    timing = timing_error_ms(folder)
     health = assess(
         lag_p99_ms=figures.lag_ms.p99 if open_loop else None,
         lag_threshold_ms=figures.lag_threshold_ms if open_loop else None,

@@ -28,7 +28,10 @@ def _ms(value: float | None) -> str:
 def _check_cell(check: Mapping[str, Any]) -> str:
     if check.get("value") is None:
         return "-"
-    return f"{_ms(check['value'])} [{_ms(check.get('low'))}-{_ms(check.get('high'))}]"
+    low, high = check.get("low"), check.get("high")
+    low_text = "?" if low is None else _ms(low)
+    high_text = "?" if high is None else _ms(high)
+    return f"{_ms(check['value'])} [{low_text}-{high_text}]"
 
 
 def print_capacity(

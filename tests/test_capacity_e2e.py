@@ -1,0 +1,107 @@
+"""``chatprobe capacity`` against the emulator's capacity model, whose true SLO edge is
+known (:func:`chatprobe.emulator.capacity.slo_edge`), and the verdicts that are not about
+latency: a starved client, a rate-limited target, the cost budget, the CI gate.
+
+Every step is a real load run (locust child, emulator subprocess) kept short: seconds per
+step, a handful of steps per search.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+
+from chatprobe.capacity.runner import CapacityOptions, run_capacity
+from chatprobe.emulator import EmulatorConfig, count_tokens
+from chatprobe.emulator.capacity import SLO, Capacity, Workload, slo_edge
+from chatprobe.profiles import load_profile
+from chatprobe.results import CAPACITY, load_results
+
+PROMPT = "Tell me about capacity."
+TOKENS = 16
+LATENCY = {"ttft_ms": 10, "itl_ms": 2, "sigma": 0.1}
+
+# (capacity, SLO): three servers whose edges lie apart, each bound by another figure
+SETTINGS = [
+    (Capacity(slots=32, tokens_per_s=600), SLO(itl_ms=20)),
+    (Capacity(slots=32, tokens_per_s=800), SLO(itl_ms=15)),
+    (Capacity(slots=4, tokens_per_s=400), SLO(ttft_ms=100, itl_ms=15)),
+]
+
+
+def scenario(path: Path, capacity: Capacity, slo: SLO, extra: str = "") -> Path:
+    limits = {k: v for k, v in (("ttft_ms", slo.ttft_ms), ("itl_ms", slo.itl_ms)) if v}
+    block = ", ".join(f"{k}: {v:g}" for k, v in limits.items())
+    cap = ", ".join(
+        f"{k}: {v:g}"
+        for k, v in (("slots", capacity.slots), ("tokens_per_s", capacity.tokens_per_s))
+        if v
+    )
+    path.write_text(
+        "name: capacity-test\n"
+        "targets:\n  - {provider: openrouter, model: gemini-2.0-flash-001}\n"
+        f"prompts:\n  text: [{PROMPT!r}]\n"
+        f"max_tokens: {TOKENS}\n"
+        "shape:\n  open_loop: {rate: 5, lag_threshold_ms: 10}\n"
+        "duration: 10s\nseed: 3\n"
+        f"slo: {{{block}}}\n"
+        "emulator:\n"
+        + "".join(f"  {k}: {v}\n" for k, v in LATENCY.items())
+        + f"  output_tokens: {TOKENS}\n"
+        f"  capacity: {{{cap}}}\n" + extra
+    )
+    return path
+
+
+def truth(capacity: Capacity, slo: SLO) -> float:
+    config = EmulatorConfig(
+        providers=("openrouter",), ttft_ms=10, itl_ms=2, sigma=0.1, rate_limit_rpm=0
+    )
+    model = load_profile("openrouter").models["gemini-2.0-flash-001"]
+    workload = Workload(prompt_tokens=count_tokens(PROMPT), output_tokens=TOKENS)
+    return slo_edge(config.latency(model.latency), capacity, slo, workload).rate
+
+
+def options(tmp_path: Path, path: Path, **changes: object) -> CapacityOptions:
+    base = CapacityOptions(
+        scenario=str(path),
+        emulator=True,
+        start=8.0,
+        tolerance=0.08,
+        max_steps=9,
+        step_s=20.0,
+        min_step_s=8.0,
+        warmup_s=3.0,
+        min_samples=300,
+        out=tmp_path / "results",
+        progress=False,
+        command=["chatprobe", "capacity", "(test)"],
+    )
+    for key, value in changes.items():
+        setattr(base, key, value)
+    return base
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("capacity", "slo"), SETTINGS, ids=[str(c) for c, _ in SETTINGS])
+def test_finds_the_true_edge(tmp_path: Path, capacity: Capacity, slo: SLO) -> None:
+    true = truth(capacity, slo)
+    outcome = run_capacity(options(tmp_path, scenario(tmp_path / "s.yaml", capacity, slo)))
+    (target,) = outcome.document["targets"]
+    found, low, high = target["capacity"], target["low"], target["high"]
+    print(
+        f"\n{capacity} {slo}: truth {true:.2f} req/s, found {found} req/s, interval "
+        f"{low}-{high}, {target['steps_used']} steps, ended {target['end']}\n"
+        f"{target['statement']}"
+    )
+    assert target["end"] == "edge" and target["steps_used"] <= 9
+    assert found is not None and abs(found - true) / true <= 0.10
+    assert (low or 0) <= true <= (high if high is not None else float("inf"))
+    on_disk = orjson.loads((outcome.path / CAPACITY).read_bytes())
+    assert on_disk["targets"][0]["capacity"] == found
+    assert load_results(outcome.path).capacity is not None
