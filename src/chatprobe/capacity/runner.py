@@ -57,6 +57,10 @@ __all__ = [
     "CapacityOptions",
     "CapacityOutcome",
     "StepWatcher",
+    "build_document",
+    "gate",
+    "latency_curve",
+    "measure_step",
     "run_capacity",
 ]
 
@@ -219,7 +223,7 @@ class StepWatcher:
 # ---------------------------------------------------------------------------- one step
 
 
-def _curve(values: list[float], confidence: float) -> dict[str, float | int | None]:
+def latency_curve(values: list[float], confidence: float) -> dict[str, float | int | None]:
     out: dict[str, float | int | None] = {"n": len(values)}
     for q in CURVE_PCTS:
         key = f"p{q:g}"
@@ -325,7 +329,7 @@ def measure_step(folder: Path, slo: CapacitySlo, *, level: float, stopped_early:
         goodput_rps=group.goodput_rps if group else None,
         duration_s=float(end_s or 0.0),
         stopped_early=stopped_early,
-        latency={m: _curve(v, slo.confidence) for m, v in values.items()},
+        latency={m: latency_curve(v, slo.confidence) for m, v in values.items()},
         cost_usd=group.cost.usd_total if group else None,
         run_id=folder.name,
         path=f"{CAPACITY_STEPS}/{folder.name}",
@@ -548,7 +552,23 @@ def run_capacity(options: CapacityOptions, *, console: Any = None) -> CapacityOu
         result = search(step_fn, settings, slo)
         results.append((target, result))
         targets_out.append({"provider": target.provider, "model": target.model, **as_dict(result)})
-    document = _document(root, options, scenario, slo, settings, targets_out, budget)
+    document = build_document(
+        run_id=root.name,
+        scenario=scenario.name,
+        by=options.by,
+        slo=slo,
+        settings=settings,
+        step={
+            "max_s": options.step_s,
+            "min_s": options.min_step_s,
+            "warmup_s": options.warmup_s,
+            "min_samples": slo.min_samples,
+        },
+        targets=targets_out,
+        max_cost=options.max_cost,
+        spent=budget.spent if budget.limit is not None or budget.spent else None,
+        fail_below=options.fail_below,
+    )
     data_source = " + ".join(sorted(s for s in sources if s)) or "live"
     document["data_source"] = data_source
     write_json_atomic(root / CAPACITY, document)
@@ -567,34 +587,35 @@ def _fix_meta_source(root: Path, data_source: str) -> None:
     write_json_atomic(root / META, meta)
 
 
-def _document(
-    root: Path,
-    options: CapacityOptions,
-    scenario: Any,
+def build_document(
+    *,
+    run_id: str,
+    scenario: str,
+    by: str,
     slo: CapacitySlo,
     settings: SearchSettings,
+    step: dict[str, Any],
     targets: list[dict[str, Any]],
-    budget: _Budget,
+    max_cost: float | None = None,
+    spent: float | None = None,
+    fail_below: float | None = None,
 ) -> dict[str, Any]:
+    """``capacity.json`` (docs/results-format.md); ``targets`` are
+    ``{"provider", "model", **as_dict(result)}``."""
     from chatprobe.metrics import jsonable
 
     return {
         "schema_version": CAPACITY_VERSION,
-        "run_id": root.name,
-        "scenario": scenario.name,
-        "by": options.by,
+        "run_id": run_id,
+        "scenario": scenario,
+        "by": by,
         "unit": settings.unit,
         "slo": {**jsonable(slo), "text": slo.describe()},
         "search": jsonable(settings),
-        "step": {
-            "max_s": options.step_s,
-            "min_s": options.min_step_s,
-            "warmup_s": options.warmup_s,
-            "min_samples": slo.min_samples,
-        },
-        "max_cost_usd": options.max_cost,
-        "spent_usd": budget.spent if budget.limit is not None or budget.spent else None,
-        "fail_below": options.fail_below,
+        "step": step,
+        "max_cost_usd": max_cost,
+        "spent_usd": spent,
+        "fail_below": fail_below,
         "targets": targets,
     }
 
