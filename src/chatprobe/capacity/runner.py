@@ -543,7 +543,8 @@ def run_capacity(options: CapacityOptions, *, console: Any = None) -> CapacityOu
             console.print(
                 f"  {step.judgement.verdict} ({step.requests} requests, "
                 f"{step.duration_s:.1f}s{', stopped early' if step.stopped_early else ''}"
-                f"{'; client limited' if not step.health.valid else ''})"
+                f"{'; client limited: ' if not step.health.valid else ''}"
+                f"{'; '.join(step.health.problems)})"
             )
             return step
 
