@@ -72,7 +72,7 @@ def test_a_client_limited_step_is_invalid_and_ends_the_search() -> None:
     step = fake_step_fn(40.0, SLO, client_limit_above=12.0)
     result = search(step, SearchSettings(start=5.0), SLO)
     assert result.end == "client_limited"
-    assert [s.outcome for s in result.steps] == [HOLDS, HOLDS, "invalid"]
+    assert [s.outcome for s in result.steps] == [HOLDS, HOLDS, "invalid", "invalid"]
     assert "invalid" in result.statement and "--processes" in result.advice[0]
     assert result.capacity == 10.0
 
@@ -151,3 +151,17 @@ def test_slo_resolution_order_and_bad_values() -> None:
         CapacitySlo(limits={"speed": 3.0})
     with pytest.raises(ConfigError, match="percentile"):
         CapacitySlo(percentile=100)
+
+
+def test_an_invalid_step_is_retried_once() -> None:
+    inner = fake_step_fn(40.0, SLO)
+    bad = fake_step_fn(40.0, SLO, client_limit_above=0.0)
+    calls: list[float] = []
+
+    def step(level: float) -> Step:
+        calls.append(level)
+        return bad(level) if len(calls) == 2 else inner(level)  # one hiccup at the 2nd step
+
+    result = search(step, SearchSettings(start=5.0), SLO)
+    assert calls[1] == calls[2] == 10.0 and result.end == "edge"
+    assert [s.outcome for s in result.steps].count("invalid") == 1

@@ -20,7 +20,9 @@ A step counts on its point verdict (estimates against limits) for the bracket; t
 client-limited (its figures are the client's), rate-limited (HTTP 429: a hosted API's quota,
 not its latency), or when the step function raises :class:`StopSearch` (the cost budget).
 A step whose throughput stayed flat while its latency climbed is *saturated*: a failure,
-whatever its percentiles say.
+whatever its percentiles say. An invalid step is run again once (``retry_invalid``) before it
+ends the search: a passing hiccup of a shared machine should not end it, a client that is
+too small will be too small twice.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ class SearchSettings:
     max_level: float | None = None
     integer: bool = False  # closed loop: levels are user counts
     unit: str = "req/s"
+    retry_invalid: int = 1  # an invalid step is run again this many times (interference)
 
     def __post_init__(self) -> None:
         if not self.start > 0:
@@ -221,13 +224,18 @@ def search(
 
     def run(level: float) -> Step | None:
         nonlocal end, message
-        try:
-            step = step_fn(level)
-        except StopSearch as stop:
-            end, message = stop.reason, stop.message
-            return None
-        _classify(step, steps)
-        steps.append(step)
+        retries = settings.retry_invalid
+        while True:
+            try:
+                step = step_fn(level)
+            except StopSearch as stop:
+                end, message = stop.reason, stop.message
+                return None
+            _classify(step, steps)
+            steps.append(step)
+            if step.outcome != INVALID or retries <= 0 or len(steps) >= settings.max_steps:
+                break
+            retries -= 1  # a client hiccup (another process took the CPU): try once more
         if step.outcome == INVALID:
             end = "client_limited"
             message = (
