@@ -22,15 +22,17 @@ from chatprobe.emulator.capacity import SLO, Capacity, Workload, slo_edge
 from chatprobe.profiles import load_profile
 from chatprobe.results import CAPACITY, load_results
 
-PROMPT = "Tell me about capacity."
+# 155 tokens: a prefill cost per token matters (the emulator prefills what it counts)
+PROMPT = "Tell me about capacity. " + " ".join(f"word{i}" for i in range(150))
 TOKENS = 16
 LATENCY = {"ttft_ms": 10, "itl_ms": 2, "sigma": 0.1}
 
-# (capacity, SLO): three servers whose edges lie apart, each bound by another figure
+# (capacity, SLO): three servers whose edges lie apart: two bound by the decode budget
+# shared by the streams (ITL), one by the prefill lane (TTFT)
 SETTINGS = [
     (Capacity(slots=32, tokens_per_s=600), SLO(itl_ms=20)),
     (Capacity(slots=32, tokens_per_s=800), SLO(itl_ms=15)),
-    (Capacity(slots=4, tokens_per_s=400), SLO(ttft_ms=100, itl_ms=15)),
+    (Capacity(slots=32, tokens_per_s=2000, prefill_ms_per_1k=120), SLO(ttft_ms=50)),
 ]
 
 
@@ -39,7 +41,11 @@ def scenario(path: Path, capacity: Capacity, slo: SLO, extra: str = "") -> Path:
     block = ", ".join(f"{k}: {v:g}" for k, v in limits.items())
     cap = ", ".join(
         f"{k}: {v:g}"
-        for k, v in (("slots", capacity.slots), ("tokens_per_s", capacity.tokens_per_s))
+        for k, v in (
+            ("slots", capacity.slots),
+            ("tokens_per_s", capacity.tokens_per_s),
+            ("prefill_ms_per_1k", capacity.prefill_ms_per_1k),
+        )
         if v
     )
     path.write_text(
