@@ -28,7 +28,6 @@ import orjson
 
 from chatprobe.capacity.health import assess, timing_limit
 from chatprobe.capacity.search import (
-    SearchResult,
     SearchSettings,
     Step,
     StopSearch,
@@ -473,7 +472,6 @@ def run_capacity(options: CapacityOptions, *, console: Any = None) -> CapacityOu
     budget = _Budget(options.max_cost)
     targets_out: list[dict[str, Any]] = []
     sources: set[str] = set()
-    results: list[tuple[Any, SearchResult]] = []
     for index, target in enumerate(scenario.targets):
         slug = _slug(f"{index + 1}-{target.provider.rsplit('/', 1)[-1]}-{target.model}")
         guess = _price_guess(target.provider, target.model, scenario.max_tokens)
@@ -550,12 +548,39 @@ def run_capacity(options: CapacityOptions, *, console: Any = None) -> CapacityOu
 
         if options.start is None and not open_loop:
             settings = replace(settings, start=1.0)
-        result = search(step_fn, settings, slo)
-        results.append((target, result))
+        try:
+            result = search(step_fn, settings, slo)
+        except KeyboardInterrupt:  # keep a loadable folder: the targets finished so far
+            document = _write(
+                root, options, scenario.name, slo, settings, targets_out, budget, sources
+            )
+            document["interrupted"] = True
+            write_json_atomic(root / CAPACITY, document)
+            finish_meta(root, interrupted=True)
+            raise
         targets_out.append({"provider": target.provider, "model": target.model, **as_dict(result)})
+    document = _write(root, options, scenario.name, slo, settings, targets_out, budget, sources)
+    failures = gate(document, options.fail_below)
+    finish_meta(root, interrupted=False)
+    return CapacityOutcome(root, document, 1 if failures else 0, failures)
+
+
+def _write(
+    root: Path,
+    options: CapacityOptions,
+    scenario: str,
+    slo: CapacitySlo,
+    settings: SearchSettings,
+    targets: list[dict[str, Any]],
+    budget: _Budget,
+    sources: set[str],
+) -> dict[str, Any]:
+    """Write ``capacity.json`` (and meta.json's data source) for the targets so far."""
+    from chatprobe.results import write_json_atomic
+
     document = build_document(
         run_id=root.name,
-        scenario=scenario.name,
+        scenario=scenario,
         by=options.by,
         slo=slo,
         settings=settings,
@@ -565,7 +590,7 @@ def run_capacity(options: CapacityOptions, *, console: Any = None) -> CapacityOu
             "warmup_s": options.warmup_s,
             "min_samples": slo.min_samples,
         },
-        targets=targets_out,
+        targets=targets,
         max_cost=options.max_cost,
         spent=budget.spent if budget.limit is not None or budget.spent else None,
         fail_below=options.fail_below,
@@ -574,9 +599,7 @@ def run_capacity(options: CapacityOptions, *, console: Any = None) -> CapacityOu
     document["data_source"] = data_source
     write_json_atomic(root / CAPACITY, document)
     _fix_meta_source(root, data_source)
-    failures = gate(document, options.fail_below)
-    finish_meta(root, interrupted=False)
-    return CapacityOutcome(root, document, 1 if failures else 0, failures)
+    return document
 
 
 def _fix_meta_source(root: Path, data_source: str) -> None:
