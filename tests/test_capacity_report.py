@@ -34,6 +34,9 @@ def test_the_model_reads_capacity_json(tmp_path: Path) -> None:
     assert target.points == sorted(target.points, key=lambda p: p.level)
     assert all("p95_low" in p.latency["ttft_ms"] for p in target.points)
     assert target.statement.startswith("sustains ")
+    from chatprobe.report.headline import headline
+
+    assert any(line.startswith("Capacity: openrouter · m: sustains ") for line in headline(report))
 
 
 def test_report_json_markdown_and_html_carry_the_capacities(tmp_path: Path) -> None:
