@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 
 from chatprobe.report import build_report_files
+from chatprobe.report.headline import headline
 from chatprobe.report.model import build_report
 from chatprobe.results import load_results
 from tests.capacity_support import make_capacity_run
@@ -34,8 +35,6 @@ def test_the_model_reads_capacity_json(tmp_path: Path) -> None:
     assert target.points == sorted(target.points, key=lambda p: p.level)
     assert all("p95_low" in p.latency["ttft_ms"] for p in target.points)
     assert target.statement.startswith("sustains ")
-    from chatprobe.report.headline import headline
-
     assert any(line.startswith("Capacity: openrouter · m: sustains ") for line in headline(report))
 
 
