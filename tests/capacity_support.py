@@ -33,7 +33,7 @@ def fake_step_fn(
     def step(level: float) -> Step:
         p95 = limit * (level / edge) ** 3
         scale = p95 / -math.log(1 - q)  # exponential with that percentile
-        values = sorted(rng.expovariate(1 / scale) for _ in range(n))
+        values = [rng.expovariate(1 / scale) for _ in range(n)]  # in "send" order
         errors = round(n * error_rate_at(level)) if error_rate_at else 0
         limited = n // 5 if rate_limit_above is not None and level > rate_limit_above else 0
         health = ClientHealth()

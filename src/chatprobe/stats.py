@@ -19,6 +19,11 @@ This module is the one home of every interval a report or summary shows:
   statistics whose ranks cover the middle of that binomial with the wanted probability
   brackets the quantile, whatever the distribution (exact binomial tails, no resampling).
   A bound the sample is too small to give is None (p99 of 50 values has no upper bound).
+  Values measured one after another under load are not independent (a queue makes
+  neighbours alike): :func:`design_effect` estimates how much that inflates the binomial
+  count's variance from the autocorrelation of the "at or under" indicator in arrival order,
+  and ``quantile_ci(..., design_effect=d)`` widens the interval to the effective sample
+  size n / d.
 * :func:`proportion_ci`: the Wilson score interval of a share (an error rate).
 
 And the one test of a shift between two samples, :func:`mann_whitney_u` (two-sided
@@ -45,6 +50,7 @@ __all__ = [
     "bootstrap_ci",
     "describe_counts",
     "describe_sorted",
+    "design_effect",
     "mann_whitney_u",
     "median_ci",
     "median_ratio_ci",
@@ -184,7 +190,11 @@ def median_ratio_ci(
 
 
 def quantile_ci(
-    sorted_values: Sequence[float], q: float, *, confidence: float = 0.95
+    sorted_values: Sequence[float],
+    q: float,
+    *,
+    confidence: float = 0.95,
+    design_effect: float = 1.0,
 ) -> tuple[float | None, float | None]:
     """Distribution-free ``confidence`` CI of the ``q``-th percentile (0..100) of sorted,
     NaN-free values (see the module docstring).
@@ -193,11 +203,15 @@ def quantile_ci(
     is ``[x_(l), x_(u)]`` (1-based order statistics) with ``l`` the largest rank such that
     P(K < l) <= alpha/2 and ``u`` the smallest such that P(K < u) >= 1 - alpha/2; each tail
     holds at most alpha/2, so the coverage is at least ``confidence``. A side the sample
-    cannot bound (``l`` < 1 or ``u`` > n) is None.
+    cannot bound (``l`` < 1 or ``u`` > n) is None. With ``design_effect`` d > 1 the ranks
+    come from the effective sample size n / d and are scaled back to n (wider, as dependent
+    values warrant).
     """
-    n = len(sorted_values)
-    if n == 0:
+    full = len(sorted_values)
+    if full == 0:
         return None, None
+    scale = max(1.0, design_effect)
+    n = max(1, int(full / scale))
     p = min(1.0, max(0.0, q / 100.0))
     alpha = (1.0 - confidence) / 2.0
     cdf = _binomial_cdf(n, p)  # cdf[k] = P(K <= k)
@@ -214,9 +228,37 @@ def quantile_ci(
         if cdf[rank - 1] >= 1.0 - alpha:  # P(K < u) = P(K <= u - 1)
             high_rank = rank
             break
+    if n != full:  # back to ranks among all the values, rounded outwards
+        low_rank = math.floor(low_rank * full / n) if low_rank >= 1 else 0
+        high_rank = math.ceil(high_rank * full / n) if high_rank <= n else full + 1
+        n = full
     low = float(sorted_values[low_rank - 1]) if low_rank >= 1 else None
     high = float(sorted_values[high_rank - 1]) if high_rank <= n else None
     return low, high
+
+
+def design_effect(ordered: Sequence[float], threshold: float, *, max_lag: int = 50) -> float:
+    """How much dependence between neighbours inflates the variance of the count of values
+    at or under ``threshold``: ``1 + 2 * sum(rho_k)`` over the autocorrelations of that
+    indicator in ``ordered`` (arrival order), summed from lag 1 until the first one that is
+    not positive (at most ``max_lag``, at most a quarter of the values); at least 1.
+    Independent values give about 1; latencies of a filling queue give more."""
+    n = len(ordered)
+    if n < 20:
+        return 1.0
+    x = [1.0 if v <= threshold else 0.0 for v in ordered]
+    p = sum(x) / n
+    var = p * (1.0 - p)
+    if var <= 0.0:
+        return 1.0
+    centred = [v - p for v in x]
+    total = 0.0
+    for lag in range(1, min(max_lag, n // 4) + 1):
+        rho = sum(map(operator.mul, centred[:-lag], centred[lag:])) / (n * var)
+        if rho <= 0.0:
+            break
+        total += rho
+    return max(1.0, 1.0 + 2.0 * total)
 
 
 def _binomial_cdf(n: int, p: float) -> list[float]:

@@ -38,7 +38,13 @@ from chatprobe.capacity.search import (
 from chatprobe.capacity.slo import CapacitySlo, resolve_slo
 from chatprobe.capacity.verdict import Judgement, judge
 from chatprobe.errors import ChatprobeError, ConfigError
-from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE, SLO_METRICS, compute_run, latency_column
+from chatprobe.metrics import (
+    DEFAULT_MAX_ERROR_RATE,
+    SLO_METRICS,
+    compute_run,
+    latency_column,
+    send_offsets,
+)
 from chatprobe.results import (
     CAPACITY,
     CAPACITY_STEPS,
@@ -48,7 +54,7 @@ from chatprobe.results import (
     SUMMARY,
     ProfileSnapshot,
 )
-from chatprobe.stats import percentile, quantile_ci
+from chatprobe.stats import design_effect, percentile, quantile_ci
 from chatprobe.transport import TLSConfig
 
 __all__ = [
@@ -188,9 +194,7 @@ class StepWatcher:
                 values.append(float(value))
 
     def judgement(self) -> Judgement:
-        return judge(
-            {m: sorted(v) for m, v in self.values.items()}, self.requests, self.errors, self.slo
-        )
+        return judge(self.values, self.requests, self.errors, self.slo)
 
     def __call__(self, folder: Path) -> bool:
         now = self.clock()
@@ -222,13 +226,19 @@ class StepWatcher:
 # ---------------------------------------------------------------------------- one step
 
 
-def latency_curve(values: list[float], confidence: float) -> dict[str, float | int | None]:
-    out: dict[str, float | int | None] = {"n": len(values)}
+def latency_curve(ordered: list[float], confidence: float) -> dict[str, float | int | None]:
+    """p50, p95 and p99 of values in send order, each with its CI (the design effect of
+    the values' own autocorrelation included, as in the verdict)."""
+    data = sorted(ordered)
+    out: dict[str, float | int | None] = {"n": len(data)}
     for q in CURVE_PCTS:
         key = f"p{q:g}"
-        if values:
-            out[key] = percentile(values, q)
-            out[f"{key}_low"], out[f"{key}_high"] = quantile_ci(values, q, confidence=confidence)
+        if data:
+            value = percentile(data, q)
+            out[key] = value
+            out[f"{key}_low"], out[f"{key}_high"] = quantile_ci(
+                data, q, confidence=confidence, design_effect=design_effect(ordered, value)
+            )
         else:
             out[key] = out[f"{key}_low"] = out[f"{key}_high"] = None
     return out
@@ -287,12 +297,14 @@ def measure_step(folder: Path, slo: CapacitySlo, *, level: float, stopped_early:
         i for i in range(len(table)) if not table.warmup[i] or figures.warmup_samples == len(table)
     ]
     ok = [i for i in keep if not table.error[i]]
+    offsets = send_offsets(table) if len(table) else []
+    by_send = sorted(ok, key=lambda i: offsets[i])
     values: dict[str, list[float]] = {}
     for metric in dict.fromkeys([*slo.limits, *CURVE_METRICS]):
         if metric not in SLO_METRICS:
             continue
         col = latency_column(table, metric, open_loop=open_loop) if len(table) else []
-        values[metric] = sorted(v for v in (col[i] for i in ok) if v == v)
+        values[metric] = [v for v in (col[i] for i in by_send) if v == v]  # send order
     requests = group.requests if group else 0
     failed = requests - (group.ok if group else 0)
     judgement = judge({m: values.get(m, []) for m in slo.limits}, requests, failed, slo)

@@ -8,7 +8,9 @@ fails when any fails; the point verdict (from the estimates alone) is what the s
 when a step ends unclear. The error rate is judged on its estimate once ``min_samples``
 requests are in; its Wilson CI only makes a failure clear sooner. The CIs are
 distribution-free (:func:`chatprobe.stats.quantile_ci`, :func:`chatprobe.stats.proportion_ci`):
-latency distributions under load are skewed and multi-modal, and nothing here assumes a shape.
+latency distributions under load are skewed and multi-modal, and nothing here assumes a shape;
+the percentile CIs are widened by the design effect of the step's own autocorrelation, since
+requests that queue behind each other are not independent draws.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chatprobe.capacity.slo import CapacitySlo
-from chatprobe.stats import percentile, proportion_ci, quantile_ci
+from chatprobe.stats import design_effect, percentile, proportion_ci, quantile_ci
 
 __all__ = ["FAILS", "HOLDS", "UNCLEAR", "Check", "Judgement", "judge"]
 
@@ -61,12 +63,14 @@ class Judgement:
         return max(rated, key=lambda c: c.ratio or 0.0) if rated else None
 
 
-def _latency_check(metric: str, limit: float, data: Sequence[float], slo: CapacitySlo) -> Check:
-    n = len(data)
+def _latency_check(metric: str, limit: float, ordered: Sequence[float], slo: CapacitySlo) -> Check:
+    n = len(ordered)
     if n == 0:
         return Check(metric, limit, None, None, None, 0, UNCLEAR, FAILS)
+    data = sorted(ordered)
     value = percentile(data, slo.percentile)
-    low, high = quantile_ci(data, slo.percentile, confidence=slo.confidence)
+    deff = design_effect(ordered, value)
+    low, high = quantile_ci(data, slo.percentile, confidence=slo.confidence, design_effect=deff)
     point = HOLDS if value <= limit else FAILS
     verdict = UNCLEAR
     if n >= slo.min_samples:
@@ -98,9 +102,10 @@ def _error_check(requests: int, errors: int, slo: CapacitySlo) -> Check:
 def judge(
     values: Mapping[str, Sequence[float]], requests: int, errors: int, slo: CapacitySlo
 ) -> Judgement:
-    """The verdict of one step: ``values`` maps each SLO metric to the sorted, NaN-free
-    values of the successful measured requests; ``requests`` counts every measured request
-    and ``errors`` the failed ones."""
+    """The verdict of one step: ``values`` maps each SLO metric to the NaN-free values of
+    the successful measured requests *in the order they were sent* (the CI accounts for
+    neighbours that are alike: :func:`chatprobe.stats.design_effect`); ``requests`` counts
+    every measured request and ``errors`` the failed ones."""
     checks = [_latency_check(m, lim, values.get(m, ()), slo) for m, lim in slo.limits.items()]
     checks.append(_error_check(requests, errors, slo))
     if any(c.verdict == FAILS for c in checks):
