@@ -57,6 +57,7 @@ from chatprobe.load.scenario import Scenario, Target, load_scenario
 from chatprobe.load.summary import build_summary, read_sample_table, summary_verdict
 from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
 from chatprobe.paths import locustfile as shipped_locustfile
+from chatprobe.preflight import preflight
 from chatprobe.project import child_env, current_project
 from chatprobe.results import (
     EMULATOR_TRUTH,
@@ -163,21 +164,13 @@ def _targets(
         out: list[Target] = []
         for p in providers:
             kept = [t for t in scenario.targets if t.provider == p]
-            out.extend(kept or [Target(p, _default_model(load_profile(p)))])
+            out.extend(kept or [Target(p, load_profile(p).default_model)])
         return tuple(out)
     kept = [t for t in scenario.targets if t.model in models]
     if kept:
         return tuple(kept)
     names = dict.fromkeys(t.provider for t in scenario.targets)
     return tuple(Target(p, m) for p in names for m in models)
-
-
-def _default_model(profile: Any) -> str:
-    """A profile's first model that is not a rate-limited free variant."""
-    for name, info in profile.models.items():
-        if not info.free:
-            return str(name)
-    return str(next(iter(profile.models)))
 
 
 # ---------------------------------------------------------------------------- emulator
@@ -317,6 +310,8 @@ def _run_in(
         else:
             target = None
         plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers, tls=options.tls)
+        if emulator is None:  # live targets, or an emulator elsewhere: reachable, or one line
+            preflight([t.url for t in plan.targets], tls=options.tls)
         plan_path = plan.write(out / PLAN)
         write_meta(
             out,
@@ -415,6 +410,7 @@ def _run_worker(
     target = EmulatorTarget(str(options.emulator_url)) if use_emulator else None
     with tempfile.TemporaryDirectory(prefix="chatprobe-worker-") as tmp:
         plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1, tls=options.tls)
+        preflight([t.url for t in plan.targets], tls=options.tls)
         plan_path = plan.write(Path(tmp) / PLAN)
         args = _locust_args(plan, options, Path(tmp))
         code, interrupted = _supervise(args, plan_path, plan, Path(tmp), [], options, console)
