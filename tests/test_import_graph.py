@@ -207,6 +207,10 @@ LOAD_ENGINE_PARTS = (
     "locust_stats",
     "status",
     "bare",
+    "work",
+    "workloads",
+    "conversation",
+    "trace",
 )
 LOAD_ENGINE_TOP = ("process", "users", "plugin")
 

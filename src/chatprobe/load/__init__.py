@@ -17,6 +17,10 @@ Modules, split by whether they may import gevent (only the locust child process 
   - :mod:`~chatprobe.load.schedule` (stages, arrivals, quotas);
   - :mod:`~chatprobe.load.targets`: what each request is (prepared targets, the request
     template, the chooser of target and prompt: the seam for other workloads);
+  - :mod:`~chatprobe.load.work`, :mod:`~chatprobe.load.workloads`,
+    :mod:`~chatprobe.load.conversation`, :mod:`~chatprobe.load.trace`: workloads beyond
+    one prompt (conversations fed with the real answers, trace replay), each request
+    still a :class:`~chatprobe.load.targets.Choice` for the one per-request path;
   - :mod:`~chatprobe.load.polite` (Retry-After holds and backoff, decided);
   - :mod:`~chatprobe.load.status` (progress and ``status.json``);
   - :mod:`~chatprobe.load.summary` (``summary.json`` from ``samples.jsonl``);

@@ -108,6 +108,9 @@ class LoadOptions:
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     tls: TLSConfig = field(default_factory=TLSConfig)  # what the locust children trust
     timeouts: dict[str, str] = field(default_factory=dict)  # given ones, over the scenario's
+    trace: str | None = None  # --trace FILE: replay it (replaces the scenario's shape)
+    trace_format: str = "auto"
+    speed: float | None = None  # --speed: a trace's time scale (None: the scenario's, else 1x)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     warmup_s: float | None = None  # replaces the scenario's warm-up (chatprobe capacity)
     # Early-stop hook: polled with the results folder while locust runs (about every 0.2 s);
@@ -130,6 +133,7 @@ class LoadOutcome:
 def resolve_scenario(options: LoadOptions) -> Scenario:
     """The scenario with the command line's overrides applied."""
     scenario = load_scenario(options.scenario or DEFAULT_SCENARIO)
+    scenario = _with_trace(scenario, options)
     targets = _targets(scenario, options.providers, options.models)
     if options.timeouts:
         timeouts = Timeouts.from_mapping(options.timeouts, base=scenario.timeouts)
@@ -143,6 +147,34 @@ def resolve_scenario(options: LoadOptions) -> Scenario:
         rate=options.rate,
         targets=targets,
     )
+
+
+def _with_trace(scenario: Scenario, options: LoadOptions) -> Scenario:
+    """``--trace FILE [--trace-format F] [--speed S]``: the scenario replaying that trace
+    (its targets, request fields and emulator settings kept); ``--speed`` alone rescales
+    the scenario's own trace."""
+    from chatprobe.load.trace import load_trace
+
+    if options.trace is None:
+        if options.speed is None and options.trace_format == "auto":
+            return scenario
+        if scenario.trace is None:
+            raise ConfigError("--speed and --trace-format need a trace: --trace FILE")
+        trace = scenario.trace
+        if options.trace_format not in ("auto", trace.format):
+            trace = load_trace(
+                trace.path, options.trace_format, speed=trace.speed, block_tokens=trace.block_tokens
+            )
+        if options.speed is not None:
+            trace = replace(trace, speed=options.speed)
+        return scenario.with_trace(trace)
+    if scenario.conversation is not None:
+        raise ConfigError("a scenario with a conversation cannot replay a trace (--trace)")
+    block = scenario.trace.block_tokens if scenario.trace is not None else None
+    trace = load_trace(
+        options.trace, options.trace_format, speed=options.speed or 1.0, block_tokens=block
+    )
+    return scenario.with_trace(trace)
 
 
 def _targets(
@@ -200,6 +232,11 @@ def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     }
     if output is not None:
         changes["output_tokens"] = (output, output) if isinstance(output, int) else tuple(output)
+    elif scenario.trace is not None and scenario.trace.requests:
+        # A trace says how long each answer was: let every answer run to its max_tokens
+        # (the trace's output length), as a server honouring ignore_eos would.
+        longest = max(r.output_tokens for r in scenario.trace.requests)
+        changes["output_tokens"] = (longest, longest)
     changes.update(block_changes(block))  # capacity, schedule, dialect, prefix cache
     return EmulatorConfig(**{k: v for k, v in changes.items() if v is not None or k == "faults"})
 

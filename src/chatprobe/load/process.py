@@ -47,6 +47,7 @@ from chatprobe.load.status import Progress, write_status
 from chatprobe.load.summary import build_summary, read_sample_table
 from chatprobe.load.targets import PreparedTarget, RequestChooser
 from chatprobe.load.timeline import RunEnd, Timeline
+from chatprobe.load.workloads import SessionMaker, warm_up
 from chatprobe.results import (
     LOCUST_TIMINGS,
     SAMPLES,
@@ -71,6 +72,7 @@ class LoadRun:
         self.end = RunEnd(plan, self.timeline)
         self.quota = RequestQuota(plan.requests)
         self.chooser = RequestChooser(plan)
+        self.sessions = SessionMaker(plan, self.chooser)  # conversations (a plan with one)
         self.stats = LocustStats()
         self.progress = Progress()
         self.sink: SampleSink = SampleSink()  # replaced by the role's sink in bind()
@@ -96,12 +98,14 @@ class LoadRun:
             self.role = "worker"
             self.worker_index = max(0, int(getattr(runner, "worker_index", 0)))
             self.chooser = RequestChooser(self.plan, salt=f":{self.worker_index}")
+            self.sessions = SessionMaker(self.plan, self.chooser, worker_index=self.worker_index)
             shipping = WorkerSink(runner, self._final_totals)
             environment.events.report_to_master.add_listener(shipping.on_report_to_master)
             shipping.start()
             sink = shipping
         elif isinstance(runner, MasterRunner):
             self.role = "master"
+            self.out_dir.mkdir(parents=True, exist_ok=True)
             ingest = MasterSink(self.out_dir / SAMPLES, runner, self._count)
             environment.events.worker_report.add_listener(ingest.on_worker_report)
             environment.events.worker_connect.add_listener(ingest.on_worker_connect)
@@ -117,6 +121,7 @@ class LoadRun:
             if not self.plan.manage_end:
                 write_bare_meta(self.plan)
         self.sink = self.path.sink = sink
+        warm_up(self.plan)
         self.path.worker = f"worker-{self.worker_index}" if self.role == "worker" else "local"
         self.quota.bind(self.role, runner)
         self.stats.bind(self.role, environment, runner)

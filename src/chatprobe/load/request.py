@@ -69,8 +69,11 @@ class RequestPath:
         self.aborted = 0  # requests killed in flight at the end of the run: no sample
         self.listeners: list[Listener] = []
 
-    def send(self, http: Any, choice: Choice, *, t_sched_ns: int | None, backoff: Backoff) -> None:
-        """Send ``choice`` over ``http`` (a connection pool for its host) and keep it."""
+    def send(
+        self, http: Any, choice: Choice, *, t_sched_ns: int | None, backoff: Backoff
+    ) -> RequestRecord:
+        """Send ``choice`` over ``http`` (a connection pool for its host) and keep it;
+        returns the finished record (a conversation builds its next turn on the answer)."""
         target = choice.target
         record = RequestRecord(
             provider=target.plan.provider,
@@ -98,6 +101,7 @@ class RequestPath:
         for listener in self.listeners:
             listener(record, choice, received)
         self.keep(record, choice, received, retry_after_s=retry_after, backoff_s=pause)
+        return record
 
     def keep(
         self,
@@ -127,6 +131,8 @@ class RequestPath:
             excerpt=excerpt,
             retry_after_s=retry_after_s,
             backoff_s=backoff_s,
+            session=choice.session,
+            turn=choice.turn,
         )
         self.sink.add(sample)
         self.stats.request(record, target.label, received)

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import orjson
-
 from chatprobe.errors import ConfigError
 from chatprobe.load.plan import RunPlan, TargetPlan
 from chatprobe.load.polite import TargetHold
+from chatprobe.load.work import encode_body, request_body
 from chatprobe.scrub import scrub_headers
 from chatprobe.transport import REQUEST_ID_HEADER, request_headers
 
@@ -107,6 +106,8 @@ class Choice:
     body: bytes
     input_tokens: int | None = None  # the prompt's length as sent (chatprobe.tokens)
     max_tokens: int | None = None  # the output cap the body asks for
+    session: str | None = None  # the conversation or trace session (load/workloads.py)
+    turn: int | None = None  # place in the session, from 1
 
 
 class RequestChooser:
@@ -145,16 +146,8 @@ class RequestChooser:
         ]
 
     def _body(self, target: TargetPlan, messages: list[dict[str, Any]]) -> bytes:
-        body: dict[str, Any] = {
-            "model": target.model_id,
-            "messages": messages,
-            "max_tokens": self.plan.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        body.update(self.plan.request)
-        body["stream"] = True
-        return orjson.dumps(body)
+        plan = self.plan
+        return encode_body(request_body(target.model_id, messages, plan.max_tokens, plan.request))
 
     def pick(self, user_index: int, turn: int) -> Choice:
         """The request user ``user_index`` sends on its ``turn``-th go."""

@@ -19,7 +19,11 @@ Importing this module installs the run's locust hooks, so such a locustfile writ
   ``wait_time``; it holds back while its target is held by a Retry-After or it is backing
   off (:mod:`chatprobe.load.polite`), and stops when a request-count run has sent its count.
 * :class:`OpenLoopUser`, open loop: one per process, whose task schedules the plan's
-  arrivals (Poisson or constant) up to ``concurrency`` in flight, whatever the responses do.
+  arrivals (Poisson or constant, or a trace's lines) up to ``concurrency`` in flight,
+  whatever the responses do.
+
+With a ``conversation`` in the plan, a closed-loop task is one whole session and an
+open-loop arrival starts one (:mod:`chatprobe.load.workloads`).
 
 The shipped locustfile exposes one of :class:`PlanChatUser` / :class:`PlanOpenLoopUser` and
 the plan's shape (:func:`chatprobe.load.plugin.install`). Locust child only (gevent).
@@ -28,19 +32,32 @@ the plan's shape (:func:`chatprobe.load.plugin.install`). Locust child only (gev
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
+import gevent
 from gevent.pool import Pool
 from geventhttpclient.connectionpool import ConnectionPool
 from locust import User, task
 from locust.exception import StopUser
 
+from chatprobe.load.conversation import Conversation, run_session
 from chatprobe.load.exchange import connection_pool
 from chatprobe.load.process import LoadRun, current_run, install_hooks
 from chatprobe.load.schedule import arrival_offsets, split_quota
 from chatprobe.load.targets import Choice, PreparedTarget
+from chatprobe.load.work import WorkItem
+from chatprobe.load.workloads import choice_of, trace_arrivals
+from chatprobe.record import RequestRecord
 
 __all__ = ["ChatUser", "OpenLoopUser", "PlanChatUser", "PlanOpenLoopUser", "StreamUser"]
+
+SPIN_NS = 1_500_000
+"""Open loop: the last 1.5 ms before an arrival are waited by yielding to the other
+greenlets, not on a timer (the event loop's timers wake up to a millisecond late)."""
+
+Job = Callable[[int], None]
 
 install_hooks()
 
@@ -84,6 +101,51 @@ class StreamUser(User):
         self.turn += 1
         return choice
 
+    def converse(
+        self,
+        target: PreparedTarget,
+        conversation: Conversation,
+        *,
+        t_sched_ns: int | None = None,
+        open_loop: bool = False,
+    ) -> int:
+        """Every turn of one session, with think time (or tool latency) between them;
+        returns the turns sent.
+
+        Closed loop: each turn takes a ticket of a request-count run (out of tickets, the
+        user stops) and waits out its target's hold. Open loop: the first turn goes at its
+        scheduled time (its lag is measured; the driver checked the hold); later turns go
+        when their pause and any hold are over.
+        """
+        run = self.load_run
+        http = self.http_for(target)
+        out_of_requests = False
+
+        def send(item: WorkItem) -> RequestRecord | None:
+            nonlocal out_of_requests
+            if not open_loop and not run.quota.take():
+                out_of_requests = True
+                return None
+            first = item.turn == 1
+            if not (open_loop and first) and not run.wait_turn(target, self.backoff):
+                return None  # the run ends while holding back
+            sched = t_sched_ns if first else None
+            counted = 1 if open_loop else 0  # open loop: the sample's users = in flight
+            run.in_flight += counted
+            try:
+                choice = choice_of(target, item)
+                return run.path.send(http, choice, t_sched_ns=sched, backoff=self.backoff)
+            finally:
+                run.in_flight -= counted
+
+        def wait(seconds: float) -> bool:
+            return bool(run.end.stopping.wait(timeout=seconds)) if seconds > 0 else False
+
+        sent = run_session(conversation, send, wait)
+        if out_of_requests:
+            raise StopUser()
+        return sent
+
     def on_stop(self) -> None:
         for pool in self._pools.values():
             pool.close()
@@ -98,6 +160,9 @@ class ChatUser(StreamUser):
     @task
     def chat(self) -> None:
         run = self.load_run
+        if run.plan.conversation is not None:  # one whole session per task
+            self.converse(*run.sessions.new(self.index))
+            return
         if not run.quota.take():
             raise StopUser()
         choice = self.next_choice()
@@ -124,20 +189,49 @@ class OpenLoopUser(StreamUser):
 
     @task
     def drive(self) -> None:
-        """Send requests at scheduled times, whatever the responses do, until the end."""
+        """Send requests at scheduled times, whatever the responses do, until the end.
+
+        The next arrival's work (its body; for a trace line, its prompt built to length) is
+        made before waiting for its time, and each arrival starts the moment it is due,
+        before the next is made.
+        """
+        run = self.load_run
+        if run.plan.open_loop is None:
+            raise StopUser()  # a closed-loop plan: nothing to schedule
+        pool = Pool(self.concurrency)
+        run.timeline.start()
+        start = run.timeline.t_start_ns or time.perf_counter_ns()
+        for offset, target, job in self.arrivals():
+            t_sched_ns = start + int(offset * 1e9)
+            if not self._wait_until(t_sched_ns):
+                break
+            if run.held_for(target, self.backoff) > 0:
+                run.held_skips += 1  # held back: this arrival is not sent at all
+                continue
+            if pool.full():
+                run.cap_hits += 1
+            pool.spawn(job, t_sched_ns)
+            gevent.sleep(0)  # let it send now, before the next arrival's work is made
+        pool.join()
+        raise StopUser()
+
+    def arrivals(self) -> Iterator[tuple[float, PreparedTarget, Job]]:
+        """``(offset_s, target, job)`` per arrival of this process: a trace's lines, or the
+        arrival process's times, each with a request or (with a conversation) a session."""
         run = self.load_run
         plan = run.plan
         ol = plan.open_loop
-        if ol is None:
-            raise StopUser()  # a closed-loop plan: nothing to schedule
+        assert ol is not None
         drivers = plan.drivers
+        if plan.trace is not None:
+            for offset, choice in trace_arrivals(
+                plan, run.chooser.targets, run.worker_index, drivers
+            ):
+                yield offset, choice.target, partial(self._one, choice)
+            return
         limit = None
-        if plan.requests is not None:
+        if plan.requests is not None and plan.conversation is None:
             limit = split_quota(plan.requests, drivers, run.worker_index)
-        pool = Pool(self.concurrency)
-        stopping = run.end.stopping
-        run.timeline.start()
-        start = run.timeline.t_start_ns or time.perf_counter_ns()
         for offset in arrival_offsets(
             ol.rate / drivers,
             arrival=ol.arrival,
@@ -145,21 +239,22 @@ class OpenLoopUser(StreamUser):
             end_s=plan.stages[0].duration_s,
             limit=limit,
         ):
-            t_sched_ns = start + int(offset * 1e9)
-            delay = (t_sched_ns - time.perf_counter_ns()) / 1e9
-            if delay > 0 and stopping.wait(timeout=delay):
-                break
-            if stopping.is_set():
-                break
-            choice = self.next_choice()
-            if run.held_for(choice.target, self.backoff) > 0:
-                run.held_skips += 1  # held back: this arrival is not sent at all
+            if plan.conversation is not None:
+                target, conversation = run.sessions.new(self.index)
+                yield offset, target, partial(self._session, target, conversation)
                 continue
-            if pool.full():
-                run.cap_hits += 1
-            pool.spawn(self._one, choice, t_sched_ns)
-        pool.join()
-        raise StopUser()
+            choice = self.next_choice()
+            yield offset, choice.target, partial(self._one, choice)
+
+    def _wait_until(self, t_ns: int) -> bool:
+        """Wait for ``t_ns`` (perf_counter); False when the run ends first (:data:`SPIN_NS`)."""
+        stopping = self.load_run.end.stopping
+        delay = (t_ns - SPIN_NS - time.perf_counter_ns()) / 1e9
+        if delay > 0 and stopping.wait(timeout=delay):
+            return False
+        while time.perf_counter_ns() < t_ns and not stopping.is_set():
+            gevent.sleep(0)
+        return not stopping.is_set()
 
     def _one(self, choice: Choice, t_sched_ns: int) -> None:
         run = self.load_run
@@ -170,6 +265,9 @@ class OpenLoopUser(StreamUser):
             )
         finally:
             run.in_flight -= 1
+
+    def _session(self, target: PreparedTarget, conversation: Conversation, t_sched_ns: int) -> None:
+        self.converse(target, conversation, t_sched_ns=t_sched_ns, open_loop=True)
 
 
 class PlanChatUser(ChatUser):
