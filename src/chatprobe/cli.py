@@ -34,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("chatprobe.commands.report", "report", "Build the provider comparison report."),
     "run": ("chatprobe.commands.run", "run", "Checks, a short load run and the report."),
     "load": ("chatprobe.commands.load", "load", "Run a locust load test: TTFT, ITL, throughput."),
+    "capacity": (
+        "chatprobe.commands.capacity",
+        "capacity",
+        "Find the highest load each target sustains within its SLO.",
+    ),
     "emulate": ("chatprobe.commands.emulate", "emulate", "Serve emulated providers offline."),
     "check": ("chatprobe.commands.check", "check", "Run the contract suites; conformance matrix."),
     "derive": ("chatprobe.commands.derive", "derive", "Derive contract suites from the schemas."),

@@ -14,6 +14,18 @@ This module is the one home of every interval a report or summary shows:
   both sides resampled) when both sides are small; above, the two medians' CIs combined on
   the log scale, where the variances of independent samples add.
 
+* :func:`quantile_ci`: the distribution-free CI of any percentile, from order statistics:
+  the number of values below the true q-th quantile is Binomial(n, q), so the pair of order
+  statistics whose ranks cover the middle of that binomial with the wanted probability
+  brackets the quantile, whatever the distribution (exact binomial tails, no resampling).
+  A bound the sample is too small to give is None (p99 of 50 values has no upper bound).
+  Values measured one after another under load are not independent (a queue makes
+  neighbours alike): :func:`design_effect` estimates how much that inflates the binomial
+  count's variance from the autocorrelation of the "at or under" indicator in arrival order,
+  and ``quantile_ci(..., design_effect=d)`` widens the interval to the effective sample
+  size n / d.
+* :func:`proportion_ci`: the Wilson score interval of a share (an error rate).
+
 And the one test of a shift between two samples, :func:`mann_whitney_u` (two-sided
 Mann-Whitney U, also called the Wilcoxon rank-sum test): exact for small samples without
 ties, the normal approximation with tie and continuity corrections otherwise. The monitor's
@@ -38,11 +50,14 @@ __all__ = [
     "bootstrap_ci",
     "describe_counts",
     "describe_sorted",
+    "design_effect",
     "mann_whitney_u",
     "median_ci",
     "median_ratio_ci",
     "percentile",
     "percentiles",
+    "proportion_ci",
+    "quantile_ci",
     "ratio_ci",
 ]
 
@@ -172,6 +187,122 @@ def median_ratio_ci(
     spread = _Z95 * math.sqrt(sa * sa + sb * sb)
     log_ratio = math.log(ratio)
     return ratio, math.exp(log_ratio - spread), math.exp(log_ratio + spread)
+
+
+def quantile_ci(
+    sorted_values: Sequence[float],
+    q: float,
+    *,
+    confidence: float = 0.95,
+    design_effect: float = 1.0,
+) -> tuple[float | None, float | None]:
+    """Distribution-free ``confidence`` CI of the ``q``-th percentile (0..100) of sorted,
+    NaN-free values (see the module docstring).
+
+    With K ~ Binomial(n, q/100) the count of values below the true quantile, the interval
+    is ``[x_(l), x_(u)]`` (1-based order statistics) with ``l`` the largest rank such that
+    P(K < l) <= alpha/2 and ``u`` the smallest such that P(K < u) >= 1 - alpha/2; each tail
+    holds at most alpha/2, so the coverage is at least ``confidence``. A side the sample
+    cannot bound (``l`` < 1 or ``u`` > n) is None. With ``design_effect`` d > 1 the ranks
+    come from the effective sample size n / d and are scaled back to n (wider, as dependent
+    values warrant).
+    """
+    full = len(sorted_values)
+    if full == 0:
+        return None, None
+    scale = max(1.0, design_effect)
+    n = max(1, int(full / scale))
+    p = min(1.0, max(0.0, q / 100.0))
+    alpha = (1.0 - confidence) / 2.0
+    cdf = _binomial_cdf(n, p)  # cdf[k] = P(K <= k)
+    # P(K < l) = cdf[l - 2] (0 for l = 1): the largest l with that at most alpha
+    low_rank = 0
+    for rank in range(1, n + 1):
+        below = cdf[rank - 2] if rank >= 2 else 0.0
+        if below <= alpha:
+            low_rank = rank
+        else:
+            break
+    high_rank = n + 1
+    for rank in range(1, n + 1):
+        if cdf[rank - 1] >= 1.0 - alpha:  # P(K < u) = P(K <= u - 1)
+            high_rank = rank
+            break
+    if n != full:  # back to ranks among all the values, rounded outwards
+        low_rank = math.floor(low_rank * full / n) if low_rank >= 1 else 0
+        high_rank = math.ceil(high_rank * full / n) if high_rank <= n else full + 1
+        n = full
+    low = float(sorted_values[low_rank - 1]) if low_rank >= 1 else None
+    high = float(sorted_values[high_rank - 1]) if high_rank <= n else None
+    return low, high
+
+
+def design_effect(ordered: Sequence[float], threshold: float, *, max_lag: int = 50) -> float:
+    """How much dependence between neighbours inflates the variance of the count of values
+    at or under ``threshold``: ``1 + 2 * sum(rho_k)`` over the autocorrelations of that
+    indicator in ``ordered`` (arrival order), summed from lag 1 until the first one that is
+    not positive (at most ``max_lag``, at most a quarter of the values); at least 1.
+    Independent values give about 1; latencies of a filling queue give more."""
+    n = len(ordered)
+    if n < 20:
+        return 1.0
+    x = [1.0 if v <= threshold else 0.0 for v in ordered]
+    p = sum(x) / n
+    var = p * (1.0 - p)
+    if var <= 0.0:
+        return 1.0
+    centred = [v - p for v in x]
+    total = 0.0
+    for lag in range(1, min(max_lag, n // 4) + 1):
+        rho = sum(map(operator.mul, centred[:-lag], centred[lag:])) / (n * var)
+        if rho <= 0.0:
+            break
+        total += rho
+    return max(1.0, 1.0 + 2.0 * total)
+
+
+def _binomial_cdf(n: int, p: float) -> list[float]:
+    """``[P(K <= k) for k in 0..n]`` for K ~ Binomial(n, p), summed in log space."""
+    if p <= 0.0:
+        return [1.0] * (n + 1)
+    if p >= 1.0:
+        return [0.0] * n + [1.0]
+    lp, lq = math.log(p), math.log1p(-p)
+    lgn = math.lgamma(n + 1)
+    out, total = [], 0.0
+    for k in range(n + 1):
+        total += math.exp(lgn - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq)
+        out.append(min(1.0, total))
+    return out
+
+
+def proportion_ci(
+    hits: int, n: int, *, confidence: float = 0.95
+) -> tuple[float | None, float | None]:
+    """Wilson score interval of the share ``hits / n``; ``(None, None)`` when ``n`` is 0."""
+    if n <= 0:
+        return None, None
+    z = _z(confidence)
+    share = hits / n
+    denominator = 1 + z * z / n
+    centre = (share + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _z(confidence: float) -> float:
+    """The two-sided normal quantile for ``confidence`` (bisection on erfc; no scipy)."""
+    if abs(confidence - 0.95) < 1e-12:
+        return _Z95
+    target = 1.0 - confidence
+    lo, hi = 0.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if math.erfc(mid / math.sqrt(2)) > target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
 
 
 def _num(x: float | None) -> float | None:

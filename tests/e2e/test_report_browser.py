@@ -164,3 +164,52 @@ def test_markdown_tables_match_the_rendered_page(browser, report_dir: Path) -> N
 
     md = md_tables((report_dir / "report.md").read_text())
     assert [norm(t) for t in md] == [norm(t) for t in dom]
+
+
+@pytest.fixture(scope="module")
+def capacity_report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.capacity_support import make_capacity_run
+
+    root = tmp_path_factory.mktemp("capacity-browser")
+    make_capacity_run(
+        root / "results",
+        [("openrouter", "gemini-2.0-flash-001", 42.0), ("aimlapi", "gpt-4o-mini", 17.0)],
+    )
+    return build_report_files([root / "results"], out=root / "report").parent
+
+
+def test_capacity_chart_shows_curves_bands_and_the_edge(browser, capacity_report_dir: Path) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems: list[str] = []
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.goto((capacity_report_dir / "index.html").as_uri())
+    page.wait_for_load_state("load")
+    chart = page.locator("svg#chart-capacity-ttft")
+    chart.scroll_into_view_if_needed()
+    assert chart.is_visible()
+    box = chart.bounding_box()
+    assert box is not None and box["width"] > 400 and box["height"] > 200
+    # two targets x p50/p95/p99, each curve with its CI band
+    assert chart.locator("polyline").count() == 6
+    assert chart.locator("polygon.ci-band").count() == 6
+    assert chart.locator("line.limit").count() == 1
+    assert "SLO p95 TTFT 100 ms" in chart.locator("text.limit-text").first.text_content() or ""
+    edges = chart.locator("rect.band")
+    assert edges.count() == 2
+    assert all("edge: " in t for t in chart.locator("text.band-text").all_text_contents())
+    # the edge span sits at the found capacity on the x axis: between the 3rd and 4th step
+    tick_x = {
+        (t.text_content() or ""): float(t.get_attribute("x") or 0)
+        for t in chart.locator("text.tick[text-anchor='middle']").all()
+    }
+    assert tick_x and all(x > 0 for x in tick_x.values())
+    for i in range(edges.count()):
+        width = float(edges.nth(i).get_attribute("width") or 0)
+        assert 0 < width < box["width"] / 2
+    table = page.locator("table#capacity-table")
+    assert table.locator("tbody tr").count() == 2
+    shot = capacity_report_dir / "capacity.png"
+    chart.screenshot(path=str(shot))
+    assert shot.stat().st_size > 5_000
+    assert problems == []
+    page.close()

@@ -112,6 +112,10 @@ class LoadOptions:
     trace_format: str = "auto"
     speed: float | None = None  # --speed: a trace's time scale (None: the scenario's, else 1x)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
+    warmup_s: float | None = None  # replaces the scenario's warm-up (chatprobe capacity)
+    # Early-stop hook: polled with the results folder while locust runs (about every 0.2 s);
+    # True ends the run as a first Ctrl-C does (samples kept, summary written).
+    stop_when: Callable[[Path], bool] | None = None
 
 
 @dataclass(slots=True)
@@ -134,6 +138,8 @@ def resolve_scenario(options: LoadOptions) -> Scenario:
     if options.timeouts:
         timeouts = Timeouts.from_mapping(options.timeouts, base=scenario.timeouts)
         scenario = replace(scenario, timeouts=timeouts)
+    if options.warmup_s is not None:
+        scenario = replace(scenario, warmup_s=options.warmup_s, ramp_s=0.0)
     return scenario.override(
         users=options.users,
         duration_s=options.duration_s,
@@ -562,10 +568,15 @@ def _supervise(
     if not plan.manage_end or options.worker:
         limit = float("inf")
     display = _Progress(console, out, plan) if options.progress and not options.worker else None
+    stop_when = options.stop_when if not options.worker else None
     try:
         with _signals(on_signal), display or nullcontext():
             while child.poll() is None:
                 now = time.monotonic()
+                if stop_when is not None and not escalation and stop_when(out):
+                    stop_when = None  # asked once; the child ends as after a first Ctrl-C
+                    _send(child, signal.SIGUSR1)
+                    escalation.append((now + GRACEFUL_WAIT_S, signal.SIGTERM))
                 if now > limit and not escalation:
                     console.print("[yellow]the run overran its plan; stopping it[/]")
                     _send(child, signal.SIGUSR1)

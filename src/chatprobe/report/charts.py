@@ -7,7 +7,7 @@ so no provider text ever reaches the SVG unescaped and no JavaScript is needed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["PALETTE", "LineChart", "Series", "line_chart"]
@@ -33,6 +33,7 @@ class Series:
     dash: str
     points: str  # "x,y x,y ..." in SVG coordinates
     markers: list[tuple[float, float]] = field(default_factory=list)
+    band: str = ""  # a confidence band: polygon "x,y ..." (upper edge, then lower reversed)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class LineChart:
     badge: str = ""
     caption: str = ""
     bands: list[tuple[float, float, str]] = field(default_factory=list)  # x0, x1, label
+    hlines: list[tuple[float, str]] = field(default_factory=list)  # y, label (a limit)
 
 
 def _nice_step(span: float, target: int) -> float:
@@ -126,8 +128,14 @@ def line_chart(
     bands: Sequence[tuple[float, float, str]] = (),
     colors: dict[str, str] | None = None,
     x_ticks_at: Sequence[float] | None = None,
+    ci: Mapping[str, Sequence[tuple[float, float, float]]] | None = None,
+    hlines: Sequence[tuple[float, str]] = (),
+    dashes: Mapping[str, str] | None = None,
 ) -> LineChart:
-    """Lay out one chart: ``data`` is ``[(series label, [(x, y), ...]), ...]``."""
+    """Lay out one chart: ``data`` is ``[(series label, [(x, y), ...]), ...]``; ``ci`` maps
+    a series label to ``[(x, low, high), ...]``, drawn as a shaded band around it; ``hlines``
+    are horizontal reference lines (an SLO limit) at y with a label; ``bands`` shade x
+    ranges (a warm-up, an SLO edge)."""
     left, right, top = 72, 24, 40 if badge else 20
     legend_cols = 2
     legend_rows = math.ceil(len(data) / legend_cols)
@@ -136,6 +144,8 @@ def line_chart(
     height = top + plot_height + bottom_axis + legend_h
     xs = [x for _, pts in data for x, _ in pts if x == x]
     ys = [y for _, pts in data for _, y in pts if y == y]
+    ys += [v for pts in (ci or {}).values() for _, lo, hi in pts for v in (lo, hi) if v == v]
+    ys += [y for y, _ in hlines]
     if not xs or not ys:
         xs, ys = [0.0, 1.0], [0.0, 1.0]
     if log_x:
@@ -162,13 +172,24 @@ def line_chart(
     for k, (label, pts) in enumerate(data):
         clean = [(x, y) for x, y in pts if x == x and y == y and (not log_x or x > 0)]
         coords = [(sx(x), sy(y)) for x, y in clean]
+        spans = [
+            (x, lo, hi)
+            for x, lo, hi in (ci or {}).get(label, ())
+            if x == x and lo == lo and hi == hi and (not log_x or x > 0)
+        ]
+        band = ""
+        if len(spans) >= 2:
+            upper = [f"{sx(x)},{sy(hi)}" for x, _, hi in spans]
+            lower = [f"{sx(x)},{sy(lo)}" for x, lo, _ in reversed(spans)]
+            band = " ".join(upper + lower)
         series.append(
             Series(
                 label=label,
                 color=(colors or {}).get(label) or PALETTE[k % len(PALETTE)],
-                dash=DASHES[(k // len(PALETTE)) % len(DASHES)],
+                dash=(dashes or {}).get(label, DASHES[(k // len(PALETTE)) % len(DASHES)]),
                 points=" ".join(f"{x},{y}" for x, y in coords),
                 markers=coords if markers else [],
+                band=band,
             )
         )
     legend: list[tuple[float, float, Series]] = []
@@ -194,4 +215,5 @@ def line_chart(
         badge=badge,
         caption=caption,
         bands=[(sx(a), sx(b), text) for a, b, text in bands],
+        hlines=[(sy(y), text) for y, text in hlines],
     )

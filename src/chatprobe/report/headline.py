@@ -270,6 +270,7 @@ def headline(report: Report) -> list[str]:
         lines += _availability(report.groups)
     lines += _conformance(report)
     lines += _families(report)
+    lines += [f"Capacity: {t.label}: {t.statement}." for t in report.capacity]
     if not lines or (report.emulated and len(lines) == 1):
         lines.append("No latency or conformance data in the given results.")
     return lines

@@ -56,6 +56,8 @@ from chatprobe.stats import median_ratio_ci, percentile
 __all__ = [
     "DEFAULT_SLO",
     "REPORT_SCHEMA_VERSION",
+    "CapacityPoint",
+    "CapacityTarget",
     "Comparison",
     "Conformance",
     "Dist",
@@ -74,7 +76,8 @@ summary sentences left the model for the views. 3: ``display_names`` (provider i
 people call it), groups' ``provider_display``, and the conformance findings as
 :class:`chatprobe.metrics.CheckTally` rows (``tallies``, every finding counted) with the
 run's :class:`chatprobe.metrics.ContractFigures` (``figures``) instead of the first three
-findings of each failed case."""
+findings of each failed case. ``capacity`` (added within 3): the capacity searches of
+``chatprobe capacity`` folders, per target with every step's latency percentiles and CIs."""
 CDF_POINTS = 120
 TIMELINE_BINS = 60
 TIMELINE_MAX_POINTS = 20_000  # per group; a stride subsample beyond
@@ -166,6 +169,51 @@ class Comparison:
 
 
 @dataclass
+class CapacityPoint:
+    """One step of a capacity search: its level and what it measured there."""
+
+    level: float
+    outcome: str  # holds | fails | unclear | invalid | rate_limited
+    valid: bool
+    saturated: bool
+    requests: int
+    throughput_rps: float | None
+    goodput_rps: float | None
+    # metric -> {n, p50, p50_low, p50_high, p95, ..., p99, ...}
+    latency: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+
+
+@dataclass
+class CapacityTarget:
+    """One target's capacity search (``capacity.json``), as the report draws it."""
+
+    provider: str
+    model: str
+    run_id: str
+    data_source: str
+    by: str  # rate | concurrency
+    unit: str  # req/s | users
+    slo: dict[str, float]  # the latency limits
+    slo_text: str
+    percentile: float
+    confidence: float
+    capacity: float | None
+    low: float | None
+    high: float | None
+    limit: str | None
+    end: str
+    statement: str
+    steps_used: int
+    max_steps: int
+    points: list[CapacityPoint] = field(default_factory=list)
+    provider_display: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.provider_display or self.provider} · {self.model}"
+
+
+@dataclass
 class Report:
     report_id: str
     generated_at: str
@@ -176,6 +224,7 @@ class Report:
     slo_source: str = "default"  # report (--slo) | scenario | default | mixed
     groups: list[GroupStats] = field(default_factory=list)
     sweep: list[StageFigures] = field(default_factory=list)
+    capacity: list[CapacityTarget] = field(default_factory=list)
     conformance: Conformance | None = None
     comparisons: list[Comparison] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -238,6 +287,9 @@ def build_report(
             report.warnings.append(
                 f"{res.run_id}: the run was interrupted; figures cover what was measured."
             )
+        if res.capacity is not None:
+            report.capacity.extend(_capacity_targets(res))
+            continue
         if res.samples is not None and len(res.samples):
             groups, sweep, used, figures = _groups_from_samples(
                 res, res.samples, slo, report.warnings
@@ -265,10 +317,60 @@ def build_report(
             )
     for g in report.groups:
         g.provider_display = report.name(g.provider)
+    for c in report.capacity:
+        c.provider_display = report.name(c.provider)
     _warn_duplicates(report)
     report.conformance = _conformance([r for r in folders if r.contract is not None])
     report.comparisons = compare_groups(report.groups)
     return report
+
+
+def _capacity_targets(res: Results) -> list[CapacityTarget]:
+    """The targets of a ``capacity.json`` (the search's figures, as written)."""
+    doc = res.capacity or {}
+    slo = doc.get("slo") or {}
+    out = []
+    for t in doc.get("targets") or []:
+        points = []
+        for step in t.get("steps") or []:
+            health = step.get("health") or {}
+            points.append(
+                CapacityPoint(
+                    level=float(step.get("level") or 0.0),
+                    outcome=str(step.get("outcome") or ""),
+                    valid=bool(health.get("valid", True)),
+                    saturated=bool(step.get("saturated")),
+                    requests=int(step.get("requests") or 0),
+                    throughput_rps=step.get("throughput_rps"),
+                    goodput_rps=step.get("goodput_rps"),
+                    latency=dict(step.get("latency") or {}),
+                )
+            )
+        points.sort(key=lambda p: p.level)
+        out.append(
+            CapacityTarget(
+                provider=str(t.get("provider")),
+                model=str(t.get("model")),
+                run_id=res.run_id,
+                data_source=res.data_source,
+                by=str(doc.get("by") or "rate"),
+                unit=str(doc.get("unit") or "req/s"),
+                slo={str(k): float(v) for k, v in (slo.get("limits") or {}).items()},
+                slo_text=str(slo.get("text") or ""),
+                percentile=float(slo.get("percentile") or 95.0),
+                confidence=float(slo.get("confidence") or 0.95),
+                capacity=t.get("capacity"),
+                low=t.get("low"),
+                high=t.get("high"),
+                limit=t.get("limit"),
+                end=str(t.get("end") or ""),
+                statement=str(t.get("statement") or ""),
+                steps_used=int(t.get("steps_used") or len(points)),
+                max_steps=int(t.get("max_steps") or 0),
+                points=points,
+            )
+        )
+    return out
 
 
 def _display_names(res: Results) -> dict[str, str]:

@@ -19,7 +19,7 @@ from chatprobe.metrics import Dist
 from chatprobe.report.charts import PALETTE, LineChart, line_chart
 from chatprobe.report.formatting import DASH, NA, ci, count, ms, pct, rate, ratio, tokens, usd
 from chatprobe.report.headline import contract_tally, headline, verdict_text
-from chatprobe.report.model import GroupStats, Report
+from chatprobe.report.model import CapacityTarget, GroupStats, Report
 
 __all__ = ["Cell", "Section", "Table", "build_sections"]
 
@@ -99,6 +99,8 @@ def build_sections(report: Report) -> list[Section]:
             _errors(report),
             _cost(report),
         ]
+    if report.capacity:
+        sections.append(_capacity(report))
     if report.comparisons:
         sections.append(_comparison(report))
     if report.conformance is not None:
@@ -1023,3 +1025,258 @@ def _method(report: Report) -> Section:
 def _gemini_claim(a: str, b: str) -> bool:
     """Is this the pair the seeds make a claim about (Gemini 2.0 Flash vs 1.5 Flash)?"""
     return "gemini-2.0-flash" in a and "gemini-1.5-flash" in b
+
+
+# ----------------------------------------------------------------------------- capacity
+
+_METRIC_NAMES = {"ttfb_ms": "TTFB", "ttft_ms": "TTFT", "itl_ms": "ITL", "e2e_ms": "E2E"}
+_PCT_DASH = {"p50": "", "p95": "6 3", "p99": "2 3"}
+
+
+def _level(value: float | None, unit: str) -> str:
+    if value is None:
+        return NA
+    if unit == "users" or float(value).is_integer():
+        return f"{value:.0f}"
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def _interval(t: CapacityTarget) -> str:
+    low = _level(t.low, t.unit) if t.low is not None else "0"
+    high = _level(t.high, t.unit) if t.high is not None else "?"
+    return f"{low}{DASH}{high}"
+
+
+def _with_ci(block: dict[str, float | int | None], key: str) -> str:
+    value = block.get(key)
+    if value is None:
+        return NA
+    low, high = block.get(f"{key}_low"), block.get(f"{key}_high")
+    span = f" [{ms(low) if low is not None else '?'}{DASH}{ms(high) if high is not None else '?'}]"
+    return ms(float(value)) + span
+
+
+def _capacity_label(report: Report, t: CapacityTarget) -> str:
+    label = t.label
+    if _mixed(report) and t.data_source == "emulated":
+        label += " [emulated]"
+    return label
+
+
+def _capacity(report: Report) -> Section:
+    section = Section("capacity", "Capacity under SLO")
+    conf = {f"{100 * t.confidence:g}%" for t in report.capacity}
+    section.paragraphs.append(
+        "The highest load each target sustained within its SLO, found by a search of short "
+        "load steps: the levels are bracketed, then narrowed where the verdict flips. Each "
+        "percentile carries a distribution-free confidence interval (order statistics); the "
+        f"interval of the edge runs from the highest level that held with {'/'.join(conf)} "
+        "confidence to the lowest that failed with it. A step where the client was the limit "
+        "is invalid and ends the search; HTTP 429s end it with a rate-limited verdict "
+        "(docs/capacity.md)."
+    )
+    for t in report.capacity:
+        section.paragraphs.append(f"{_capacity_label(report, t)}: {t.statement}.")
+    rows = []
+    for t in report.capacity:
+        at = next((p for p in t.points if p.level == t.capacity), None)
+        rows.append(
+            [
+                Cell(report.name(t.provider)),
+                Cell(t.model),
+                Cell(t.data_source or NA),
+                Cell(t.slo_text),
+                num(_level(t.capacity, t.unit)),
+                num(_interval(t)),
+                Cell(t.unit),
+                Cell(_METRIC_NAMES.get(t.limit or "", t.limit or NA)),
+                Cell(t.end),
+                num(f"{t.steps_used}/{t.max_steps}"),
+                num(rate(at.goodput_rps) if at is not None else NA),
+            ]
+        )
+    section.blocks.append(
+        table(
+            "capacity-table",
+            "Capacities side by side",
+            [
+                "provider",
+                "model",
+                "source",
+                "SLO",
+                "capacity",
+                "edge interval",
+                "unit",
+                "breaks first",
+                "search ended",
+                "steps",
+                "goodput req/s at capacity",
+            ],
+            rows,
+        )
+    )
+    step_rows = []
+    for t in report.capacity:
+        for p in t.points:
+            ttft = p.latency.get("ttft_ms") or {}
+            itl = p.latency.get("itl_ms") or {}
+            outcome = p.outcome + (" (saturated)" if p.saturated else "")
+            step_rows.append(
+                [
+                    Cell(report.name(t.provider)),
+                    Cell(t.model),
+                    num(_level(p.level, t.unit)),
+                    Cell(outcome),
+                    num(count(p.requests)),
+                    num(ms(_num(ttft.get("p50")))),
+                    num(_with_ci(ttft, "p95")),
+                    num(ms(_num(ttft.get("p99")))),
+                    num(_with_ci(itl, "p95")),
+                    num(rate(p.throughput_rps)),
+                    num(rate(p.goodput_rps)),
+                    Cell("ok" if p.valid else "client limit"),
+                ]
+            )
+    section.blocks.append(
+        table(
+            "capacity-steps",
+            "Every step of the searches",
+            [
+                "provider",
+                "model",
+                "level",
+                "verdict",
+                "requests",
+                "TTFT p50 ms",
+                "TTFT p95 ms [CI]",
+                "TTFT p99 ms",
+                "ITL p95 ms [CI]",
+                "completed/s",
+                "goodput/s",
+                "client",
+            ],
+            step_rows,
+        )
+    )
+    section.blocks += _capacity_charts(report)
+    return section
+
+
+def _num(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _capacity_charts(report: Report) -> list[Table | LineChart]:
+    metrics = [
+        m
+        for m in ("ttft_ms", "itl_ms")
+        if any(m in p.latency for t in report.capacity for p in t.points)
+    ]
+    for t in report.capacity:
+        metrics += [m for m in t.slo if m not in metrics]
+    units = {t.unit for t in report.capacity}
+    x_label = "offered load, " + " / ".join(sorted(units))
+    badge = _source_badge(report)
+    colors_by_target = {
+        _capacity_label(report, t): PALETTE[k % len(PALETTE)] for k, t in enumerate(report.capacity)
+    }
+    edges = [
+        (
+            t.low if t.low is not None else (t.capacity or 0.0),
+            t.high if t.high is not None else (t.capacity or 0.0),
+            f"edge: {_capacity_label(report, t)}",
+        )
+        for t in report.capacity
+        if t.capacity is not None
+    ]
+    confidence = "/".join(sorted({f"{100 * t.confidence:g}%" for t in report.capacity}))
+    charts: list[Table | LineChart] = []
+    for metric in metrics:
+        name = _METRIC_NAMES.get(metric, metric)
+        data: list[tuple[str, list[tuple[float, float]]]] = []
+        bands: dict[str, list[tuple[float, float, float]]] = {}
+        colors: dict[str, str] = {}
+        dashes: dict[str, str] = {}
+        limits: list[tuple[float, str]] = []
+        for t in report.capacity:
+            base = _capacity_label(report, t)
+            valid = [p for p in t.points if p.valid and metric in p.latency]
+            for key in ("p50", "p95", "p99"):
+                label = f"{base} {key}"
+                pts = []
+                spans = []
+                for p in valid:
+                    block = p.latency[metric]
+                    value, low, high = (
+                        block.get(key),
+                        block.get(f"{key}_low"),
+                        block.get(f"{key}_high"),
+                    )
+                    if value is None:
+                        continue
+                    pts.append((p.level, float(value)))
+                    if low is not None and high is not None:
+                        spans.append((p.level, float(low), float(high)))
+                data.append((label, pts))
+                bands[label] = spans
+                colors[label] = colors_by_target[base]
+                dashes[label] = _PCT_DASH[key]
+            if metric in t.slo:
+                limits.append((t.slo[metric], f"SLO p{t.percentile:g} {name} {t.slo[metric]:g} ms"))
+        charts.append(
+            line_chart(
+                id=f"chart-capacity-{metric.removesuffix('_ms')}",
+                title=f"{name} against load: p50, p95, p99 with {confidence} CIs",
+                x_label=x_label,
+                y_label=f"{name} ms",
+                data=data,
+                y_min=0.0,
+                markers=True,
+                colors=colors,
+                dashes=dashes,
+                ci=bands,
+                hlines=list(dict.fromkeys(limits)),
+                bands=edges,
+                badge=badge,
+                caption="Solid p50, dashed p95, dotted p99; shaded: each percentile's CI; "
+                "the grey span marks the SLO edge (from the highest level that held with "
+                "confidence to the lowest that failed); invalid steps are left out.",
+            )
+        )
+    data = []
+    colors = {}
+    for t in report.capacity:
+        base = _capacity_label(report, t)
+        valid = [p for p in t.points if p.valid]
+        data.append(
+            (
+                f"{base} goodput",
+                [(p.level, p.goodput_rps) for p in valid if p.goodput_rps is not None],
+            )
+        )
+        data.append(
+            (
+                f"{base} completed",
+                [(p.level, p.throughput_rps) for p in valid if p.throughput_rps is not None],
+            )
+        )
+        colors[f"{base} goodput"] = colors[f"{base} completed"] = colors_by_target[base]
+    charts.append(
+        line_chart(
+            id="chart-capacity-goodput",
+            title="Goodput and completed requests/s against load",
+            x_label=x_label,
+            y_label="requests/s",
+            data=data,
+            y_min=0.0,
+            markers=True,
+            colors=colors,
+            dashes={label: ("" if label.endswith("goodput") else "6 3") for label, _ in data},
+            bands=edges,
+            badge=badge,
+            caption="Goodput (solid): successful requests meeting every SLO limit per second; "
+            "completed (dashed): successful requests finished per second. Flat completions while "
+            "latency climbs is saturation.",
+        )
+    )
+    return charts

@@ -15,6 +15,8 @@ The run-level figures computed from samples live in :mod:`chatprobe.metrics`.
 from __future__ import annotations
 
 from chatprobe.results.folder import (
+    CAPACITY,
+    CAPACITY_STEPS,
     CONTRACT,
     EMULATOR_TRUTH,
     GROUP_ENV,
@@ -60,6 +62,8 @@ from chatprobe.results.samples import (
 from chatprobe.results.snapshot import ProfileSnapshot, snapshot_profiles, write_profiles
 
 __all__ = [
+    "CAPACITY",
+    "CAPACITY_STEPS",
     "CONTRACT",
     "EMULATOR_TRUTH",
     "GROUP_ENV",

@@ -32,6 +32,8 @@ from chatprobe.paths import RESULTS_ENV, results_dir
 from chatprobe.scrub import scrub_obj, scrub_text
 
 __all__ = [
+    "CAPACITY",
+    "CAPACITY_STEPS",
     "CONTRACT",
     "EMULATOR_TRUTH",
     "GROUP_ENV",
@@ -81,6 +83,8 @@ LOCUST_LOG = "locust.log"  # load: the locust child's output
 LOCUST_CSV_PREFIX = "locust"  # load: locust's own CSV files, locust_*.csv
 LOCUST_TIMINGS = "locust_timings.csv"  # load: TTFT/ITL/E2E as locust rounds them (reference)
 CONTRACT = "contract.json"  # check: results per case and the conformance matrix
+CAPACITY = "capacity.json"  # capacity: the search per target, every step judged
+CAPACITY_STEPS = "steps"  # capacity: one load-run folder per step, steps/<step-id>/
 JUNIT = "junit.xml"  # check: pytest's JUnit XML
 
 # Not in a run folder: the monitor's history lives in the results root itself.
@@ -181,8 +185,8 @@ def write_meta(
     """
     from chatprobe import __version__
 
-    if kind not in ("load", "contract", "run"):
-        raise ValueError(f"meta kind must be load, contract or run, not {kind!r}")
+    if kind not in ("load", "contract", "run", "capacity"):
+        raise ValueError(f"meta kind must be load, contract, run or capacity, not {kind!r}")
     if data_source not in ("emulated", "replayed", "live"):
         raise ValueError(f"data_source must be emulated, replayed or live, not {data_source!r}")
     run_dir = Path(run_dir)

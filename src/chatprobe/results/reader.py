@@ -1,5 +1,5 @@
 """Loading one results folder for a report: meta, plan, profile snapshot, samples, summary,
-contract (see ``docs/results-format.md``)."""
+contract, capacity (see ``docs/results-format.md``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from chatprobe.errors import ConfigError
 from chatprobe.results.folder import (
+    CAPACITY,
     CONTRACT,
     META,
     PLAN,
@@ -33,6 +34,7 @@ class Results:
     meta: dict[str, Any]
     summary: dict[str, Any] | None = None
     contract: dict[str, Any] | None = None
+    capacity: dict[str, Any] | None = None  # capacity.json (chatprobe capacity)
     plan: dict[str, Any] | None = None  # plan.json as written (load runs)
     profiles: ProfileSnapshot | None = None  # profiles.json; None in folders before it existed
     samples: SampleTable | None = None
@@ -91,6 +93,7 @@ def load_results(path: Path | str) -> Results:
     result = Results(path=folder, meta=meta)
     result.summary = _read_optional(folder / SUMMARY, "summary.json")
     result.contract = _read_optional(folder / CONTRACT, "contract.json")
+    result.capacity = _read_optional(folder / CAPACITY, "capacity.json")
     result.plan = _read_optional(folder / PLAN, "plan.json")
     result.profiles = ProfileSnapshot.read(folder)
     samples_path = folder / SAMPLES
@@ -100,9 +103,15 @@ def load_results(path: Path | str) -> Results:
         result.skipped_lines = skipped
         result.bad_line_numbers = bad
         result.truncated_tail = truncated
-    if result.samples is None and result.summary is None and result.contract is None:
+    if (
+        result.samples is None
+        and result.summary is None
+        and result.contract is None
+        and result.capacity is None
+    ):
         raise ConfigError(
-            "results folder holds no samples.jsonl, summary.json or contract.json (empty run?)",
+            "results folder holds no samples.jsonl, summary.json, contract.json or "
+            "capacity.json (empty run?)",
             path=str(folder),
         )
     return result
