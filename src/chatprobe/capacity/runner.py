@@ -116,9 +116,15 @@ class CapacityOptions:
         if self.by not in ("rate", "concurrency"):
             raise ConfigError(f"--by must be rate or concurrency, not {self.by!r}")
         if not self.step_s > 0 or self.min_step_s < 0 or self.min_step_s > self.step_s:
-            raise ConfigError("--step-duration must be more than 0 and at least --min-step")
+            raise ConfigError(
+                f"--step-duration ({self.step_s:g}s) must be at least --min-step "
+                f"({self.min_step_s:g}s): lengthen the step or shorten --min-step"
+            )
         if self.warmup_s < 0 or self.warmup_s >= self.step_s:
-            raise ConfigError("--step-warmup must be shorter than --step-duration")
+            raise ConfigError(
+                f"--step-warmup ({self.warmup_s:g}s) must be shorter than --step-duration "
+                f"({self.step_s:g}s)"
+            )
         if self.max_cost is not None and not self.max_cost > 0:
             raise ConfigError(f"--max-cost must be more than 0 USD, got {self.max_cost:g}")
         if self.min_samples < 1:
