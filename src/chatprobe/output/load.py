@@ -155,8 +155,8 @@ def print_summary(
             complete = sessions.get("complete")
             done = "" if complete is None else f", {complete} complete"
             lines.append(
-                f"sessions: {label}: {sessions.get('sessions', 0)}{done}, duration p50 "
-                f"{fmt_seconds(duration)}; cache hit rate {fmt_pct(cache)}"
+                f"sessions: {label}: {sessions.get('sessions', 0)} begun after the warm-up"
+                f"{done}, duration p50 {fmt_seconds(duration)}; cache hit rate {fmt_pct(cache)}"
             )
             by_turn = sessions.get("by_turn") or []
             if by_turn:
