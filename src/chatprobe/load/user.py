@@ -208,9 +208,17 @@ def _attempt(
         phase = Phase.SEND
         sock.settimeout(timeouts.first_byte)
         sock.sendall(payload)
+        # t0 to the end of the write (a new connection's set-up included: the server's
+        # clock starts when the request is in, so that is how far TTFT can be off)
+        record.send_late_ns = time.perf_counter_ns() - record.t0_ns
         phase = Phase.HEADERS
         reader = StampedReader(
-            sock, BLOCK_SIZE, kernel=kernel, t_min_ns=record.t0_ns, deadline_ns=deadline
+            sock,
+            BLOCK_SIZE,
+            kernel=kernel,
+            t_min_ns=record.t0_ns,
+            deadline_ns=deadline,
+            peek=True,
         )
         reader.arm(timeouts.first_byte)
         read_head(resp, reader)
@@ -237,9 +245,11 @@ def _attempt(
             received += len(tail)
         if reader.kernel_ok:
             record.t_end_ns = reader.t
+            record.stamp_bounds_ns = reader.bounds
         else:  # one clock per record: the user-space stamps of every read
             record.clock, record.t_headers_ns, times = "user", ut_head, utimes
             record.t_end_ns = reader.ut
+            record.stamp_bounds_ns = reader.ubounds
         if sse:
             # The stream is over and stamped. Yield before and after the CPU-heavy part
             # (decoding here, interpretation next): when many streams end together, the
@@ -263,6 +273,8 @@ def _attempt(
             record.clock, times = "user", utimes
             if record.t_headers_ns is not None:
                 record.t_headers_ns = ut_head
+        if reader is not None:
+            record.stamp_bounds_ns = reader.bounds if reader.kernel_ok else reader.ubounds
         if sse and chunks:  # keep the events that did arrive (a stream cut short)
             _decode(record, chunks, times, record.t_end_ns)
         elif chunks:

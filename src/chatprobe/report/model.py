@@ -30,6 +30,7 @@ from chatprobe.metrics import (
     SLO_METRICS,
     CacheFigures,
     CheckTally,
+    ConformanceUnderLoad,
     ContractFigures,
     Cost,
     Dist,
@@ -41,6 +42,7 @@ from chatprobe.metrics import (
     SampleIndex,
     Slo,
     StageFigures,
+    TimingBound,
     compute_run,
     contract_figures,
     latency_column,
@@ -521,6 +523,8 @@ _NESTED: dict[str, Any] = {
     "reasoning": ReasoningFigures,
     "cache": CacheFigures,
     "lengths": LengthFigures,
+    "timing_bound": TimingBound,
+    "conformance": ConformanceUnderLoad,
 }
 
 
