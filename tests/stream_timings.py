@@ -5,7 +5,7 @@ chunks, usage, ``[DONE]`` or not, LF, CRLF or CR-only line ends), its framing (c
 chunk boundaries of its own, Content-Length, or ended by the close) and how the wire bytes,
 head included, are cut into writes with pauses between them: body bytes that come with the
 head, a head split across writes, coalesced events, late events. The result is the action
-list a :class:`~tests.scripted_server.ScriptedServer` plays from a request body (``/play``).
+list a :class:`~tests.fake_servers.scripted.ScriptedServer` plays from a request body (``/play``).
 
 :func:`check_record` states what must hold for every finished record, whatever the timing:
 the invariants 0 <= TTFB <= TTFT <= E2E <= total, ITL >= 0, chunk gaps >= 0, no impossible

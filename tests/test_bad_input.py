@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.reliability_support import ROOT, clean_env, cli_command
+from tests import cli_support
+from tests.cli_support import ROOT
 
 TARGET = "targets: [{provider: openrouter, model: gemini-2.0-flash-001}]\n"
 CASE = "cases:\n  - name: a\n    request: {body: {messages: [{role: user, content: hi}]}}\n"
@@ -205,14 +205,7 @@ def run_cli(cwd: Path, *argv: str, env: dict[str, str] | None = None, timeout: f
     extra = {"CHATPROBE_RESULTS": str(cwd / "results-out")}
     for key, value in (env or {}).items():
         extra[key] = str(cwd / value) if key == "CHATPROBE_PROJECT" else value
-    return subprocess.run(
-        cli_command(*argv),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=clean_env(extra),
-        cwd=cwd,
-    )
+    return cli_support.run_cli(*argv, cwd=cwd, env=extra, timeout=timeout)
 
 
 def _write(base: Path, files: dict[str, str | bytes | None]) -> None:

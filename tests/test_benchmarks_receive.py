@@ -19,7 +19,7 @@ import pytest
 
 from chatprobe.load.receive import KERNEL_TIMESTAMPS
 from chatprobe.paths import project_root
-from tests.scripted_server import ScriptedServer, chunk, content_chunk, sse, stream_head
+from tests.fake_servers.scripted import ScriptedServer, chunk, content_chunk, sse, stream_head
 
 CHILD = r"""
 import json, sys, time

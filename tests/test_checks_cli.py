@@ -3,31 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
 import yaml
 
-from chatprobe.paths import project_root
-
-ROOT = project_root()
-
-
-def chatprobe(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "chatprobe.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=cwd,
-    )
+from tests.cli_support import ROOT, run_cli
 
 
 def only_run(out: Path) -> Path:
@@ -37,9 +19,7 @@ def only_run(out: Path) -> Path:
 
 
 def test_offline_check_passes_and_writes_results(tmp_path: Path) -> None:
-    done = chatprobe(
-        "check", "--suites", str(ROOT / "suites" / "basic.yaml"), "--out", str(tmp_path)
-    )
+    done = run_cli("check", "--suites", str(ROOT / "suites" / "basic.yaml"), "--out", str(tmp_path))
     assert done.returncode == 0, done.stdout + done.stderr
     run = only_run(tmp_path)
     meta = json.loads((run / "meta.json").read_text())
@@ -70,7 +50,7 @@ def test_a_broken_cassette_fails_the_run(tmp_path: Path) -> None:
     body["usage"]["total_tokens"] += 1
     data["interactions"][0]["response"]["body"]["string"] = orjson.dumps(body).decode()
     target.write_text(yaml.safe_dump(data))
-    done = chatprobe(
+    done = run_cli(
         "check",
         "--suites",
         str(ROOT / "suites" / "basic.yaml"),
@@ -92,7 +72,7 @@ def test_a_broken_cassette_fails_the_run(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_is_one_line(tmp_path: Path) -> None:
-    done = chatprobe("check", "--provider", "acme", "--out", str(tmp_path))
+    done = run_cli("check", "--provider", "acme", "--out", str(tmp_path))
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "chatprobe: error: unknown provider 'acme' (known: aimlapi, apilaplas, openrouter)"
@@ -100,7 +80,7 @@ def test_unknown_provider_is_one_line(tmp_path: Path) -> None:
 
 
 def test_no_case_selected_is_a_failure(tmp_path: Path) -> None:
-    done = chatprobe(
+    done = run_cli(
         "check",
         "--suites",
         str(ROOT / "suites" / "basic.yaml"),
@@ -116,7 +96,7 @@ def test_no_case_selected_is_a_failure(tmp_path: Path) -> None:
 def test_list_checks_and_docs_name_every_check() -> None:
     from chatprobe.checks import registered
 
-    done = chatprobe("check", "--list-checks")
+    done = run_cli("check", "--list-checks")
     assert done.returncode == 0, done.stderr
     docs = (ROOT / "docs" / "suites.md").read_text(encoding="utf-8")
     for name, chk in registered().items():

@@ -20,7 +20,7 @@ from chatprobe.profiles import ProviderProfile, custom_profile, load_profile
 from chatprobe.record import RequestRecord
 from chatprobe.suites.loader import load_suite
 from chatprobe.suites.model import CaseRun, Expect
-from tests.scripted_server import ScriptedServer, plain
+from tests.fake_servers.scripted import ScriptedServer, plain
 
 ENDPOINT = custom_profile("http://127.0.0.1:4000/v1", "LOCAL_KEY", name="local", models=["m"])
 HELLO = {"messages": [{"role": "user", "content": "Hi"}], "model": "m"}

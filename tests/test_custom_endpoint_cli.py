@@ -8,10 +8,8 @@ gateway. Every chatprobe command runs in a subprocess; each is bounded in time.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +18,10 @@ from typing import Any
 import pytest
 
 from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig
-from chatprobe.paths import project_root
+from tests.cli_support import run_cli
 
 pytestmark = pytest.mark.slow
 
-ROOT = project_root()
-KEY_VARS = ("AIMLAPI_API_KEY", "APILAPLAS_API_KEY", "OPENROUTER_API_KEY")
 OPENAI_LIKE = """
 # A server that behaves like plain OpenAI: 200, chatcmpl- ids, OpenAI's envelope,
 # usage in streams only with stream_options.include_usage, refusal in messages.
@@ -59,29 +55,15 @@ NEVER_APPLY = {
 }
 
 
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in KEY_VARS}
-    env.update(
-        CHATPROBE_RESULTS=str(tmp_path / "results"),
-        CHATPROBE_PROFILE_DIR=str(tmp_path / "profiles"),
-        PYTHONUNBUFFERED="1",
-        COLUMNS="200",
-        **extra,
-    )
-    return env
-
-
 def _chatprobe(
     tmp_path: Path, *args: str, timeout: float = 120, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatprobe.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=_env(tmp_path, **env),
-        cwd=ROOT,
-    )
+    """``chatprobe ARGS`` with this test's results and profile folders."""
+    folders = {
+        "CHATPROBE_RESULTS": str(tmp_path / "results"),
+        "CHATPROBE_PROFILE_DIR": str(tmp_path / "profiles"),
+    }
+    return run_cli(*args, env={**folders, **env}, timeout=timeout)
 
 
 def _only_folder(root: Path) -> Path:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +10,7 @@ from click.testing import CliRunner
 
 from chatprobe.client import ChatClient
 from chatprobe.emulator import DEMO_KEY, FAULT_KINDS, Emulator, EmulatorConfig
+from tests.cli_support import run_cli
 
 
 def _help() -> str:
@@ -47,18 +46,8 @@ def test_help_documents_profiles_ports_latency_and_faults() -> None:
         assert provider in text
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "chatprobe.cli", "emulate", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_unknown_provider_is_one_line_and_exit_2() -> None:
-    result = _run("--provider", "nosuch")
+    result = run_cli("emulate", "--provider", "nosuch", timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -70,7 +59,7 @@ def test_unknown_provider_is_one_line_and_exit_2() -> None:
     [(["--fault", "gremlins=0.1"], "gremlins"), (["--output-tokens", "9:3"], "output_tokens")],
 )
 def test_bad_options_are_one_line_and_exit_2(args: list[str], needle: str) -> None:
-    result = _run(*args)
+    result = run_cli("emulate", *args, timeout=60)
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and needle in result.stderr
 

@@ -6,7 +6,6 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +42,17 @@ TOOLS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        providers=("openrouter", "aimlapi"), zero_latency=True, output_tokens=(7, 7)
-    )
-    with Emulator.in_thread(config) as emulator:
-        yield emulator
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(
+    providers=("openrouter", "aimlapi"), zero_latency=True, output_tokens=(7, 7)
+)
 
 
-def _stream(emu: Emulator, knob: str = "", provider: str = "openrouter", **body: Any) -> bytes:
+def _stream(emulator: Emulator, knob: str = "", provider: str = "openrouter", **body: Any) -> bytes:
     model = OPENROUTER_MODEL if provider == "openrouter" else "gemini-2.0-flash-exp"
     extra = {"X-Chatprobe-Dialect": knob} if knob else {}
     request = {**chat_body(stream=True), "model": model, **body}
-    response = post_raw(emu, request, provider, **extra)
+    response = post_raw(emulator, request, provider, **extra)
     assert response.status_code in (200, 201), response.text
     return response.content
 
@@ -107,15 +103,15 @@ def test_cli_rejects_a_bad_knob_in_one_line() -> None:
     assert len(lines) == 1 and "--dialect" in lines[0] and "sparkles" in lines[0]
 
 
-def test_tool_call_deltas_without_index(emu: Emulator) -> None:
-    raw = _stream(emu, "tool_calls_no_index", tools=TOOLS, tool_choice="required")
+def test_tool_call_deltas_without_index(emulator: Emulator) -> None:
+    raw = _stream(emulator, "tool_calls_no_index", tools=TOOLS, tool_choice="required")
     calls = [c["delta"]["tool_calls"][0] for c in _choices(raw) if c["delta"].get("tool_calls")]
     assert len(calls) > 2 and all("index" not in call for call in calls)
     assert calls[0]["id"].startswith("call_") and calls[0]["function"]["name"] == "lookup"
     assert all("id" not in call for call in calls[1:])  # id-less deltas continue the call
     arguments = "".join(call["function"]["arguments"] for call in calls)
     assert isinstance(json.loads(arguments), dict)
-    usual = _stream(emu, tools=TOOLS, tool_choice="required")
+    usual = _stream(emulator, tools=TOOLS, tool_choice="required")
     assert all(
         c["delta"]["tool_calls"][0]["index"] == 0
         for c in _choices(usual)
@@ -124,8 +120,8 @@ def test_tool_call_deltas_without_index(emu: Emulator) -> None:
 
 
 @pytest.mark.parametrize("provider", ["openrouter", "aimlapi"])
-def test_usage_on_every_chunk_is_cumulative(emu: Emulator, provider: str) -> None:
-    raw = _stream(emu, "usage_every_chunk", provider, stream_options={"include_usage": True})
+def test_usage_on_every_chunk_is_cumulative(emulator: Emulator, provider: str) -> None:
+    raw = _stream(emulator, "usage_every_chunk", provider, stream_options={"include_usage": True})
     data = chunks(raw)
     assert all("usage" in c for c in data) and all(c["choices"] for c in data)
     completion = [c["usage"]["completion_tokens"] for c in data]
@@ -133,77 +129,77 @@ def test_usage_on_every_chunk_is_cumulative(emu: Emulator, provider: str) -> Non
     assert data[-1]["usage"]["total_tokens"] == data[-1]["usage"]["prompt_tokens"] + 7
 
 
-def test_litellm_usage_chunk_keeps_a_choice(emu: Emulator) -> None:
-    last = chunks(_stream(emu, "usage_chunk_with_choice"))[-1]
+def test_litellm_usage_chunk_keeps_a_choice(emulator: Emulator) -> None:
+    last = chunks(_stream(emulator, "usage_chunk_with_choice"))[-1]
     assert last["choices"] == [{"index": 0, "delta": {}}] and last["usage"]["completion_tokens"]
 
 
-def test_finish_reason_on_every_chunk(emu: Emulator) -> None:
-    reasons = [c["finish_reason"] for c in _choices(_stream(emu, "finish_reason_every_chunk"))]
+def test_finish_reason_on_every_chunk(emulator: Emulator) -> None:
+    reasons = [c["finish_reason"] for c in _choices(_stream(emulator, "finish_reason_every_chunk"))]
     assert len(reasons) == 8 and set(reasons) == {"stop"}
 
 
-def test_azure_prompt_filter_chunk_comes_first(emu: Emulator) -> None:
-    first = chunks(_stream(emu, "azure_prompt_filter"))[0]
+def test_azure_prompt_filter_chunk_comes_first(emulator: Emulator) -> None:
+    first = chunks(_stream(emulator, "azure_prompt_filter"))[0]
     assert first["choices"] == [] and first["id"] == "" and first["model"] == ""
     assert first["prompt_filter_results"][0]["prompt_index"] == 0
 
 
-def test_sse_comments_between_events(emu: Emulator) -> None:
-    events = sse_events(_stream(emu, "sse_comments=2", "aimlapi"))
+def test_sse_comments_between_events(emulator: Emulator) -> None:
+    events = sse_events(_stream(emulator, "sse_comments=2", "aimlapi"))
     pings = [e for e in events if isinstance(e, Comment)]
     assert len(pings) == 7 // 2 and all(p.text.strip() == "keep-alive" for p in pings)
 
 
 @pytest.mark.parametrize("ends", ["cr", "crlf"])
-def test_line_ends(emu: Emulator, ends: str) -> None:
-    raw = _stream(emu, f"line_ends={ends}")
+def test_line_ends(emulator: Emulator, ends: str) -> None:
+    raw = _stream(emulator, f"line_ends={ends}")
     assert (b"\n" in raw) is (ends == "crlf") and b"\r" in raw
-    usual = _stream(emu)
+    usual = _stream(emulator)
     assert [json.loads(d)["choices"] for d in sse_data(raw) if d != "[DONE]"] == [
         json.loads(d)["choices"] for d in sse_data(usual) if d != "[DONE]"
     ]
 
 
-def test_one_character_per_chunk(emu: Emulator) -> None:
-    pieces = [c["delta"]["content"] for c in _choices(_stream(emu, "one_char_chunks"))]
+def test_one_character_per_chunk(emulator: Emulator) -> None:
+    pieces = [c["delta"]["content"] for c in _choices(_stream(emulator, "one_char_chunks"))]
     pieces = [p for p in pieces if p]
-    text = "".join(c["delta"].get("content") or "" for c in _choices(_stream(emu)))
+    text = "".join(c["delta"].get("content") or "" for c in _choices(_stream(emulator)))
     assert all(len(p) == 1 for p in pieces) and "".join(pieces) == text
 
 
-def test_many_tokens_per_chunk(emu: Emulator) -> None:
-    pieces = [c["delta"].get("content") for c in _choices(_stream(emu, "tokens_per_chunk=3"))]
+def test_many_tokens_per_chunk(emulator: Emulator) -> None:
+    pieces = [c["delta"].get("content") for c in _choices(_stream(emulator, "tokens_per_chunk=3"))]
     pieces = [p for p in pieces if p]
     assert [count_tokens(p) for p in pieces] == [3, 3, 1]
 
 
-def _error(emu: Emulator, knob: str, provider: str = "openrouter") -> httpx.Response:
+def _error(emulator: Emulator, knob: str, provider: str = "openrouter") -> httpx.Response:
     body = {**chat_body(), "model": "no-such-model"}
-    return post_raw(emu, body, provider, **{"X-Chatprobe-Dialect": knob})
+    return post_raw(emulator, body, provider, **{"X-Chatprobe-Dialect": knob})
 
 
-def test_error_code_as_the_status_string(emu: Emulator) -> None:
-    error = _error(emu, "error_code_as_string").json()["error"]
+def test_error_code_as_the_status_string(emulator: Emulator) -> None:
+    error = _error(emulator, "error_code_as_string").json()["error"]
     assert error["code"] == "404" and error["param"] == "None"
     assert error["type"] == "invalid_request_error"
 
 
-def test_error_envelope_of_another_provider(emu: Emulator) -> None:
-    aimlapi = _error(emu, "envelope=aimlapi").json()
+def test_error_envelope_of_another_provider(emulator: Emulator) -> None:
+    aimlapi = _error(emulator, "envelope=aimlapi").json()
     assert aimlapi["statusCode"] == 404 and "error" not in aimlapi
-    openai = _error(emu, "envelope=openai", "aimlapi").json()
+    openai = _error(emulator, "envelope=openai", "aimlapi").json()
     assert openai["error"]["code"] == "model_not_found" and "statusCode" not in openai
 
 
-def test_connection_closes_after_an_error(emu: Emulator) -> None:
+def test_connection_closes_after_an_error(emulator: Emulator) -> None:
     body = orjson.dumps({**chat_body(), "model": "no-such-model"})
     request = (
         b"POST /openrouter/api/v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
         b"Authorization: Bearer " + DEMO_KEY.encode() + b"\r\nX-Chatprobe-Dialect: "
         b"close_after_error\r\nContent-Length: %d\r\n\r\n" % len(body) + body
     )
-    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as sock:
         sock.sendall(request)
         received = b""
         while data := sock.recv(65536):  # ends: the server closed the socket
@@ -211,8 +207,8 @@ def test_connection_closes_after_an_error(emu: Emulator) -> None:
     assert received.startswith(b"HTTP/1.1 404") and b"Connection: close" in received
 
 
-def test_no_models_endpoint(emu: Emulator) -> None:
-    url = emu.base_url("openrouter") + "/models"
+def test_no_models_endpoint(emulator: Emulator) -> None:
+    url = emulator.base_url("openrouter") + "/models"
     with httpx.Client(trust_env=False) as http:
         assert http.get(url).status_code == 200
         assert http.get(url, headers={"X-Chatprobe-Dialect": "no_models"}).status_code == 404
@@ -254,10 +250,10 @@ def test_knobs_from_the_config_a_profile_model_and_a_window(tmp_path: Path) -> N
         dialect=("line_ends=crlf",),
         schedule=(parse_window("dialect:finish_reason_every_chunk@0-1h"),),
     )
-    with Emulator.in_thread(config) as emu:
-        raw = _stream(emu, provider="gemini-compat")
-        header = _stream(emu, "line_ends=lf", provider="gemini-compat")
-        truth = emu.truth()
+    with Emulator.in_thread(config) as emulator:
+        raw = _stream(emulator, provider="gemini-compat")
+        header = _stream(emulator, "line_ends=lf", provider="gemini-compat")
+        truth = emulator.truth()
     assert b"\r\n\r\n" in raw and b"\r\n\r\n" not in header  # config, then the header wins
     assert all("usage" in c for c in chunks(raw))  # the model's knob
     assert all(c["finish_reason"] for c in _choices(raw))  # the window's knob
@@ -265,11 +261,11 @@ def test_knobs_from_the_config_a_profile_model_and_a_window(tmp_path: Path) -> N
     assert truth[0]["windows"] == ["dialect#0"]
 
 
-def test_the_truth_records_the_knobs_of_each_answer(emu: Emulator) -> None:
-    before = emu.stats()["last_seq"]
-    _stream(emu, "tokens_per_chunk=2,sse_comments")
-    _stream(emu)
-    first, second = emu.truth(since=before)
+def test_the_truth_records_the_knobs_of_each_answer(emulator: Emulator) -> None:
+    before = emulator.stats()["last_seq"]
+    _stream(emulator, "tokens_per_chunk=2,sse_comments")
+    _stream(emulator)
+    first, second = emulator.truth(since=before)
     assert first["dialect"] == "sse_comments=1,tokens_per_chunk=2" and second["dialect"] is None
 
 
@@ -302,14 +298,14 @@ def _broken_rules(raw: bytes) -> set[str]:
 
 
 @pytest.mark.parametrize("rule", STREAM_RULES)
-def test_each_stream_rule_breaks_that_rule_alone(emu: Emulator, rule: str) -> None:
-    before = emu.stats()["last_seq"]
-    response = post_raw(emu, chat_body(), **{"X-Chatprobe-Fault": f"stream_rule={rule}"})
+def test_each_stream_rule_breaks_that_rule_alone(emulator: Emulator, rule: str) -> None:
+    before = emulator.stats()["last_seq"]
+    response = post_raw(emulator, chat_body(), **{"X-Chatprobe-Fault": f"stream_rule={rule}"})
     assert response.status_code == 200
     assert _broken_rules(response.content) == {rule}
-    (truth,) = emu.truth(since=before)
+    (truth,) = emulator.truth(since=before)
     assert truth["stream_rule"] == rule and truth["faults"] == [f"stream_rule={rule}"]
-    assert _broken_rules(_stream(emu)) == set()  # the same request without the fault
+    assert _broken_rules(_stream(emulator)) == set()  # the same request without the fault
 
 
 def test_stream_rules_parse_and_plain_requests_ignore_them() -> None:
@@ -332,9 +328,9 @@ def test_a_rule_broken_at_a_rate_under_load_is_what_the_truth_says(rule: str) ->
         output_tokens=(8, 8),
         faults=(parse_fault_rate(f"stream_rule:{rule}=0.10"),),
     )
-    with Emulator.in_thread(config) as emu:
-        answers = open_loop(emu, chat_body(), rate=200, count=count)
-        truth = {t["request_id"]: t for t in wait_settled(emu, count)}
+    with Emulator.in_thread(config) as emulator:
+        answers = open_loop(emulator, chat_body(), rate=200, count=count)
+        truth = {t["request_id"]: t for t in wait_settled(emulator, count)}
     assert [a.status for a in answers] == [200] * count
     broken = {i for i, t in truth.items() if t["stream_rule"] is not None}
     assert {truth[i]["stream_rule"] for i in broken} == {rule}
@@ -371,9 +367,9 @@ def test_one_char_chunks_under_a_capacity_model() -> None:
         capacity=Capacity(tokens_per_s=500),
         dialect=("one_char_chunks",),
     )
-    with Emulator.in_thread(config) as emu:
-        raw = _stream(emu)
-        (truth,) = wait_settled(emu, 1)
+    with Emulator.in_thread(config) as emulator:
+        raw = _stream(emulator)
+        (truth,) = wait_settled(emulator, 1)
     pieces = [c["delta"].get("content") for c in _choices(raw) if c["delta"].get("content")]
     assert all(len(p) == 1 for p in pieces) and truth["tokens_sent"] == 6
     assert truth["chunks"] == len(pieces) and truth["batch_mean"] == 1

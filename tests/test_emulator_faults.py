@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -46,21 +45,22 @@ CASES: list[tuple[str, bool, ErrorClass | None, int | None]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    # OpenRouter (status 200 on success) keeps the expected statuses simple; envelopes of
-    # the other dialects are covered in test_emulator_profiles.py and below.
-    config = EmulatorConfig(
-        providers=("openrouter",), zero_latency=True, rate_limit_rpm=0, output_tokens=(30, 30)
-    )
-    with Emulator.in_thread(config) as emulator:
-        yield emulator
+# OpenRouter (status 200 on success) keeps the expected statuses simple; envelopes of
+# the other dialects are covered in test_emulator_profiles.py and below.
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(
+    providers=("openrouter",), zero_latency=True, rate_limit_rpm=0, output_tokens=(30, 30)
+)
 
 
 def _send(
-    emu: Emulator, fault: str, stream: bool, provider: str = "openrouter", timeouts: Timeouts = FAST
+    emulator: Emulator,
+    fault: str,
+    stream: bool,
+    provider: str = "openrouter",
+    timeouts: Timeouts = FAST,
 ) -> RequestRecord:
-    with ChatClient(emu.profile(provider), api_key=DEMO_KEY, timeouts=timeouts) as client:
+    with ChatClient(emulator.profile(provider), api_key=DEMO_KEY, timeouts=timeouts) as client:
         return client.chat(
             {**BODY, "stream": stream},
             model="gemini-2.0-flash-001",
@@ -68,8 +68,8 @@ def _send(
         )
 
 
-def _truth(emu: Emulator, seq_before: int) -> dict[str, Any]:
-    records = emu.truth(since=seq_before)
+def _truth(emulator: Emulator, seq_before: int) -> dict[str, Any]:
+    records = emulator.truth(since=seq_before)
     assert len(records) == 1
     return records[0]
 
@@ -86,14 +86,14 @@ def test_every_kind_has_a_case() -> None:
     ids=[f"{c[0]}-{'stream' if c[1] else 'plain'}" for c in CASES],
 )
 def test_fault_is_classified(
-    emu: Emulator, fault: str, stream: bool, expected: ErrorClass | None, status: int | None
+    emulator: Emulator, fault: str, stream: bool, expected: ErrorClass | None, status: int | None
 ) -> None:
-    before = emu.stats()["last_seq"]
-    record = _send(emu, fault, stream)
+    before = emulator.stats()["last_seq"]
+    record = _send(emulator, fault, stream)
     print(f"\n{fault} ({'stream' if stream else 'plain'}): {record.summary_line()}")
     assert record.error_class is expected, record.summary_line()
     assert record.status == status
-    truth = _truth(emu, before)
+    truth = _truth(emulator, before)
     kind = fault.partition("=")[0]
     assert truth["faults"] and truth["faults"][0].startswith(
         {"429": "rate_limit_429"}.get(kind, kind)
@@ -105,13 +105,13 @@ def test_fault_is_classified(
         assert record.content_type == "text/html"
         assert record.body.lstrip().lower().startswith(b"<!doctype html>")
     if kind == "reset_midstream":
-        assert _wait_outcome(emu, truth["seq"]) == "reset"
+        assert _wait_outcome(emulator, truth["seq"]) == "reset"
         if stream:
             assert record.text, "some content arrived before the reset"
     if kind == "truncated_body":
-        assert _wait_outcome(emu, truth["seq"]) == "closed"
+        assert _wait_outcome(emulator, truth["seq"]) == "closed"
     if kind in ("stall", "slow_headers"):
-        assert _wait_outcome(emu, truth["seq"]) == "client_closed"
+        assert _wait_outcome(emulator, truth["seq"]) == "client_closed"
     if kind == "missing_done":
         assert not record.done and any(a.startswith("missing_done") for a in record.anomalies)
     if kind == "midstream_error" and stream:
@@ -120,13 +120,13 @@ def test_fault_is_classified(
         assert record.text, "content before the error event is kept"
 
 
-def _wait_outcome(emu: Emulator, seq: int) -> str:
+def _wait_outcome(emulator: Emulator, seq: int) -> str:
     """The truth record's outcome once the emulator has noticed how the exchange ended."""
     import time
 
     deadline = time.monotonic() + 5
     while True:
-        outcome = next(t["outcome"] for t in emu.truth(since=seq - 1) if t["seq"] == seq)
+        outcome = next(t["outcome"] for t in emulator.truth(since=seq - 1) if t["seq"] == seq)
         if outcome != "in_flight" or time.monotonic() > deadline:
             return str(outcome)
         time.sleep(0.02)
@@ -134,12 +134,12 @@ def _wait_outcome(emu: Emulator, seq: int) -> str:
 
 @pytest.mark.parametrize(("fault", "stream"), [("stall=0.4", True), ("slow_headers=0.4", False)])
 def test_short_stall_and_slow_headers_still_complete(
-    emu: Emulator, fault: str, stream: bool
+    emulator: Emulator, fault: str, stream: bool
 ) -> None:
-    before = emu.stats()["last_seq"]
-    record = _send(emu, fault, stream, timeouts=Timeouts(first_byte=5, idle=5))
+    before = emulator.stats()["last_seq"]
+    record = _send(emulator, fault, stream, timeouts=Timeouts(first_byte=5, idle=5))
     assert record.ok, record.summary_line()
-    truth = _truth(emu, before)
+    truth = _truth(emulator, before)
     if stream:
         # The stall is scheduled from the request's arrival, so the gap after the first
         # (already late) write can be a little under 400 ms.
@@ -152,24 +152,24 @@ def test_short_stall_and_slow_headers_still_complete(
 
 @pytest.mark.parametrize(("provider", "status"), [("openrouter", 402), ("aimlapi", 403)])
 def test_no_credits_status_per_provider(provider: str, status: int) -> None:
-    with Emulator.in_thread(providers=(provider,), zero_latency=True) as emu:
+    with Emulator.in_thread(providers=(provider,), zero_latency=True) as emulator:
         model = "gemini-2.0-flash-001" if provider == "openrouter" else "gemini-2.0-flash-exp"
-        with ChatClient(emu.profile(provider), api_key=DEMO_KEY) as client:
+        with ChatClient(emulator.profile(provider), api_key=DEMO_KEY) as client:
             record = client.chat(BODY, model=model, headers={"X-Chatprobe-Fault": "no_credits"})
     assert record.error_class is ErrorClass.HTTP_STATUS and record.status == status
 
 
-def test_fault_parameter_counts_chunks_before_the_reset(emu: Emulator) -> None:
-    before = emu.stats()["last_seq"]
-    record = _send(emu, "reset_midstream=3", True)
+def test_fault_parameter_counts_chunks_before_the_reset(emulator: Emulator) -> None:
+    before = emulator.stats()["last_seq"]
+    record = _send(emulator, "reset_midstream=3", True)
     assert record.error_class is ErrorClass.CONNECTION_RESET
     assert len(record.content_times_ns) == 3
-    _wait_outcome(emu, before + 1)
-    assert _truth(emu, before)["tokens_sent"] == 3
+    _wait_outcome(emulator, before + 1)
+    assert _truth(emulator, before)["tokens_sent"] == 3
 
 
-def test_stall_then_reset(emu: Emulator) -> None:
-    record = _send(emu, "stall=0.4,reset_midstream", True, timeouts=Timeouts(idle=5))
+def test_stall_then_reset(emulator: Emulator) -> None:
+    record = _send(emulator, "stall=0.4,reset_midstream", True, timeouts=Timeouts(idle=5))
     assert record.error_class is ErrorClass.CONNECTION_RESET
     assert record.t_end_ns is not None and record.content_times_ns
     # the reset waited for the stall: far longer than the zero-latency chunks before it (half
@@ -177,8 +177,8 @@ def test_stall_then_reset(emu: Emulator) -> None:
     assert record.t_end_ns - record.content_times_ns[-1] > 0.5 * 0.4e9
 
 
-def test_unknown_fault_is_a_400_naming_it(emu: Emulator) -> None:
-    record = _send(emu, "gremlins", False)
+def test_unknown_fault_is_a_400_naming_it(emulator: Emulator) -> None:
+    record = _send(emulator, "gremlins", False)
     assert record.status == 400
     assert "gremlins" in record.json["error"]["message"]
 
@@ -192,8 +192,8 @@ def test_fault_rates_are_seeded() -> None:
             faults=(parse_fault_rate("500=0.3"), parse_fault_rate("midstream_error=0.2")),
         )
         with (
-            Emulator.in_thread(config) as emu,
-            ChatClient(emu.profile("openrouter"), api_key=DEMO_KEY) as client,
+            Emulator.in_thread(config) as emulator,
+            ChatClient(emulator.profile("openrouter"), api_key=DEMO_KEY) as client,
         ):
             out = []
             for _ in range(40):
@@ -201,7 +201,7 @@ def test_fault_rates_are_seeded() -> None:
                 out.append(
                     -1 if record.error_class is ErrorClass.MIDSTREAM_ERROR else record.status
                 )
-            stats = emu.stats()
+            stats = emulator.stats()
         assert stats["by_fault"].get("server_500", 0) == out.count(500)
         assert stats["by_fault"].get("midstream_error", 0) == out.count(-1)
         return out
@@ -231,9 +231,9 @@ def test_status_faults_use_the_provider_envelope(provider: str) -> None:
     from chatprobe.profiles import load_profile
 
     profile = load_profile(provider)
-    with Emulator.in_thread(providers=(provider,), zero_latency=True) as emu:
+    with Emulator.in_thread(providers=(provider,), zero_latency=True) as emulator:
         for fault, status in (("429", 429), ("500", 500), ("502", 502), ("503", 503)):
-            with ChatClient(emu.profile(provider), api_key=DEMO_KEY) as client:
+            with ChatClient(emulator.profile(provider), api_key=DEMO_KEY) as client:
                 record = client.chat(
                     BODY, model=next(iter(profile.models)), headers={"X-Chatprobe-Fault": fault}
                 )

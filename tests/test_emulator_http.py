@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import httpx
 import orjson
-import pytest
 
 from chatprobe.client import ChatClient
 from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig, count_tokens
@@ -17,15 +16,12 @@ MODEL = "google/gemini-2.0-flash-001"
 BODY = {"model": MODEL, "messages": [{"role": "user", "content": "Hello there."}]}
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    config = EmulatorConfig(providers=("openrouter",), zero_latency=True, max_body=2048)
-    with Emulator.in_thread(config) as emulator:
-        yield emulator
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(providers=("openrouter",), zero_latency=True, max_body=2048)
 
 
-def _raw(emu: Emulator, payload: bytes, *, read_until_close: bool = True) -> bytes:
-    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+def _raw(emulator: Emulator, payload: bytes, *, read_until_close: bool = True) -> bytes:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as sock:
         sock.sendall(payload)
         if not read_until_close:
             return sock.recv(65536)
@@ -47,12 +43,12 @@ def _request(body: bytes, *, close: bool = False) -> bytes:
     )
 
 
-def test_keep_alive_reuses_one_connection(emu: Emulator) -> None:
+def test_keep_alive_reuses_one_connection(emulator: Emulator) -> None:
     ports = set()
     with httpx.Client(trust_env=False) as http:
         for stream in (False, True, False):
             response = http.post(
-                emu.base_url() + "/chat/completions",
+                emulator.base_url() + "/chat/completions",
                 json={**BODY, "stream": stream},
                 headers={"Authorization": f"Bearer {DEMO_KEY}"},
             )
@@ -62,10 +58,10 @@ def test_keep_alive_reuses_one_connection(emu: Emulator) -> None:
     assert len(ports) == 1
 
 
-def test_pipelined_requests_are_answered_in_order(emu: Emulator) -> None:
+def test_pipelined_requests_are_answered_in_order(emulator: Emulator) -> None:
     one = orjson.dumps({**BODY, "max_tokens": 1})
     two = orjson.dumps({**BODY, "max_tokens": 2, "stream": True})
-    data = _raw(emu, _request(one) + _request(two, close=True))
+    data = _raw(emulator, _request(one) + _request(two, close=True))
     assert data.count(b"HTTP/1.1 200 OK") == 2
     first, second = data.split(b"HTTP/1.1 200 OK")[1:]
     assert b"application/json" in first and b"text/event-stream" in second
@@ -73,7 +69,7 @@ def test_pipelined_requests_are_answered_in_order(emu: Emulator) -> None:
     assert b"Connection: close" in second
 
 
-def test_chunked_request_body_is_accepted(emu: Emulator) -> None:
+def test_chunked_request_body_is_accepted(emulator: Emulator) -> None:
     def body() -> Iterator[bytes]:
         raw = orjson.dumps(BODY)
         yield raw[:10]
@@ -81,7 +77,7 @@ def test_chunked_request_body_is_accepted(emu: Emulator) -> None:
 
     with httpx.Client(trust_env=False) as http:
         response = http.post(
-            emu.base_url() + "/chat/completions",
+            emulator.base_url() + "/chat/completions",
             content=body(),
             headers={"Authorization": f"Bearer {DEMO_KEY}", "Content-Type": "application/json"},
         )
@@ -89,7 +85,7 @@ def test_chunked_request_body_is_accepted(emu: Emulator) -> None:
     assert response.json()["choices"][0]["message"]["content"]
 
 
-def test_chunked_request_body_over_the_limit_is_413(emu: Emulator) -> None:
+def test_chunked_request_body_over_the_limit_is_413(emulator: Emulator) -> None:
     def body() -> Iterator[bytes]:
         yield b'{"model": "' + MODEL.encode() + b'", "messages": [{"role": "user", "content": "'
         for _ in range(10):
@@ -98,7 +94,7 @@ def test_chunked_request_body_over_the_limit_is_413(emu: Emulator) -> None:
 
     with httpx.Client(trust_env=False) as http:
         response = http.post(
-            emu.base_url() + "/chat/completions",
+            emulator.base_url() + "/chat/completions",
             content=body(),
             headers={"Authorization": f"Bearer {DEMO_KEY}"},
         )
@@ -106,16 +102,16 @@ def test_chunked_request_body_over_the_limit_is_413(emu: Emulator) -> None:
     assert response.json()["error"]["code"] == 413
 
 
-def test_malformed_http_gets_400_and_close(emu: Emulator) -> None:
-    data = _raw(emu, b"NONSENSE\x00\x01 / HTTP/9.9\r\n\r\n")
+def test_malformed_http_gets_400_and_close(emulator: Emulator) -> None:
+    data = _raw(emulator, b"NONSENSE\x00\x01 / HTTP/9.9\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 400")
 
 
-def test_wrong_method_and_unknown_path(emu: Emulator) -> None:
+def test_wrong_method_and_unknown_path(emulator: Emulator) -> None:
     with httpx.Client(trust_env=False) as http:
-        assert http.get(emu.base_url() + "/chat/completions").status_code == 405
-        assert http.post(emu.url("/nowhere"), json={}).status_code == 404
-        assert http.get(emu.url("/_chatprobe/requests?since=abc")).status_code == 400
+        assert http.get(emulator.base_url() + "/chat/completions").status_code == 405
+        assert http.post(emulator.url("/nowhere"), json={}).status_code == 404
+        assert http.get(emulator.url("/_chatprobe/requests?since=abc")).status_code == 400
 
 
 def test_tokens_per_chunk_and_event_times() -> None:
@@ -129,8 +125,8 @@ def test_tokens_per_chunk_and_event_times() -> None:
         record_event_times=True,
     )
     with (
-        Emulator.in_thread(config) as emu,
-        ChatClient(emu.profile("aimlapi"), api_key=DEMO_KEY) as client,
+        Emulator.in_thread(config) as emulator,
+        ChatClient(emulator.profile("aimlapi"), api_key=DEMO_KEY) as client,
     ):
         record = client.chat(
             {
@@ -140,7 +136,7 @@ def test_tokens_per_chunk_and_event_times() -> None:
             },
             model="gemini-2.0-flash-exp",
         )
-        truth = emu.truth()[-1]
+        truth = emulator.truth()[-1]
     contents = [
         c["choices"][0]["delta"]["content"]
         for c in record.chunks
@@ -159,8 +155,8 @@ def test_tokens_per_chunk_and_event_times() -> None:
     assert truth["t_last_content_ns"] - truth["t_received_ns"] >= 13.8e6
 
 
-def test_sse_bytes_are_well_framed(emu: Emulator) -> None:
-    data = _raw(emu, _request(orjson.dumps({**BODY, "stream": True}), close=True))
+def test_sse_bytes_are_well_framed(emulator: Emulator) -> None:
+    data = _raw(emulator, _request(orjson.dumps({**BODY, "stream": True}), close=True))
     head, _, body = data.partition(b"\r\n\r\n")
     assert b"Transfer-Encoding: chunked" in head
     # De-chunk, then decode the SSE with the project's decoder.
@@ -180,11 +176,11 @@ def test_sse_bytes_are_well_framed(emu: Emulator) -> None:
     assert all(e.terminated for e in data_events)
 
 
-def test_expect_100_continue_is_answered(emu: Emulator) -> None:
+def test_expect_100_continue_is_answered(emulator: Emulator) -> None:
     body = orjson.dumps(BODY)
     request = _request(body).replace(b"Host: x\r\n", b"Host: x\r\nExpect: 100-continue\r\n")
     head, _, rest = request.partition(b"\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", emulator.port), timeout=5) as sock:
         sock.sendall(head + b"\r\n\r\n")
         assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(rest)

@@ -22,30 +22,29 @@ PROMPT = "Describe a quiet harbor at dawn, please."
 MESSAGES = [{"role": "user", "content": PROMPT}]
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    config = EmulatorConfig(zero_latency=True, rate_limit_rpm=0, output_tokens=(20, 40))
-    with Emulator.in_thread(config) as emulator:
-        yield emulator
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(zero_latency=True, rate_limit_rpm=0, output_tokens=(20, 40))
 
 
-def _client(emu: Emulator, provider: str) -> ChatClient:
-    return ChatClient(emu.profile(provider), api_key=DEMO_KEY)
+def _client(emulator: Emulator, provider: str) -> ChatClient:
+    return ChatClient(emulator.profile(provider), api_key=DEMO_KEY)
 
 
 def _models(provider: str) -> list[str]:
     return list(load_profile(provider).models)
 
 
-def _chat(emu: Emulator, provider: str, model: str | None = None, **body: Any) -> RequestRecord:
+def _chat(
+    emulator: Emulator, provider: str, model: str | None = None, **body: Any
+) -> RequestRecord:
     model = model or _models(provider)[0]
-    with _client(emu, provider) as client:
+    with _client(emulator, provider) as client:
         return client.chat({"messages": MESSAGES, **body}, model=model)
 
 
-def _truth(emu: Emulator, record: RequestRecord) -> dict[str, Any]:
+def _truth(emulator: Emulator, record: RequestRecord) -> dict[str, Any]:
     request_id = record.response_headers["x-chatprobe-request-id"]
-    found = [t for t in emu.truth() if t["request_id"] == request_id]
+    found = [t for t in emulator.truth() if t["request_id"] == request_id]
     assert len(found) == 1
     return found[0]
 
@@ -57,10 +56,10 @@ def _level(profile: ProviderProfile) -> str:
 # ---------------------------------------------------------------- success, ids, echo, usage
 @pytest.mark.parametrize("provider", PROFILES)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-def test_success_shape(emu: Emulator, provider: str, stream: bool) -> None:
+def test_success_shape(emulator: Emulator, provider: str, stream: bool) -> None:
     profile = load_profile(provider)
     for model in profile.models.values():
-        record = _chat(emu, provider, model.name, stream=stream)
+        record = _chat(emulator, provider, model.name, stream=stream)
         assert record.ok, record.summary_line()
         assert record.status == profile.success_status[0]
         payloads = record.chunks if stream else [record.json]
@@ -77,7 +76,7 @@ def test_success_shape(emu: Emulator, provider: str, stream: bool) -> None:
         assert record.text
         if record.token_source == "usage":
             assert count_tokens(record.text) == record.output_tokens
-        truth = _truth(emu, record)
+        truth = _truth(emulator, record)
         assert truth["tokens_sent"] == truth["completion_tokens"]
         if record.usage is not None:
             assert record.usage["completion_tokens"] == count_tokens(record.text)
@@ -97,10 +96,10 @@ def test_prompt_tokens_zero_quirk_is_documented_and_switchable() -> None:
     assert record.usage is not None and record.usage["prompt_tokens"] == count_tokens(PROMPT)
 
 
-def test_openrouter_stream_usage_with_cost_last_and_processing_comments(emu: Emulator) -> None:
+def test_openrouter_stream_usage_with_cost_last_and_processing_comments(emulator: Emulator) -> None:
     profile = load_profile("openrouter")
     model = profile.models["gemini-2.0-flash-001"]
-    record = _chat(emu, "openrouter", model.name, stream=True)  # no include_usage asked
+    record = _chat(emulator, "openrouter", model.name, stream=True)  # no include_usage asked
     assert record.ok
     first_data = next(i for i, e in enumerate(record.events) if not isinstance(e.item, Comment))
     comments = [e.item.text for e in record.events[:first_data]]
@@ -113,15 +112,15 @@ def test_openrouter_stream_usage_with_cost_last_and_processing_comments(emu: Emu
     assert usage["cost"] == pytest.approx(expected) and usage["cost"] > 0
     assert all("native_finish_reason" in c["choices"][0] for c in record.chunks[:-1])
     assert {c["provider"] for c in record.chunks} == {"Google"}
-    plain = _chat(emu, "openrouter", model.name)
+    plain = _chat(emulator, "openrouter", model.name)
     assert plain.usage is not None and plain.usage["cost"] > 0
 
 
 @pytest.mark.parametrize("provider", ["aimlapi", "apilaplas"])
-def test_include_usage_only_when_asked(emu: Emulator, provider: str) -> None:
-    without = _chat(emu, provider, stream=True)
+def test_include_usage_only_when_asked(emulator: Emulator, provider: str) -> None:
+    without = _chat(emulator, provider, stream=True)
     assert without.ok and without.usage is None and without.token_source == "estimate"
-    with_usage = _chat(emu, provider, stream=True, stream_options={"include_usage": True})
+    with_usage = _chat(emulator, provider, stream=True, stream_options={"include_usage": True})
     assert with_usage.ok and with_usage.usage_count == 1
     assert with_usage.chunks[-1]["choices"] == []
     assert with_usage.usage is not None
@@ -131,9 +130,9 @@ def test_include_usage_only_when_asked(emu: Emulator, provider: str) -> None:
 # ---------------------------------------------------------------- request parameters
 @pytest.mark.parametrize("provider", PROFILES)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-def test_max_tokens_one(emu: Emulator, provider: str, stream: bool) -> None:
+def test_max_tokens_one(emulator: Emulator, provider: str, stream: bool) -> None:
     record = _chat(
-        emu,
+        emulator,
         provider,
         stream=stream,
         max_tokens=1,
@@ -147,23 +146,23 @@ def test_max_tokens_one(emu: Emulator, provider: str, stream: bool) -> None:
 
 @pytest.mark.parametrize("provider", PROFILES)
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-def test_stop_sequence_cuts_the_text(emu: Emulator, provider: str, stream: bool) -> None:
-    full = _chat(emu, provider).text
+def test_stop_sequence_cuts_the_text(emulator: Emulator, provider: str, stream: bool) -> None:
+    full = _chat(emulator, provider).text
     words = full.split(" ")
     stop = " " + words[4]  # the fifth word: text must end right before it
-    cut = _chat(emu, provider, stream=stream, stop=[stop, "never-occurs"])
+    cut = _chat(emulator, provider, stream=stream, stop=[stop, "never-occurs"])
     assert cut.ok
     assert cut.text == full[: full.index(stop)]
     assert cut.choices[0].finish_reason == "stop"
 
 
-def test_n_choices_and_image_parts(emu: Emulator) -> None:
+def test_n_choices_and_image_parts(emulator: Emulator) -> None:
     content = [
         {"type": "text", "text": "What is in these images?"},
         {"type": "image_url", "image_url": {"url": "https://example.invalid/a.jpg"}},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
     ]
-    with _client(emu, "openrouter") as client:
+    with _client(emulator, "openrouter") as client:
         record = client.chat(
             {"messages": [{"role": "user", "content": content}], "n": 2},
             model="gemini-2.0-flash-001",
@@ -184,7 +183,7 @@ def test_n_choices_and_image_parts(emu: Emulator) -> None:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_tool_choice_rules(emu: Emulator, provider: str) -> None:
+def test_tool_choice_rules(emulator: Emulator, provider: str) -> None:
     tool = {
         "type": "function",
         "function": {
@@ -194,7 +193,7 @@ def test_tool_choice_rules(emu: Emulator, provider: str) -> None:
     }
     asked = [{"role": "user", "content": "Use lookup_order for my order."}]
     not_asked = [{"role": "user", "content": "Just say hello."}]
-    with _client(emu, provider) as client:
+    with _client(emulator, provider) as client:
         model = _models(provider)[0]
         auto_hit = client.chat({"messages": asked, "tools": [tool]}, model=model)
         auto_miss = client.chat({"messages": not_asked, "tools": [tool]}, model=model)
@@ -243,28 +242,28 @@ def _message(body: dict[str, Any]) -> str:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_validation_400_names_the_field(emu: Emulator, provider: str) -> None:
+def test_validation_400_names_the_field(emulator: Emulator, provider: str) -> None:
     profile = load_profile(provider)
-    bad_top_p = _chat(emu, provider, top_p=-0.5)  # below every documented minimum
+    bad_top_p = _chat(emulator, provider, top_p=-0.5)  # below every documented minimum
     assert "top_p" in _message(_error_ok(profile, bad_top_p, 400))
-    bad_role = _chat(emu, provider, messages=[{"content": "no role"}])
+    bad_role = _chat(emulator, provider, messages=[{"content": "no role"}])
     assert "messages.0" in _message(_error_ok(profile, bad_role, 400))
-    with _client(emu, provider) as client:
+    with _client(emulator, provider) as client:
         not_json = client.chat({}, model=_models(provider)[0], raw_body=b"{not json")
     assert "JSON" in _message(_error_ok(profile, not_json, 400))
 
 
-def test_aimlapi_bad_body_lists_every_rule(emu: Emulator) -> None:
-    record = _chat(emu, "aimlapi", top_p=0.05, max_tokens=0)
+def test_aimlapi_bad_body_lists_every_rule(emulator: Emulator) -> None:
+    record = _chat(emulator, "aimlapi", top_p=0.05, max_tokens=0)
     body = _error_ok(load_profile("aimlapi"), record, 400)
     assert isinstance(body["message"], list) and len(body["message"]) == 2
     assert body["message"][0].startswith("max_tokens") and body["message"][1].startswith("top_p")
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_auth_401(emu: Emulator, provider: str) -> None:
+def test_auth_401(emulator: Emulator, provider: str) -> None:
     profile = load_profile(provider)
-    with ChatClient(emu.profile(provider)) as client:
+    with ChatClient(emulator.profile(provider)) as client:
         missing = client.chat({"messages": MESSAGES}, model=_models(provider)[0])
         wrong = client.chat({"messages": MESSAGES}, model=_models(provider)[0], api_key="nope-123")
     _error_ok(profile, missing, 401)
@@ -273,8 +272,8 @@ def test_auth_401(emu: Emulator, provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_unknown_model_404(emu: Emulator, provider: str) -> None:
-    with _client(emu, provider) as client:
+def test_unknown_model_404(emulator: Emulator, provider: str) -> None:
+    with _client(emulator, provider) as client:
         record = client.chat({"messages": MESSAGES, "model": "no-such/model"})
     assert "no-such/model" in _message(_error_ok(load_profile(provider), record, 404))
 
@@ -316,11 +315,11 @@ def test_rate_limit_other_key_has_its_own_window() -> None:
     config = EmulatorConfig(
         providers=("openrouter",), zero_latency=True, rate_limit_rpm=1, keys=("key-a", "key-b")
     )
-    with Emulator.in_thread(config) as emu:
+    with Emulator.in_thread(config) as emulator:
         free = next(m for m in load_profile("openrouter").models.values() if m.free).name
         statuses = []
         for key in ("key-a", "key-a", "key-b"):
-            with ChatClient(emu.profile("openrouter"), api_key=key) as client:
+            with ChatClient(emulator.profile("openrouter"), api_key=key) as client:
                 statuses.append(client.chat({"messages": MESSAGES}, model=free).status)
     assert statuses == [200, 429, 200]
 
@@ -335,21 +334,21 @@ def test_same_seed_same_text_other_seed_other_text() -> None:
 
 
 def test_single_provider_serves_bare_paths_and_control_endpoints() -> None:
-    with Emulator.in_thread(providers=("openrouter",), zero_latency=True) as emu:
-        assert emu.base_url() == emu.url("/api/v1")
+    with Emulator.in_thread(providers=("openrouter",), zero_latency=True) as emulator:
+        assert emulator.base_url() == emulator.url("/api/v1")
         headers = {"Authorization": f"Bearer {DEMO_KEY}"}
         body = {"model": "google/gemini-2.0-flash-001", "messages": MESSAGES}
         with httpx.Client(trust_env=False) as http:
             for path in ("/v1", "/api/v1", "/openrouter/v1", "/openrouter/api/v1"):
                 response = http.post(
-                    emu.url(path + "/chat/completions"), json=body, headers=headers
+                    emulator.url(path + "/chat/completions"), json=body, headers=headers
                 )
                 assert response.status_code == 200, path
-            assert http.get(emu.url("/v1/models")).status_code == 200
-            assert http.get(emu.url("/elsewhere")).status_code == 404
-            truth = http.get(emu.url("/_chatprobe/requests"), params={"since": 2}).json()
+            assert http.get(emulator.url("/v1/models")).status_code == 200
+            assert http.get(emulator.url("/elsewhere")).status_code == 404
+            truth = http.get(emulator.url("/_chatprobe/requests"), params={"since": 2}).json()
             assert [t["seq"] for t in truth] == [3, 4]
-            stats = http.get(emu.url("/_chatprobe/stats")).json()
+            stats = http.get(emulator.url("/_chatprobe/stats")).json()
             assert stats["received"] == 4 and stats["by_status"] == {"200": 4}
-            assert http.post(emu.url("/_chatprobe/reset")).status_code == 200
-        assert emu.truth() == [] and emu.stats()["received"] == 0
+            assert http.post(emulator.url("/_chatprobe/reset")).status_code == 200
+        assert emulator.truth() == [] and emulator.stats()["received"] == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,22 +18,19 @@ THINK = 5
 ANSWER = 4
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        providers=("openrouter", "aimlapi"),
-        ttft_ms=5,
-        itl_ms=3,
-        sigma=0.0,
-        output_tokens=(ANSWER, ANSWER),
-        rate_limit_rpm=0,
-    )
-    with Emulator.in_thread(config) as emulator:
-        yield emulator
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(
+    providers=("openrouter", "aimlapi"),
+    ttft_ms=5,
+    itl_ms=3,
+    sigma=0.0,
+    output_tokens=(ANSWER, ANSWER),
+    rate_limit_rpm=0,
+)
 
 
 def _ask(
-    emu: Emulator,
+    emulator: Emulator,
     provider: str = "openrouter",
     *,
     model: str = REASONER,
@@ -43,7 +39,7 @@ def _ask(
     think: int = THINK,
     **body: Any,
 ) -> tuple[Any, dict[str, Any]]:
-    before = emu.stats()["last_seq"]
+    before = emulator.stats()["last_seq"]
     extra = {"X-Chatprobe-Reasoning-Tokens": str(think)}
     if dialect:
         extra["X-Chatprobe-Dialect"] = dialect
@@ -54,8 +50,10 @@ def _ask(
         "stream_options": {"include_usage": True} if stream else None,
         **body,
     }
-    response = post_raw(emu, {k: v for k, v in request.items() if v is not None}, provider, **extra)
-    (truth,) = emu.truth(since=before)
+    response = post_raw(
+        emulator, {k: v for k, v in request.items() if v is not None}, provider, **extra
+    )
+    (truth,) = emulator.truth(since=before)
     return response, truth
 
 
@@ -92,9 +90,9 @@ def test_the_reasoning_models_are_served_and_labelled_emulated() -> None:
     ],
 )
 def test_thinking_streams_before_the_answer(
-    emu: Emulator, provider: str, dialect: str | None, field: str
+    emulator: Emulator, provider: str, dialect: str | None, field: str
 ) -> None:
-    response, truth = _ask(emu, provider, dialect=dialect)
+    response, truth = _ask(emulator, provider, dialect=dialect)
     deltas = _deltas(response.content)
     thinking = [d for d in deltas if _thinking(d)]
     answer = [d for d in deltas if d.get("content")]
@@ -118,9 +116,9 @@ def test_thinking_streams_before_the_answer(
     assert truth["t_first_answer_ns"] > truth["t_first_reasoning_ns"]
 
 
-def test_encrypted_reasoning_is_silent_then_one_opaque_detail(emu: Emulator) -> None:
-    _, shown_truth = _ask(emu, think=20)
-    response, truth = _ask(emu, model="chatprobe/reasoner-encrypted", think=20)
+def test_encrypted_reasoning_is_silent_then_one_opaque_detail(emulator: Emulator) -> None:
+    _, shown_truth = _ask(emulator, think=20)
+    response, truth = _ask(emulator, model="chatprobe/reasoner-encrypted", think=20)
     deltas = _deltas(response.content)
     assert deltas[0]["reasoning_details"][0]["type"] == "reasoning.encrypted"
     assert deltas[0]["reasoning_details"][0]["data"]
@@ -143,9 +141,9 @@ def test_encrypted_reasoning_is_silent_then_one_opaque_detail(emu: Emulator) -> 
     ],
 )
 def test_plain_answers_carry_the_reasoning(
-    emu: Emulator, provider: str, dialect: str | None, expected: set[str]
+    emulator: Emulator, provider: str, dialect: str | None, expected: set[str]
 ) -> None:
-    response, truth = _ask(emu, provider, stream=False, dialect=dialect)
+    response, truth = _ask(emulator, provider, stream=False, dialect=dialect)
     message = response.json()["choices"][0]["message"]
     present = {k for k in ("reasoning", "reasoning_content", "reasoning_details") if message.get(k)}
     assert present == expected
@@ -156,8 +154,8 @@ def test_plain_answers_carry_the_reasoning(
     )
 
 
-def test_reasoning_exclude_thinks_without_showing(emu: Emulator) -> None:
-    response, truth = _ask(emu, think=20, reasoning={"exclude": True})
+def test_reasoning_exclude_thinks_without_showing(emulator: Emulator) -> None:
+    response, truth = _ask(emulator, think=20, reasoning={"exclude": True})
     deltas = _deltas(response.content)
     assert not any(_thinking(d) for d in deltas)
     assert deltas[0]["role"] == "assistant" and deltas[0]["content"]
@@ -166,19 +164,19 @@ def test_reasoning_exclude_thinks_without_showing(emu: Emulator) -> None:
     assert truth["t_first_answer_ns"] == truth["t_first_content_ns"]
 
 
-def test_max_tokens_counts_reasoning_first(emu: Emulator) -> None:
-    response, truth = _ask(emu, think=THINK, max_tokens=3)
+def test_max_tokens_counts_reasoning_first(emulator: Emulator) -> None:
+    response, truth = _ask(emulator, think=THINK, max_tokens=3)
     deltas = _deltas(response.content)
     assert sum(1 for d in deltas if _thinking(d)) == 3 and not any(d.get("content") for d in deltas)
     assert chunks(response.content)[-2]["choices"][0]["finish_reason"] == "length"
     assert truth["t_first_answer_ns"] is None and truth["completion_tokens"] == 3
-    capped, _ = _ask(emu, think=THINK, reasoning={"max_tokens": 2})
+    capped, _ = _ask(emulator, think=THINK, reasoning={"max_tokens": 2})
     assert _usage(capped.content)["completion_tokens_details"] == {"reasoning_tokens": 2}
 
 
-def test_a_tool_call_follows_the_thinking(emu: Emulator) -> None:
+def test_a_tool_call_follows_the_thinking(emulator: Emulator) -> None:
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {}}}]
-    response, truth = _ask(emu, tools=tools, tool_choice="required")
+    response, truth = _ask(emulator, tools=tools, tool_choice="required")
     deltas = _deltas(response.content)
     calls = [d for d in deltas if d.get("tool_calls")]
     assert calls and deltas.index(calls[0]) == THINK
@@ -186,8 +184,8 @@ def test_a_tool_call_follows_the_thinking(emu: Emulator) -> None:
     assert truth["t_first_answer_ns"] > truth["t_first_reasoning_ns"]
 
 
-def test_other_models_have_no_reasoning_fields(emu: Emulator) -> None:
-    response, truth = _ask(emu, model="google/gemini-2.0-flash-001")
+def test_other_models_have_no_reasoning_fields(emulator: Emulator) -> None:
+    response, truth = _ask(emulator, model="google/gemini-2.0-flash-001")
     assert not any(_thinking(d) for d in _deltas(response.content))
     assert "completion_tokens_details" not in _usage(response.content)
     assert truth["reasoning_tokens"] is None and truth["t_first_reasoning_ns"] is None
@@ -202,25 +200,27 @@ def test_other_models_have_no_reasoning_fields(emu: Emulator) -> None:
         ("X-Chatprobe-Reasoning-Tokens", "many", "must be an integer"),
     ],
 )
-def test_bad_control_headers_are_a_400(emu: Emulator, header: str, value: str, words: str) -> None:
+def test_bad_control_headers_are_a_400(
+    emulator: Emulator, header: str, value: str, words: str
+) -> None:
     response = post_raw(
-        emu,
+        emulator,
         {"model": REASONER, "messages": [{"role": "user", "content": "x"}]},
         **{header: value},
     )
     assert response.status_code == 400 and words in response.json()["error"]["message"]
 
 
-def test_every_format_is_reachable_by_header(emu: Emulator) -> None:
+def test_every_format_is_reachable_by_header(emulator: Emulator) -> None:
     for fmt in REASONING_FORMATS:
-        response, _ = _ask(emu, dialect=f"reasoning={fmt}")
+        response, _ = _ask(emulator, dialect=f"reasoning={fmt}")
         assert response.status_code == 200 and _deltas(response.content)
 
 
 def test_chatprobe_client_addresses_the_reasoner_through_the_served_profile(
-    emu: Emulator,
+    emulator: Emulator,
 ) -> None:
-    with ChatClient(emu.profile("openrouter"), api_key=DEMO_KEY) as client:
+    with ChatClient(emulator.profile("openrouter"), api_key=DEMO_KEY) as client:
         record = client.chat(
             {"messages": [{"role": "user", "content": "hi"}], "stream": True},
             model="chatprobe-reasoner",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 from openai import OpenAI
@@ -31,14 +30,12 @@ WEATHER_TOOL = {
 }
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator.in_thread(EmulatorConfig(zero_latency=True, rate_limit_rpm=0)) as emulator:
-        yield emulator
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(zero_latency=True, rate_limit_rpm=0)
 
 
-def _sdk(emu: Emulator, provider: str) -> OpenAI:
-    return OpenAI(base_url=emu.base_url(provider), api_key=DEMO_KEY, max_retries=0, timeout=10)
+def _sdk(emulator: Emulator, provider: str) -> OpenAI:
+    return OpenAI(base_url=emulator.base_url(provider), api_key=DEMO_KEY, max_retries=0, timeout=10)
 
 
 def _model(provider: str) -> str:
@@ -46,8 +43,8 @@ def _model(provider: str) -> str:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_plain_completion(emu: Emulator, provider: str) -> None:
-    with _sdk(emu, provider) as client:
+def test_plain_completion(emulator: Emulator, provider: str) -> None:
+    with _sdk(emulator, provider) as client:
         completion = client.chat.completions.create(
             model=_model(provider),
             messages=[{"role": "user", "content": "Tell me about harbors."}],
@@ -65,8 +62,8 @@ def test_plain_completion(emu: Emulator, provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_streamed_completion(emu: Emulator, provider: str) -> None:
-    with _sdk(emu, provider) as client:
+def test_streamed_completion(emulator: Emulator, provider: str) -> None:
+    with _sdk(emulator, provider) as client:
         stream = client.chat.completions.create(
             model=_model(provider),
             messages=[{"role": "user", "content": "Tell me about harbors."}],
@@ -84,7 +81,7 @@ def test_streamed_completion(emu: Emulator, provider: str) -> None:
     assert finish == "stop"
     assert usage is not None and usage.completion_tokens > 0
     # The same request, plain, gives the same text (seeded by the request, not by time).
-    with _sdk(emu, provider) as client:
+    with _sdk(emulator, provider) as client:
         plain = client.chat.completions.create(
             model=_model(provider),
             messages=[{"role": "user", "content": "Tell me about harbors."}],
@@ -93,8 +90,8 @@ def test_streamed_completion(emu: Emulator, provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_tool_call_plain(emu: Emulator, provider: str) -> None:
-    with _sdk(emu, provider) as client:
+def test_tool_call_plain(emulator: Emulator, provider: str) -> None:
+    with _sdk(emulator, provider) as client:
         completion = client.chat.completions.create(
             model=_model(provider),
             messages=[{"role": "user", "content": "What's the weather in Paris?"}],
@@ -113,14 +110,14 @@ def test_tool_call_plain(emu: Emulator, provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_tool_call_streamed(emu: Emulator, provider: str) -> None:
+def test_tool_call_streamed(emulator: Emulator, provider: str) -> None:
     body = {
         "model": _model(provider),
         "messages": [{"role": "user", "content": "Please call get_weather for Oslo."}],
         "tools": [WEATHER_TOOL],
         "tool_choice": "auto",
     }
-    with _sdk(emu, provider) as client:
+    with _sdk(emulator, provider) as client:
         plain = client.chat.completions.create(**body)  # type: ignore[call-overload]
         with client.chat.completions.stream(**body) as stream:  # assembles deltas itself
             for _ in stream:
@@ -135,8 +132,8 @@ def test_tool_call_streamed(emu: Emulator, provider: str) -> None:
 
 
 @pytest.mark.parametrize("provider", PROFILES)
-def test_models_list(emu: Emulator, provider: str) -> None:
-    with _sdk(emu, provider) as client:
+def test_models_list(emulator: Emulator, provider: str) -> None:
+    with _sdk(emulator, provider) as client:
         ids = [m.id for m in client.models.list()]
     assert ids == [m.id for m in served_profile(provider).models.values()]
     assert "chatprobe/reasoner" in ids  # the emulator-only models are served too

@@ -9,7 +9,6 @@ the two HTTP stacks. Run with ``-s`` to see the figures.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
 
 import pytest
 
@@ -20,18 +19,15 @@ from chatprobe.profiles import list_profiles, load_profile
 REQUESTS = 30
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        ttft_ms=30,
-        itl_ms=3,
-        sigma=0.2,
-        output_tokens=(12, 12),
-        rate_limit_rpm=0,
-        record_event_times=True,
-    )
-    with Emulator.in_thread(config) as emulator:
-        yield emulator
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(
+    ttft_ms=30,
+    itl_ms=3,
+    sigma=0.2,
+    output_tokens=(12, 12),
+    rate_limit_rpm=0,
+    record_event_times=True,
+)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -40,17 +36,17 @@ def _pct(values: list[float], q: float) -> float:
 
 
 @pytest.mark.parametrize("provider", list_profiles())
-def test_client_ttft_matches_ground_truth(emu: Emulator, provider: str) -> None:
+def test_client_ttft_matches_ground_truth(emulator: Emulator, provider: str) -> None:
     model = next(iter(load_profile(provider).models))
     body = {
         "messages": [{"role": "user", "content": "Count the boats."}],
         "stream": True,
         "stream_options": {"include_usage": True},  # exact token counts for the ITL figure
     }
-    with ChatClient(emu.profile(provider), api_key=DEMO_KEY) as client:
+    with ChatClient(emulator.profile(provider), api_key=DEMO_KEY) as client:
         client.chat(body, model=model)  # warm the connection and the plan cache
         records = [client.chat(body, model=model) for _ in range(REQUESTS)]
-    truth = {t["request_id"]: t for t in emu.truth()}
+    truth = {t["request_id"]: t for t in emulator.truth()}
     ttft_error, arrival, intended, itl_error = [], [], [], []
     for record in records:
         assert record.ok, record.summary_line()

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 
 from chatprobe.paths import project_root
-from tests.scripted_server import ScriptedServer, chunk, content_chunk, plain, sse, stream_head
+from tests.fake_servers.scripted import (
+    ScriptedServer,
+    chunk,
+    content_chunk,
+    plain,
+    sse,
+    stream_head,
+)
 
 CHILD = r"""
 import json, sys
@@ -41,7 +48,8 @@ for case in cases:
     print(json.dumps({
         "name": case["name"], "error_class": record.error_class and record.error_class.value,
         "detail": record.error_detail, "status": record.status, "text": record.text,
-        "ttft_ms": record.ttft_ms, "itl_ms": record.itl_ms, "tokens": record.output_tokens,
+        "ttft_ms": record.ttft_ms, "itl_ms": record.itl_ms, "e2e_ms": record.e2e_ms,
+        "total_ms": record.total_ms, "tokens": record.output_tokens,
         "token_source": record.token_source, "events": len(record.events), "received": received,
         "done": record.done, "clock": record.clock, "anomalies": record.anomalies,
     }), flush=True)
@@ -206,8 +214,10 @@ def test_timings_follow_the_script(outcomes: dict[str, dict[str, Any]]) -> None:
     )
     assert timed["text"] == "".join(f"w{i} " for i in range(8))
     assert timed["tokens"] == 8 and timed["token_source"] == "usage" and timed["done"]
-    assert 60 <= timed["ttft_ms"] < 200  # the scripted server shares the test process
-    assert 18 <= timed["itl_ms"] < 40
+    # Floors and order only (the script's sleeps can be stretched, never shortened); the
+    # client's closeness to the script is a benchmark figure.
+    assert timed["ttft_ms"] >= 60 and timed["itl_ms"] > 0
+    assert timed["e2e_ms"] >= 60 + 7 * 20
 
 
 def test_framing_variants_decode(outcomes: dict[str, dict[str, Any]]) -> None:
@@ -218,7 +228,10 @@ def test_framing_variants_decode(outcomes: dict[str, dict[str, Any]]) -> None:
 def test_cr_only_stream_is_stamped_on_arrival(outcomes: dict[str, dict[str, Any]]) -> None:
     cr = outcomes["cr_only"]
     assert cr["text"] == "a" and cr["done"], cr
-    assert cr["ttft_ms"] < 250  # the rest of the body came 300 ms after the first token
+    # The rest of the body came 300 ms after the first token: the first token is stamped
+    # when it arrived, well before the body ended (stamped at the end, TTFT would equal the
+    # request's total time).
+    assert cr["total_ms"] - cr["ttft_ms"] > 150, cr
 
 
 def test_partial_streams_keep_what_arrived(outcomes: dict[str, dict[str, Any]]) -> None:

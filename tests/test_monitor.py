@@ -59,6 +59,7 @@ from chatprobe.report.monitor import (
 )
 from chatprobe.stats import describe_sorted, mann_whitney_u
 from chatprobe.transport import retry_after_s
+from tests.cli_support import run_cli
 from tests.monitor_support import START, probe, synthetic_history
 
 REPO = Path(__file__).resolve().parents[1]
@@ -531,13 +532,10 @@ def test_retry_after_and_day_durations() -> None:
 # ---------------------------------------------------------------------------- running
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        providers=("openrouter",), ttft_ms=5, itl_ms=1, output_tokens=(6, 6), rate_limit_rpm=0
-    )
-    with Emulator.in_thread(config) as emu:
-        yield emu
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(
+    providers=("openrouter",), ttft_ms=5, itl_ms=1, output_tokens=(6, 6), rate_limit_rpm=0
+)
 
 
 def _short_run(emu: Emulator, path: Path, **kwargs: Any) -> tuple[History, Any]:
@@ -739,13 +737,7 @@ def test_report_sections_name_every_target(tmp_path: Path) -> None:
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "chatprobe.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+    result = run_cli(*args, timeout=120)
     return result.returncode, result.stdout, result.stderr
 
 

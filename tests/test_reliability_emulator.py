@@ -22,7 +22,7 @@ from chatprobe.client import ChatClient
 from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig
 from chatprobe.profiles import custom_profile
 from chatprobe.record import ErrorClass
-from tests.hostile_server import HostileServer
+from tests.fake_servers.hostile import HostileServer
 from tests.reliability_support import ROOT, clean_env, cli_command, listening, process_tree
 
 LOOPBACK = {"127.0.0.1", "::1"}

@@ -4,7 +4,7 @@ Two sources of misbehaviour:
 
 * every fault kind of the emulator (``X-Chatprobe-Fault``), streamed and plain, for an
   OpenRouter-shaped and an AI/ML API-shaped provider;
-* :mod:`tests.hostile_server`: connections cut at seeded byte offsets of a valid answer,
+* :mod:`tests.fake_servers.hostile`: connections cut at seeded byte offsets of a valid answer,
   garbage, giant lines and headers, NUL bytes, invalid UTF-8, broken chunked encoding, empty
   and HTML 200s, JSON with wrong types everywhere, JSON nested 1000 deep.
 
@@ -28,7 +28,7 @@ from chatprobe.emulator import DEMO_KEY, FAULT_KINDS, Emulator, EmulatorConfig
 from chatprobe.profiles import ProviderProfile, custom_profile
 from chatprobe.record import ErrorClass, RequestRecord
 from chatprobe.suites.model import CaseRun
-from tests.hostile_server import BEHAVIOURS, WRONG_BODIES, HostileServer
+from tests.fake_servers.hostile import BEHAVIOURS, WRONG_BODIES, HostileServer
 from tests.results_support import sample_of
 
 E = ErrorClass
@@ -156,17 +156,14 @@ def assert_named_failure(evaluation: Evaluation, record: RequestRecord) -> None:
 # ---------------------------------------------------------------------------- emulator
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        providers=("openrouter", "aimlapi"),
-        zero_latency=True,
-        output_tokens=(12, 12),
-        rate_limit_rpm=0,
-        seed=8,
-    )
-    with Emulator.in_thread(config) as emu:
-        yield emu
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(
+    providers=("openrouter", "aimlapi"),
+    zero_latency=True,
+    output_tokens=(12, 12),
+    rate_limit_rpm=0,
+    seed=8,
+)
 
 
 MODELS = {"openrouter": "gemini-2.0-flash-001", "aimlapi": "gemini-2.0-flash-exp"}

@@ -3,7 +3,7 @@
 * ``chatprobe load`` against the emulator with every fault kind at a configured rate: each
   sample's class is the one its fault documents (joined with the emulator's ground truth by
   request id), and samples recorded = requests the emulator received = requests asked for.
-* ``chatprobe load`` against :mod:`tests.hostile_server` (every behaviour drawn per request,
+* ``chatprobe load`` against :mod:`tests.fake_servers.hostile` (every behaviour drawn per request,
   through a provider profile file and a live key variable): samples recorded = requests the
   server received, each class allowed for the behaviour that produced it, no harness error.
 * Hostile content: model text and provider error messages holding HTML and script reach the
@@ -24,7 +24,7 @@ import pytest
 
 from chatprobe.emulator import FAULT_KINDS
 from chatprobe.record import ErrorClass
-from tests.hostile_server import BEHAVIOURS, HOSTILE_ERROR, HOSTILE_TEXT, HostileServer
+from tests.fake_servers.hostile import BEHAVIOURS, HOSTILE_ERROR, HOSTILE_TEXT, HostileServer
 from tests.reliability_support import ROOT, clean_env, cli_command, read_run, run_cli
 from tests.test_reliability_faults import EMULATOR_EXPECTED
 

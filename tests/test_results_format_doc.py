@@ -7,7 +7,7 @@ import dataclasses
 import re
 from pathlib import Path
 
-from chatprobe.metrics import Cost, GroupFigures, RateLimited, Slo, StageFigures
+from chatprobe.metrics import Cost, GroupFigures, HeldBack, RateLimited, Slo, StageFigures
 from chatprobe.results import SAMPLE_FIELDS, folder
 
 DOC = Path(__file__).parents[1] / "docs" / "results-format.md"
@@ -52,7 +52,7 @@ def test_every_file_of_a_folder_is_documented() -> None:
 
 def test_every_summary_key_is_documented() -> None:
     summary = _section("`summary.json`")
-    for cls in (GroupFigures, Cost, Slo, RateLimited, StageFigures):
+    for cls in (GroupFigures, Cost, Slo, RateLimited, HeldBack, StageFigures):
         for f in dataclasses.fields(cls):
             if f.metadata.get("json", True):
                 assert re.search(rf"\b{f.name}\b", summary), (cls.__name__, f.name)

@@ -24,14 +24,13 @@ import secrets
 import shutil
 import string
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from chatprobe.emulator import Emulator, EmulatorConfig
 from chatprobe.profiles import load_profile
-from tests.hostile_server import HostileServer
+from tests.fake_servers.hostile import HostileServer
 from tests.reliability_support import ROOT, clean_env, cli_command
 
 pytestmark = pytest.mark.slow
@@ -45,19 +44,16 @@ NEEDLES = (CANARY_SK, CANARY_PLAIN, SK_CORE, PLAIN_CORE)
 MODELS = {"aimlapi": "gemini-2.0-flash-exp", "openrouter": "gemini-2.0-flash-001"}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    config = EmulatorConfig(
-        providers=("aimlapi", "openrouter", "apilaplas"),
-        keys=(CANARY_SK, CANARY_PLAIN),
-        ttft_ms=2,
-        itl_ms=0.5,
-        output_tokens=(8, 16),
-        rate_limit_rpm=0,
-        seed=9,
-    )
-    with Emulator.in_thread(config) as emu:
-        yield emu
+# Served by the shared ``emulator`` fixture (tests/conftest.py).
+EMULATOR_CONFIG = EmulatorConfig(
+    providers=("aimlapi", "openrouter", "apilaplas"),
+    keys=(CANARY_SK, CANARY_PLAIN),
+    ttft_ms=2,
+    itl_ms=0.5,
+    output_tokens=(8, 16),
+    rate_limit_rpm=0,
+    seed=9,
+)
 
 
 def _project_copy(base: Path, emulator: Emulator) -> Path:

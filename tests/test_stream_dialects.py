@@ -23,8 +23,8 @@ from chatprobe.profiles import custom_profile, load_profile
 from chatprobe.record import MISSING_DONE, RequestRecord, TimedEvent
 from chatprobe.sse import SSEDecoder
 from chatprobe.suites.model import CaseRun
-from tests.scripted_server import ScriptedServer, stream_head
-from tests.scripted_server import chunk as http_chunk
+from tests.fake_servers.scripted import ScriptedServer, stream_head
+from tests.fake_servers.scripted import chunk as http_chunk
 
 MS = 1_000_000
 

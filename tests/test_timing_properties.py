@@ -24,7 +24,7 @@ from chatprobe.emulator.certs import Certificates, make_certificates
 from chatprobe.paths import project_root
 from chatprobe.profiles import custom_profile
 from chatprobe.transport import Timeouts, TLSConfig
-from tests.scripted_server import ScriptedServer
+from tests.fake_servers.scripted import ScriptedServer
 from tests.stream_timings import Answer, answers, check_record
 
 EXAMPLES = 40

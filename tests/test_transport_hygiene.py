@@ -20,8 +20,15 @@ from chatprobe.profiles import custom_profile
 from chatprobe.record import ErrorClass, RequestRecord
 from chatprobe.results.samples import build_sample
 from chatprobe.transport import Timeouts
+from tests.fake_servers.scripted import (
+    ScriptedServer,
+    chunk,
+    content_chunk,
+    plain,
+    sse,
+    stream_head,
+)
 from tests.load_support import load_exchanges
-from tests.scripted_server import ScriptedServer, chunk, content_chunk, plain, sse, stream_head
 
 FAST = Timeouts(connect=2, first_byte=2, idle=2, total=10)
 PLACE = {

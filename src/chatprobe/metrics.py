@@ -51,6 +51,14 @@ Errors, availability, rate limits
     of the measured requests, the time they took (sum of their durations) and when the
     first and last arrived (seconds from the run start).
 
+Holding back (polite load, :mod:`chatprobe.load.polite`)
+    ``held.retry_after``: measured requests answered 429 or 503 with a ``Retry-After``;
+    ``held.retry_after_s``: the wall time their target's users held back for it (the union
+    of the spans from each such answer's completion to completion + Retry-After, cut at the
+    run's end; summed over targets at run level). ``held.backoffs``: measured requests
+    after which their user backed off (connection failures, 429/503 without Retry-After);
+    ``held.backoff_s``: the sum of those backoffs (user-seconds), each cut at the run's end.
+
 Reasoning and the prompt cache
     ``ttfa_ms`` (time to first answer token, reasoning excluded) has percentiles like TTFT.
     ``reasoning``: over successful measured requests, how many reasoned (a reasoning token
@@ -153,6 +161,7 @@ __all__ = [
     "Dist",
     "ErrorClassFigures",
     "GroupFigures",
+    "HeldBack",
     "LengthFigures",
     "RateLimited",
     "ReasoningFigures",
@@ -244,6 +253,16 @@ class RateLimited:
     time_s: float = 0.0  # sum of their durations
     first_s: float | None = None  # from the run start
     last_s: float | None = None
+
+
+@dataclass
+class HeldBack:
+    """How long the run held back, honouring Retry-After and backing off (module docstring)."""
+
+    retry_after: int = 0  # answers with a Retry-After the run honoured
+    retry_after_s: float = 0.0  # wall time the target's users were held (union, cut at end)
+    backoffs: int = 0  # requests after which their user backed off
+    backoff_s: float = 0.0  # sum of the backoffs taken, each cut at the run's end
 
 
 @dataclass
@@ -351,6 +370,7 @@ class GroupFigures:
     error_rate: float | None = None
     availability: float | None = None
     rate_limited: RateLimited = field(default_factory=RateLimited)
+    held: HeldBack = field(default_factory=HeldBack)
     anomalies: dict[str, int] = field(default_factory=dict)
     ttfb_ms: Dist = field(default_factory=Dist)
     ttft_ms: Dist = field(default_factory=Dist)
@@ -428,6 +448,7 @@ class RunFigures:
     error_rate: float | None = None
     availability: float | None = None
     rate_limited: RateLimited = field(default_factory=RateLimited)
+    held: HeldBack = field(default_factory=HeldBack)
     slo: Slo = field(default_factory=Slo)
     requested_rate: float | None = None
     achieved_rate: float | None = None
@@ -674,6 +695,28 @@ def _rate_limited(
     )
 
 
+def _held(cols: _Columns, failed: list[int], end_s: float | None) -> HeldBack:
+    """Retry-After holds and backoffs of the ``failed`` requests (module docstring)."""
+    retry, backoff = cols.t.floats["retry_after_s"], cols.t.floats["backoff_s"]
+    done = cols.done
+    cut = math.inf if end_s is None else end_s
+    spans = sorted((done[i], min(cut, done[i] + retry[i])) for i in failed if retry[i] == retry[i])
+    held = 0.0
+    reach = -math.inf
+    for start, stop in spans:  # the union of the holds
+        start = max(start, reach)
+        if stop > start:
+            held += stop - start
+            reach = stop
+    waits = [max(0.0, min(backoff[i], cut - done[i])) for i in failed if backoff[i] == backoff[i]]
+    return HeldBack(
+        retry_after=len(spans),
+        retry_after_s=held,
+        backoffs=len(waits),
+        backoff_s=math.fsum(waits),
+    )
+
+
 def _ints(col: Any, idx: list[int]) -> tuple[int, int, int]:
     """Sum of the known values (missing ones are -1), how many are missing, how many 0."""
     values = list(map(col.__getitem__, idx))
@@ -785,6 +828,7 @@ def _group(
     pricing: Pricing | None,
     open_loop: bool,
     rl_code: int | None,
+    end_s: float | None = None,
     threshold_ms: float | None = DEFAULT_TIMING_BOUND_MS,
 ) -> GroupFigures:
     provider, model = t.groups[g]
@@ -818,6 +862,7 @@ def _group(
     fig.error_rate = _share(len(failed), fig.requests)
     fig.rate_limited = _rate_limited(t, cols, failed, rl_code, fig.requests)
     fig.availability = availability(fig.ok, len(failed), fig.rate_limited.count)
+    fig.held = _held(cols, failed, end_s)
     anomalies: Counter[str] = Counter()
     for (gg, tag, warm), n in t.anomalies.items():
         if gg == g and (warm_too or not warm):
@@ -1043,6 +1088,7 @@ def compute_run(t: SampleTable, spec: RunSpec, *, index: SampleIndex | None = No
                 pricing=spec.prices.get(key),
                 open_loop=open_loop,
                 rl_code=rl_code,
+                end_s=run.end_s,
                 threshold_ms=spec.timing_bound_ms,
             )
         )
@@ -1054,6 +1100,12 @@ def compute_run(t: SampleTable, spec: RunSpec, *, index: SampleIndex | None = No
     run.rate_limited = _rate_limited(t, cols, failed, rl_code, run.measured)
     ok_count = run.measured - len(failed)
     run.availability = availability(ok_count, len(failed), run.rate_limited.count)
+    run.held = HeldBack(
+        retry_after=sum(g.held.retry_after for g in run.groups),
+        retry_after_s=math.fsum(g.held.retry_after_s for g in run.groups),
+        backoffs=sum(g.held.backoffs for g in run.groups),
+        backoff_s=math.fsum(g.held.backoff_s for g in run.groups),
+    )
     met = sum(g.slo.met for g in run.groups)
     run.slo = Slo(limits, slo_source, met, _share(met, run.measured))
     run.error_classes = _error_classes(t, warm_too)

@@ -47,6 +47,7 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from chatprobe.load.plan import EMULATOR_KEY, PLAN_ENV, RunPlan, TargetPlan, read_plan
+from chatprobe.load.polite import Backoff, TargetHold, after_request
 from chatprobe.load.scenario import Stage
 from chatprobe.load.schedule import arrival_offsets, position_at, split_quota, tick
 from chatprobe.load.summary import build_summary, read_sample_table
@@ -89,6 +90,7 @@ class PreparedTarget:
     __slots__ = (
         "excerpts",
         "headers",
+        "hold",
         "index",
         "label",
         "plan",
@@ -107,6 +109,7 @@ class PreparedTarget:
         self.request_headers = scrub_headers(headers)
         self.request = RequestTemplate(plan.url, headers)  # the head, encoded once
         self.excerpts = 0
+        self.hold = TargetHold()  # Retry-After: until when this target's users wait
 
 
 class Progress:
@@ -151,6 +154,7 @@ class LoadSession:
         self.stop_requested = False
         self.aborted = 0  # requests killed in flight at the end
         self.cap_hits = 0
+        self.held_skips = 0  # open loop: arrivals not sent while held back
         self.produced = 0  # samples made in this process
         self.in_flight = 0  # open loop: requests in flight in this process
         self.progress = Progress()
@@ -175,6 +179,7 @@ class LoadSession:
         self.worker_samples: dict[str, int] = {}
         self.worker_final: dict[str, int] = {}  # client id -> total the worker produced
         self.worker_aborted: dict[str, int] = {}
+        self.worker_held_skips: dict[str, int] = {}
 
     # ------------------------------------------------------------------ setup
     @property
@@ -291,9 +296,33 @@ class LoadSession:
     def user_out_of_requests(self, user: Any) -> None:
         raise StopUser()
 
+    # ------------------------------------------------------------------ holding back
+    def new_backoff(self, index: int) -> Backoff:
+        """A user's (or an open-loop driver's) backoff, its jitter seeded by the run."""
+        return Backoff(rng=random.Random(f"chatprobe-backoff:{self.plan.seed}:{index}"))
+
+    def held_for(self, target: PreparedTarget, backoff: Backoff) -> float:
+        """Seconds a sender must still wait before its next request to ``target``."""
+        now = time.monotonic()
+        return max(target.hold.remaining(now), backoff.resume_at - now)
+
+    def wait_turn(self, target: PreparedTarget, backoff: Backoff) -> bool:
+        """Closed loop: wait out ``target``'s Retry-After and the user's backoff, cut short
+        by the end of the run; False when the run is ending (send nothing)."""
+        delay = self.held_for(target, backoff)
+        if delay > 0 and self.stopping.wait(timeout=delay):
+            return False
+        return not self.stopping.is_set()
+
     # ------------------------------------------------------------------ one request
     def run_request(
-        self, http: Any, target: PreparedTarget, body: bytes, *, t_sched_ns: int | None
+        self,
+        http: Any,
+        target: PreparedTarget,
+        body: bytes,
+        *,
+        t_sched_ns: int | None,
+        backoff: Backoff,
     ) -> None:
         record = RequestRecord(
             provider=target.plan.provider,
@@ -312,9 +341,21 @@ class LoadSession:
             self.aborted += 1  # stopped mid-request at the end of the run: no sample
             raise
         record.finish()
-        self.complete(record, target, received)
+        now = time.monotonic()
+        retry_after, pause = after_request(record, backoff, target.hold, now)
+        if pause is not None:
+            backoff.resume_at = max(backoff.resume_at, now + pause)
+        self.complete(record, target, received, retry_after_s=retry_after, backoff_s=pause)
 
-    def complete(self, record: RequestRecord, target: PreparedTarget, received: int) -> None:
+    def complete(
+        self,
+        record: RequestRecord,
+        target: PreparedTarget,
+        received: int,
+        *,
+        retry_after_s: float | None = None,
+        backoff_s: float | None = None,
+    ) -> None:
         """Fire locust's events and keep the exact sample."""
         sent_ns = record.t_sched_ns if record.t_sched_ns is not None else record.t0_ns
         offset = self.offset_s(sent_ns)
@@ -338,6 +379,8 @@ class LoadSession:
             t_offset_s=offset,
             warmup=position.warmup,
             excerpt=excerpt,
+            retry_after_s=retry_after_s,
+            backoff_s=backoff_s,
         )
         self.produced += 1
         if self.role == "worker":
@@ -404,6 +447,7 @@ class LoadSession:
         if self.plan.requests is not None:
             limit = split_quota(self.plan.requests, drivers, self.worker_index)
         pool = Pool(cap)
+        backoff = self.new_backoff(user.index)  # the driver's: one per process
         start = self.t_start_ns or time.perf_counter_ns()
         for turn, offset in enumerate(
             arrival_offsets(
@@ -420,17 +464,22 @@ class LoadSession:
                 break
             if self.stopping.is_set():
                 break
+            target, body = self.pick(user.index, turn)
+            if self.held_for(target, backoff) > 0:
+                self.held_skips += 1  # held back: this arrival is not sent at all
+                continue
             if pool.full():
                 self.cap_hits += 1
-            target, body = self.pick(user.index, turn)
-            pool.spawn(self._one_open, user.http_for(target), target, body, t_sched_ns)
+            pool.spawn(self._one_open, user.http_for(target), target, body, t_sched_ns, backoff)
         pool.join()
         raise StopUser()
 
-    def _one_open(self, http: Any, target: PreparedTarget, body: bytes, t_sched_ns: int) -> None:
+    def _one_open(
+        self, http: Any, target: PreparedTarget, body: bytes, t_sched_ns: int, backoff: Backoff
+    ) -> None:
         self.in_flight += 1
         try:
-            self.run_request(http, target, body, t_sched_ns=t_sched_ns)
+            self.run_request(http, target, body, t_sched_ns=t_sched_ns, backoff=backoff)
         finally:
             self.in_flight -= 1
 
@@ -589,6 +638,7 @@ class LoadSession:
                 "n": len(batch),
                 "produced": self.produced,
                 "aborted": self.aborted,
+                "held_skips": self.held_skips,
                 "index": self.worker_index,
                 "cpu_s": self.cpu_used_s(),
             },
@@ -611,6 +661,7 @@ class LoadSession:
         self._ingest(msg.node_id, data["blob"], int(data["n"]))
         self.worker_final[msg.node_id] = int(data["produced"])
         self.worker_aborted[msg.node_id] = int(data.get("aborted", 0))
+        self.worker_held_skips[msg.node_id] = int(data.get("held_skips", 0))
         self.worker_cpu[msg.node_id] = float(data.get("cpu_s", 0.0))
 
     def _ingest(self, client_id: str, blob: bytes, n: int) -> None:
@@ -738,6 +789,7 @@ class LoadSession:
             workers=self.workers_summary(),
             aborted=aborted,
             cap_hits=self.cap_hits,
+            held_skips=self.held_skips + sum(self.worker_held_skips.values()),
             client_cpu=self.client_cpu(),
         )
         from chatprobe.results import write_json_atomic

@@ -98,6 +98,7 @@ def build_summary(
     workers: dict[str, Any] | None = None,
     aborted: int = 0,
     cap_hits: int = 0,
+    held_skips: int = 0,
     client_cpu: dict[str, Any] | None = None,
     notes: Iterable[str] = (),
 ) -> dict[str, Any]:
@@ -127,6 +128,7 @@ def build_summary(
         "requests_target": plan.requests,
         "aborted": aborted,
         "concurrency_cap": {"limit": ol.max_concurrency, "hits": cap_hits} if ol else None,
+        "held_skips": held_skips if ol else None,
         "slo_attainment_target": (
             plan.slo_attainment if plan.slo_attainment is not None else DEFAULT_SLO_ATTAINMENT
         ),

@@ -329,6 +329,7 @@ class StreamUserBase(FastHttpUser):
             self.network_timeout = plan.timeouts.first_byte
         super().__init__(environment)
         self.index = self.session.next_user_index()
+        self.backoff = self.session.new_backoff(self.index)
         self._turn = 0
         self._pools: dict[tuple[bool, str, int], ConnectionPool] = {}
 
@@ -363,7 +364,11 @@ class ChatStreamUser(StreamUserBase):
             return
         target, body = session.pick(self.index, self._turn)
         self._turn += 1
-        session.run_request(self.http_for(target), target, body, t_sched_ns=None)
+        if not session.wait_turn(target, self.backoff):
+            return  # the run ends while this user was holding back
+        session.run_request(
+            self.http_for(target), target, body, t_sched_ns=None, backoff=self.backoff
+        )
 
 
 class OpenLoopStreamUser(StreamUserBase):

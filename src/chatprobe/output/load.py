@@ -114,6 +114,20 @@ def print_summary(
         f"rate-limited {rl.get('count', 0)} ({fmt_pct(rl.get('share'))}, "
         f"{fmt_seconds(rl.get('time_s'))})"
     )
+    held = summary.get("held") or {}
+    parts = []
+    if held.get("retry_after"):
+        parts.append(
+            f"Retry-After honoured {held['retry_after']}x, "
+            f"targets held {fmt_seconds(held.get('retry_after_s'))}"
+        )
+    if held.get("backoffs"):
+        parts.append(
+            f"connection backoff {held['backoffs']}x, "
+            f"{fmt_seconds(held.get('backoff_s'))} waited by users"
+        )
+    if parts:
+        lines.append("held back: " + "; ".join(parts))
     classes = summary.get("error_classes") or []
     if classes:
         lines.append("errors by class (most common message):")

@@ -35,6 +35,7 @@ from chatprobe.metrics import (
     Cost,
     Dist,
     GroupFigures,
+    HeldBack,
     LengthFigures,
     RateLimited,
     ReasoningFigures,
@@ -514,6 +515,8 @@ def _group_from_dict(stats: GroupStats, row: dict[str, Any]) -> None:
             value = Cost(**_known(Cost, value))
         elif f.name == "rate_limited":
             value = RateLimited(**_known(RateLimited, value))
+        elif f.name == "held":
+            value = HeldBack(**_known(HeldBack, value if isinstance(value, dict) else {}))
         elif f.name == "error_messages":
             value = [tuple(m) for m in value or [] if isinstance(m, list | tuple) and len(m) == 3]
         setattr(stats, f.name, value)

@@ -265,6 +265,22 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
     ),
     _F("warmup", "boolean", "", "sent during a stage's warm-up: left out of every figure", "flag"),
     _F(
+        "retry_after_s",
+        "number | null",
+        "s",
+        "the Retry-After of a 429 or 503 answer (seconds or an HTTP date, as seconds): the "
+        "run held this target's users that long; null when absent",
+        "float",
+    ),
+    _F(
+        "backoff_s",
+        "number | null",
+        "s",
+        "the backoff this request made its user take before its next request (a connection "
+        "failure, or a 429/503 without Retry-After; exponential with jitter); null when none",
+        "float",
+    ),
+    _F(
         "output_excerpt",
         "string",
         "",
@@ -296,14 +312,17 @@ def build_sample(
     t_offset_s: float,
     warmup: bool,
     excerpt: bool = False,
+    retry_after_s: float | None = None,
+    backoff_s: float | None = None,
     checks_broken: list[str] | None = None,
 ) -> dict[str, Any]:
     """The sample of one finished record, placed in its run (see :data:`SAMPLE_FIELDS`).
 
-    ``checks_broken``: the conformance-under-load verdict (None: not checked). ``excerpt``
-    adds ``output_excerpt`` when the request succeeded. Text a provider could have written
-    (the error detail, anomalies, the excerpt) is scrubbed here, so every sample is safe to
-    write as it is.
+    ``excerpt`` adds ``output_excerpt`` when the request succeeded; ``retry_after_s`` and
+    ``backoff_s`` say how the run held back after it (:mod:`chatprobe.load.polite`);
+    ``checks_broken`` is the conformance-under-load verdict (None: not checked). Text a
+    provider could have written (the error detail, anomalies, the excerpt) is scrubbed here,
+    so every sample is safe to write as it is.
     """
     usage = record.usage or {}
     sample: dict[str, Any] = {
@@ -343,6 +362,8 @@ def build_sample(
         "worker": worker,
         "t_offset_s": round(t_offset_s, 6),
         "warmup": warmup,
+        "retry_after_s": retry_after_s,
+        "backoff_s": None if backoff_s is None else round(backoff_s, 4),
     }
     if excerpt and record.ok:
         sample["output_excerpt"] = scrub_text(record.text[:EXCERPT_CHARS])
