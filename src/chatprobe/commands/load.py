@@ -45,7 +45,26 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 @duration_option(help="Run length, replacing the scenario's.")
 @click.option("--requests", type=int, help="Stop after N requests instead of a duration.")
 @click.option("--rate", type=float, help="Open loop: requests per second (replaces the shape).")
-@click.option("--processes", type=int, help="locust worker processes on this machine.")
+@click.option(
+    "--processes",
+    metavar="N|auto",
+    help="locust worker processes on this machine; auto: as many as `chatprobe calibrate` "
+    "finds this load needs on this machine (a short calibration run first).",
+)
+@click.option(
+    "--conformance-share",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Conformance under load: the share of streams the stream checks judge (0..1; "
+    "default: the scenario's conformance_share, else 1 = every stream).",
+)
+@click.option(
+    "--calibrate",
+    "calibrate_first",
+    is_flag=True,
+    help="Before the run, measure this client's TTFT/ITL error at the run's load against the "
+    "emulator's ground truth (`chatprobe calibrate`) and print it.",
+)
 @click.option("--master", is_flag=True, help="Be the master of a distributed run.")
 @click.option("--worker", is_flag=True, help="Be a worker of a master elsewhere.")
 @click.option("--master-host", default="127.0.0.1", show_default=True)
@@ -90,7 +109,9 @@ def load(
     duration: float | None,
     requests: int | None,
     rate: float | None,
-    processes: int | None,
+    processes: str | None,
+    conformance_share: float | None,
+    calibrate_first: bool,
     master: bool,
     worker: bool,
     master_host: str,
@@ -143,7 +164,9 @@ def load(
             duration_s=duration,
             requests=requests,
             rate=rate,
-            processes=processes,
+            processes=_processes(processes),
+            conformance_share=conformance_share,
+            calibrate=calibrate_first,
             master=master,
             worker=worker,
             master_host=master_host,
@@ -177,3 +200,15 @@ def load(
     if output_format == "github":
         print_lines(show.github_annotations(outcome.failures, outcome.path))
     sys.exit(outcome.exit_code)
+
+
+def _processes(value: str | None) -> int | str | None:
+    """``--processes``: a count of at least 1, or ``auto``; anything else is a usage error."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a whole number or auto, got {value!r}", param_hint="--processes"
+        ) from None

@@ -110,6 +110,8 @@ class RunPlan:
     stop_timeout_s: float = 30.0
     status_interval_s: float = 1.0
     manage_end: bool = True  # chatprobe ends the run itself (False: locust's -t does)
+    conformance_share: float = 1.0  # share of streams the load checks judge (load.conformance)
+    timing_bound_ms: float = 5.0  # p99 client timing error bound that marks a run
 
     @property
     def duration_s(self) -> float:
@@ -234,4 +236,6 @@ def build_plan(
         tls=tls or TLSConfig(),
         drivers=max(1, drivers),
         stop_timeout_s=min(scenario.timeouts.total or 30.0, 30.0),
+        conformance_share=scenario.conformance_share,
+        timing_bound_ms=scenario.timing_bound_ms,
     )

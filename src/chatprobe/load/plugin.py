@@ -46,6 +46,7 @@ from locust import LoadTestShape, constant, events
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from chatprobe.load.conformance import LoadChecker
 from chatprobe.load.plan import EMULATOR_KEY, PLAN_ENV, RunPlan, TargetPlan, read_plan
 from chatprobe.load.polite import Backoff, TargetHold, after_request
 from chatprobe.load.scenario import Stage
@@ -138,6 +139,7 @@ class LoadSession:
 
     def __init__(self, plan: RunPlan) -> None:
         self.plan = plan
+        self.checker = LoadChecker(plan.conformance_share)  # conformance under load
         self.environment: Any = None
         self.runner: Any = None
         self.role = "local"
@@ -345,7 +347,18 @@ class LoadSession:
         retry_after, pause = after_request(record, backoff, target.hold, now)
         if pause is not None:
             backoff.resume_at = max(backoff.resume_at, now + pause)
-        self.complete(record, target, received, retry_after_s=retry_after, backoff_s=pause)
+        broken = None
+        if record.events and self.checker.due():  # timing is final: judged off its path
+            gevent.sleep(0)
+            broken = self.checker.judge(record, body)
+        self.complete(
+            record,
+            target,
+            received,
+            retry_after_s=retry_after,
+            backoff_s=pause,
+            checks_broken=broken,
+        )
 
     def complete(
         self,
@@ -355,6 +368,7 @@ class LoadSession:
         *,
         retry_after_s: float | None = None,
         backoff_s: float | None = None,
+        checks_broken: list[str] | None = None,
     ) -> None:
         """Fire locust's events and keep the exact sample."""
         sent_ns = record.t_sched_ns if record.t_sched_ns is not None else record.t0_ns
@@ -381,6 +395,7 @@ class LoadSession:
             excerpt=excerpt,
             retry_after_s=retry_after_s,
             backoff_s=backoff_s,
+            checks_broken=checks_broken,
         )
         self.produced += 1
         if self.role == "worker":

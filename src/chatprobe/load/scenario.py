@@ -120,6 +120,8 @@ class Scenario:
     slo_attainment: float | None = None  # share that must meet them (None: metrics' default)
     timeouts: Timeouts = field(default_factory=Timeouts)
     emulator: dict[str, Any] = field(default_factory=dict)
+    conformance_share: float = 1.0  # share of streams the load checks judge
+    timing_bound_ms: float = 5.0  # p99 client timing error bound that marks a run
 
     # ------------------------------------------------------------------ timeline
     @property
@@ -397,6 +399,8 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         slo_attainment=_slo(data).get("attainment"),
         timeouts=timeouts,
         emulator=emulator,
+        conformance_share=float(data.get("conformance_share", 1.0)),
+        timing_bound_ms=float(data.get("timing_bound_ms", 5.0)),
     )
 
 
