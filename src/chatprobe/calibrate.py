@@ -24,11 +24,14 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chatprobe.metrics import DEFAULT_TIMING_BOUND_MS, Dist
 
-__all__ = ["Calibration", "calibrate", "recommend_processes"]
+if TYPE_CHECKING:
+    from chatprobe.load.launcher import LoadOptions
+
+__all__ = ["Calibration", "calibrate", "calibrate_for", "recommend_processes"]
 
 TTFT_MS = 50.0
 ITL_MS = 10.0
@@ -223,3 +226,29 @@ def _measure(
     result.achieved_rate = summary.get("achieved_rate")
     cpu = summary.get("client_cpu") or {}
     result.busy_fraction = cpu.get("busy_fraction")
+
+
+def calibrate_for(options: LoadOptions, *, auto: bool) -> tuple[LoadOptions, Calibration]:
+    """``chatprobe load --calibrate`` / ``--processes auto``: calibrate at the run's load
+    (its busiest stage's users or rate, at most 10 s) and, with ``auto``, take the
+    processes it recommends. Returns the options to run with and the calibration."""
+    from dataclasses import replace
+
+    from chatprobe.load.launcher import resolve_scenario
+
+    scenario = resolve_scenario(options)
+    stage = max(scenario.stages, key=lambda s: s.rate or s.users)
+    given = options.processes if isinstance(options.processes, int) else 1
+    result = calibrate(
+        users=None if stage.rate else max(1, stage.users),
+        rate=stage.rate,
+        duration_s=min(10.0, max(3.0, scenario.stages[0].duration_s)),
+        processes=given,
+        tls=options.emulator is False,  # a live run reaches its providers over HTTPS
+        threshold_ms=scenario.timing_bound_ms,
+        pin=options.pin,
+    )
+    if auto:
+        chosen = result.recommended_processes
+        options = replace(options, processes=chosen if chosen > 1 else None)
+    return options, result

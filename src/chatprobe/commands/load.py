@@ -152,38 +152,41 @@ def load(
     from chatprobe.output.tables import print_lines
 
     console = Console(stderr=True)
-    outcome = run_load(
-        LoadOptions(
-            scenario=scenario,
-            providers=providers,
-            models=models,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            name=name,
-            users=users,
-            duration_s=duration,
-            requests=requests,
-            rate=rate,
-            processes=_processes(processes),
-            conformance_share=conformance_share,
-            calibrate=calibrate_first,
-            master=master,
-            worker=worker,
-            master_host=master_host,
-            master_port=master_port,
-            expect_workers=expect_workers,
-            out=out,
-            run_id=run_id,
-            emulator=emulator,
-            emulator_url=emulator_url,
-            pin=not no_pin,
-            progress=not quiet,
-            max_error_rate=max_error_rate,
-            tls=transport.tls(),
-            timeouts=dict(transport.timeouts),
-        ),
-        console=console,
+    options = LoadOptions(
+        scenario=scenario,
+        providers=providers,
+        models=models,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        name=name,
+        users=users,
+        duration_s=duration,
+        requests=requests,
+        rate=rate,
+        processes=_processes(processes),
+        conformance_share=conformance_share,
+        master=master,
+        worker=worker,
+        master_host=master_host,
+        master_port=master_port,
+        expect_workers=expect_workers,
+        out=out,
+        run_id=run_id,
+        emulator=emulator,
+        emulator_url=emulator_url,
+        pin=not no_pin,
+        progress=not quiet,
+        max_error_rate=max_error_rate,
+        tls=transport.tls(),
+        timeouts=dict(transport.timeouts),
     )
+    if calibrate_first or options.processes == "auto":
+        from chatprobe.calibrate import calibrate_for
+
+        options, calibration = calibrate_for(options, auto=options.processes == "auto")
+        for line in calibration.lines():  # before the run, on stderr with the progress
+            console.print(line, markup=False, highlight=False)
+    outcome = run_load(options, console=console)
     if output_format == "json":
         write_json(
             show.load_document(

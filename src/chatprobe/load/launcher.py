@@ -92,9 +92,8 @@ class LoadOptions:
     duration_s: float | None = None
     requests: int | None = None
     rate: float | None = None
-    processes: Any = None  # a count, or "auto" (chatprobe.calibrate decides); int after it
+    processes: Any = None  # a count ("auto" is settled by chatprobe.calibrate.calibrate_for)
     conformance_share: float | None = None  # over the scenario's
-    calibrate: bool = False  # measure the client's error at this load first
     master: bool = False
     worker: bool = False
     master_host: str = "127.0.0.1"
@@ -250,9 +249,7 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
             options, providers=tuple(refs), base_url=None, api_key_env=None, name=None
         )
     scenario = resolve_scenario(options)
-    if options.calibrate or options.processes == "auto":
-        options = _calibrated(scenario, options, console)
-    if isinstance(options.processes, str):  # "auto" without a figure: one process
+    if isinstance(options.processes, str):  # "auto" left to the caller: one process
         options = replace(options, processes=None)
     if options.master and options.worker:
         raise ChatprobeError("--master and --worker exclude each other")
@@ -275,33 +272,6 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
         if out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # nothing was written: leave no empty folder behind
         raise
-
-
-def _calibrated(scenario: Scenario, options: LoadOptions, console: Any) -> LoadOptions:
-    """``--calibrate`` / ``--processes auto``: measure this client at the run's load first
-    (:mod:`chatprobe.calibrate`, at most 10 s), print it, and with ``auto`` take the
-    processes it recommends."""
-    from chatprobe.calibrate import calibrate
-
-    stage = max(scenario.stages, key=lambda s: s.rate or s.users)
-    auto = options.processes == "auto"
-    given = options.processes if isinstance(options.processes, int) else 1
-    tls = options.emulator is False  # a live run reaches its providers over HTTPS
-    result = calibrate(
-        users=None if stage.rate else max(1, stage.users),
-        rate=stage.rate,
-        duration_s=min(10.0, max(3.0, scenario.stages[0].duration_s)),
-        processes=given,
-        tls=tls,
-        threshold_ms=scenario.timing_bound_ms,
-        pin=options.pin,
-    )
-    for line in result.lines():
-        console.print(line, markup=False, highlight=False)
-    if not auto:
-        return options
-    chosen = result.recommended_processes
-    return replace(options, processes=chosen if chosen > 1 else None)
 
 
 def _check_targets(scenario: Scenario, *, live: bool) -> None:
