@@ -14,11 +14,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from chatprobe.load.conformance import LOAD_CHECKS, LoadChecker
+from chatprobe.load.conformance import LOAD_CHECKS, LoadChecker, distinct_chunks, shape_key
 from chatprobe.load.receive import KERNEL_TIMESTAMPS
+from chatprobe.record import RequestRecord
 from tests.conftest import CliRunner
-
-pytestmark = pytest.mark.slow
 
 FAULT_SCENARIO = """
 targets: [{provider: openrouter, model: gemini-2.0-flash-001}]
@@ -38,6 +37,7 @@ def _run_folder(root: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_conformance_under_load_reports_the_faulted_share(cli: CliRunner, tmp_path: Path) -> None:
     scenario = tmp_path / "fault.yaml"
     scenario.write_text(FAULT_SCENARIO)
@@ -69,6 +69,7 @@ def test_conformance_under_load_reports_the_faulted_share(cli: CliRunner, tmp_pa
         assert bound["exceeded"] == (bound["ttft_ms"]["p99"] > bound["threshold_ms"])
 
 
+@pytest.mark.slow
 def test_conformance_share_checks_that_share(cli: CliRunner, tmp_path: Path) -> None:
     scenario = tmp_path / "fault.yaml"
     scenario.write_text(FAULT_SCENARIO.replace("requests: 200", "requests: 40"))
@@ -99,6 +100,7 @@ def test_the_checker_spreads_its_share_evenly() -> None:
     assert "stream_same_id_created" in LOAD_CHECKS
 
 
+@pytest.mark.slow
 def test_calibrate_joins_the_run_with_ground_truth(cli: CliRunner) -> None:
     done = cli("calibrate", "--users", "2", "--duration", "3s", "--no-pin", timeout=120)
     assert done.returncode == 0, done.stderr
@@ -111,6 +113,7 @@ def test_calibrate_joins_the_run_with_ground_truth(cli: CliRunner) -> None:
     assert any("recommended processes:" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_processes_auto_calibrates_first(cli: CliRunner) -> None:
     done = cli(
         "load",
@@ -134,3 +137,28 @@ def test_processes_takes_a_number_or_auto(cli: CliRunner) -> None:
     done = cli("load", "--processes", "many", timeout=60)
     assert done.returncode == 2
     assert "--processes" in done.stderr
+
+
+def test_chunk_shapes_keep_what_a_schema_can_tell_apart() -> None:
+    base = {
+        "id": "gen-1",
+        "created": 1,
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}],
+    }
+    other_text = {**base, "id": "gen-2", "created": 2}
+    other_text["choices"] = [{"index": 0, "delta": {"content": "b"}, "finish_reason": None}]
+    assert shape_key(base) == shape_key(other_text)  # text, id, created: types only
+    wrong_object = {**base, "object": "chat.completion"}
+    assert shape_key(base) != shape_key(wrong_object)  # an enum value the schema judges
+    number_id = {**base, "id": 7}
+    assert shape_key(base) != shape_key(number_id)  # a type the schema judges
+    tool = {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"id": "c", "index": 0}]}}]}
+    tool2 = {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"id": "d", "index": 0}]}}]}
+    assert shape_key(tool) == shape_key(tool2)
+    record = RequestRecord(stream=True)
+    record.chunks = [base, other_text, wrong_object]
+    kept, keys = distinct_chunks(record, set())
+    assert kept.chunks == [base, wrong_object] and len(keys) == 2
+    kept, keys = distinct_chunks(record, {shape_key(base)})
+    assert kept.chunks == [wrong_object]

@@ -26,6 +26,7 @@ PROVIDER = "openrouter"
 def build_plan(args: ClientArgs, out_dir: str) -> Any:
     from chatprobe.load.plan import RunPlan, TargetPlan
     from chatprobe.load.scenario import OpenLoop, Stage
+    from chatprobe.transport import TLSConfig
 
     body = orjson.loads(args.body)
     headers = {
@@ -62,6 +63,8 @@ def build_plan(args: ClientArgs, out_dir: str) -> Any:
         max_tokens=int(body.get("max_tokens", 64)),
         open_loop=open_loop,
         manage_end=False,
+        tls=TLSConfig(ca_bundles=(args.ca_file,)) if args.ca_file else TLSConfig(),
+        **({} if args.conformance_share is None else {"conformance_share": args.conformance_share}),
     )
 
 
@@ -76,7 +79,7 @@ def main() -> None:
         session = user.session
         original = session.complete
 
-        def complete(record: Any, target: Any, received: int) -> None:
+        def complete(record: Any, target: Any, received: int, **kwargs: Any) -> None:
             times = record.content_times_ns
             locust_driver.record(
                 [
@@ -88,9 +91,10 @@ def main() -> None:
                     record.t_end_ns,
                     len(times),
                     record.ok,
+                    record.ttft_bound_ms,
                 ]
             )
-            original(record, target, received)
+            original(record, target, received, **kwargs)
 
         session.complete = complete
         users = 1 if args.rate else args.concurrency
