@@ -92,6 +92,7 @@ def main() -> None:
                     len(times),
                     record.ok,
                     record.ttft_bound_ms,
+                    None if record.send_late_ns is None else record.send_late_ns / 1e6,
                 ]
             )
             original(record, target, received, **kwargs)

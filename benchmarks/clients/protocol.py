@@ -9,7 +9,8 @@ start-up, connection set-up and the ramp.
 
 Each completed stream leaves one sample
 ``[request_id, t_sched, t0, t_first, t_last, t_end, n, ok]``:
-(chatprobe's client appends a ninth element, its ``ttft_bound_ms``) with
+(chatprobe's client appends its ``ttft_bound_ms`` and the part of it the request's write
+took, ``send_late`` ms) with
 ``time.perf_counter_ns()`` stamps (CLOCK_MONOTONIC on Linux, so comparable with the
 emulator's ground truth taken in another process), ``t_sched`` is ``None`` in closed loop,
 ``t_first``/``t_last`` are the arrival of the first and last content event as this client saw
