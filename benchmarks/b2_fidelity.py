@@ -167,14 +167,14 @@ def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, An
             continue
         true_ttft = t["t_first_content_ns"] - t["t_received_ns"]
         ttft.append((t_first - t0 - true_ttft) / 1e6)
+        send.append((t["t_received_ns"] - t0) / 1e6)
+        recv.append((t_first - t["t_first_content_ns"]) / 1e6)
         if bound is not None:
             bounds.append(bound)
             strict += ttft[-1] <= bound
             covered += ttft[-1] <= bound + SERVER_FLOOR_MS
             if send_late is not None:  # the receive side alone: the first token's read
                 recv_covered += recv[-1] <= bound - send_late + RECV_FLOOR_MS
-        send.append((t["t_received_ns"] - t0) / 1e6)
-        recv.append((t_first - t["t_first_content_ns"]) / 1e6)
         tokens = t.get("tokens_sent") or t.get("completion_tokens") or 0
         if n >= 2 and tokens >= 2 and t_last is not None and t.get("t_last_content_ns"):
             client_itl = (t_last - t_first) / (tokens - 1)

@@ -162,3 +162,15 @@ def test_chunk_shapes_keep_what_a_schema_can_tell_apart() -> None:
     assert kept.chunks == [base, wrong_object] and len(keys) == 2
     kept, keys = distinct_chunks(record, {shape_key(base)})
     assert kept.chunks == [wrong_object]
+
+
+def test_a_stream_no_check_can_read_never_raises() -> None:
+    nested: dict[str, object] = {}
+    deep = nested
+    for _ in range(600):  # deeper than orjson writes (the hostile server's deep_json)
+        deep["a"] = {}
+        deep = deep["a"]  # type: ignore[assignment]
+    record = RequestRecord(stream=True, provider="openai", model="m")
+    record.chunks = [nested, nested]
+    verdict = LoadChecker(1.0).judge(record, b"{not json")
+    assert verdict is None or isinstance(verdict, list)

@@ -154,9 +154,16 @@ class LoadChecker:
             )
         return ctx
 
-    def judge(self, record: RequestRecord, sent_body: bytes | dict[str, Any]) -> list[str]:
+    def judge(self, record: RequestRecord, sent_body: bytes | dict[str, Any]) -> list[str] | None:
         """The names of the load checks ``record`` broke (``[]``: none); ``sent_body`` is
-        the request body (JSON bytes, as sent, or parsed)."""
+        the request body (JSON bytes, as sent, or parsed). None when judging failed: a
+        stream no check can read never takes its request (or the load user) down."""
+        try:
+            return self._judge(record, sent_body)
+        except Exception:
+            return None
+
+    def _judge(self, record: RequestRecord, sent_body: bytes | dict[str, Any]) -> list[str]:
         ctx = self._context(record.provider)
         if isinstance(sent_body, bytes | bytearray):
             try:
@@ -169,7 +176,10 @@ class LoadChecker:
             judged, keys = record, list[bytes]()
             if chk.name in _PER_CHUNK:
                 valid = self._valid.setdefault(f"{record.provider}/{chk.name}", set())
-                judged, keys = distinct_chunks(record, valid)
+                try:
+                    judged, keys = distinct_chunks(record, valid)
+                except (TypeError, ValueError, RecursionError):  # nested past orjson's limit
+                    judged, keys = record, []
                 if not judged.chunks and record.chunks:
                     continue  # every chunk of a shape the schema already passed
             try:

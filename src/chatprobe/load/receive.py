@@ -226,7 +226,7 @@ class StampedReader:
         try:
             if self._pending is not None and self._pending():
                 # decrypted already: these bytes came with the last read and keep its stamps;
-                # they arrived after the read before it, which bounds how late they are
+                # they arrived after the read before that one returned (_lower)
                 data = sock.recv(self.size)
                 if self.peek and data:
                     _widen(self.ubounds, self.ut, self.ut - min(self._lower, self.ut))
@@ -245,7 +245,9 @@ class StampedReader:
             raise
         ut = time.perf_counter_ns()
         t = ut
-        lower, self._lower = self._lower, self.ut  # these bytes arrived after the last read
+        # these bytes arrived after the previous read returned (bytes a TLS layer keeps from
+        # this read are bounded by the same time: _lower)
+        lower = self._lower = self.ut
         if self.kernel_ok:
             kt = _stamp(ancillary)
             if kt is not None:
