@@ -9,7 +9,7 @@ setuptools copies the files and does not warn about folders it would otherwise s
 from setuptools import find_namespace_packages, setup
 
 DATA_FOLDERS = ("specs", "suites", "loadtests", "cassettes")  # = chatprobe._data.FOLDERS
-DATA_FILES = ["*.yaml", "*.yml", "*.md", "*.txt", "*.py"]
+DATA_FILES = ["*.yaml", "*.yml", "*.md", "*.txt", "*.py", "*.jsonl", "*.csv"]
 
 # namespace discovery: folders of data files inside the package (report/templates) count too
 packages = find_namespace_packages(

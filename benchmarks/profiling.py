@@ -26,9 +26,9 @@ STAGES: dict[str, tuple[str, ...]] = {
         "read_head (chatprobe/load/receive.py",
     ),
     "body read (read_body)": ("read_body (chatprobe/load/receive.py",),
-    "SSE decoding (SSEDecoder via user._decode)": ("_decode (chatprobe/load/user.py",),
+    "SSE decoding (SSEDecoder via exchange._decode)": ("_decode (chatprobe/load/exchange.py",),
     "record interpretation (RequestRecord.finish, orjson)": ("RequestRecord.finish (",),
-    "sample line and locust events (LoadSession.complete)": ("LoadSession.complete (",),
+    "sample line and locust events (RequestPath.keep)": ("RequestPath.keep (",),
 }
 
 
@@ -48,7 +48,7 @@ def summarize_raw(path: str, top: int = 12) -> dict[str, Any]:
             if any("importlib" in fr for fr in frames):
                 continue  # start-up, not the steady state
             total += n
-            if any("ChatStreamUser.chat" in fr or "run_user" in fr for fr in frames):
+            if any("ChatUser.chat" in fr or "run_user" in fr for fr in frames):
                 user += n
             own[frames[-1]] += n
             for stage, markers in STAGES.items():

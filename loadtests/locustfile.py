@@ -8,8 +8,10 @@ Run by ``chatprobe load`` (which writes a run plan and sets ``$CHATPROBE_LOAD_PL
 Bare runs pick the provider from the host's ``/<provider>/v1`` path (else
 ``$CHATPROBE_PROVIDER``), the model from ``$CHATPROBE_MODEL`` (else the profile's first
 non-free model), and write ``results/<run-id>/`` (or ``$CHATPROBE_OUT``). locust's UI and
-CSV show one ``POST`` row per provider/model plus ``TTFT``, ``ITL`` and ``E2E`` rows; reports
-read the exact ``samples.jsonl`` instead. See docs/load.md.
+CSV show one ``POST`` row per provider/model (one per real request); ``TTFT``, ``ITL`` and
+``E2E`` go to a table of their own (``locust_timings.csv``); reports read the exact
+``samples.jsonl`` instead. A locustfile of one's own subclasses ``chatprobe.load.ChatUser``.
+See docs/load.md.
 """
 
 from chatprobe.load.plugin import install

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from chatprobe.paths import project_root
 
-__all__ = ["ROOT", "clean_env", "cli_command", "run_cli"]
+__all__ = ["ROOT", "clean_env", "cli_command", "only_run", "run_cli"]
 
 ROOT = project_root()
 
@@ -49,3 +49,10 @@ def run_cli(
         cwd=cwd,
         stdin=subprocess.DEVNULL,
     )
+
+
+def only_run(out: Path) -> Path:
+    """The one results folder a command wrote under ``out``."""
+    runs = [p for p in out.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]

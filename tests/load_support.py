@@ -49,7 +49,7 @@ def wait_for_requests(
 # request.
 EXCHANGE_CHILD = r"""
 import json, sys
-from chatprobe.load.user import RequestTemplate, connection_pool, stream_exchange
+from chatprobe.load.exchange import RequestTemplate, connection_pool, stream_exchange
 from chatprobe.record import RequestRecord
 from chatprobe.transport import Timeouts, TLSConfig, request_headers
 

@@ -25,7 +25,7 @@ CHILD = r"""
 import json, sys, time
 import gevent
 from chatprobe.load import receive
-from chatprobe.load.user import RequestTemplate, connection_pool, stream_exchange
+from chatprobe.load.exchange import RequestTemplate, connection_pool, stream_exchange
 from chatprobe.record import RequestRecord
 from chatprobe.transport import Timeouts
 

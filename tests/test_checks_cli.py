@@ -9,13 +9,7 @@ from pathlib import Path
 import orjson
 import yaml
 
-from tests.cli_support import ROOT, run_cli
-
-
-def only_run(out: Path) -> Path:
-    runs = [p for p in out.iterdir() if p.is_dir()]
-    assert len(runs) == 1, runs
-    return runs[0]
+from tests.cli_support import ROOT, only_run, run_cli
 
 
 def test_offline_check_passes_and_writes_results(tmp_path: Path) -> None:

@@ -80,10 +80,10 @@ _counter = itertools.count()
 
 def _fresh(tmp: Path, name: str, content: bytes) -> Path:
     """A new path each time (profile loading is cached by path); scenarios find their
-    prompt files at ``../prompts`` as in ``loadtests/``."""
-    prompts = tmp / "suites" / "prompts"
-    if not prompts.exists():
-        shutil.copytree(ROOT / "loadtests" / "prompts", prompts)
+    prompt files at ``../prompts`` and traces at ``../traces`` as in ``loadtests/``."""
+    for data in ("prompts", "traces"):
+        if not (tmp / "suites" / data).exists():
+            shutil.copytree(ROOT / "loadtests" / data, tmp / "suites" / data)
     folder = tmp / "suites" / f"f{next(_counter)}"
     folder.mkdir(parents=True)
     path = folder / name

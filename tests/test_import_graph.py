@@ -37,12 +37,7 @@ RUNTIME_EXCEPTIONS = {
 }
 """Edges allowed to close a runtime cycle, and why."""
 
-TYPE_ONLY_EXCEPTIONS = {
-    ("chatprobe.load.user", "chatprobe.load.plugin"): (
-        "TODO(issue 11 item 6): the locust user annotates with LoadSession and PreparedTarget, "
-        "while the session imports the user; goes away when LoadSession becomes collaborators"
-    ),
-}
+TYPE_ONLY_EXCEPTIONS: dict[tuple[str, str], str] = {}
 """TYPE_CHECKING-only edges allowed to close a cycle, and why."""
 
 
@@ -198,3 +193,41 @@ def test_no_library_module_imports_the_cli_layer() -> None:
         if _in_cli_layer(target)
     )
     assert offenders == []
+
+
+LOAD_ENGINE_PARTS = (
+    "targets",
+    "polite",
+    "quota",
+    "timeline",
+    "sink",
+    "request",
+    "exchange",
+    "receive",
+    "locust_stats",
+    "status",
+    "bare",
+    "work",
+    "workloads",
+    "conversation",
+    "trace",
+)
+LOAD_ENGINE_TOP = ("process", "users", "plugin")
+
+
+def test_the_load_engine_parts_never_reach_up_to_the_run_or_the_users() -> None:
+    """Each part of the load engine is tied one way: none imports, even indirectly, the
+    process's run, the users or the locustfile entry point that compose them."""
+    edges = graph().edges(with_types=True)
+    top = {f"chatprobe.load.{name}" for name in LOAD_ENGINE_TOP}
+    for part in LOAD_ENGINE_PARTS:
+        seen: set[str] = set()
+        todo = [f"chatprobe.load.{part}"]
+        while todo:
+            module = todo.pop()
+            for target in edges[module] - seen:
+                seen.add(target)
+                todo.append(target)
+        assert not seen & top, (part, sorted(seen & top))
+    assert "chatprobe.load.process" in edges["chatprobe.load.users"]
+    assert "chatprobe.load.users" in edges["chatprobe.load.plugin"]

@@ -1,4 +1,4 @@
-"""The locust user's exchange (``chatprobe.load.user.stream_exchange``) against a scripted
+"""The locust user's exchange (``chatprobe.load.exchange.stream_exchange``) against a scripted
 server: timings, and every transport failure classified, never raised.
 
 The exchange runs in a child process, because importing locust monkey-patches the whole
@@ -29,7 +29,7 @@ from tests.fake_servers.scripted import (
 
 CHILD = r"""
 import json, sys
-from chatprobe.load.user import RequestTemplate, connection_pool, stream_exchange
+from chatprobe.load.exchange import RequestTemplate, connection_pool, stream_exchange
 from chatprobe.record import RequestRecord
 from chatprobe.transport import Timeouts
 

@@ -108,10 +108,22 @@ emulator: {ttft_ms: 50, itl_ms: 5, sigma: 0.05, output_tokens: 32}
     assert group["itl_ms"]["p50"] == pytest.approx(5.0, abs=1.0)
     assert group["token_source"] == {"usage": len(ok)}
     assert summary["groups"][0]["output_tokens"]["p50"] == 32
-    # locust's own CSV is written beside the exact samples, with the custom rows
+    # each sample says what was asked: the prompt's length as sent and the output cap
+    plan = orjson.loads((folder / "plan.json").read_bytes())
+    assert {s["max_tokens"] for s in samples} == {32}
+    assert {s["input_tokens"] for s in samples} <= set(plan["prompt_tokens"])
+    assert all(s["input_tokens"] > 0 for s in samples)
+    # locust's own CSV is written beside the exact samples: one event per real request, so
+    # its count is the request count (locust writes it before the last requests in hand,
+    # one per user, end); the timings are a table of their own, complete
     with open(folder / "locust_stats.csv", newline="") as fh:
-        kinds = {row["Type"] for row in csv.DictReader(fh)}
-    assert {"POST", "TTFT", "ITL", "E2E"} <= kinds
+        rows = list(csv.DictReader(fh))
+    assert {row["Type"] for row in rows} == {"POST", ""}  # "" is the Aggregated row
+    (aggregated,) = [row for row in rows if row["Name"] == "Aggregated"]
+    assert len(samples) - 20 <= int(aggregated["Request Count"]) <= len(samples)
+    with open(folder / "locust_timings.csv", newline="") as fh:
+        timings = {row["Type"]: int(row["Count"]) for row in csv.DictReader(fh)}
+    assert timings == {"TTFT": len(samples), "ITL": len(samples), "E2E": len(samples)}
 
 
 def test_two_processes_merge_every_sample(tmp_path: Path) -> None:
@@ -334,7 +346,11 @@ def test_bare_locust_command_works(tmp_path: Path) -> None:
     assert summary["aborted"] <= 5  # at most one request in flight per user
     with open(folder / "locust_stats.csv", newline="") as fh:
         rows = {(row["Type"], row["Name"]) for row in csv.DictReader(fh)}
-    for kind in ("POST", "TTFT", "ITL", "E2E"):
+    assert ("POST", "aimlapi/gemini-2.0-flash-exp") in rows
+    assert not {kind for kind, _ in rows} & {"TTFT", "ITL", "E2E"}
+    with open(folder / "locust_timings.csv", newline="") as fh:
+        rows = {(row["Type"], row["Name"]) for row in csv.DictReader(fh)}
+    for kind in ("TTFT", "ITL", "E2E"):
         assert (kind, "aimlapi/gemini-2.0-flash-exp") in rows
     assert load_results(folder).samples is not None
 

@@ -4,6 +4,7 @@ metric, availability and rate limits, cost, open loop, sweeps, verdict)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
@@ -380,3 +381,62 @@ def test_requested_and_delivered_lengths_and_rates_per_output_token() -> None:
     assert lengths.ms_per_output_token.min == pytest.approx(14.0)
     assert lengths.ms_per_output_token.max == pytest.approx(140.0)
     assert lengths.stream_tokens_per_s.n == 3 and lengths.stream_tokens_per_s.p50 == 200.0
+
+
+def test_sessions_per_turn_and_per_session_follow_the_written_rules() -> None:
+    def turn(offset: float, session: str, k: int, ttft: float, cached: int, **more: object):
+        return sample(
+            offset, ttft, session=session, turn=k, cached_tokens=cached,
+            prompt_tokens=100 * k, input_tokens=90 * k, **more,
+        )  # fmt: skip
+
+    rows = [
+        turn(1.0, "0-1", 1, 10.0, 0),  # started in the warm-up: its session is not counted
+        turn(2.5, "0-1", 2, 20.0, 100),
+        turn(3.0, "0-2", 1, 30.0, 0),
+        turn(4.0, "0-2", 2, 40.0, 150),
+        turn(5.0, "0-2", 3, 50.0, 250),
+        turn(3.5, "0-3", 1, 30.0, 0),
+        failed(4.5, "http_status", 500, session="0-3", turn=2),  # ends its session
+        sample(6.0, 5.0),  # a request on its own: in no session figure
+    ]
+    (g,) = compute_run(table_from_rows(rows), spec(session_turns=3)).groups
+    s = g.sessions
+    assert s is not None
+    assert (s.sessions, s.complete, s.planned_turns) == (2, 1, 3)
+    assert (s.turns.min, s.turns.max) == (2.0, 3.0)
+    # 0-2: sent at 3.0 s, its last answer ended at 5.0 s + 50 ms + 101 ms
+    assert s.duration_s.max == pytest.approx(2.151)
+    assert [t.turn for t in s.by_turn] == [1, 2, 3]
+    one, two, three = s.by_turn
+    assert (one.requests, one.ok, one.ttft_ms.p50, one.cache.hit_rate) == (2, 2, 30.0, 0.0)
+    assert (two.requests, two.ok) == (3, 2) and two.ttft_ms.n == 2
+    assert two.cache.hit_rate == pytest.approx(250 / 400)
+    assert three.input_tokens.p50 == 270.0 and three.cache.hit_rate == pytest.approx(250 / 300)
+    # the target's cache hit rate: every measured success reporting a cached count
+    assert g.cache.hit_rate == pytest.approx(500 / 900) and g.cache.requests_unreported == 1
+
+
+def test_without_sessions_there_is_no_session_block() -> None:
+    (g,) = compute_run(table_from_rows([sample(3.0, 10.0)]), spec()).groups
+    assert g.sessions is None
+
+
+def test_sessions_survive_a_parallel_read(tmp_path: Path) -> None:
+    from chatprobe.results import SampleWriter
+    from chatprobe.results.samples import load_samples
+
+    rows = [
+        sample(3.0 + i / 100, 10.0, session=f"s{i % 7}" if i % 3 else None, turn=i % 5 + 1)
+        for i in range(700)
+    ]
+    path = tmp_path / "samples.jsonl"
+    with SampleWriter(path) as writer:
+        for row in rows:
+            writer.write(row)
+    serial = load_samples(path, processes=1)[0]
+    parallel = load_samples(path, processes=3)[0]
+    for table in (serial, parallel):
+        names = [table.sessions[k] if k >= 0 else None for k in table.session]
+        assert names == [row["session"] for row in rows]
+        assert list(table.ints["turn"]) == [row["turn"] for row in rows]

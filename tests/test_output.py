@@ -18,7 +18,7 @@ import yaml
 from chatprobe.checks import registered
 from chatprobe.output.github import annotation, workspace_path
 from chatprobe.output.tables import Column, TextTable, print_table
-from tests.test_checks_cli import ROOT, chatprobe, only_run
+from tests.cli_support import ROOT, only_run, run_cli
 
 LONG = "127.0.0.1:40000/google/gemini-2.0-flash-001"
 
@@ -75,7 +75,7 @@ def test_list_checks_piped_at_80_columns_shows_whole_names() -> None:
 
 
 def test_list_checks_as_json() -> None:
-    done = chatprobe("check", "--list-checks", "--format", "json", cwd=ROOT)
+    done = run_cli("check", "--list-checks", "--format", "json", cwd=ROOT)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert list(data) == list(registered())
@@ -136,7 +136,7 @@ def broken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     target.write_text(yaml.safe_dump(data))
     runs = {}
     for fmt in ("text", "json", "github"):
-        runs[fmt] = chatprobe(
+        runs[fmt] = run_cli(
             *("check", "--suites", "suites/basic.yaml", "--provider", "aimlapi"),
             *("--cassette-dir", "cassettes", "--out", f"results-{fmt}", "--format", fmt),
             *("-k", "hello"),

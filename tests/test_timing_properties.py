@@ -73,7 +73,7 @@ import sys, time
 import gevent
 from hypothesis import HealthCheck, given, settings, strategies as st
 from chatprobe.load.receive import KERNEL_TIMESTAMPS
-from chatprobe.load.user import RequestTemplate, connection_pool, stream_exchange
+from chatprobe.load.exchange import RequestTemplate, connection_pool, stream_exchange
 from chatprobe.record import RequestRecord
 from chatprobe.transport import Timeouts, TLSConfig, request_headers
 from tests.stream_timings import answers, check_record

@@ -174,11 +174,20 @@ def test_contract_checks_over_tls(tls_emulator: Emulator, tmp_path: Path, trust:
 
 
 def test_an_untrusted_certificate_fails_clearly(tls_emulator: Emulator, tmp_path: Path) -> None:
-    results, done = _check(tls_emulator, tmp_path, "-k", "hello")
-    ran = [r for r in results if r["outcome"] != "skipped"]
-    assert ran and {r["error_class"] for r in ran} == {"tls_error"}
-    assert all("--ca-bundle" in r["message"] for r in ran)
-    assert done.returncode == 1
+    """The preflight meets the certificate first: one line naming the fix, exit 2, no case
+    run (the transport's tls_error detail, as a case would have shown it)."""
+    from tests.reliability_support import run_cli
+
+    done = run_cli(
+        *("check", "--live", "--base-url", tls_emulator.base_url("openrouter")),
+        *("--api-key-env", "EMU_KEY", "--model", "google/gemini-2.0-flash-001"),
+        *("--out", str(tmp_path), "-k", "hello"),
+        env={"EMU_KEY": DEMO_KEY},
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert "cannot connect to https://" in line and "TLS handshake failed" in line
+    assert "--ca-bundle" in line and "--insecure" in line
 
 
 def test_a_bad_ca_bundle_is_one_line(tmp_path: Path) -> None:

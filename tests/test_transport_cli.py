@@ -158,6 +158,7 @@ def test_run_hands_transport_options_to_every_step(
 
     seen: list[list[str]] = []
     monkeypatch.setattr(run_module, "_run_child", lambda state, argv, env: seen.append(argv) or 0)
+    monkeypatch.setattr("chatprobe.preflight.preflight", lambda urls, **_: None)  # no server
     monkeypatch.setenv("EMU_KEY", "x")
     CliRunner().invoke(
         run_module.run,

@@ -4,9 +4,10 @@ The run plan is built here (one emulator target, one prompt, one stage, closed l
 loop at ``--rate``) and handed to :func:`chatprobe.load.plugin.install`, which returns the
 same user classes ``loadtests/locustfile.py`` exposes. Everything on the real path runs:
 the streaming read, the SSE decoder, :meth:`RequestRecord.finish`, the sample line written
-to ``samples.jsonl``, locust's request events (TTFT, ITL, E2E rows). The only addition is a
-wrapper around ``LoadSession.complete`` that copies the record's stamps into the benchmark
-result (a few list operations, the same bookkeeping every baseline client does).
+to ``samples.jsonl``, locust's request event and the timing table. The only addition is a
+listener on the per-request path (:attr:`chatprobe.load.request.RequestPath.listeners`)
+that copies the record's stamps into the benchmark result (a few list operations, the same
+bookkeeping every baseline client does).
 """
 
 from __future__ import annotations
@@ -71,15 +72,14 @@ def build_plan(args: ClientArgs, out_dir: str) -> Any:
 def main() -> None:
     args = parse_args()
     pin(args.cpu)
-    from chatprobe.load import plugin
+    from chatprobe.load import plugin, process
 
     with tempfile.TemporaryDirectory(prefix="chatprobe-bench-load-") as out_dir:
         classes = plugin.install(build_plan(args, out_dir))
         user = next(c for name, c in classes.items() if name.endswith("User"))
-        session = user.session
-        original = session.complete
+        run = process.current_run()
 
-        def complete(record: Any, target: Any, received: int, **kwargs: Any) -> None:
+        def stamps(record: Any, choice: Any, received: int) -> None:
             times = record.content_times_ns
             locust_driver.record(
                 [
@@ -95,16 +95,15 @@ def main() -> None:
                     None if record.send_late_ns is None else record.send_late_ns / 1e6,
                 ]
             )
-            original(record, target, received, **kwargs)
 
-        session.complete = complete
+        run.path.listeners.append(stamps)
         users = 1 if args.rate else args.concurrency
 
         def init(env: Any, runner: Any) -> None:
             events.init.fire(environment=env, runner=runner, web_ui=None)
 
         result = locust_driver.run("chatprobe", user, args, users=users, on_runner=init)
-        result.started = session.produced
+        result.started = run.sink.produced
         result.write()
 
 

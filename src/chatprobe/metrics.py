@@ -68,6 +68,18 @@ Reasoning and the prompt cache
     (``usage.prompt_tokens_details.cached_tokens``); requests reporting no cached count are
     counted in ``requests_unreported`` and left out of the rate.
 
+Conversations and sessions
+    Over the samples that carry a session (a scenario's ``conversation``, or a trace's
+    session ids). Per turn position k (from 1; a tool result is a turn of its own): measured
+    requests, successes, TTFT percentiles, chatprobe's count of the input sent, and the cache
+    hit rate by the rule above, so a growing history's effect on TTFT and on the prefix cache
+    reads turn by turn (the first :data:`MAX_TURN_ROWS` positions; later ones are counted in
+    ``turns_beyond``). Per session, over the sessions whose first turn was measured (started
+    outside the warm-up): how many, how many *complete* (every planned turn sent and
+    successful; null when the turns were not planned, as in a trace), measured requests per
+    session, and its duration: the first turn's send (scheduled time in open loop) to the
+    last turn's completion, think time and tool latency included.
+
 Requested against delivered lengths
     Over successful measured requests. Input: ``prompt_tokens`` (the provider's count) /
     ``input_tokens`` (chatprobe's tokenizer's count of what was sent), per request with both
@@ -168,10 +180,12 @@ __all__ = [
     "RunFigures",
     "RunSpec",
     "SampleIndex",
+    "SessionFigures",
     "Slo",
     "StageFigures",
     "StageWindow",
     "TimingBound",
+    "TurnFigures",
     "availability",
     "compute_run",
     "contract_figures",
@@ -193,6 +207,7 @@ DEFAULT_TIMING_BOUND_MS = 5.0
 """A run whose client timing error bound (p99 of ``ttft_bound_ms``) is above this is marked."""
 RATE_LIMITED = "rate_limited"
 ERROR_MESSAGES_KEPT = 8  # most frequent (class, message) pairs kept per group
+MAX_TURN_ROWS = 64  # turn positions reported one by one
 
 
 # ----------------------------------------------------------------------------- figures
@@ -309,6 +324,31 @@ class CacheFigures:
 
 
 @dataclass
+class TurnFigures:
+    """One turn position of the sessions (module docstring, Conversations and sessions)."""
+
+    turn: int
+    requests: int = 0  # measured requests at this position, any outcome
+    ok: int = 0
+    ttft_ms: Dist = field(default_factory=Dist)
+    input_tokens: Dist = field(default_factory=Dist)  # chatprobe's count of what was sent
+    cache: CacheFigures = field(default_factory=CacheFigures)
+
+
+@dataclass
+class SessionFigures:
+    """Sessions of one target (module docstring, Conversations and sessions)."""
+
+    sessions: int = 0  # sessions whose first turn was measured
+    planned_turns: int | None = None  # turns per session, when the scenario plans them
+    complete: int | None = None  # sessions with every planned turn successful
+    turns: Dist = field(default_factory=Dist)  # measured requests per session
+    duration_s: Dist = field(default_factory=Dist)  # first send to last completion
+    by_turn: list[TurnFigures] = field(default_factory=list)
+    turns_beyond: int = 0  # measured requests past MAX_TURN_ROWS
+
+
+@dataclass
 class LengthFigures:
     """Requested against delivered input and output lengths (module docstring)."""
 
@@ -383,6 +423,7 @@ class GroupFigures:
     reasoning: ReasoningFigures = field(default_factory=ReasoningFigures)
     cache: CacheFigures = field(default_factory=CacheFigures)
     lengths: LengthFigures = field(default_factory=LengthFigures)
+    sessions: SessionFigures | None = None  # samples in sessions only
     window_s: float | None = None
     requests_per_s: float | None = None
     output_tokens_per_s: float | None = None
@@ -494,6 +535,7 @@ class RunSpec:
     slo_source: str = "scenario"
     prices: Mapping[tuple[str, str], Pricing | None] = field(default_factory=dict)
     targets: Sequence[tuple[str, str]] = ()  # group order; others follow in sample order
+    session_turns: int | None = None  # turns each session plans (a conversation scenario)
     timing_bound_ms: float | None = DEFAULT_TIMING_BOUND_MS  # None: never mark the run
 
     @property
@@ -780,6 +822,58 @@ def _cache(t: SampleTable, ok: list[int]) -> CacheFigures:
     )
 
 
+def _sessions(
+    t: SampleTable, cols: _Columns, ok: list[int], failed: list[int], planned: int | None
+) -> SessionFigures | None:
+    session, turn = t.session, t.ints["turn"]
+    ok = [i for i in ok if session[i] >= 0]
+    failed = [i for i in failed if session[i] >= 0]
+    if not ok and not failed:
+        return None
+    fig = SessionFigures(planned_turns=planned)
+    positions: dict[int, tuple[list[int], list[int]]] = {}
+    for outcome, idx in ((0, ok), (1, failed)):
+        for i in idx:
+            k = turn[i]
+            if k > MAX_TURN_ROWS:
+                fig.turns_beyond += 1
+            elif k >= 1:
+                positions.setdefault(k, ([], []))[outcome].append(i)
+    ttft = cols.lat["ttft_ms"]
+    sent = t.ints["input_tokens"]
+    for k in sorted(positions):
+        good, bad = positions[k]
+        fig.by_turn.append(
+            TurnFigures(
+                turn=k,
+                requests=len(good) + len(bad),
+                ok=len(good),
+                ttft_ms=Dist.of_sorted(sorted(_take(ttft, good))),
+                input_tokens=Dist.of_sorted(sorted(float(sent[i]) for i in good if sent[i] >= 0)),
+                cache=_cache(t, good),
+            )
+        )
+    members: dict[int, list[int]] = {}
+    for i in itertools.chain(ok, failed):
+        members.setdefault(session[i], []).append(i)
+    offsets, done = cols.offsets, cols.done
+    failed_set = set(failed)
+    durations, counts, complete = [], [], 0
+    for idx in members.values():
+        if not any(turn[i] == 1 for i in idx):
+            continue  # started in the warm-up: its measured part is not the session
+        counts.append(float(len(idx)))
+        durations.append(max(done[i] for i in idx) - min(offsets[i] for i in idx))
+        turns = {turn[i] for i in idx if i not in failed_set}
+        if planned is not None and len(turns) == planned and not failed_set.intersection(idx):
+            complete += 1
+    fig.sessions = len(counts)
+    fig.complete = complete if planned is not None else None
+    fig.turns = Dist.of_sorted(sorted(counts))
+    fig.duration_s = Dist.of_sorted(sorted(durations))
+    return fig
+
+
 def _lengths(t: SampleTable, cols: _Columns, ok: list[int]) -> LengthFigures:
     ints = t.ints
     sent, prompt = ints["input_tokens"], ints["prompt_tokens"]
@@ -829,6 +923,7 @@ def _group(
     open_loop: bool,
     rl_code: int | None,
     end_s: float | None = None,
+    session_turns: int | None = None,
     threshold_ms: float | None = DEFAULT_TIMING_BOUND_MS,
 ) -> GroupFigures:
     provider, model = t.groups[g]
@@ -879,6 +974,7 @@ def _group(
     fig.reasoning = _reasoning(t, ok)
     fig.cache = _cache(t, ok)
     fig.lengths = _lengths(t, cols, ok)
+    fig.sessions = _sessions(t, cols, ok, failed, session_turns)
     if open_loop:
         fig.ttft_ms_from_t0, _ = _dist(cols.raw["ttft_ms"], ok, None)
     counts = Counter(map(cols.tokens.__getitem__, ok))
@@ -1089,6 +1185,7 @@ def compute_run(t: SampleTable, spec: RunSpec, *, index: SampleIndex | None = No
                 open_loop=open_loop,
                 rl_code=rl_code,
                 end_s=run.end_s,
+                session_turns=spec.session_turns,
                 threshold_ms=spec.timing_bound_ms,
             )
         )

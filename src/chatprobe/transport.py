@@ -2,7 +2,7 @@
 and how each HTTP library's exceptions become an :class:`~chatprobe.record.ErrorClass`.
 
 Two transports send chat requests: the contract client (httpx, :mod:`chatprobe.client`) and
-the locust user (geventhttpclient, :mod:`chatprobe.load.user`). Everything they must agree on
+the locust user (geventhttpclient, :mod:`chatprobe.load.exchange`). Everything they must agree on
 lives here, once, so a contract check and a load sample of the same exchange say the same.
 
 Timeouts (:class:`Timeouts`, seconds, ``None`` switches one off)::

@@ -46,6 +46,7 @@ class FixedServer:
                 if length:
                     self.rfile.read(length)
                 body = b'{"error": {"message": "slow down", "code": %d}}' % owner.status
+                owner._served(self.command)  # counted before the client can see the answer
                 self.send_response(owner.status)
                 for name, value in owner.headers.items():
                     self.send_header(name, value)
@@ -56,7 +57,6 @@ class FixedServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                owner._served(self.command)
 
             do_GET = do_POST = do_HEAD = _answer
 

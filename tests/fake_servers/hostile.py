@@ -13,7 +13,9 @@ script in the model's text and in error messages.
 
 The server counts what it received (``received``: requests whose head and body were read)
 and which behaviour answered each (``by_behaviour``), so a test can compare the harness's
-sample count with the server's own. Every connection is closed after one answer.
+sample count with the server's own. Every connection is closed after one answer. A request
+for ``.../models`` (the preflight of a live run) gets a plain model list instead, counted in
+``model_lists`` and not in ``received``, so it draws no behaviour.
 """
 
 from __future__ import annotations
@@ -533,6 +535,7 @@ class HostileServer:
         self.seed = seed
         self.max_stall_s = max_stall_s
         self.received = 0
+        self.model_lists = 0  # GET .../models (a preflight): answered plainly, not counted
         self.by_behaviour: Counter[str] = Counter()
         # (seq, behaviour, bytes sent, offset just past data: [DONE] in the full answer)
         self.log: list[tuple[int, str, int, int | None]] = []
@@ -628,6 +631,11 @@ class HostileServer:
             if request is None:
                 return
             path, headers, raw = request
+            if path.rstrip("/").endswith("/models"):
+                with self._lock:
+                    self.model_lists += 1
+                conn.sendall(plain(200, b'{"object": "list", "data": []}'))
+                return
             with self._lock:
                 seq = self.received
                 self.received += 1

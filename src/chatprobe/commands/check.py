@@ -151,8 +151,12 @@ def check(
                 served = sorted({m for p in pool for m in p.models})
                 raise UnknownNameError("model", model, served)
     if live and not emulator:  # fail before any request, naming the variable to set
-        for profile in selected or [load_profile(p) for p in _all_providers()]:
+        called = selected or [load_profile(p) for p in _all_providers()]
+        for profile in called:
             profile.require_key()
+        from chatprobe.preflight import preflight
+
+        preflight([p.base_url for p in called], tls=transport.tls())  # reachable, or 1 line
     root = project.root
     paths = [str(p) for p in suite_paths] or [str(p) for p in suite_files(project)]
     if not paths:

@@ -35,6 +35,19 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
     return rate
 
 
+def _speed(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """``2x`` -> 2.0 (:func:`chatprobe.load.trace.parse_speed`); a bad value exits 2."""
+    if value is None:
+        return None
+    from chatprobe.errors import ConfigError
+    from chatprobe.load.trace import parse_speed
+
+    try:
+        return parse_speed(value)
+    except ConfigError as exc:
+        raise click.BadParameter(exc.detail) from None
+
+
 @click.command(name="load")
 @click.argument("scenario", required=False, metavar="[SCENARIO]")
 @provider_options
@@ -45,6 +58,27 @@ def _rate(ctx: click.Context, param: click.Parameter, value: str | None) -> floa
 @duration_option(help="Run length, replacing the scenario's.")
 @click.option("--requests", type=int, help="Stop after N requests instead of a duration.")
 @click.option("--rate", type=float, help="Open loop: requests per second (replaces the shape).")
+@click.option(
+    "--trace",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Replay a trace: open-loop arrivals at its times, each request built to its input "
+    "and output lengths (replaces the shape; --requests N replays the first N). JSON lines "
+    "(chatprobe's or Mooncake's) or a BurstGPT CSV; see docs/load.md.",
+)
+@click.option(
+    "--trace-format",
+    type=click.Choice(["auto", "jsonl", "mooncake", "burstgpt"]),
+    default="auto",
+    show_default=True,
+    help="The trace's layout (auto: detected from its first line).",
+)
+@click.option(
+    "--speed",
+    callback=_speed,
+    metavar="N[x]",
+    help="Replay the trace N times faster than recorded, e.g. 2x or 0.5x (default 1x).",
+)
 @click.option(
     "--processes",
     metavar="N|auto",
@@ -109,6 +143,9 @@ def load(
     duration: float | None,
     requests: int | None,
     rate: float | None,
+    trace: Path | None,
+    trace_format: str,
+    speed: float | None,
     processes: str | None,
     conformance_share: float | None,
     calibrate_first: bool,
@@ -163,6 +200,9 @@ def load(
         duration_s=duration,
         requests=requests,
         rate=rate,
+        trace=str(trace) if trace is not None else None,
+        trace_format=trace_format,
+        speed=speed,
         processes=_processes(processes),
         conformance_share=conformance_share,
         master=master,

@@ -235,6 +235,12 @@ def run(
         )
     steps = [(title, [*argv, *passed_on]) for title, argv in steps]
     total = len(steps) + 1
+    # every live endpoint a step will call is reachable, or one line and exit 2 (the load
+    # step is live only when no provider is emulated)
+    if live and steps and (not skip_check or not emulated):
+        from chatprobe.preflight import preflight
+
+        preflight([load_profile(chosen[n]).base_url for n in live], tls=transport.tls())
     console.print(
         f"chatprobe run {group}: providers {called(names)} "
         f"(live: {called(live)}; emulated: {called(emulated)})"

@@ -57,6 +57,7 @@ from chatprobe.load.scenario import Scenario, Target, load_scenario
 from chatprobe.load.summary import build_summary, read_sample_table, summary_verdict
 from chatprobe.metrics import DEFAULT_MAX_ERROR_RATE
 from chatprobe.paths import locustfile as shipped_locustfile
+from chatprobe.preflight import preflight
 from chatprobe.project import child_env, current_project
 from chatprobe.results import (
     EMULATOR_TRUTH,
@@ -108,6 +109,9 @@ class LoadOptions:
     max_error_rate: float = DEFAULT_MAX_ERROR_RATE
     tls: TLSConfig = field(default_factory=TLSConfig)  # what the locust children trust
     timeouts: dict[str, str] = field(default_factory=dict)  # given ones, over the scenario's
+    trace: str | None = None  # --trace FILE: replay it (replaces the scenario's shape)
+    trace_format: str = "auto"
+    speed: float | None = None  # --speed: a trace's time scale (None: the scenario's, else 1x)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -126,6 +130,7 @@ class LoadOutcome:
 def resolve_scenario(options: LoadOptions) -> Scenario:
     """The scenario with the command line's overrides applied."""
     scenario = load_scenario(options.scenario or DEFAULT_SCENARIO)
+    scenario = _with_trace(scenario, options)
     targets = _targets(scenario, options.providers, options.models)
     if options.timeouts:
         timeouts = Timeouts.from_mapping(options.timeouts, base=scenario.timeouts)
@@ -139,6 +144,34 @@ def resolve_scenario(options: LoadOptions) -> Scenario:
         rate=options.rate,
         targets=targets,
     )
+
+
+def _with_trace(scenario: Scenario, options: LoadOptions) -> Scenario:
+    """``--trace FILE [--trace-format F] [--speed S]``: the scenario replaying that trace
+    (its targets, request fields and emulator settings kept); ``--speed`` alone rescales
+    the scenario's own trace."""
+    from chatprobe.load.trace import load_trace
+
+    if options.trace is None:
+        if options.speed is None and options.trace_format == "auto":
+            return scenario
+        if scenario.trace is None:
+            raise ConfigError("--speed and --trace-format need a trace: --trace FILE")
+        trace = scenario.trace
+        if options.trace_format not in ("auto", trace.format):
+            trace = load_trace(
+                trace.path, options.trace_format, speed=trace.speed, block_tokens=trace.block_tokens
+            )
+        if options.speed is not None:
+            trace = replace(trace, speed=options.speed)
+        return scenario.with_trace(trace)
+    if scenario.conversation is not None:
+        raise ConfigError("a scenario with a conversation cannot replay a trace (--trace)")
+    block = scenario.trace.block_tokens if scenario.trace is not None else None
+    trace = load_trace(
+        options.trace, options.trace_format, speed=options.speed or 1.0, block_tokens=block
+    )
+    return scenario.with_trace(trace)
 
 
 def _targets(
@@ -160,21 +193,13 @@ def _targets(
         out: list[Target] = []
         for p in providers:
             kept = [t for t in scenario.targets if t.provider == p]
-            out.extend(kept or [Target(p, _default_model(load_profile(p)))])
+            out.extend(kept or [Target(p, load_profile(p).default_model)])
         return tuple(out)
     kept = [t for t in scenario.targets if t.model in models]
     if kept:
         return tuple(kept)
     names = dict.fromkeys(t.provider for t in scenario.targets)
     return tuple(Target(p, m) for p in names for m in models)
-
-
-def _default_model(profile: Any) -> str:
-    """A profile's first model that is not a rate-limited free variant."""
-    for name, info in profile.models.items():
-        if not info.free:
-            return str(name)
-    return str(next(iter(profile.models)))
 
 
 # ---------------------------------------------------------------------------- emulator
@@ -204,6 +229,11 @@ def emulator_config(scenario: Scenario, truth_path: Path | None) -> Any:
     }
     if output is not None:
         changes["output_tokens"] = (output, output) if isinstance(output, int) else tuple(output)
+    elif scenario.trace is not None and scenario.trace.requests:
+        # A trace says how long each answer was: let every answer run to its max_tokens
+        # (the trace's output length), as a server honouring ignore_eos would.
+        longest = max(r.output_tokens for r in scenario.trace.requests)
+        changes["output_tokens"] = (longest, longest)
     changes.update(block_changes(block))  # capacity, schedule, dialect, prefix cache
     return EmulatorConfig(**{k: v for k, v in changes.items() if v is not None or k == "faults"})
 
@@ -316,6 +346,8 @@ def _run_in(
         else:
             target = None
         plan = build_plan(scenario, out_dir=out, emulator=target, drivers=drivers, tls=options.tls)
+        if emulator is None:  # live targets, or an emulator elsewhere: reachable, or one line
+            preflight([t.url for t in plan.targets], tls=options.tls)
         plan_path = plan.write(out / PLAN)
         write_meta(
             out,
@@ -414,6 +446,7 @@ def _run_worker(
     target = EmulatorTarget(str(options.emulator_url)) if use_emulator else None
     with tempfile.TemporaryDirectory(prefix="chatprobe-worker-") as tmp:
         plan = build_plan(scenario, out_dir=Path(tmp), emulator=target, drivers=1, tls=options.tls)
+        preflight([t.url for t in plan.targets], tls=options.tls)
         plan_path = plan.write(Path(tmp) / PLAN)
         args = _locust_args(plan, options, Path(tmp))
         code, interrupted = _supervise(args, plan_path, plan, Path(tmp), [], options, console)

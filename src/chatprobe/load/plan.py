@@ -17,8 +17,10 @@ from typing import Any
 import orjson
 
 from chatprobe.errors import ConfigError, MissingKeyError
+from chatprobe.load.conversation import ConversationSpec
 from chatprobe.load.prompts import build_prompts, prompt_tokens
 from chatprobe.load.scenario import OpenLoop, Scenario, Stage, Target
+from chatprobe.load.trace import Trace
 from chatprobe.profiles import load_profile
 from chatprobe.transport import Timeouts, TLSConfig
 
@@ -110,6 +112,8 @@ class RunPlan:
     stop_timeout_s: float = 30.0
     status_interval_s: float = 1.0
     manage_end: bool = True  # chatprobe ends the run itself (False: locust's -t does)
+    conversation: ConversationSpec | None = None  # sessions of turns (None: single requests)
+    trace: Trace | None = None  # a trace replay's requests (None: no trace)
     conformance_share: float = 1.0  # share of streams the load checks judge (load.conformance)
     timing_bound_ms: float = 5.0  # p99 client timing error bound that marks a run
 
@@ -126,7 +130,9 @@ class RunPlan:
         return requested_max_tokens({"max_tokens": self.max_tokens, **self.request})
 
     def to_json(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
+        data = asdict(self)
+        data["trace"] = self.trace.to_dict() if self.trace is not None else None
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunPlan:
@@ -143,6 +149,10 @@ class RunPlan:
         data["open_loop"] = OpenLoop(**data["open_loop"]) if data.get("open_loop") else None
         data["timeouts"] = Timeouts(**data["timeouts"])
         data["tls"] = TLSConfig(**data.get("tls") or {})
+        if data.get("conversation"):
+            data["conversation"] = ConversationSpec.from_dict(data["conversation"])
+        if data.get("trace"):
+            data["trace"] = Trace.from_dict(data["trace"])
         return cls(**data)
 
     def write(self, path: Path) -> Path:
@@ -211,7 +221,9 @@ def build_plan(
     for i, label in enumerate(labels):
         if labels.index(label) != i:
             raise ConfigError(f"target {label} is listed twice", path=scenario.path)
-    prompts = build_prompts(scenario.prompts, scenario.seed)
+    # A trace builds each request's prompt to its own length (load/trace.py), in the
+    # load processes: the pool is not used.
+    prompts = build_prompts(scenario.prompts, scenario.seed) if scenario.trace is None else []
     return RunPlan(
         scenario=scenario.name,
         scenario_path=scenario.path,
@@ -236,6 +248,8 @@ def build_plan(
         tls=tls or TLSConfig(),
         drivers=max(1, drivers),
         stop_timeout_s=min(scenario.timeouts.total or 30.0, 30.0),
+        conversation=scenario.conversation,
+        trace=scenario.trace,
         conformance_share=scenario.conformance_share,
         timing_bound_ms=scenario.timing_bound_ms,
     )

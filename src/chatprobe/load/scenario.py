@@ -18,6 +18,8 @@ from typing import Any
 
 from chatprobe.durations import parse_duration, parse_timeout  # the one duration rule
 from chatprobe.errors import ConfigError
+from chatprobe.load.conversation import ConversationSpec, Pause
+from chatprobe.load.trace import Trace, load_trace, parse_speed
 from chatprobe.paths import find_named, names_in, scenario_dirs, schema_file
 from chatprobe.project import current_project
 from chatprobe.specs import raise_schema_error
@@ -42,6 +44,7 @@ DEFAULT_MAX_TOKENS = 64
 DEFAULT_SETTLE_S = 1.0
 DEFAULT_LAG_THRESHOLD_MS = 10.0
 DEFAULT_MAX_CONCURRENCY = 1000
+TRACE_TAIL_S = 30.0  # a trace run lasts its span plus this, for the last answers to arrive
 SHAPE_KINDS = ("users", "stages", "sweep", "open_loop")
 
 
@@ -122,13 +125,22 @@ class Scenario:
     emulator: dict[str, Any] = field(default_factory=dict)
     conformance_share: float = 1.0  # share of streams the load checks judge
     timing_bound_ms: float = 5.0  # p99 client timing error bound that marks a run
+    conversation: ConversationSpec | None = None  # sessions of turns (load/conversation.py)
+    trace: Trace | None = None  # arrivals replayed from a trace file (load/trace.py)
 
     # ------------------------------------------------------------------ timeline
     @property
     def stages(self) -> tuple[Stage, ...]:
-        """The run as stages. A request-count run is one stage of ``max_duration_s``."""
+        """The run as stages. A request-count run is one stage of ``max_duration_s``; a
+        trace replay one open-loop stage of the trace's span plus a tail for the last
+        answers."""
         if self.shape_kind in ("stages", "sweep"):
             return self.stage_specs
+        if self.trace is not None:
+            assert self.open_loop is not None
+            name = f"trace {self.trace.speed:g}x"
+            span = self.trace.span_s + TRACE_TAIL_S
+            return (Stage(name, span, 0, 0.0, self.warmup_s, self.open_loop.rate),)
         length = self.duration_s if self.requests is None else self.max_duration_s
         length = DEFAULT_DURATION_S if length is None else length
         if self.shape_kind == "open_loop":
@@ -162,8 +174,12 @@ class Scenario:
         """The command line's ``--users/--duration/--requests/--rate/--provider/--model``.
 
         ``--users`` makes a fixed closed-loop shape and ``--rate`` an open-loop one (keeping
-        the scenario's arrival process and cap when it already was open loop).
+        the scenario's arrival process and cap when it already was open loop). A trace
+        replay keeps its arrivals: ``--requests N`` replays its first N requests and
+        ``--duration`` those due within it.
         """
+        if self.trace is not None:
+            return self._override_trace(self.trace, duration_s, requests, users, rate, targets)
         s = self
         if users is not None and rate is not None:
             raise ConfigError("--users and --rate exclude each other (closed vs. open loop)")
@@ -204,6 +220,51 @@ class Scenario:
         if targets is not None:
             s = replace(s, targets=targets)
         return s
+
+    def _override_trace(
+        self,
+        trace: Trace,
+        duration_s: float | None,
+        requests: int | None,
+        users: int | None,
+        rate: float | None,
+        targets: tuple[Target, ...] | None,
+    ) -> Scenario:
+        if users is not None or rate is not None:
+            raise ConfigError(
+                "--users and --rate do not apply to a trace replay: the trace sets the arrivals"
+            )
+        if requests is not None:
+            if requests < 1:
+                raise ConfigError(f"--requests must be at least 1, got {requests}")
+            trace = trace.head(count=requests)
+        if duration_s is not None:
+            if duration_s <= 0:
+                raise ConfigError(f"--duration must be more than 0, got {duration_s}")
+            trace = trace.head(until_s=duration_s)
+        s = self.with_trace(trace)
+        return replace(s, targets=targets) if targets is not None else s
+
+    def with_trace(self, trace: Trace) -> Scenario:
+        """This scenario replaying ``trace``: open loop at the trace's times, one request
+        per trace line (the run ends when the last has answered)."""
+        if self.conversation is not None:
+            raise ConfigError("a scenario replays a trace or holds conversations, not both")
+        if not trace.requests:
+            raise ConfigError(f"no request of the trace {trace.path} is left to replay")
+        base = self.open_loop or OpenLoop(rate=1.0)
+        count = len(trace.requests)
+        rate = count / trace.span_s if trace.span_s > 0 else float(count)
+        return replace(
+            self,
+            trace=trace,
+            shape_kind="open_loop",
+            stage_specs=(),
+            open_loop=replace(base, rate=rate, arrival="trace"),
+            requests=count,
+            duration_s=None,
+            warmup_s=min(self.warmup_s, trace.span_s / 2),
+        )
 
 
 # ---------------------------------------------------------------------------- loading
@@ -356,6 +417,14 @@ def _from_doc(doc: YamlDoc) -> Scenario:
     # `read` (before first_byte and idle existed) still works: it sets both
     timeouts = Timeouts.from_mapping(timeouts_raw)
     prompts = _prompts(doc, data.get("prompts") or {})
+    conversation = _conversation(doc, data["conversation"]) if "conversation" in data else None
+    trace = _trace(doc, data["trace"]) if "trace" in data else None
+    if trace is not None:
+        if conversation is not None:
+            raise doc.error("give trace or conversation, not both", ("trace",))
+        for key in ("shape", "duration", "requests"):
+            if key in data:
+                raise doc.error(f"a trace sets the arrivals and the length; remove {key}", (key,))
     emulator = dict(data.get("emulator") or {})
     if "faults" in emulator:
         from chatprobe.emulator.faults import parse_fault_rate
@@ -375,7 +444,7 @@ def _from_doc(doc: YamlDoc) -> Scenario:
     if isinstance(output, list) and output[0] > output[1]:
         raise doc.error("need [min, max] with min <= max", ("emulator", "output_tokens"))
 
-    return Scenario(
+    scenario = Scenario(
         name=str(name),
         targets=tuple(targets),
         path=doc.path,
@@ -401,6 +470,52 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         emulator=emulator,
         conformance_share=float(data.get("conformance_share", 1.0)),
         timing_bound_ms=float(data.get("timing_bound_ms", 5.0)),
+        conversation=conversation,
+    )
+    return scenario.with_trace(trace) if trace is not None else scenario
+
+
+def _conversation(doc: YamlDoc, raw: dict[str, Any]) -> ConversationSpec:
+    def pause(key: str) -> Pause:
+        try:
+            return Pause.parse(raw.get(key, 0), what=key)
+        except ConfigError as exc:
+            raise doc.error(exc.detail, ("conversation", key)) from None
+
+    turns = int(raw["turns"])
+    tool_turns = tuple(sorted({int(t) for t in raw.get("tool_turns") or ()}))
+    for k, turn in enumerate(raw.get("tool_turns") or ()):
+        if not 1 <= int(turn) < turns:
+            raise doc.error(
+                f"turn {turn} cannot ask for a tool: its result needs a later turn "
+                f"(1..{turns - 1} for {turns} turns)",
+                ("conversation", "tool_turns", k),
+            )
+    return ConversationSpec(
+        turns=turns,
+        think_time=pause("think_time"),
+        tool_turns=tool_turns,
+        tool_latency=pause("tool_latency"),
+        tool_name=str(raw.get("tool_name", "lookup")),
+        tool_result_tokens=int(raw.get("tool_result_tokens", 32)),
+    )
+
+
+def _trace(doc: YamlDoc, raw: Any) -> Trace:
+    spec = raw if isinstance(raw, dict) else {"file": raw}
+    where: tuple[str, ...] = ("trace", "file") if isinstance(raw, dict) else ("trace",)
+    path = (Path(doc.path).parent / str(spec["file"])).resolve()
+    if not path.is_file():
+        raise doc.error(f"trace file not found: {path}", where)
+    try:
+        speed = parse_speed(spec.get("speed", 1), what="speed")
+    except ConfigError as exc:
+        raise doc.error(exc.detail, ("trace", "speed")) from None
+    return load_trace(
+        path,
+        str(spec.get("format", "auto")),
+        speed=speed,
+        block_tokens=spec.get("block_tokens"),
     )
 
 

@@ -139,8 +139,33 @@ def print_summary(
             )
     else:
         lines.append("errors: none")
+    if origin == "t_sched":
+        lag = summary.get("lag_ms") or {}
+        lines.append(
+            f"schedule: requested {fmt_rate(summary.get('requested_rate'))} req/s, achieved "
+            f"{fmt_rate(summary.get('achieved_rate'))} req/s; lag p50 {_lag(lag.get('p50'))} ms, "
+            f"p99 {_lag(lag.get('p99'))} ms, max {_lag(lag.get('max'))} ms"
+        )
     for g in summary.get("groups", []):
         label = target_label(summary, g)
+        sessions = g.get("sessions")
+        if sessions:
+            cache = (g.get("cache") or {}).get("hit_rate")
+            duration = (sessions.get("duration_s") or {}).get("p50")
+            complete = sessions.get("complete")
+            done = "" if complete is None else f", {complete} complete"
+            lines.append(
+                f"sessions: {label}: {sessions.get('sessions', 0)}{done}, duration p50 "
+                f"{fmt_seconds(duration)}; cache hit rate {fmt_pct(cache)}"
+            )
+            by_turn = sessions.get("by_turn") or []
+            if by_turn:
+                turns = [
+                    f"{t.get('turn')}: {fmt_ms((t.get('ttft_ms') or {}).get('p50'))}"
+                    for t in by_turn[:8]
+                ]
+                more = ", ..." if len(by_turn) > 8 else ""
+                lines.append(f"  TTFT p50 by turn (ms): {', '.join(turns)}{more}")
         zero = (g.get("cost") or {}).get("prompt_tokens_zero") or 0
         if zero:
             lines.append(
@@ -179,6 +204,10 @@ def print_summary(
     if path is not None:
         lines.append(f"results: {path}")
     print_lines(lines, stream)
+
+
+def _lag(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
 
 
 def load_document(

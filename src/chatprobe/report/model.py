@@ -39,11 +39,14 @@ from chatprobe.metrics import (
     LengthFigures,
     RateLimited,
     ReasoningFigures,
+    RunFigures,
     RunSpec,
     SampleIndex,
+    SessionFigures,
     Slo,
     StageFigures,
     TimingBound,
+    TurnFigures,
     compute_run,
     contract_figures,
     latency_column,
@@ -104,6 +107,12 @@ class RunInfo:
     warmup_start_s: float | None = None  # warm-up span on the t_offset_s axis
     warmup_s: float | None = None
     profiles_captured: bool = False  # the folder holds profiles.json
+    # open loop (a rate or a trace replay): the schedule and how late requests went out
+    latency_origin: str = "t0"
+    requested_rate: float | None = None
+    achieved_rate: float | None = None
+    lag_ms: Dist = field(default_factory=Dist)
+    client_saturated: bool = False
 
 
 @dataclass
@@ -214,7 +223,7 @@ def build_report(
         slo_source="report" if slo else "default",
     )
     used_slos: list[tuple[str, dict[str, float]]] = []
-    for res in folders:
+    for res, run in zip(folders, runs, strict=True):
         for provider, shown in _display_names(res).items():
             report.display_names.setdefault(provider, shown)
         if res.skipped_lines:
@@ -232,8 +241,16 @@ def build_report(
                 f"{res.run_id}: the run was interrupted; figures cover what was measured."
             )
         if res.samples is not None and len(res.samples):
-            groups, sweep, used = _groups_from_samples(res, res.samples, slo, report.warnings)
+            groups, sweep, used, figures = _groups_from_samples(
+                res, res.samples, slo, report.warnings
+            )
             used_slos.append(used)
+            if figures.latency_origin == "t_sched":
+                run.latency_origin = figures.latency_origin
+                run.requested_rate = figures.requested_rate
+                run.achieved_rate = figures.achieved_rate
+                run.lag_ms = figures.lag_ms
+                run.client_saturated = figures.client_saturated
         elif res.summary is not None:
             groups, sweep = _groups_from_summary(res)
         else:
@@ -331,6 +348,11 @@ def _run_info(res: Results) -> RunInfo:
         scenario=str(summary.get("scenario") or ""),
         duration_s=summary.get("duration_s"),
         profiles_captured=res.profiles is not None,
+        latency_origin=str(summary.get("latency_origin") or "t0"),
+        requested_rate=summary.get("requested_rate"),
+        achieved_rate=summary.get("achieved_rate"),
+        lag_ms=Dist.from_dict(summary.get("lag_ms")),
+        client_saturated=bool(summary.get("client_saturated")),
         **_warmup_span(res.samples),
     )
 
@@ -412,7 +434,7 @@ def _spec(
 
 def _groups_from_samples(
     res: Results, t: SampleTable, slo: dict[str, float] | None, warnings: list[str]
-) -> tuple[list[GroupStats], list[StageFigures], tuple[str, dict[str, float]]]:
+) -> tuple[list[GroupStats], list[StageFigures], tuple[str, dict[str, float]], RunFigures]:
     spec = _spec(res, t, slo, warnings)
     index = SampleIndex(t)
     figures = compute_run(t, spec, index=index)
@@ -443,7 +465,7 @@ def _groups_from_samples(
         stats.timeline = _timeline([offsets[i] for i in over_time], [ttft[i] for i in over_time])
         stats.excerpts = list(t.excerpts.get(g, []))
         groups.append(stats)
-    return groups, figures.sweep, (figures.slo.source, dict(figures.slo.limits))
+    return groups, figures.sweep, (figures.slo.source, dict(figures.slo.limits)), figures
 
 
 def _cdf(sorted_values: list[float]) -> list[tuple[float, float]]:
@@ -517,6 +539,8 @@ def _group_from_dict(stats: GroupStats, row: dict[str, Any]) -> None:
             value = RateLimited(**_known(RateLimited, value))
         elif f.name == "held":
             value = HeldBack(**_known(HeldBack, value if isinstance(value, dict) else {}))
+        elif f.name == "sessions":
+            value = _sessions_from_dict(value) if isinstance(value, dict) else None
         elif f.name == "error_messages":
             value = [tuple(m) for m in value or [] if isinstance(m, list | tuple) and len(m) == 3]
         setattr(stats, f.name, value)
@@ -538,6 +562,18 @@ def _nested(cls: Any, value: Any) -> Any:
         if f.name in values and f.type in ("Dist", Dist):
             values[f.name] = Dist.from_dict(values[f.name])
     return cls(**values)
+
+
+def _sessions_from_dict(value: dict[str, Any]) -> SessionFigures:
+    fig = _nested(SessionFigures, value)
+    turns = []
+    for row in value.get("by_turn") or []:
+        if isinstance(row, dict):
+            turn = _nested(TurnFigures, row)
+            turn.cache = _nested(CacheFigures, row.get("cache"))
+            turns.append(turn)
+    fig.by_turn = turns
+    return fig
 
 
 def _known(cls: Any, value: Any) -> dict[str, Any]:

@@ -174,6 +174,7 @@ def _runs(report: Report) -> Section:
         f"{report.harness_version} from {len(report.runs)} results folder(s). "
         f"Data source: {report.source_label}."
     )
+    scheduled = [run for run in report.runs if run.latency_origin == "t_sched"]
     section.blocks.append(
         table(
             "runs-table",
@@ -192,7 +193,42 @@ def _runs(report: Report) -> Section:
             rows,
         )
     )
+    if scheduled:
+        section.blocks.append(
+            table(
+                "schedule-table",
+                "Open-loop schedule",
+                [
+                    "run",
+                    "requested req/s",
+                    "achieved req/s",
+                    "lag p50 (ms)",
+                    "lag p99 (ms)",
+                    "lag max (ms)",
+                    "client",
+                ],
+                [
+                    [
+                        Cell(run.run_id),
+                        num(rate(run.requested_rate)),
+                        num(rate(run.achieved_rate)),
+                        num(_lag(run.lag_ms.p50)),
+                        num(_lag(run.lag_ms.p99)),
+                        num(_lag(run.lag_ms.max)),
+                        Cell("saturated" if run.client_saturated else "kept up"),
+                    ]
+                    for run in scheduled
+                ],
+                note="Lag: how late each request went out after its scheduled time (a trace "
+                "replay: its trace time, scaled); open-loop latencies count from the schedule.",
+            )
+        )
     return section
+
+
+def _lag(x: float | None) -> str:
+    """Schedule lag: usually well under a millisecond, so three decimals."""
+    return NA if x is None else f"{x:,.3f}"
 
 
 def _command(argv: list[str]) -> str:
@@ -587,7 +623,82 @@ def _workload(report: Report) -> Section:
                 "reported them (usage.prompt_tokens_details.cached_tokens).",
             )
         )
+    if any(g.sessions for g in report.groups):
+        section.blocks.extend(_sessions(report))
     return section
+
+
+def _sessions(report: Report) -> list[Table]:
+    """Sessions (conversations, trace sessions): per session, then turn by turn."""
+    rows, turn_rows = [], []
+    for g in report.groups:
+        f = g.sessions
+        if f is None:
+            continue
+        complete = NA if f.complete is None else f"{count(f.complete)} / {count(f.sessions)}"
+        rows.append(
+            [
+                *_group_cells(g),
+                num(count(f.sessions)),
+                num(complete),
+                num(tokens(f.turns.p50)),
+                num(_seconds(f.duration_s.p50)),
+                num(_seconds(f.duration_s.p90)),
+                num(pct(g.cache.hit_rate, 1)),
+            ]
+        )
+        for turn in f.by_turn:
+            turn_rows.append(
+                [
+                    *_group_cells(g),
+                    num(str(turn.turn)),
+                    num(f"{count(turn.ok)} / {count(turn.requests)}"),
+                    num(ms(turn.ttft_ms.p50)),
+                    num(ms(turn.ttft_ms.p90)),
+                    num(tokens(turn.input_tokens.p50)),
+                    num(pct(turn.cache.hit_rate, 1)),
+                ]
+            )
+    head = ["provider", "model", "source"]
+    return [
+        table(
+            "sessions-table",
+            "Sessions",
+            [
+                *head,
+                "sessions",
+                "complete",
+                "requests per session p50",
+                "duration p50 (s)",
+                "duration p90 (s)",
+                "cache hit rate",
+            ],
+            rows,
+            note="Sessions whose first turn was measured. Duration: first turn sent to last "
+            "answer, think time and tool latency included. Complete: every planned turn "
+            "answered.",
+        ),
+        table(
+            "turns-table",
+            "Turn by turn",
+            [
+                *head,
+                "turn",
+                "ok / requests",
+                "TTFT p50 (ms)",
+                "TTFT p90 (ms)",
+                "input sent p50",
+                "cache hit rate",
+            ],
+            turn_rows,
+            note="Turn k's request holds the answers of turns 1..k-1, so the input grows and a "
+            "prefix cache finds more of it turn by turn.",
+        ),
+    ]
+
+
+def _seconds(x: float | None) -> str:
+    return NA if x is None else f"{x:,.2f}"
 
 
 def _ratio_span(d: Dist) -> str:
@@ -714,6 +825,8 @@ def _errors(report: Report) -> Section:
                 num(pct(g.availability)),
                 num(count(g.rate_limited.count)),
                 num(f"{g.rate_limited.time_s:.1f}"),
+                num(f"{g.held.retry_after_s:.1f}"),
+                num(f"{g.held.backoff_s:.1f}"),
                 *[num(count(g.errors.get(c, 0))) for c in classes],
             ]
         )
@@ -721,7 +834,9 @@ def _errors(report: Report) -> Section:
         "Every request outside the warm-up, with its error class (one per request). "
         "Success: a complete, well-formed response. Availability is computed as OpenRouter "
         "computes uptime: successful / (successful + errored), rate-limited requests (429) "
-        "counted in neither; they are counted and timed on their own (the time they took)."
+        "counted in neither; they are counted and timed on their own (the time they took). "
+        "Held s: how long the target's users held back honouring Retry-After (429, 503); "
+        "backoff s: the user-seconds spent backing off after connection failures."
     )
     section.blocks.append(
         table(
@@ -737,6 +852,8 @@ def _errors(report: Report) -> Section:
                 "availability",
                 "rate-limited",
                 "rate-limited s",
+                "held s",
+                "backoff s",
                 *classes,
             ],
             rows,

@@ -38,6 +38,7 @@ __all__ = [
     "JUNIT",
     "LOCUST_CSV_PREFIX",
     "LOCUST_LOG",
+    "LOCUST_TIMINGS",
     "META",
     "MONITOR_DB",
     "PLAN",
@@ -78,6 +79,7 @@ STATUS = "status.json"  # load: live progress from the locust master
 EMULATOR_TRUTH = "emulator_truth.jsonl"  # load against an emulator it started
 LOCUST_LOG = "locust.log"  # load: the locust child's output
 LOCUST_CSV_PREFIX = "locust"  # load: locust's own CSV files, locust_*.csv
+LOCUST_TIMINGS = "locust_timings.csv"  # load: TTFT/ITL/E2E as locust rounds them (reference)
 CONTRACT = "contract.json"  # check: results per case and the conformance matrix
 JUNIT = "junit.xml"  # check: pytest's JUnit XML
 

@@ -74,7 +74,9 @@ class SampleField:
     ``type`` is the JSON type as documented (``string``, ``number``, ``integer``,
     ``boolean``, ``array of string``; ``| null`` when it may be null); ``column`` says how the
     reader keeps it: ``float`` / ``int`` (a typed column, null as NaN / -1), ``code`` (a
-    category, stored once and coded per sample), ``flag`` (a byte per sample), ``text``
+    category, stored once and coded per sample), ``key`` (an identifier of many values, such
+    as a session: coded per sample in a 64-bit column, -1 for null), ``flag`` (a byte per
+    sample), ``text``
     (counted per group, not kept per sample), or ``""`` (not read by reports).
     """
 
@@ -281,6 +283,22 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
         "float",
     ),
     _F(
+        "session",
+        "string | null",
+        "",
+        "the conversation (or trace session) the request belongs to, unique in the run; "
+        "null for a request on its own",
+        "key",
+    ),
+    _F(
+        "turn",
+        "integer | null",
+        "",
+        "the request's place in its session, from 1: turn k's messages hold the answers of "
+        "turns 1..k-1 (a tool result is a turn of its own); null outside a session",
+        "int",
+    ),
+    _F(
         "output_excerpt",
         "string",
         "",
@@ -314,6 +332,8 @@ def build_sample(
     excerpt: bool = False,
     retry_after_s: float | None = None,
     backoff_s: float | None = None,
+    session: str | None = None,
+    turn: int | None = None,
     checks_broken: list[str] | None = None,
 ) -> dict[str, Any]:
     """The sample of one finished record, placed in its run (see :data:`SAMPLE_FIELDS`).
@@ -364,6 +384,8 @@ def build_sample(
         "warmup": warmup,
         "retry_after_s": retry_after_s,
         "backoff_s": None if backoff_s is None else round(backoff_s, 4),
+        "session": session,
+        "turn": turn,
     }
     if excerpt and record.ok:
         sample["output_excerpt"] = scrub_text(record.text[:EXCERPT_CHARS])
@@ -459,7 +481,7 @@ class SampleWriter:
 # ---------------------------------------------------------------------------- reading
 
 _NAN = math.nan
-_COLUMN_TYPES = {"float": float, "int": int, "code": str, "flag": bool}
+_COLUMN_TYPES = {"float": float, "int": int, "code": str, "key": str, "flag": bool}
 _READ = tuple(f for f in SAMPLE_FIELDS if f.column)
 _KEYS = tuple(f.name for f in _READ)  # the order of the tuples the table builder takes
 FLOAT_COLUMNS = tuple(f.name for f in _READ if f.column == "float")
@@ -488,12 +510,12 @@ class SampleTable:
 
     ``group[i]`` indexes :attr:`groups` (``(provider, model)``); ``error[i]`` indexes
     :attr:`error_classes` (index 0 is ``""`` = success); ``stage[i]`` indexes :attr:`stages`;
-    ``source[i]`` indexes :attr:`token_sources`. Missing floats are NaN and missing ints are
-    -1. Error messages and anomalies are counted per (group, class or tag, warm-up), output
-    excerpts kept per group, not per sample. ``user_clock[i]`` is 1 where the sample's
-    stamps were taken in user space. Conformance under load: ``checked`` counts the streams
-    checked per (group, warm-up), ``broken`` those that broke each check per (group, check,
-    warm-up).
+    ``source[i]`` indexes :attr:`token_sources`; ``session[i]`` indexes :attr:`sessions`
+    (-1: not in a session). Missing floats are NaN and missing ints are -1. Error messages
+    and anomalies are counted per (group, class or tag, warm-up), output excerpts kept per
+    group, not per sample. ``user_clock[i]`` is 1 where the sample's stamps were taken in
+    user space. Conformance under load: ``checked`` counts the streams checked per (group,
+    warm-up), ``broken`` those that broke each check per (group, check, warm-up).
     """
 
     groups: list[tuple[str, str]] = field(default_factory=list)
@@ -501,6 +523,8 @@ class SampleTable:
     stages: list[str] = field(default_factory=list)
     token_sources: list[str] = field(default_factory=list)
     scenarios: list[str] = field(default_factory=list)
+    sessions: list[str] = field(default_factory=list)  # the session column's values
+    session: array = field(default_factory=lambda: array("q"))  # index in sessions, -1: none
     group: array = field(default_factory=lambda: array("H"))
     error: array = field(default_factory=lambda: array("H"))
     stage: array = field(default_factory=lambda: array("H"))
@@ -550,6 +574,7 @@ class _TableBuilder:
         self._stage_codes: dict[tuple[Any, Any], int] = {}
         self._source_codes: dict[Any, int] = {}
         self._scenario_seen: set[Any] = set()
+        self._session_codes: dict[Any, int] = {None: -1, "": -1}
 
     @staticmethod
     def _codes(
@@ -614,6 +639,7 @@ class _TableBuilder:
                 lambda k: str(k or "none"),
             )
         )
+        t.session.extend(self._codes(list(cols["session"]), self._session_codes, t.sessions, str))
         warm = list(map(bool, cols["warmup"]))
         t.warmup.extend(warm)
         t.user_clock.extend(c != "kernel" for c in cols["clock"])
@@ -842,6 +868,8 @@ def _merge(parts: list[_Part]) -> tuple[SampleTable, int, list[int], bool]:
         emap = [out._codes([key], out._error_codes, t.error_classes)[0] for key in p.error_classes]
         smap = [out._codes([key], out._stage_codes, t.stages)[0] for key in p.stages]
         tmap = [out._codes([key], out._source_codes, t.token_sources)[0] for key in p.token_sources]
+        kmap = [out._codes([key], out._session_codes, t.sessions)[0] for key in p.sessions]
+        t.session.extend(array("q", [kmap[k] if k >= 0 else -1 for k in p.session]))
         t.group.extend(array("H", [gmap[g] for g in p.group]))
         t.error.extend(array("H", [emap[e] for e in p.error]))
         t.stage.extend(array("H", [smap[x] for x in p.stage]))
