@@ -233,8 +233,7 @@ class StampedReader:
                 self.received += len(data)
                 return data
             if self.peek and not self.kernel:
-                _d, peeked, _f, _a = _raw_recvmsg(sock, 1, _ANCILLARY, _PEEK)
-                newest = _stamp(peeked)
+                newest = _peek_stamp(sock)
             if self.kernel:
                 data, ancillary, _flags, _addr = sock.recvmsg(self.size, _ANCILLARY)
             else:
@@ -274,6 +273,20 @@ class StampedReader:
         self.t, self.ut = t, ut
         self.received += len(data)
         return data
+
+
+def _peek_stamp(sock: Any) -> int | None:
+    """The kernel receive time of the bytes queued beneath a TLS socket (waits for some);
+    None when the socket cannot be peeked (closed under the TLS layer, or no stamp)."""
+    try:
+        _d, peeked, _f, _a = _raw_recvmsg(sock, 1, _ANCILLARY, _PEEK)
+    except (AttributeError, NotImplementedError, ValueError):
+        return None
+    except OSError as exc:
+        if isinstance(exc, TimeoutError):
+            raise
+        return None  # the read that follows meets the same error and reports it
+    return _stamp(peeked)
 
 
 def _queued(sock: Any) -> bool:
