@@ -76,12 +76,32 @@ def run(budget: Budget) -> Section:
             profile = profile_client(
                 "chatprobe", target, concurrency=CONCURRENCY, warmup=warmup, duration=duration
             )
+    # The same clients over HTTPS (the emulator's --tls, its generated CA trusted): what TLS
+    # costs per stream, beside the plain rows.
+    tls_labels = [c for c in budget.tls_clients if c in clients]
+    if tls_labels:
+        with emulator(zero_latency=True, tls=True) as target:
+            for _rep in range(reps):
+                for label in tls_labels:
+                    runs.setdefault(f"{label} TLS", []).append(
+                        run_client(
+                            label,
+                            url=target.url,
+                            body=target.body,
+                            headers=target.headers,
+                            concurrency=CONCURRENCY,
+                            warmup=warmup,
+                            duration=duration,
+                            peer_pid=target.pid,
+                            ca_file=target.ca_file,
+                        )
+                    )
     figures = summarize(runs)
     section.raw = {
         "figures": figures,
         "runs": {c: [_brief(r) for r in rs] for c, rs in runs.items()},
     }
-    for label in clients:
+    for label in runs:
         f = figures[label]
         section.rows.append(
             [
@@ -118,7 +138,7 @@ def run(budget: Budget) -> Section:
                 None if cp["cpu_ms_per_stream"] is None else cp["cpu_ms_per_stream"] <= 1.0,
             )
         )
-    for label in clients:
+    for label in runs:
         f = figures[label]
         if (
             f["emulator_cpu_pct"] is not None
@@ -140,7 +160,8 @@ def run(budget: Budget) -> Section:
         "client waited % = share of the window the client was runnable but another process "
         "held its core (schedstat run delay): the noise from other work on this machine; "
         "streams/s per core = 1000 / CPU ms per stream; 'vs HttpUser' = median of per-round "
-        "ratios; CPU/stream ratio > 1 means cheaper than HttpUser"
+        "ratios; CPU/stream ratio > 1 means cheaper than HttpUser; '... TLS' rows: the same "
+        "client over HTTPS (emulator --tls, TLS 1.3 on loopback)"
     )
     return section
 

@@ -25,6 +25,8 @@ from benchmarks.section import Goal, Section, fmt
 from benchmarks.target import TOKENS, emulator
 from chatprobe.stats import percentiles
 
+SERVER_FLOOR_MS = 0.5  # what no client bound sees: the server's read/write, loopback (docs)
+RECV_FLOOR_MS = 0.1  # the receive side alone: the emulator's stamp-to-write and loopback
 TTFT_MS = 50.0
 ITL_MS = 10.0
 OPEN_LOOP_CLIENTS = ("chatprobe", "httpx-async")
@@ -54,6 +56,9 @@ def run(budget: Budget) -> Section:
             "client waited %",
             "emulator waited %",
             "errors",
+            "bound p50 / p99",
+            "bound covers",
+            "recv covered",
         ],
         config={
             "ttft_ms": TTFT_MS,
@@ -101,6 +106,26 @@ def run(budget: Budget) -> Section:
             f["achieved_rate"] = f["n"] / r.data["window_s"] if r.data["window_s"] else None
             figures[f"{label}@open{rate}"] = f
             section.rows.append(_row(label, f"open {rate}/s", f))
+    tls_labels = [c for c in budget.tls_clients if c in clients]
+    if tls_labels:
+        with emulator(ttft_ms=TTFT_MS, itl_ms=ITL_MS, sigma=0.0, tls=True) as target:
+            for level in budget.b2_tls_levels:
+                for label in tls_labels:
+                    seq = target.last_seq()
+                    r = run_client(
+                        label,
+                        url=target.url,
+                        body=target.body,
+                        headers=target.headers,
+                        concurrency=level,
+                        warmup=warmup,
+                        duration=duration,
+                        peer_pid=target.pid,
+                        ca_file=target.ca_file,
+                    )
+                    f = errors_vs_truth(r, target.truth(since=seq))
+                    figures[f"{label} TLS@{level}"] = f
+                    section.rows.append(_row(f"{label} TLS", str(level), f))
     section.raw = {"figures": figures}
     open_rows = {k: v for k, v in figures.items() if "@open" in k}
     if open_rows:
@@ -116,7 +141,12 @@ def run(budget: Budget) -> Section:
         "raw-httptools is the reference: it decodes nothing, so its error is what the emulator, "
         "the kernel and other work on the machine leave; waited % = share of the window a "
         "process was runnable without a CPU; CPU µs/token = client CPU / (streams x tokens): "
-        "at 10 ms ITL each token is its own network read and wake-up"
+        "at 10 ms ITL each token is its own network read and wake-up; bound = chatprobe's "
+        "client timing error bound (ttft_bound_ms) p50 / p99; bound covers = share of streams "
+        f"whose TTFT error is within their bound + {SERVER_FLOOR_MS:g} ms (the server-side "
+        "floor no client can see); recv covered = the receive side alone: client first-token "
+        f"stamp - truth write within the first token read's bound + {RECV_FLOOR_MS:g} ms; "
+        "'... TLS' rows: emulator --tls, user-space stamps"
     )
     return section
 
@@ -124,9 +154,13 @@ def run(budget: Budget) -> Section:
 def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, Any]:
     """Join a client's samples with the emulator's truth by request id; error percentiles."""
     by_id = {t["request_id"]: t for t in truth}
-    ttft, send, recv, itl, lag = [], [], [], [], []
+    ttft, send, recv, itl, lag, bounds = [], [], [], [], [], []
+    covered = strict = recv_covered = 0
     missing = 0
-    for rid, t_sched, t0, t_first, t_last, _t_end, n, ok in run.samples:
+    for sample in run.samples:
+        rid, t_sched, t0, t_first, t_last, _t_end, n, ok = sample[:8]
+        bound = sample[8] if len(sample) > 8 else None
+        send_late = sample[9] if len(sample) > 9 else None
         t = by_id.get(rid)
         if not ok or t is None or t_first is None or t.get("t_first_content_ns") is None:
             missing += 1
@@ -135,6 +169,12 @@ def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, An
         ttft.append((t_first - t0 - true_ttft) / 1e6)
         send.append((t["t_received_ns"] - t0) / 1e6)
         recv.append((t_first - t["t_first_content_ns"]) / 1e6)
+        if bound is not None:
+            bounds.append(bound)
+            strict += ttft[-1] <= bound
+            covered += ttft[-1] <= bound + SERVER_FLOOR_MS
+            if send_late is not None:  # the receive side alone: the first token's read
+                recv_covered += recv[-1] <= bound - send_late + RECV_FLOOR_MS
         tokens = t.get("tokens_sent") or t.get("completion_tokens") or 0
         if n >= 2 and tokens >= 2 and t_last is not None and t.get("t_last_content_ns"):
             client_itl = (t_last - t_first) / (tokens - 1)
@@ -162,6 +202,10 @@ def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, An
         "recv_ms": percentiles(recv),
         "itl_err_ms": percentiles(itl),
         "lag_ms": percentiles(lag),
+        "bound_ms": percentiles(bounds),
+        "bound_covers": covered / len(bounds) if bounds else None,
+        "bound_covers_strict": strict / len(bounds) if bounds else None,
+        "bound_covers_recv": recv_covered / len(bounds) if bounds else None,
         "notes": run.data.get("notes", []),
     }
 
@@ -182,6 +226,11 @@ def _row(label: str, streams: str, f: dict[str, Any]) -> list[Any]:
         fmt(f["client_waited_pct"], 1),
         fmt(f["emulator_waited_pct"], 1),
         f["errors"],
+        f"{fmt(f['bound_ms']['p50'], 2)} / {fmt(f['bound_ms']['p99'], 2)}"
+        if f["bound_ms"].get("p50") is not None
+        else "",
+        fmt(100 * f["bound_covers"], 1, "%") if f["bound_covers"] is not None else "",
+        fmt(100 * f["bound_covers_recv"], 1, "%") if f["bound_covers_recv"] is not None else "",
     ]
 
 

@@ -28,6 +28,8 @@ class Budget:
     replay: bool  # B4: replay every contract suite (about 10 s: not in a smoke run)
     profile: bool  # B1: one extra, uncounted round of chatprobe's client under py-spy
     b5_streams: int  # B5: streams recorded, then replayed at speed 1 and 2
+    tls_clients: tuple[str, ...] = ("chatprobe",)  # B1/B2: also run these over HTTPS
+    b2_tls_levels: tuple[int, ...] = (1, 64, 200)  # B2: stream counts of the HTTPS rows
 
 
 _ALL = ("chatprobe", "locust-httpuser", "httpx-async", "raw-httptools")
@@ -81,5 +83,6 @@ BUDGETS: dict[str, Budget] = {
         replay=False,
         profile=False,
         b5_streams=2,
+        b2_tls_levels=(4,),
     ),
 }

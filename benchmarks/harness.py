@@ -144,6 +144,7 @@ def run_client(
     peer_pid: int | None = None,
     extra: list[str] | None = None,
     wrap: list[str] | None = None,
+    ca_file: str | None = None,
 ) -> ClientRun:
     """Run one client to completion in a pinned subprocess and return its result.
 
@@ -178,6 +179,8 @@ def run_client(
             cmd += ["--rate", str(rate)]
         if peer_pid is not None:
             cmd += ["--peer-pid", str(peer_pid)]
+        if ca_file is not None:
+            cmd += ["--ca-file", ca_file]
         cmd += extra or []
         env = {
             **os.environ,

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.budget import BUDGETS
-from benchmarks.harness import REPO, git_commit, machine_info
+from benchmarks.harness import CLIENTS, REPO, git_commit, machine_info
 from benchmarks.section import Section
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -72,6 +72,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--name", default=None, help="results file stem (default: latest, quick or smoke)"
     )
     p.add_argument("--out-dir", default=str(RESULTS), help="where results are written")
+    p.add_argument(
+        "--clients",
+        default=None,
+        help="comma-separated subset of the clients for B1/B2 (chatprobe, locust-httpuser, "
+        "httpx-async, raw-httptools); default: the budget's",
+    )
+    p.add_argument(
+        "--levels",
+        default=None,
+        help="comma-separated stream counts for B2 (plain and TLS rows); default: the budget's",
+    )
     args = p.parse_args(argv)
     chosen = [x.strip().upper() for x in args.only.split(",") if x.strip()]
     unknown = [x for x in chosen if x not in ALL]
@@ -89,6 +100,16 @@ def main(argv: list[str] | None = None) -> None:
     budget = BUDGETS["smoke" if args.smoke else "quick" if args.quick else "full"]
     if args.profile:
         budget = dataclasses.replace(budget, profile=True)
+    if args.clients:
+        chosen = tuple(c.strip() for c in args.clients.split(",") if c.strip())
+        budget = dataclasses.replace(
+            budget,
+            b1_clients=tuple(c for c in chosen if c in CLIENTS),
+            b2_clients=tuple(c for c in chosen if c in CLIENTS),
+        )
+    if args.levels:
+        levels = tuple(int(x) for x in args.levels.split(",") if x.strip())
+        budget = dataclasses.replace(budget, b2_levels=levels, b2_tls_levels=levels)
     name = args.name or {"full": "latest"}.get(budget.name, budget.name)
     started = datetime.now(UTC)
     doc: dict[str, Any] = {

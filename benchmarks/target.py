@@ -33,6 +33,7 @@ class Target:
     headers: dict[str, str]
     pid: int | None
     emu: Any
+    ca_file: str | None = None  # tls: the emulator's CA certificate
 
     def truth(self, since: int = 0) -> list[dict[str, Any]]:
         return self.emu.truth(since=since)  # type: ignore[no-any-return]
@@ -77,4 +78,5 @@ def emulator(
             headers=headers,
             pid=process.pid if process is not None else None,
             emu=emu,
+            ca_file=str(emu.ca_file) if getattr(emu, "ca_file", None) else None,
         )

@@ -27,6 +27,7 @@ PROVIDER = "openrouter"
 def build_plan(args: ClientArgs, out_dir: str) -> Any:
     from chatprobe.load.plan import RunPlan, TargetPlan
     from chatprobe.load.scenario import OpenLoop, Stage
+    from chatprobe.transport import TLSConfig
 
     body = orjson.loads(args.body)
     headers = {
@@ -63,6 +64,8 @@ def build_plan(args: ClientArgs, out_dir: str) -> Any:
         max_tokens=int(body.get("max_tokens", 64)),
         open_loop=open_loop,
         manage_end=False,
+        tls=TLSConfig(ca_bundles=(args.ca_file,)) if args.ca_file else TLSConfig(),
+        **({} if args.conformance_share is None else {"conformance_share": args.conformance_share}),
     )
 
 
@@ -88,6 +91,8 @@ def main() -> None:
                     record.t_end_ns,
                     len(times),
                     record.ok,
+                    record.ttft_bound_ms,
+                    None if record.send_late_ns is None else record.send_late_ns / 1e6,
                 ]
             )
 

@@ -9,6 +9,8 @@ start-up, connection set-up and the ramp.
 
 Each completed stream leaves one sample
 ``[request_id, t_sched, t0, t_first, t_last, t_end, n, ok]``:
+(chatprobe's client appends its ``ttft_bound_ms`` and the part of it the request's write
+took, ``send_late`` ms) with
 ``time.perf_counter_ns()`` stamps (CLOCK_MONOTONIC on Linux, so comparable with the
 emulator's ground truth taken in another process), ``t_sched`` is ``None`` in closed loop,
 ``t_first``/``t_last`` are the arrival of the first and last content event as this client saw
@@ -44,6 +46,8 @@ class ClientArgs:
     cpu: int | None
     out: str
     peer_pid: int | None = None
+    ca_file: str | None = None  # an https URL: the CA certificate to trust (the emulator's)
+    conformance_share: float | None = None  # chatprobe: the plan's (None: its default)
 
 
 def parse_args(argv: list[str] | None = None) -> ClientArgs:
@@ -58,6 +62,10 @@ def parse_args(argv: list[str] | None = None) -> ClientArgs:
     p.add_argument("--cpu", type=int, default=None, help="pin this process to one CPU")
     p.add_argument("--out", required=True, help="result JSON file")
     p.add_argument("--peer-pid", type=int, default=None, help="also account this pid's CPU")
+    p.add_argument("--ca-file", default=None, help="https: the CA certificate to trust")
+    p.add_argument(
+        "--conformance-share", type=float, default=None, help="chatprobe: checks under load"
+    )
     a = p.parse_args(argv)
     headers = {}
     for h in a.header:
@@ -74,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> ClientArgs:
         cpu=a.cpu,
         out=a.out,
         peer_pid=a.peer_pid,
+        ca_file=a.ca_file,
+        conformance_share=a.conformance_share,
     )
 
 

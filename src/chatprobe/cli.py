@@ -33,6 +33,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "report": ("chatprobe.commands.report", "report", "Build the provider comparison report."),
     "run": ("chatprobe.commands.run", "run", "Checks, a short load run and the report."),
+    "calibrate": (
+        "chatprobe.commands.calibrate",
+        "calibrate",
+        "Measure this client's own TTFT/ITL error at a load against ground truth.",
+    ),
     "load": ("chatprobe.commands.load", "load", "Run a locust load test: TTFT, ITL, throughput."),
     "capacity": (
         "chatprobe.commands.capacity",

@@ -106,6 +106,24 @@ Open loop
     ``lag_ms`` percentiles over measured requests; ``client_saturated`` when lag p99 exceeds
     the scenario's ``lag_threshold_ms``: the client could not keep its own schedule.
 
+Client timing error bound
+    How far the latency figures can be off by the client's own lateness (each sample's
+    ``ttft_bound_ms``: the request's write time plus how late the stamp of the read that
+    carried the first token can be; ``read_bound_ms``: the worst read of the exchange; both
+    defined in :mod:`chatprobe.record`, measured in :mod:`chatprobe.load.receive`).
+    Percentiles over the successful measured requests that have one; ``unbounded`` counts
+    those without (no kernel receive time on that platform). ``exceeded`` when the p99 of
+    ``ttft_bound_ms`` is above ``threshold_ms`` (:data:`DEFAULT_TIMING_BOUND_MS` unless the
+    scenario says): the run is marked, its TTFT figures include the client's own queueing.
+    ``stamps`` counts which clock the samples' stamps came from (``kernel``: the kernel's
+    receive time; ``user``: right after the read returned, as over TLS, whose bound still
+    comes from the kernel's receive time of the bytes under the TLS layer).
+    :func:`timing_bound` computes it over any set of samples (a run, a target, a stage).
+
+Conformance under load
+    Per target: streams checked (measured requests whose ``checks_broken`` is a list) and,
+    per check, how many broke it and their share of the checked streams.
+
 Contract tallies (``contract.json``, :func:`contract_figures`)
     A case *conforms* to its provider's documented contract when its outcome is ``passed``
     or ``deviation`` (every failing check is one the profile documents). Per check x
@@ -144,10 +162,12 @@ __all__ = [
     "DEFAULT_MAX_ERROR_RATE",
     "DEFAULT_SLO",
     "DEFAULT_SLO_ATTAINMENT",
+    "DEFAULT_TIMING_BOUND_MS",
     "RATE_LIMITED",
     "SLO_METRICS",
     "CacheFigures",
     "CheckTally",
+    "ConformanceUnderLoad",
     "ContractFigures",
     "Cost",
     "Dist",
@@ -164,6 +184,7 @@ __all__ = [
     "Slo",
     "StageFigures",
     "StageWindow",
+    "TimingBound",
     "TurnFigures",
     "availability",
     "compute_run",
@@ -172,6 +193,8 @@ __all__ = [
     "latency_column",
     "measured_timeline",
     "send_offsets",
+    "timing_bound",
+    "timing_bounds_by_stage",
     "verdict",
 ]
 
@@ -180,6 +203,8 @@ DEFAULT_SLO: dict[str, float] = {"ttft_ms": 1000.0, "itl_ms": 100.0}
 SLO_METRICS = ("ttfb_ms", "ttft_ms", "itl_ms", "e2e_ms")
 DEFAULT_SLO_ATTAINMENT = 0.95
 DEFAULT_MAX_ERROR_RATE = 0.05
+DEFAULT_TIMING_BOUND_MS = 5.0
+"""A run whose client timing error bound (p99 of ``ttft_bound_ms``) is above this is marked."""
 RATE_LIMITED = "rate_limited"
 ERROR_MESSAGES_KEPT = 8  # most frequent (class, message) pairs kept per group
 MAX_TURN_ROWS = 64  # turn positions reported one by one
@@ -337,6 +362,29 @@ class LengthFigures:
 
 
 @dataclass
+class TimingBound:
+    """The client's timing error bound over a set of samples (module docstring)."""
+
+    samples: int = 0  # successful requests with a bound
+    unbounded: int = 0  # successful requests without one
+    stamps: dict[str, int] = field(default_factory=dict)  # kernel | user -> requests
+    ttft_ms: Dist = field(default_factory=Dist)
+    read_ms: Dist = field(default_factory=Dist)
+    threshold_ms: float | None = None
+    exceeded: bool = False
+    message: str = ""  # one line for people: the bound, or the warning
+
+
+@dataclass
+class ConformanceUnderLoad:
+    """Stream checks run on the streams of a load run (module docstring)."""
+
+    checked: int = 0
+    broken: dict[str, int] = field(default_factory=dict)  # check -> streams that broke it
+    share: dict[str, float] = field(default_factory=dict)  # check -> broken / checked
+
+
+@dataclass
 class ErrorClassFigures:
     """One error class: its count and its most frequent message."""
 
@@ -382,6 +430,8 @@ class GroupFigures:
     goodput_rps: float | None = None
     slo: Slo = field(default_factory=Slo)
     cost: Cost = field(default_factory=Cost)
+    timing_bound: TimingBound = field(default_factory=TimingBound)
+    conformance: ConformanceUnderLoad = field(default_factory=ConformanceUnderLoad)
     # Sorted successful TTFTs, for the report's CDF and ratios; never serialized.
     ttft_sorted: list[float] = field(default_factory=list, repr=False, metadata={"json": False})
 
@@ -446,6 +496,7 @@ class RunFigures:
     lag_ms: Dist = field(default_factory=Dist)
     lag_threshold_ms: float | None = None
     client_saturated: bool = False
+    timing_bound: TimingBound = field(default_factory=TimingBound)
     groups: list[GroupFigures] = field(default_factory=list)
     sweep: list[StageFigures] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -485,6 +536,7 @@ class RunSpec:
     prices: Mapping[tuple[str, str], Pricing | None] = field(default_factory=dict)
     targets: Sequence[tuple[str, str]] = ()  # group order; others follow in sample order
     session_turns: int | None = None  # turns each session plans (a conversation scenario)
+    timing_bound_ms: float | None = DEFAULT_TIMING_BOUND_MS  # None: never mark the run
 
     @property
     def planned_s(self) -> float | None:
@@ -872,6 +924,7 @@ def _group(
     rl_code: int | None,
     end_s: float | None = None,
     session_turns: int | None = None,
+    threshold_ms: float | None = DEFAULT_TIMING_BOUND_MS,
 ) -> GroupFigures:
     provider, model = t.groups[g]
     ok = list(itertools.chain.from_iterable(cells.ok))
@@ -938,7 +991,85 @@ def _group(
     fig.goodput_rps = _per_s(met, window)
     fig.slo = Slo(dict(limits), slo_source, met, _share(met, fig.requests))
     fig.cost = _cost(t, ok, pricing)
+    fig.timing_bound = timing_bound(t, ok, threshold_ms=threshold_ms)
+    fig.conformance = _conformance(t, g, warm_too)
     return fig
+
+
+def timing_bound(
+    t: SampleTable, ok: Sequence[int], *, threshold_ms: float | None = DEFAULT_TIMING_BOUND_MS
+) -> TimingBound:
+    """The client timing error bound over the successful samples ``ok`` (module docstring)."""
+    ttft_col, read_col = t.floats["ttft_bound_ms"], t.floats["read_bound_ms"]
+    ttft = sorted(_take(ttft_col, list(ok)))
+    read = sorted(_take(read_col, list(ok)))
+    user = sum(map(t.user_clock.__getitem__, ok)) if len(t.user_clock) == len(t) else 0
+    stamps = {k: n for k, n in (("kernel", len(ok) - user), ("user", user)) if n}
+    out = TimingBound(
+        samples=len(ttft),
+        unbounded=len(ok) - len(ttft),
+        stamps=stamps,
+        ttft_ms=Dist.of_sorted(ttft),
+        read_ms=Dist.of_sorted(read),
+        threshold_ms=threshold_ms,
+    )
+    p99 = out.ttft_ms.p99
+    out.exceeded = p99 is not None and threshold_ms is not None and p99 > threshold_ms
+    if p99 is None:
+        out.message = (
+            "client timing error bound: unknown (no kernel receive times on this platform)"
+            if ok
+            else ""
+        )
+        return out
+    how = (
+        "kernel receive stamps"
+        if not user
+        else "user-space read stamps (TLS), bounded by the kernel's receive time of each read"
+        if user == len(ok)
+        else f"{user} of {len(ok)} requests on user-space read stamps"
+    )
+    if out.exceeded:
+        out.message = (
+            f"client saturated: TTFT error up to {p99:.1f} ms (p99 of the client timing error "
+            f"bound, above {threshold_ms:g} ms; max {out.ttft_ms.max or 0:.1f} ms): the "
+            "latency figures include the client's own queueing; use more processes "
+            "(--processes auto) or fewer users per process"
+        )
+    else:
+        out.message = (
+            f"client timing error bound p50 {out.ttft_ms.p50 or 0:.2f} ms, p99 {p99:.2f} ms ({how})"
+        )
+    return out
+
+
+def timing_bounds_by_stage(
+    t: SampleTable,
+    *,
+    threshold_ms: float | None = DEFAULT_TIMING_BOUND_MS,
+    index: SampleIndex | None = None,
+) -> dict[str, TimingBound]:
+    """Per stage label (sweep steps), every target together: the client timing error bound
+    of that step's successful measured requests (capacity searches read this per step)."""
+    index = SampleIndex(t) if index is None else index
+    out: dict[str, TimingBound] = {}
+    for s, label in enumerate(t.stages):
+        ok = [i for g in range(index.n_groups) for i in index.cell(g, s, failed=False, warm=False)]
+        out[label] = timing_bound(t, ok, threshold_ms=threshold_ms)
+    return out
+
+
+def _conformance(t: SampleTable, g: int, warm_too: bool) -> ConformanceUnderLoad:
+    checked = sum(n for (gg, warm), n in t.checked.items() if gg == g and (warm_too or not warm))
+    broken: Counter[str] = Counter()
+    for (gg, name, warm), n in t.broken.items():
+        if gg == g and (warm_too or not warm):
+            broken[name] += n
+    return ConformanceUnderLoad(
+        checked=checked,
+        broken=dict(sorted(broken.items())),
+        share={k: n / checked for k, n in sorted(broken.items()) if checked},
+    )
 
 
 def _legacy_timeline(t: SampleTable, cols: _Columns, measured: list[int]) -> list[StageWindow]:
@@ -1055,6 +1186,7 @@ def compute_run(t: SampleTable, spec: RunSpec, *, index: SampleIndex | None = No
                 rl_code=rl_code,
                 end_s=run.end_s,
                 session_turns=spec.session_turns,
+                threshold_ms=spec.timing_bound_ms,
             )
         )
 
@@ -1074,6 +1206,10 @@ def compute_run(t: SampleTable, spec: RunSpec, *, index: SampleIndex | None = No
     met = sum(g.slo.met for g in run.groups)
     run.slo = Slo(limits, slo_source, met, _share(met, run.measured))
     run.error_classes = _error_classes(t, warm_too)
+    ok_idx = [i for c in cells for cell in c.ok for i in cell]
+    run.timing_bound = timing_bound(t, ok_idx, threshold_ms=spec.timing_bound_ms)
+    if run.timing_bound.exceeded:
+        run.notes.append(run.timing_bound.message)
 
     # Open loop.
     run.lag_ms = Dist.of_sorted(sorted(_take(cols.lag, measured_idx)))

@@ -211,6 +211,11 @@ class RequestRecord:
     transport_error: ErrorClass | None = None
     transport_detail: str = ""
     clock: str = "user"  # where arrival stamps were taken: user | kernel
+    # the client's own lateness (see chatprobe.load.receive): how long getting the request
+    # out took (t0 to the end of the write, a new connection's set-up included), and for
+    # each arrival stamp how late it can be; empty / None: the transport cannot tell
+    send_late_ns: int | None = None
+    stamp_bounds_ns: dict[int, int] = field(default_factory=dict)
 
     # --- derived by finish() ---
     chunks: list[dict[str, Any]] = field(default_factory=list)  # parsed data payloads
@@ -280,6 +285,27 @@ class RequestRecord:
         if first is None or last is None or n < 2 or not self.timing_valid:
             return None
         return (last - first) / (n - 1) / 1e6
+
+    @property
+    def ttft_bound_ms(self) -> float | None:
+        """How far TTFT can be off by the client's own doing: the send's lateness plus how
+        late the read that carried the first token can be (None: no bound is known)."""
+        t = self.t_first_token_ns
+        bounds = self.stamp_bounds_ns
+        if t is None or not bounds or not self.timing_valid:
+            return None
+        late = bounds.get(t)
+        if late is None:  # an event completed by the end of the stream: the worst read
+            late = max(bounds.values())
+        return (late + (self.send_late_ns or 0)) / 1e6
+
+    @property
+    def read_bound_ms(self) -> float | None:
+        """The worst read's bound in this exchange: how late any chunk's stamp can be."""
+        bounds = self.stamp_bounds_ns
+        if not bounds or not self.timing_valid:
+            return None
+        return max(bounds.values()) / 1e6
 
     @property
     def chunk_gaps_ms(self) -> list[float]:

@@ -79,7 +79,26 @@ def _speed(ctx: click.Context, param: click.Parameter, value: str | None) -> flo
     metavar="N[x]",
     help="Replay the trace N times faster than recorded, e.g. 2x or 0.5x (default 1x).",
 )
-@click.option("--processes", type=int, help="locust worker processes on this machine.")
+@click.option(
+    "--processes",
+    metavar="N|auto",
+    help="locust worker processes on this machine; auto: as many as `chatprobe calibrate` "
+    "finds this load needs on this machine (a short calibration run first).",
+)
+@click.option(
+    "--conformance-share",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Conformance under load: the share of streams the stream checks judge (0..1; "
+    "default: the scenario's conformance_share, else 1 = every stream).",
+)
+@click.option(
+    "--calibrate",
+    "calibrate_first",
+    is_flag=True,
+    help="Before the run, measure this client's TTFT/ITL error at the run's load against the "
+    "emulator's ground truth (`chatprobe calibrate`) and print it.",
+)
 @click.option("--master", is_flag=True, help="Be the master of a distributed run.")
 @click.option("--worker", is_flag=True, help="Be a worker of a master elsewhere.")
 @click.option("--master-host", default="127.0.0.1", show_default=True)
@@ -127,7 +146,9 @@ def load(
     trace: Path | None,
     trace_format: str,
     speed: float | None,
-    processes: int | None,
+    processes: str | None,
+    conformance_share: float | None,
+    calibrate_first: bool,
     master: bool,
     worker: bool,
     master_host: str,
@@ -168,39 +189,44 @@ def load(
     from chatprobe.output.tables import print_lines
 
     console = Console(stderr=True)
-    outcome = run_load(
-        LoadOptions(
-            scenario=scenario,
-            providers=providers,
-            models=models,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            name=name,
-            users=users,
-            duration_s=duration,
-            requests=requests,
-            rate=rate,
-            trace=str(trace) if trace is not None else None,
-            trace_format=trace_format,
-            speed=speed,
-            processes=processes,
-            master=master,
-            worker=worker,
-            master_host=master_host,
-            master_port=master_port,
-            expect_workers=expect_workers,
-            out=out,
-            run_id=run_id,
-            emulator=emulator,
-            emulator_url=emulator_url,
-            pin=not no_pin,
-            progress=not quiet,
-            max_error_rate=max_error_rate,
-            tls=transport.tls(),
-            timeouts=dict(transport.timeouts),
-        ),
-        console=console,
+    options = LoadOptions(
+        scenario=scenario,
+        providers=providers,
+        models=models,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        name=name,
+        users=users,
+        duration_s=duration,
+        requests=requests,
+        rate=rate,
+        trace=str(trace) if trace is not None else None,
+        trace_format=trace_format,
+        speed=speed,
+        processes=_processes(processes),
+        conformance_share=conformance_share,
+        master=master,
+        worker=worker,
+        master_host=master_host,
+        master_port=master_port,
+        expect_workers=expect_workers,
+        out=out,
+        run_id=run_id,
+        emulator=emulator,
+        emulator_url=emulator_url,
+        pin=not no_pin,
+        progress=not quiet,
+        max_error_rate=max_error_rate,
+        tls=transport.tls(),
+        timeouts=dict(transport.timeouts),
     )
+    if calibrate_first or options.processes == "auto":
+        from chatprobe.calibrate import calibrate_for
+
+        options, calibration = calibrate_for(options, auto=options.processes == "auto")
+        for line in calibration.lines():  # before the run, on stderr with the progress
+            console.print(line, markup=False, highlight=False)
+    outcome = run_load(options, console=console)
     if output_format == "json":
         write_json(
             show.load_document(
@@ -217,3 +243,15 @@ def load(
     if output_format == "github":
         print_lines(show.github_annotations(outcome.failures, outcome.path))
     sys.exit(outcome.exit_code)
+
+
+def _processes(value: str | None) -> int | str | None:
+    """``--processes``: a count of at least 1, or ``auto``; anything else is a usage error."""
+    if value is None or value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a whole number or auto, got {value!r}", param_hint="--processes"
+        ) from None

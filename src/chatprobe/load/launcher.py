@@ -93,7 +93,8 @@ class LoadOptions:
     duration_s: float | None = None
     requests: int | None = None
     rate: float | None = None
-    processes: int | None = None
+    processes: Any = None  # a count ("auto" is settled by chatprobe.calibrate.calibrate_for)
+    conformance_share: float | None = None  # over the scenario's
     master: bool = False
     worker: bool = False
     master_host: str = "127.0.0.1"
@@ -140,6 +141,8 @@ def resolve_scenario(options: LoadOptions) -> Scenario:
         scenario = replace(scenario, timeouts=timeouts)
     if options.warmup_s is not None:
         scenario = replace(scenario, warmup_s=options.warmup_s, ramp_s=0.0)
+    if options.conformance_share is not None:
+        scenario = replace(scenario, conformance_share=options.conformance_share)
     return scenario.override(
         users=options.users,
         duration_s=options.duration_s,
@@ -282,6 +285,8 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
             options, providers=tuple(refs), base_url=None, api_key_env=None, name=None
         )
     scenario = resolve_scenario(options)
+    if isinstance(options.processes, str):  # "auto" left to the caller: one process
+        options = replace(options, processes=None)
     if options.master and options.worker:
         raise ChatprobeError("--master and --worker exclude each other")
     if options.processes is not None and (options.master or options.worker):

@@ -114,6 +114,8 @@ class RunPlan:
     manage_end: bool = True  # chatprobe ends the run itself (False: locust's -t does)
     conversation: ConversationSpec | None = None  # sessions of turns (None: single requests)
     trace: Trace | None = None  # a trace replay's requests (None: no trace)
+    conformance_share: float = 1.0  # share of streams the load checks judge (load.conformance)
+    timing_bound_ms: float = 5.0  # p99 client timing error bound that marks a run
 
     @property
     def duration_s(self) -> float:
@@ -248,4 +250,6 @@ def build_plan(
         stop_timeout_s=min(scenario.timeouts.total or 30.0, 30.0),
         conversation=scenario.conversation,
         trace=scenario.trace,
+        conformance_share=scenario.conformance_share,
+        timing_bound_ms=scenario.timing_bound_ms,
     )

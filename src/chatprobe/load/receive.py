@@ -28,6 +28,20 @@ arrived anyway. Over TLS every read is stamped in user space, and a read served 
 the TLS layer already held gets the stamp of the read that brought them in.
 :func:`stamp_source` says which clock a socket gets.
 
+Error bound (how late each stamp can be): the kernel stamps a packet when it is queued, but
+TCP merges small packets queued behind unread ones into one buffer carrying the newest
+time, so a late read of several events gets one stamp, the newest. Each read therefore
+gets a bound: when it brought one event, that event's last byte came with the newest
+packet, so its stamp is exact on the kernel clock and late by ``user stamp - kernel
+stamp`` on the user clock; when it brought several, the earlier ones completed at some
+time after the previous read returned, so the bound is the stamp minus that return.
+:attr:`StampedReader.bounds` (kernel clock) and :attr:`StampedReader.ubounds` (user clock)
+keep it per stamp, whichever clock the exchange ends up using. Over TLS the reads carry no
+kernel stamp, so the reader peeks one byte with ``MSG_PEEK`` on the TCP socket beneath the
+TLS layer for the receive time of the queued bytes, and counts the read as one of several
+when bytes stay queued after it (in the TLS layer or the kernel). Where no kernel stamp
+exists (not Linux) there is no bound (the maps stay empty).
+
 Timeouts: the reader arms the socket with the phase's limit (first byte while the head is
 awaited, idle while the body is read) or with what is left of the total, whichever is
 shorter, and knows which one it armed: a timeout of the total raises
@@ -37,11 +51,14 @@ shorter, and knows which one it armed: a timeout of the total raises
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import socket
 import struct
 import sys
 import time
 from typing import Any
+
+import gevent.socket
 
 from chatprobe.transport import BodyTooLarge, PeerClosed, TotalTimeout
 
@@ -61,6 +78,11 @@ __all__ = [
 _SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@qq")
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+_PEEK = getattr(socket, "MSG_PEEK", 2)
+_FIONREAD = 0x541B  # termios.FIONREAD on Linux: bytes waiting in the receive queue
+# gevent's plain-socket recvmsg (waits cooperatively); gevent's SSLSocket forbids recvmsg,
+# but a peek on the TCP socket beneath it reads nothing the TLS layer needs.
+_raw_recvmsg = gevent.socket.socket.recvmsg
 
 
 def _supported() -> bool:
@@ -84,14 +106,24 @@ def stamp_source(sock: Any) -> str:
 
 
 def want_timestamps(sock: Any) -> bool:
-    """Ask the kernel to stamp received data on ``sock``; False where it cannot (TLS)."""
-    if stamp_source(sock) != "kernel":
+    """Ask the kernel to stamp received data on ``sock``; False where reads cannot carry the
+    stamps (TLS: the option is still set, for the error bound's peek)."""
+    if not KERNEL_TIMESTAMPS or sock is None:
         return False
     try:
         sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
     except OSError:
         return False
-    return True
+    return not is_tls(sock)
+
+
+def _stamp(ancillary: Any) -> int | None:
+    """The kernel receive time (CLOCK_REALTIME ns) in a ``recvmsg`` answer, if any."""
+    for _level, kind, payload in ancillary:
+        if kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+            sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
+            return int(sec * 1_000_000_000 + nsec)
+    return None
 
 
 def clock_offset(tries: int = 5) -> int:
@@ -121,26 +153,40 @@ class StampedReader:
 
     ``kernel`` says the socket has ``SO_TIMESTAMPNS`` on; ``kernel_ok`` stays True while
     every read so far brought a trustworthy kernel stamp. ``received`` counts bytes.
+    ``bounds`` / ``ubounds`` map each stamp given on the kernel / user clock to how late it
+    can be (ns, the largest of the reads that got it); ``peek`` asks for them (the caller
+    knows whether the socket has ``SO_TIMESTAMPNS`` on).
     """
 
     __slots__ = (
         "_armed",
         "_limit",
+        "_lower",
         "_offset",
         "_pending",
+        "bounds",
         "deadline_ns",
         "kernel",
         "kernel_ok",
+        "peek",
         "received",
         "size",
         "sock",
         "t",
         "t_min_ns",
+        "ubounds",
         "ut",
     )
 
     def __init__(
-        self, sock: Any, size: int, *, kernel: bool, t_min_ns: int, deadline_ns: int | None
+        self,
+        sock: Any,
+        size: int,
+        *,
+        kernel: bool,
+        t_min_ns: int,
+        deadline_ns: int | None,
+        peek: bool = False,
     ) -> None:
         self.sock = sock
         self.size = size
@@ -149,9 +195,12 @@ class StampedReader:
         self.t_min_ns = t_min_ns
         self.deadline_ns = deadline_ns
         self.received = 0
-        self.t = self.ut = t_min_ns
-        self._offset = clock_offset() if kernel else 0
+        self.t = self.ut = self._lower = t_min_ns
+        self.peek = peek and KERNEL_TIMESTAMPS
+        self._offset = clock_offset() if kernel or self.peek else 0
         self._pending = getattr(sock, "pending", None)  # TLS: decrypted bytes held
+        self.bounds: dict[int, int] = {}
+        self.ubounds: dict[int, int] = {}
         self._limit: float | None = None
         self._armed: float | None = -1.0  # what the socket's timeout is set to now
 
@@ -173,13 +222,20 @@ class StampedReader:
         if limit != self._armed:
             sock.settimeout(limit)
             self._armed = limit
+        newest = None  # TLS: kernel receive time of the queued bytes (a peek beneath TLS)
         try:
-            if self.kernel:
-                data, ancillary, _flags, _addr = sock.recvmsg(self.size, _ANCILLARY)
-            elif self._pending is not None and self._pending():
-                data = sock.recv(self.size)  # decrypted already: it came with the last read
+            if self._pending is not None and self._pending():
+                # decrypted already: these bytes came with the last read and keep its stamps;
+                # they arrived after the read before that one returned (_lower)
+                data = sock.recv(self.size)
+                if self.peek and data:
+                    _widen(self.ubounds, self.ut, self.ut - min(self._lower, self.ut))
                 self.received += len(data)
                 return data
+            if self.peek and not self.kernel:
+                newest = _peek_stamp(sock)
+            if self.kernel:
+                data, ancillary, _flags, _addr = sock.recvmsg(self.size, _ANCILLARY)
             else:
                 data = sock.recv(self.size)
         except TimeoutError:
@@ -188,21 +244,63 @@ class StampedReader:
             raise
         ut = time.perf_counter_ns()
         t = ut
+        # these bytes arrived after the previous read returned (bytes a TLS layer keeps from
+        # this read are bounded by the same time: _lower)
+        lower = self._lower = self.ut
         if self.kernel_ok:
-            kt = None
-            for _level, kind, payload in ancillary:
-                if kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-                    sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
-                    kt = sec * 1_000_000_000 + nsec - self._offset
+            kt = _stamp(ancillary)
+            if kt is not None:
+                kt -= self._offset
             if kt is not None and max(self.t_min_ns, self.t) <= kt <= ut:
-                t = kt
+                t = newest = kt
             elif not data:
                 t = self.t  # EOF carries no stamp: the last data read's stays the latest
             else:  # no stamp, or one out of order: this exchange goes on user time
                 self.kernel_ok = False
+        elif newest is not None:
+            newest -= self._offset
+        if data and newest is not None and self.peek:
+            # One event in the read: its last byte came with the newest packet. Several: the
+            # earlier ones completed at some time after the previous read returned.
+            several = data.count(b"\n\n") + data.count(b"\r\n\r\n") > 1 or (
+                self._pending is not None and (self._pending() or _queued(sock))
+            )
+            newest = max(lower, min(newest, ut))
+            floor = lower if several else newest
+            if self.kernel_ok:
+                _widen(self.bounds, t, t - min(floor, t))
+            _widen(self.ubounds, ut, ut - floor)
         self.t, self.ut = t, ut
         self.received += len(data)
         return data
+
+
+def _peek_stamp(sock: Any) -> int | None:
+    """The kernel receive time of the bytes queued beneath a TLS socket (waits for some);
+    None when the socket cannot be peeked (closed under the TLS layer, or no stamp)."""
+    try:
+        _d, peeked, _f, _a = _raw_recvmsg(sock, 1, _ANCILLARY, _PEEK)
+    except (AttributeError, NotImplementedError, ValueError):
+        return None
+    except OSError as exc:
+        if isinstance(exc, TimeoutError):
+            raise
+        return None  # the read that follows meets the same error and reports it
+    return _stamp(peeked)
+
+
+def _queued(sock: Any) -> bool:
+    """Bytes wait in the kernel beneath a TLS socket (another record may share the stamp)."""
+    try:
+        return bool(struct.unpack("i", fcntl.ioctl(sock.fileno(), _FIONREAD, b"\0\0\0\0"))[0])
+    except OSError:
+        return True
+
+
+def _widen(bounds: dict[int, int], stamp: int, late: int) -> None:
+    """Keep the largest bound of the reads stamped ``stamp``."""
+    if late > bounds.get(stamp, -1):
+        bounds[stamp] = late
 
 
 def read_head(resp: Any, reader: StampedReader) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 
 import gevent
 
+from chatprobe.load.conformance import LoadChecker
 from chatprobe.load.exchange import stream_exchange
 from chatprobe.load.locust_stats import LocustStats
 from chatprobe.load.plan import RunPlan
@@ -67,6 +68,7 @@ class RequestPath:
         self.users_at = users_at
         self.worker = worker
         self.aborted = 0  # requests killed in flight at the end of the run: no sample
+        self.checker = LoadChecker(plan.conformance_share)  # conformance under load
         self.listeners: list[Listener] = []
 
     def send(
@@ -100,7 +102,17 @@ class RequestPath:
             backoff.resume_at = max(backoff.resume_at, now + pause)
         for listener in self.listeners:
             listener(record, choice, received)
-        self.keep(record, choice, received, retry_after_s=retry_after, backoff_s=pause)
+        broken = None
+        if record.events and self.checker.due():  # timing is final: judged off its path
+            broken = self.checker.judge(record, choice.body)
+        self.keep(
+            record,
+            choice,
+            received,
+            retry_after_s=retry_after,
+            backoff_s=pause,
+            checks_broken=broken,
+        )
         return record
 
     def keep(
@@ -111,6 +123,7 @@ class RequestPath:
         *,
         retry_after_s: float | None = None,
         backoff_s: float | None = None,
+        checks_broken: list[str] | None = None,
     ) -> None:
         """Place a finished record in the run, hand its sample to the sink, tell locust."""
         target = choice.target
@@ -133,6 +146,7 @@ class RequestPath:
             backoff_s=backoff_s,
             session=choice.session,
             turn=choice.turn,
+            checks_broken=checks_broken,
         )
         self.sink.add(sample)
         self.stats.request(record, target.label, received)

@@ -123,6 +123,8 @@ class Scenario:
     slo_attainment: float | None = None  # share that must meet them (None: metrics' default)
     timeouts: Timeouts = field(default_factory=Timeouts)
     emulator: dict[str, Any] = field(default_factory=dict)
+    conformance_share: float = 1.0  # share of streams the load checks judge
+    timing_bound_ms: float = 5.0  # p99 client timing error bound that marks a run
     conversation: ConversationSpec | None = None  # sessions of turns (load/conversation.py)
     trace: Trace | None = None  # arrivals replayed from a trace file (load/trace.py)
 
@@ -466,6 +468,8 @@ def _from_doc(doc: YamlDoc) -> Scenario:
         slo_attainment=_slo(data).get("attainment"),
         timeouts=timeouts,
         emulator=emulator,
+        conformance_share=float(data.get("conformance_share", 1.0)),
+        timing_bound_ms=float(data.get("timing_bound_ms", 5.0)),
         conversation=conversation,
     )
     return scenario.with_trace(trace) if trace is not None else scenario

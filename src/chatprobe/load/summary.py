@@ -79,6 +79,7 @@ def run_spec(
         prices=prices,
         targets=[(t.provider, t.model) for t in plan.targets],
         session_turns=plan.conversation.turns if plan.conversation is not None else None,
+        timing_bound_ms=plan.timing_bound_ms,
     )
 
 

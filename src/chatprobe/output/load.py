@@ -180,6 +180,19 @@ def print_summary(
         flags.append("interrupted")
     if summary.get("client_saturated"):
         flags.append("client saturated: schedule lag p99 above threshold")
+    bound = summary.get("timing_bound") or {}
+    if bound.get("message"):
+        lines.append(("WARNING " if bound.get("exceeded") else "") + str(bound["message"]))
+    for g in summary.get("groups", []):
+        conf = g.get("conformance") or {}
+        if conf.get("checked"):
+            broke = ", ".join(
+                f"{name} {share:.1%}" for name, share in (conf.get("share") or {}).items()
+            )
+            lines.append(
+                f"conformance under load: {target_label(summary, g)}: {conf['checked']} streams "
+                f"checked; broken: {broke or 'none'}"
+            )
     lost = (summary.get("workers") or {}).get("lost") or []
     if lost:
         flags.append(f"{len(lost)} worker(s) lost")

@@ -30,6 +30,7 @@ from chatprobe.metrics import (
     SLO_METRICS,
     CacheFigures,
     CheckTally,
+    ConformanceUnderLoad,
     ContractFigures,
     Cost,
     Dist,
@@ -44,6 +45,7 @@ from chatprobe.metrics import (
     SessionFigures,
     Slo,
     StageFigures,
+    TimingBound,
     TurnFigures,
     compute_run,
     contract_figures,
@@ -650,6 +652,8 @@ _NESTED: dict[str, Any] = {
     "reasoning": ReasoningFigures,
     "cache": CacheFigures,
     "lengths": LengthFigures,
+    "timing_bound": TimingBound,
+    "conformance": ConformanceUnderLoad,
 }
 
 

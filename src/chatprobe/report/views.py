@@ -861,6 +861,61 @@ def _errors(report: Report) -> Section:
             rows,
         )
     )
+    bounds = [
+        [
+            Cell(_who(g)),
+            Cell(g.model),
+            Cell(", ".join(f"{k} {v}" for k, v in g.timing_bound.stamps.items()) or "-"),
+            num(count(g.timing_bound.samples)),
+            num(ms(g.timing_bound.ttft_ms.p50)),
+            num(ms(g.timing_bound.ttft_ms.p99)),
+            num(ms(g.timing_bound.read_ms.p99)),
+            Cell("above the limit: client saturated" if g.timing_bound.exceeded else "ok"),
+        ]
+        for g in report.groups
+        if g.timing_bound.samples or g.timing_bound.unbounded
+    ]
+    if bounds:
+        section.blocks.append(
+            table(
+                "timing-bound",
+                "Client timing error bound: how far TTFT can be off by the load client's own "
+                "lateness (request write + how late the first token's read was stamped)",
+                [
+                    "provider",
+                    "model",
+                    "stamps",
+                    "requests",
+                    "TTFT bound p50",
+                    "TTFT bound p99",
+                    "worst read p99",
+                    "verdict",
+                ],
+                bounds,
+            )
+        )
+    conformance = [
+        [
+            Cell(_who(g)),
+            Cell(g.model),
+            num(count(g.conformance.checked)),
+            Cell(name, "check"),
+            num(count(n)),
+            num(pct(g.conformance.share.get(name))),
+        ]
+        for g in report.groups
+        for name, n in (g.conformance.broken.items() or [("(none broken)", 0)])
+        if g.conformance.checked
+    ]
+    if conformance:
+        section.blocks.append(
+            table(
+                "conformance-under-load",
+                "Conformance under load: streams of the load run that broke each stream check",
+                ["provider", "model", "streams checked", "check", "broken", "share"],
+                conformance,
+            )
+        )
     anomalies = [
         [Cell(_who(g)), Cell(g.model), Cell(tag, "check"), num(count(n))]
         for g in report.groups

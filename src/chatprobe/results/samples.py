@@ -219,6 +219,33 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
         "",
         "where the arrival stamps were taken: `kernel` (the kernel's receive time, Linux over "
         "plain TCP) or `user` (right after each read returned, as over TLS)",
+        "code",
+    ),
+    _F(
+        "ttft_bound_ms",
+        "number | null",
+        "ms",
+        "how far ttft_ms can be off by the client's own lateness: t0 to the end of the "
+        "request's write (a new connection's set-up included) plus how late the stamp of the "
+        "read that carried the first token can be (its stamp minus the kernel receive time of "
+        "the oldest byte it took; on either clock); null where no kernel receive time exists",
+        "float",
+    ),
+    _F(
+        "read_bound_ms",
+        "number | null",
+        "ms",
+        "the same bound for the worst read of the exchange: how late any chunk's stamp can be",
+        "float",
+    ),
+    _F(
+        "checks_broken",
+        "array of string | null",
+        "",
+        "conformance under load: the stream checks (chatprobe.load.conformance) this stream "
+        "broke, `[]` when it broke none; null when it was not checked (not a stream, or "
+        "outside the configured share)",
+        "text",
     ),
     _F("scenario", "string", "", "scenario name", "code"),
     _F("stage", "string", "", "stage name, e.g. `16 users`", "code"),
@@ -307,11 +334,13 @@ def build_sample(
     backoff_s: float | None = None,
     session: str | None = None,
     turn: int | None = None,
+    checks_broken: list[str] | None = None,
 ) -> dict[str, Any]:
     """The sample of one finished record, placed in its run (see :data:`SAMPLE_FIELDS`).
 
     ``excerpt`` adds ``output_excerpt`` when the request succeeded; ``retry_after_s`` and
-    ``backoff_s`` say how the run held back after it (:mod:`chatprobe.load.polite`). Text a
+    ``backoff_s`` say how the run held back after it (:mod:`chatprobe.load.polite`);
+    ``checks_broken`` is the conformance-under-load verdict (None: not checked). Text a
     provider could have written (the error detail, anomalies, the excerpt) is scrubbed here,
     so every sample is safe to write as it is.
     """
@@ -344,6 +373,9 @@ def build_sample(
         "error_detail": scrub_text(record.error_detail[:DETAIL_CHARS]),
         "anomalies": [scrub_text(a[:ANOMALY_CHARS]) for a in record.anomalies[:MAX_ANOMALIES]],
         "clock": record.clock,
+        "ttft_bound_ms": _round(record.ttft_bound_ms),
+        "read_bound_ms": _round(record.read_bound_ms),
+        "checks_broken": checks_broken,
         "scenario": scenario,
         "stage": stage,
         "users": users,
@@ -457,7 +489,7 @@ INT_COLUMNS = tuple(f.name for f in _READ if f.column == "int")
 
 
 def _read_type(f: SampleField) -> Any:
-    if f.name == "anomalies":
+    if f.name in ("anomalies", "checks_broken"):
         return list[str] | None
     return _COLUMN_TYPES.get(f.column, str) | None
 
@@ -481,7 +513,9 @@ class SampleTable:
     ``source[i]`` indexes :attr:`token_sources`; ``session[i]`` indexes :attr:`sessions`
     (-1: not in a session). Missing floats are NaN and missing ints are -1. Error messages
     and anomalies are counted per (group, class or tag, warm-up), output excerpts kept per
-    group, not per sample.
+    group, not per sample. ``user_clock[i]`` is 1 where the sample's stamps were taken in
+    user space. Conformance under load: ``checked`` counts the streams checked per (group,
+    warm-up), ``broken`` those that broke each check per (group, check, warm-up).
     """
 
     groups: list[tuple[str, str]] = field(default_factory=list)
@@ -496,6 +530,7 @@ class SampleTable:
     stage: array = field(default_factory=lambda: array("H"))
     source: array = field(default_factory=lambda: array("H"))
     warmup: bytearray = field(default_factory=bytearray)
+    user_clock: bytearray = field(default_factory=bytearray)
     floats: dict[str, array] = field(
         default_factory=lambda: {name: array("d") for name in FLOAT_COLUMNS}
     )
@@ -505,6 +540,8 @@ class SampleTable:
     error_details: dict[tuple[int, str, str, bool], int] = field(default_factory=dict)
     anomalies: dict[tuple[int, str, bool], int] = field(default_factory=dict)
     excerpts: dict[int, list[str]] = field(default_factory=dict)
+    checked: dict[tuple[int, bool], int] = field(default_factory=dict)
+    broken: dict[tuple[int, str, bool], int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.group)
@@ -605,6 +642,7 @@ class _TableBuilder:
         t.session.extend(self._codes(list(cols["session"]), self._session_codes, t.sessions, str))
         warm = list(map(bool, cols["warmup"]))
         t.warmup.extend(warm)
+        t.user_clock.extend(c != "kernel" for c in cols["clock"])
         for name in FLOAT_COLUMNS:
             values = cols[name]
             try:  # build first: a failed extend() would leave a partial column behind
@@ -633,6 +671,13 @@ class _TableBuilder:
             for tag in {anomaly_tag(n) for n in notes[k]}:
                 key2 = (groups[k], tag, warm[k])
                 t.anomalies[key2] = t.anomalies.get(key2, 0) + 1
+        verdicts = cols["checks_broken"]
+        for k in [k for k, x in enumerate(verdicts) if isinstance(x, list)]:
+            key3 = (groups[k], warm[k])
+            t.checked[key3] = t.checked.get(key3, 0) + 1
+            for name in set(map(str, verdicts[k])):
+                key4 = (groups[k], name, warm[k])
+                t.broken[key4] = t.broken.get(key4, 0) + 1
         excerpts = cols["output_excerpt"]
         for k in [k for k, x in enumerate(excerpts) if x]:
             kept = t.excerpts.setdefault(groups[k], [])
@@ -830,6 +875,7 @@ def _merge(parts: list[_Part]) -> tuple[SampleTable, int, list[int], bool]:
         t.stage.extend(array("H", [smap[x] for x in p.stage]))
         t.source.extend(array("H", [tmap[x] for x in p.source]))
         t.warmup.extend(p.warmup)
+        t.user_clock.extend(p.user_clock)
         for name, col in p.floats.items():
             t.floats[name].extend(col)
         for name, col in p.ints.items():
@@ -840,6 +886,12 @@ def _merge(parts: list[_Part]) -> tuple[SampleTable, int, list[int], bool]:
         for (g, tag, warm), count in p.anomalies.items():
             key2 = (gmap[g], tag, warm)
             t.anomalies[key2] = t.anomalies.get(key2, 0) + count
+        for (g, warm), count in p.checked.items():
+            key3 = (gmap[g], warm)
+            t.checked[key3] = t.checked.get(key3, 0) + count
+        for (g, name, warm), count in p.broken.items():
+            key4 = (gmap[g], name, warm)
+            t.broken[key4] = t.broken.get(key4, 0) + count
         for g, texts in p.excerpts.items():
             kept = t.excerpts.setdefault(gmap[g], [])
             kept.extend(texts[: max(0, _MAX_EXCERPTS - len(kept))])
