@@ -60,6 +60,7 @@ class Calibration:
     requested_rate: float | None = None
     achieved_rate: float | None = None
     busy_fraction: float | None = None
+    loop_lag_p99_ms: float | None = None  # the event loop's wake-up lateness (loopwatch)
     cpus: int = 1
     threshold_ms: float = DEFAULT_TIMING_BOUND_MS
     recommended_processes: int = 1
@@ -82,7 +83,8 @@ class Calibration:
                 f"  rate: requested {self.requested_rate:g}/s, achieved {_f(self.achieved_rate)}/s"
             )
         out.append(
-            f"  client CPU busy {_pct(self.busy_fraction)}; recommended processes: "
+            f"  client CPU busy {_pct(self.busy_fraction)}, event loop late p99 "
+            f"{_f(self.loop_lag_p99_ms)} ms; recommended processes: "
             f"{self.recommended_processes} (this machine has {self.cpus} CPUs)"
         )
         return out
@@ -232,6 +234,7 @@ def _measure(
     result.achieved_rate = summary.get("achieved_rate")
     cpu = summary.get("client_cpu") or {}
     result.busy_fraction = cpu.get("busy_fraction")
+    result.loop_lag_p99_ms = (cpu.get("loop_lag_ms") or {}).get("p99_ms")
 
 
 def calibrate_for(options: LoadOptions, *, auto: bool) -> tuple[LoadOptions, Calibration]:

@@ -228,8 +228,8 @@ def test_a_starved_client_is_detected_and_its_steps_marked_invalid(tmp_path: Pat
     """The whole command on one CPU at the lowest priority, beside four busy loops there,
     each in its own session (the kernel's autogroups share a CPU between sessions, so
     that is what takes the CPU from locust's own session): the client falls behind its
-    schedule at a rate one core could carry (300 req/s), and the step says the client was
-    the limit."""
+    schedule at a rate one core could carry (300 req/s), its event loop wakes late, and the
+    step says the client was the limit."""
     cpu = sorted(os.sched_getaffinity(0))[0]
     path = scenario(tmp_path / "s.yaml", Capacity(slots=32, tokens_per_s=800), SLO(itl_ms=15))
     burn = "import time\nend = time.time() + 40\nwhile time.time() < end: pass\n"
@@ -287,7 +287,10 @@ def test_a_starved_client_is_detected_and_its_steps_marked_invalid(tmp_path: Pat
     assert result.returncode == 0, result.stderr[-2000:]
     (target,) = orjson.loads(result.stdout)["capacity"]["targets"]
     first = target["steps"][0]
-    assert first["outcome"] == "invalid" and not first["health"]["valid"]
+    assert first["outcome"] == "invalid" and not first["health"]["valid"], first["health"]
     assert first["health"]["problems"]
+    # the starved process is not busy (it waits for the CPU), and its event loop is measured
+    assert first["health"]["cpu_busy"] < first["health"]["cpu_limit"]
+    assert first["health"]["loop_lag_p99_ms"] is not None
     assert target["end"] == "client_limited"
     assert "invalid" in target["statement"] and "--processes" in target["advice"][0]

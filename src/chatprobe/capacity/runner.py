@@ -324,7 +324,9 @@ def measure_step(folder: Path, slo: CapacitySlo, *, level: float, stopped_early:
         done = [i for i in ok if offsets[i] + (e2e[i] if e2e[i] == e2e[i] else 0) / 1e3 <= end]
     throughput = len(done) / window if window > 0 else None
     # the client's health
-    cpu = (summary.get("client_cpu") or {}).get("busy_fraction")
+    client_cpu = summary.get("client_cpu") or {}
+    cpu = client_cpu.get("busy_fraction")
+    loop = client_cpu.get("loop_lag_ms") or {}
     timing = timing_error_ms(folder)
     health = assess(
         lag_p99_ms=figures.lag_ms.p99 if open_loop else None,
@@ -332,6 +334,8 @@ def measure_step(folder: Path, slo: CapacitySlo, *, level: float, stopped_early:
         cpu_busy=cpu,
         timing_error_ms=timing,
         timing_limit_ms=timing_limit(list(slo.limits.values())),
+        loop_lag_p99_ms=loop.get("p99_ms"),
+        loop_lag_limit_ms=loop.get("limit_ms"),
     )
     return Step(
         level=level,

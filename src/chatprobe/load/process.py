@@ -37,6 +37,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from chatprobe.load.bare import BARE_SCENARIO, bare_target, plan_from_environment, write_bare_meta
 from chatprobe.load.locust_stats import LocustStats
+from chatprobe.load.loopwatch import LOOP_LAG_LIMIT_MS, LoopWatch
 from chatprobe.load.plan import RunPlan
 from chatprobe.load.polite import Backoff
 from chatprobe.load.quota import RequestQuota
@@ -82,6 +83,7 @@ class LoadRun:
         self.held_skips = 0  # open loop: arrivals not sent while held back
         self._users = 0
         self._cpu_start: float | None = None
+        self.loop = LoopWatch()  # the event loop's wake-up lateness (load processes)
 
     @property
     def out_dir(self) -> Path:
@@ -150,6 +152,7 @@ class LoadRun:
             "held_skips": self.held_skips,
             "index": self.worker_index,
             "cpu_s": self.cpu_used_s(),
+            "loop_lag_ms": self.loop.figures(),
         }
 
     def _ship_final(self) -> None:
@@ -200,9 +203,12 @@ class LoadRun:
         self.timeline.start()
         if self._cpu_start is None:
             self._cpu_start = time.process_time()
+        if self.role != "master":
+            self.loop.start()
 
     def on_test_stopping(self, environment: Any, **_: Any) -> None:
         self.end.stopping.set()
+        self.loop.stop()
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
         self._ship_final()
@@ -241,7 +247,9 @@ class LoadRun:
         )
 
     def client_cpu(self) -> dict[str, Any]:
-        """CPU the load generator used: the cost per request, and a saturation hint."""
+        """CPU the load generator used: the cost per request, a saturation hint, and how
+        late its event loop woke (:mod:`chatprobe.load.loopwatch`; a distributed run's
+        worst worker)."""
         own = self.cpu_used_s()
         master = self.sink if isinstance(self.sink, MasterSink) else None
         workers: dict[str, float] = {}
@@ -253,6 +261,16 @@ class LoadRun:
             }
             generating = master.final_total("cpu_s")
         wall = self.end.end_offset_s or self.timeline.offset_s()
+        loop: dict[str, Any] = dict(self.loop.figures())
+        if master is not None:  # the worst worker's wake-up lateness (its p99)
+            loop = {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+            for cid, final in sorted(master.finals.items()):
+                theirs = final.get("loop_lag_ms") or {}
+                if theirs.get("p99_ms") is not None and (
+                    loop["p99_ms"] is None or theirs["p99_ms"] > loop["p99_ms"]
+                ):
+                    loop = {**theirs, "worker": master.worker_name(cid)}
+        loop["limit_ms"] = LOOP_LAG_LIMIT_MS
         return {
             "process": self.role,
             "cpu_s": round(generating, 3),
@@ -266,6 +284,7 @@ class LoadRun:
                 if wall
                 else None
             ),
+            "loop_lag_ms": loop,
         }
 
     def on_quitting(self, environment: Any, **_: Any) -> None:

@@ -10,6 +10,8 @@ folder through the same function, so the two agree.
 * ``client_cpu``: CPU the load generator spent from test start to the end of load (the
   workers' total in a distributed run), per request, and as a fraction of the wall time;
   near 1.0 the client was the bottleneck and its queueing is in the latency figures.
+  ``loop_lag_ms`` is how late its event loop woke (:mod:`chatprobe.load.loopwatch`): a
+  starved client is busy only the little CPU time it gets, and this is what shows it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from chatprobe.results.snapshot import ProfileSnapshot
 __all__ = [
     "SUMMARY_VERSION",
     "build_summary",
+    "client_starved",
     "read_sample_table",
     "run_spec",
     "slo_declared",
@@ -114,6 +117,9 @@ def build_summary(
     }
     ol = plan.open_loop
     all_notes = [*run.pop("notes"), *notes]
+    starved = client_starved(client_cpu)
+    if starved:
+        all_notes.append(starved)
     providers = dict.fromkeys(t.provider for t in plan.targets)
     # What people call each provider (the naming rule: chatprobe.endpoints); ids stay the keys.
     shown = {p: profiles.display_name(p) if profiles else p for p in providers}
@@ -143,6 +149,21 @@ def build_summary(
         "interrupted": interrupted,
         "end_reason": end_reason,
     }
+
+
+def client_starved(client_cpu: dict[str, Any] | None) -> str:
+    """A note when the load process's event loop woke later than its limit (p99), or "":
+    the client was short of CPU or overloaded, and its timing is in the figures."""
+    loop = (client_cpu or {}).get("loop_lag_ms") or {}
+    p99, limit = loop.get("p99_ms"), loop.get("limit_ms")
+    if p99 is None or limit is None or p99 <= limit:
+        return ""
+    who = f" ({loop['worker']})" if loop.get("worker") else ""
+    return (
+        f"client short of CPU: its event loop woke up to {p99:.1f} ms late{who} (p99 over "
+        f"{loop.get('n', 0)} wake-ups, limit {limit:g} ms); sends and reads were late by as "
+        "much: give the load generator a core of its own or more processes (--processes auto)"
+    )
 
 
 def summary_verdict(

@@ -1,0 +1,65 @@
+"""How late the load process's event loop wakes up: the client's own health, directly.
+
+A load generator that is short of CPU (other processes on its core, a nice level, a
+container's quota) or whose event loop is overloaded does not notice by itself: it sends
+what it manages to send and stamps what it manages to read. CPU seconds per wall second do
+not tell it either, since a starved process is busy only the little time it is given.
+What does tell is a timer: a greenlet asks to wake every :data:`INTERVAL_S` and records how
+late it woke. On a healthy process that lateness stays near the event loop's timer
+resolution (about a millisecond); a starved or saturated one wakes tens of milliseconds
+late, and every request it sends or reads in that time is late by as much.
+
+Locust child only (gevent).
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from typing import Any
+
+import gevent
+
+from chatprobe.stats import percentile
+
+__all__ = ["INTERVAL_S", "LOOP_LAG_LIMIT_MS", "LoopWatch"]
+
+INTERVAL_S = 0.01
+# a p99 wake-up lateness above this says the process was short of CPU or overloaded
+LOOP_LAG_LIMIT_MS = 10.0
+
+
+class LoopWatch:
+    """A greenlet that records the event loop's wake-up lateness (ms) until stopped."""
+
+    def __init__(self, interval_s: float = INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.lateness = array("d")
+        self._greenlet: Any = None
+
+    def start(self) -> None:
+        if self._greenlet is None:
+            self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=False)
+            self._greenlet = None
+
+    def _run(self) -> None:
+        interval_ns = int(self.interval_s * 1e9)
+        while True:
+            due = time.perf_counter_ns() + interval_ns
+            gevent.sleep(self.interval_s)
+            self.lateness.append(max(0, time.perf_counter_ns() - due) / 1e6)
+
+    def figures(self) -> dict[str, float | int | None]:
+        """``{"interval_ms", "n", "p50_ms", "p99_ms", "max_ms"}`` of the wake-ups so far."""
+        data = sorted(self.lateness)
+        return {
+            "interval_ms": self.interval_s * 1e3,
+            "n": len(data),
+            "p50_ms": round(percentile(data, 50.0), 3) if data else None,
+            "p99_ms": round(percentile(data, 99.0), 3) if data else None,
+            "max_ms": round(data[-1], 3) if data else None,
+        }
