@@ -8,12 +8,16 @@ step, a handful of steps per search.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import orjson
+import psutil
 import pytest
 
 from chatprobe.capacity.runner import CapacityOptions, run_capacity
@@ -223,67 +227,85 @@ def test_closed_loop_searches_whole_users(tmp_path: Path) -> None:
     assert all(float(s["level"]).is_integer() for s in target["steps"])
 
 
+def throttle_locust(parent: int, done: threading.Event) -> None:
+    """Stop every locust process under ``parent`` for 70 ms of each 100 ms until ``done``;
+    they are always left running."""
+    stopped: list[psutil.Process] = []
+    try:
+        while not done.is_set():
+            try:
+                children = psutil.Process(parent).children(recursive=True)
+            except psutil.NoSuchProcess:
+                return
+            stopped = []
+            for child in children:
+                with contextlib.suppress(psutil.Error):
+                    if "locust" in child.cmdline():
+                        child.suspend()
+                        stopped.append(child)
+            time.sleep(0.07)
+            for child in stopped:
+                with contextlib.suppress(psutil.Error):
+                    child.resume()
+            stopped = []
+            time.sleep(0.03)
+    finally:
+        for child in stopped:
+            with contextlib.suppress(psutil.Error):
+                child.resume()
+
+
 @pytest.mark.slow
 def test_a_starved_client_is_detected_and_its_steps_marked_invalid(tmp_path: Path) -> None:
-    """The whole command on one CPU at the lowest priority, beside four busy loops there,
-    each in its own session (the kernel's autogroups share a CPU between sessions, so
-    that is what takes the CPU from locust's own session): the client falls behind its
-    schedule at a rate one core could carry (300 req/s), its event loop wakes late, and the
-    step says the client was the limit."""
-    cpu = sorted(os.sched_getaffinity(0))[0]
+    """The locust child is throttled the way a cgroup CPU quota throttles a container: it is
+    stopped for 70 ms of every 100 ms (SIGSTOP, SIGCONT). Priorities and busy loops on the
+    same CPU do not starve it reliably (the kernel's autogroups give each session a share),
+    a stop does. The client then falls behind its schedule at a rate one core could carry
+    (300 req/s), its event loop wakes late, and the step says the client was the limit."""
     path = scenario(tmp_path / "s.yaml", Capacity(slots=32, tokens_per_s=800), SLO(itl_ms=15))
-    burn = "import time\nend = time.time() + 40\nwhile time.time() < end: pass\n"
-    burners = [
-        subprocess.Popen(
-            [sys.executable, "-c", burn],
-            stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
-            start_new_session=True,
-        )
-        for _ in range(4)
-    ]
-
-    def starve() -> None:
-        os.sched_setaffinity(0, {cpu})
-        os.nice(19)
-
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chatprobe.cli",
+            "capacity",
+            str(path),
+            "--emulator",
+            "--start",
+            "300",
+            "--step-duration",
+            "8s",
+            "--min-step",
+            "3s",
+            "--step-warmup",
+            "1s",
+            "--max-steps",
+            "2",
+            "--min-samples",
+            "40",
+            "--out",
+            str(tmp_path / "results"),
+            "--quiet",
+            "--format",
+            "json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    done = threading.Event()
+    throttler = threading.Thread(target=throttle_locust, args=(command.pid, done), daemon=True)
+    throttler.start()
     try:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "chatprobe.cli",
-                "capacity",
-                str(path),
-                "--emulator",
-                "--start",
-                "300",
-                "--step-duration",
-                "8s",
-                "--min-step",
-                "3s",
-                "--step-warmup",
-                "1s",
-                "--max-steps",
-                "2",
-                "--min-samples",
-                "40",
-                "--out",
-                str(tmp_path / "results"),
-                "--quiet",
-                "--format",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=240,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=starve,
-        )
+        stdout, stderr = command.communicate(timeout=240)
     finally:
-        for burner in burners:
-            burner.kill()
-            burner.wait()
+        done.set()
+        throttler.join(timeout=10)
+        if command.poll() is None:
+            command.kill()
+            command.wait()
+    result = subprocess.CompletedProcess(command.args, command.returncode, stdout, stderr)
     assert result.returncode == 0, result.stderr[-2000:]
     (target,) = orjson.loads(result.stdout)["capacity"]["targets"]
     first = target["steps"][0]
