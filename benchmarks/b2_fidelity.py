@@ -207,6 +207,7 @@ def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, An
         "bound_covers_strict": strict / len(bounds) if bounds else None,
         "bound_covers_recv": recv_covered / len(bounds) if bounds else None,
         "notes": run.data.get("notes", []),
+        "checked_pct": run.data.get("checked_pct"),
     }
 
 

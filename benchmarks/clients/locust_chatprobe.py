@@ -104,6 +104,9 @@ def main() -> None:
 
         result = locust_driver.run("chatprobe", user, args, users=users, on_runner=init)
         result.started = run.sink.produced
+        judge = run.path.judge  # checks judge in idle time; a saturated client skips them
+        if judge.judged + judge.skipped:
+            result.checked_pct = 100 * judge.judged / (judge.judged + judge.skipped)
         result.write()
 
 

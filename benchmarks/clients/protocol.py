@@ -177,6 +177,7 @@ class Result:
     cores0: dict[str, tuple[int, int]] = field(default_factory=dict)
     cores1: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    checked_pct: float | None = None  # chatprobe: streams its conformance checks judged
 
     def window_start(self) -> None:
         self.cores0 = core_times()
@@ -238,6 +239,7 @@ class Result:
             "run_delay_pct": waited[0],  # of the window, runnable but without a CPU
             "peer_run_delay_pct": waited[1],
             "notes": self.notes,
+            "checked_pct": self.checked_pct,
             "samples": inside,
         }
         tmp = self.args.out + ".tmp"

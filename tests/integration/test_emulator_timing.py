@@ -9,11 +9,14 @@ the two HTTP stacks. Run with ``-s`` to see the figures.
 from __future__ import annotations
 
 import statistics
+import threading
+import time
 
 import pytest
 
 from chatprobe.client import ChatClient
 from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig
+from chatprobe.kernelclock import KERNEL_TIMESTAMPS
 from chatprobe.profiles import list_profiles, load_profile
 
 REQUESTS = 30
@@ -74,3 +77,35 @@ def test_client_ttft_matches_ground_truth(emulator: Emulator, provider: str) -> 
     # the client to the right order of magnitude: its error is a small part of the TTFT.
     client_ttft = statistics.median(r.ttft_ms for r in records if r.ttft_ms is not None)
     assert statistics.median(abs_error) < 0.5 * client_ttft
+
+
+@pytest.mark.skipif(not KERNEL_TIMESTAMPS, reason="kernel receive stamps are Linux-only")
+def test_a_busy_event_loop_does_not_move_the_arrival_time(emulator: Emulator) -> None:
+    """The request reaches the emulator while its event loop is blocked: the truth's
+    arrival is the kernel's stamp (before the block ends), its parse time after it, and
+    the intended TTFT counts from the arrival."""
+    blocked, released = threading.Event(), []
+
+    def block(_server: object) -> None:
+        blocked.set()
+        time.sleep(0.2)  # the loop can read nothing meanwhile
+        released.append(time.perf_counter_ns())
+
+    body = {"messages": [{"role": "user", "content": "Late?"}], "stream": True}
+    model = next(iter(load_profile("openrouter").models))
+    with ChatClient(emulator.profile("openrouter"), api_key=DEMO_KEY) as client:
+        client.chat(body, model=model)  # an open connection: no accept waits on the loop
+        since = max(t["seq"] for t in emulator.truth())
+        blocker = threading.Thread(target=emulator._call, args=(block,))
+        blocker.start()
+        assert blocked.wait(10)
+        record = client.chat(body, model=model)
+        blocker.join()
+    assert record.ok, record.summary_line()
+    (truth,) = emulator.truth(since=since)
+    assert record.t0_ns <= truth["t_received_ns"] < released[0] <= truth["t_parsed_ns"]
+    assert truth["t_first_content_ns"] >= truth["t_parsed_ns"]
+    # the client's TTFT and the truth's both count from the request's arrival
+    truth_ttft = (truth["t_first_content_ns"] - truth["t_received_ns"]) / 1e6
+    assert record.ttft_ms is not None and record.ttft_ms >= truth_ttft
+    assert truth_ttft > (released[0] - truth["t_received_ns"]) / 1e6

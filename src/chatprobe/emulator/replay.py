@@ -311,7 +311,7 @@ class ReplayResponder:
         if req.method != "POST":
             return _error(req, 405, "method not allowed")
         recording, why = self.library.match(req.body)
-        record = self.truth.open(req.t_received_ns, req.path, "replay")
+        record = self.truth.open(req.t_received_ns, req.path, "replay", req.t_parsed_ns)
         if recording is None:
             record.status = 404
             record.error = why

@@ -100,6 +100,7 @@ class Request:
         "method",
         "path",
         "query",
+        "t_parsed_ns",
         "t_received_ns",
         "too_large",
     )
@@ -114,6 +115,7 @@ class Request:
         keep_alive: bool,
         t_received_ns: int,
         too_large: bool = False,
+        t_parsed_ns: int | None = None,
     ) -> None:
         self.method = method
         self.path = path
@@ -121,7 +123,8 @@ class Request:
         self.headers = headers  # lower-case names
         self.body = body
         self.keep_alive = keep_alive
-        self.t_received_ns = t_received_ns
+        self.t_received_ns = t_received_ns  # arrival (the kernel's stamp where there is one)
+        self.t_parsed_ns = t_received_ns if t_parsed_ns is None else t_parsed_ns
         self.too_large = too_large
 
 
@@ -380,7 +383,7 @@ class Responder:
     def _chat(self, req: Request, served: Served, path: str) -> Reply:
         config = self.config
         dialect = served.dialect
-        record = self.truth.open(req.t_received_ns, path, served.name)
+        record = self.truth.open(req.t_received_ns, path, served.name, req.t_parsed_ns)
         rng = random.Random(config.seed * 1_000_003 + record.seq)
         faults, unknown = parse_fault_header(
             req.headers.get(b"x-chatprobe-fault", b"").decode("latin-1")
@@ -940,7 +943,9 @@ class Responder:
         interval = max(1, int(self.config.comment_interval_s * 1e9))
         t0 = reply.steps[0][0] if reply.steps and reply.steps[0][0] >= 0 else req.t_received_ns
         reply.pacer = Pacer(engine, job, reply, record, totals, comment, interval, t0)
-        engine.submit(job, req.t_received_ns)
+        # the scheduler learns of a request when the server has read it, as a real one does
+        # (the wait before that is in the truth's TTFT, counted from arrival)
+        engine.submit(job, req.t_parsed_ns)
 
     # ------------------------------------------------------------------ control
     def stats(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import cast
 
 import httptools
 
+from chatprobe.emulator.arrival import StampedSocket, StampingListener, listening_socket
 from chatprobe.emulator.certs import Certificates, make_certificates
 from chatprobe.emulator.config import EmulatorConfig
 from chatprobe.emulator.models import served_profile
@@ -52,6 +53,7 @@ from chatprobe.profiles import ProviderProfile, list_profiles
 
 __all__ = ["EmulatorServer", "base_url_for", "root_url"]
 
+_BACKLOG = 2048
 _SLACK_NS = 200_000  # steps due within 0.2 ms go out with the current write
 _BAD_REQUEST = (
     b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: 39\r\n"
@@ -173,12 +175,16 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._too_large = False
+        self.stamped: StampedSocket | None = None  # kernel arrival stamps of each read
 
     # ------------------------------------------------------------------ asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # asyncio types the argument as BaseTransport; a stream server's is a Transport
         self.transport = cast(asyncio.Transport, transport)
         self.server.connections.add(self)
+        listener = self.server.listener
+        if listener is not None:
+            self.stamped = listener.claim(transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -244,7 +250,9 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
-        t = time.perf_counter_ns()
+        parsed = time.perf_counter_ns()
+        # the request arrived with the read that completed it: the kernel's stamp of it
+        t = parsed if self.stamped is None else self.stamped.arrival(parsed)
         url = httptools.parse_url(self._url)
         request = Request(
             method=self.parser.get_method().decode("ascii", "replace"),
@@ -254,6 +262,7 @@ class _Connection(asyncio.Protocol):
             body=b"".join(self._body),
             keep_alive=self.parser.should_keep_alive(),
             t_received_ns=t,
+            t_parsed_ns=parsed,
             too_large=self._too_large,
         )
         self._body = []
@@ -352,6 +361,7 @@ class EmulatorServer:
         self._refusal_timers: list[asyncio.TimerHandle] = []
         self._stopping = False
         self._stopped: asyncio.Future[None] | None = None
+        self.listener: StampingListener | None = None  # when requests get arrival stamps
 
     @property
     def provider_names(self) -> list[str]:
@@ -382,13 +392,19 @@ class EmulatorServer:
         return self.port
 
     async def _listen(self) -> asyncio.Server:
+        port = self.port or self.config.port
+        self.listener = listening_socket(self.config.host, port, _BACKLOG)
+        if self.listener is None:  # no kernel stamps here, or a host of several addresses
+            return await self.loop.create_server(
+                lambda: _Connection(self),
+                host=self.config.host,
+                port=port,
+                backlog=_BACKLOG,
+                reuse_address=True,
+                ssl=self._ssl,
+            )
         return await self.loop.create_server(
-            lambda: _Connection(self),
-            host=self.config.host,
-            port=self.port or self.config.port,
-            backlog=2048,
-            reuse_address=True,
-            ssl=self._ssl,
+            lambda: _Connection(self), sock=self.listener, backlog=_BACKLOG, ssl=self._ssl
         )
 
     def _plan_refusals(self) -> None:

@@ -15,7 +15,10 @@ stream                 whether a stream was asked for
 status                 HTTP status sent (None if nothing was sent)
 faults                 faults applied, e.g. ``["stall=2"]``
 error                  why an error status was sent (validation message, auth, fault)
-t_received_ns          request fully read
+t_received_ns          request fully arrived: the kernel's receive stamp of its last bytes
+                       where the platform gives one (Linux), else when it was parsed
+t_parsed_ns            request parsed by the emulator's event loop (later than arrival by
+                       the time the loop was busy elsewhere)
 t_headers_ns           status line and headers written
 t_first_content_ns     first event carrying a token written (plain: the body): reasoning,
                        answer text or a tool call, the time to first token
@@ -80,6 +83,7 @@ _FIELDS = (
     "faults",
     "error",
     "t_received_ns",
+    "t_parsed_ns",
     "t_headers_ns",
     "t_first_content_ns",
     "t_first_reasoning_ns",
@@ -113,7 +117,14 @@ class TruthRecord:
 
     __slots__ = _FIELDS
 
-    def __init__(self, seq: int, t_received_ns: int, path: str, provider: str) -> None:
+    def __init__(
+        self,
+        seq: int,
+        t_received_ns: int,
+        path: str,
+        provider: str,
+        t_parsed_ns: int | None = None,
+    ) -> None:
         self.seq = seq
         self.request_id = str(seq)
         self.provider = provider
@@ -125,6 +136,7 @@ class TruthRecord:
         self.faults: list[str] = []
         self.error: str | None = None
         self.t_received_ns = t_received_ns
+        self.t_parsed_ns = t_received_ns if t_parsed_ns is None else t_parsed_ns
         self.t_headers_ns: int | None = None
         self.t_first_content_ns: int | None = None
         self.t_first_reasoning_ns: int | None = None
@@ -171,8 +183,10 @@ class TruthLog:
         self.by_outcome: Counter[str] = Counter()
         self.on_close: Callable[[TruthRecord], None] | None = None
 
-    def open(self, t_received_ns: int, path: str, provider: str) -> TruthRecord:
-        record = TruthRecord(self._next, t_received_ns, path, provider)
+    def open(
+        self, t_received_ns: int, path: str, provider: str, t_parsed_ns: int | None = None
+    ) -> TruthRecord:
+        record = TruthRecord(self._next, t_received_ns, path, provider, t_parsed_ns)
         self._next += 1
         self.records.append(record)
         self.received += 1

@@ -21,14 +21,26 @@ found valid are skipped. A 64-chunk stream then costs about 0.15 ms of checks in
 27 ms. ``share`` (``--conformance-share``, scenario
 key ``conformance_share``) checks that share of the streams, spread evenly over a process's
 requests (the n-th stream is checked when ``floor(n * share)`` steps), 0 switches it off.
+
+Off the timing path: a due stream is not judged by the user that read it but queued for
+:class:`IdleJudge`, a greenlet that judges when the event loop has nothing else to do
+(``gevent.idle``), so a check never delays another stream's read or a scheduled send. The
+sample is kept once judged. The queue is bounded (:data:`QUEUE_LIMIT`): a client with no
+idle time (saturated) keeps the streams that find it full without judging them (their
+``checks_broken`` is null), so checks never add to a saturated client's load; the summary
+says how many streams were checked, and the shares are of those.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
+import gevent
+import gevent.event
 import orjson
 
 from chatprobe.checks.context import CheckContext
@@ -36,7 +48,7 @@ from chatprobe.checks.registry import Check, get_check
 from chatprobe.profiles import ProviderProfile, load_profile
 from chatprobe.record import RequestRecord
 
-__all__ = ["LOAD_CHECKS", "LoadChecker", "distinct_chunks", "shape_key"]
+__all__ = ["LOAD_CHECKS", "QUEUE_LIMIT", "IdleJudge", "LoadChecker", "distinct_chunks", "shape_key"]
 
 LOAD_CHECKS = (
     "provider_response_schema",
@@ -57,6 +69,9 @@ _TEXT_KEYS = frozenset({"content", "reasoning_content", "reasoning", "refusal", 
 
 
 _MEMO_CAP = 4096  # valid shapes remembered per process (then forgotten and relearned)
+
+QUEUE_LIMIT = 64
+"""Streams waiting for the idle judge at most; one more is kept unjudged."""
 
 
 # In the chunk's JSON (orjson: no spaces, so each key reads "key":value): every output text,
@@ -195,3 +210,57 @@ class LoadChecker:
                     valid.clear()
                 valid.update(keys)
         return broken
+
+
+Keep = Callable[[list[str] | None], None]
+"""Keeps a judged stream's sample, given the checks it broke (None: not judged)."""
+
+
+class IdleJudge:
+    """Judges queued streams with a :class:`LoadChecker` whenever the event loop is idle
+    (module docstring); ``keep`` of each stream runs once it is judged or skipped."""
+
+    def __init__(self, checker: LoadChecker, limit: int = QUEUE_LIMIT) -> None:
+        self.checker = checker
+        self.limit = limit
+        self.judged = 0
+        self.skipped = 0  # streams kept unjudged: the queue was full
+        self._queue: deque[tuple[RequestRecord, bytes | dict[str, Any], Keep]] = deque()
+        self._wake = gevent.event.Event()
+        self._worker: gevent.Greenlet[Any, Any] | None = None
+
+    def submit(self, record: RequestRecord, sent_body: bytes | dict[str, Any], keep: Keep) -> None:
+        """Queue ``record`` for judging; kept at once, unjudged, when the queue is full."""
+        if len(self._queue) >= self.limit:
+            self.skipped += 1
+            keep(None)
+            return
+        self._queue.append((record, sent_body, keep))
+        if self._worker is None or self._worker.dead:
+            self._worker = gevent.spawn(self._run)
+        self._wake.set()
+
+    def _run(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                self._wake.clear()
+                self._wake.wait()
+                continue
+            gevent.idle()  # nothing else is ready: reads, sends and timers go first
+            if queue:
+                record, body, keep = queue.popleft()
+                self.judged += 1
+                keep(self.checker.judge(record, body))
+
+    def flush(self) -> None:
+        """Judge and keep every queued stream now (the run is ending)."""
+        queue = self._queue
+        while queue:
+            record, body, keep = queue.popleft()
+            self.judged += 1
+            keep(self.checker.judge(record, body))
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)

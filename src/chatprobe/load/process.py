@@ -157,6 +157,7 @@ class LoadRun:
 
     def _ship_final(self) -> None:
         if isinstance(self.sink, WorkerSink) and not self.sink.final_sent:
+            self.path.judge.flush()
             self.stats.ship_rest()
             self.sink.ship_final()
 
@@ -211,6 +212,7 @@ class LoadRun:
         self.loop.stop()
 
     def on_test_stop(self, environment: Any, **_: Any) -> None:
+        self.path.judge.flush()  # streams still waiting for their checks
         self._ship_final()
 
     def cpu_used_s(self) -> float:
@@ -290,6 +292,7 @@ class LoadRun:
     def on_quitting(self, environment: Any, **_: Any) -> None:
         if self.role == "worker":
             return
+        self.path.judge.flush()
         self.sink.close()
         end = self.end
         interrupted = False

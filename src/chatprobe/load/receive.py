@@ -54,18 +54,23 @@ import contextlib
 import fcntl
 import socket
 import struct
-import sys
 import time
 from typing import Any
 
 import gevent.socket
 
+from chatprobe.kernelclock import (
+    ANCILLARY,
+    KERNEL_TIMESTAMPS,
+    clock_offset,
+    enable_timestamps,
+    kernel_stamp,
+)
 from chatprobe.transport import BodyTooLarge, PeerClosed, TotalTimeout
 
 __all__ = [
     "KERNEL_TIMESTAMPS",
     "StampedReader",
-    "clock_offset",
     "is_tls",
     "read_body",
     "read_head",
@@ -73,26 +78,11 @@ __all__ = [
     "want_timestamps",
 ]
 
-# SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) from asm-generic/socket.h; Python has no constant.
-# x86-64 and arm64 use the generic value; other architectures keep stamps off.
-_SO_TIMESTAMPNS = 35
-_TIMESPEC = struct.Struct("@qq")
-_ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 _PEEK = getattr(socket, "MSG_PEEK", 2)
 _FIONREAD = 0x541B  # termios.FIONREAD on Linux: bytes waiting in the receive queue
 # gevent's plain-socket recvmsg (waits cooperatively); gevent's SSLSocket forbids recvmsg,
 # but a peek on the TCP socket beneath it reads nothing the TLS layer needs.
 _raw_recvmsg = gevent.socket.socket.recvmsg
-
-
-def _supported() -> bool:
-    import platform
-
-    return sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
-
-
-KERNEL_TIMESTAMPS = _supported()
-"""Whether the reader can ask for kernel receive stamps on this platform."""
 
 
 def is_tls(sock: Any) -> bool:
@@ -108,43 +98,9 @@ def stamp_source(sock: Any) -> str:
 def want_timestamps(sock: Any) -> bool:
     """Ask the kernel to stamp received data on ``sock``; False where reads cannot carry the
     stamps (TLS: the option is still set, for the error bound's peek)."""
-    if not KERNEL_TIMESTAMPS or sock is None:
+    if not KERNEL_TIMESTAMPS:
         return False
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except OSError:
-        return False
-    return not is_tls(sock)
-
-
-def _stamp(ancillary: Any) -> int | None:
-    """The kernel receive time (CLOCK_REALTIME ns) in a ``recvmsg`` answer, if any."""
-    for _level, kind, payload in ancillary:
-        if kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
-            return int(sec * 1_000_000_000 + nsec)
-    return None
-
-
-def clock_offset(tries: int = 5) -> int:
-    """CLOCK_REALTIME minus the ``perf_counter_ns`` clock, in ns, read within a tight bracket.
-
-    The two clocks cannot be read at once: a client preempted between the two reads would
-    move every kernel stamp of its exchange by the time it lost (and its stamps would then
-    fail the plausibility check). So the wall clock is read between two monotonic reads and
-    the tightest of a few brackets is kept.
-    """
-    best_width, best = -1, 0
-    for _ in range(tries):
-        before = time.perf_counter_ns()
-        wall = time.time_ns()
-        after = time.perf_counter_ns()
-        width = after - before
-        if best_width < 0 or width < best_width:
-            best_width, best = width, wall - (before + after) // 2
-        if width < 2_000:  # 2 microseconds: as tight as it gets
-            break
-    return best
+    return enable_timestamps(sock) and not is_tls(sock)
 
 
 class StampedReader:
@@ -235,7 +191,7 @@ class StampedReader:
             if self.peek and not self.kernel:
                 newest = _peek_stamp(sock)
             if self.kernel:
-                data, ancillary, _flags, _addr = sock.recvmsg(self.size, _ANCILLARY)
+                data, ancillary, _flags, _addr = sock.recvmsg(self.size, ANCILLARY)
             else:
                 data = sock.recv(self.size)
         except TimeoutError:
@@ -248,7 +204,7 @@ class StampedReader:
         # this read are bounded by the same time: _lower)
         lower = self._lower = self.ut
         if self.kernel_ok:
-            kt = _stamp(ancillary)
+            kt = kernel_stamp(ancillary)
             if kt is not None:
                 kt -= self._offset
             if kt is not None and max(self.t_min_ns, self.t) <= kt <= ut:
@@ -279,14 +235,14 @@ def _peek_stamp(sock: Any) -> int | None:
     """The kernel receive time of the bytes queued beneath a TLS socket (waits for some);
     None when the socket cannot be peeked (closed under the TLS layer, or no stamp)."""
     try:
-        _d, peeked, _f, _a = _raw_recvmsg(sock, 1, _ANCILLARY, _PEEK)
+        _d, peeked, _f, _a = _raw_recvmsg(sock, 1, ANCILLARY, _PEEK)
     except (AttributeError, NotImplementedError, ValueError):
         return None
     except OSError as exc:
         if isinstance(exc, TimeoutError):
             raise
         return None  # the read that follows meets the same error and reports it
-    return _stamp(peeked)
+    return kernel_stamp(peeked)
 
 
 def _queued(sock: Any) -> bool:

@@ -11,7 +11,9 @@
 4. the sample (:func:`chatprobe.results.build_sample`), placed on the run's
    :class:`~chatprobe.load.timeline.Timeline` (stage, warm-up, offset, concurrency);
 5. the sample to the process's :class:`~chatprobe.load.sink.SampleSink`, and the request to
-   locust's table (:class:`~chatprobe.load.locust_stats.LocustStats`).
+   locust's table (:class:`~chatprobe.load.locust_stats.LocustStats`); a stream due for the
+   conformance checks is kept once :class:`~chatprobe.load.conformance.IdleJudge` has judged
+   it (the owner calls ``judge.flush()`` when the users have stopped).
 
 ``listeners`` see each finished record before its sample is built (a benchmark copies the
 stamps; a conformance check could judge the record). Locust child only (gevent).
@@ -25,7 +27,7 @@ from typing import Any
 
 import gevent
 
-from chatprobe.load.conformance import LoadChecker
+from chatprobe.load.conformance import IdleJudge, LoadChecker
 from chatprobe.load.exchange import stream_exchange
 from chatprobe.load.locust_stats import LocustStats
 from chatprobe.load.plan import RunPlan
@@ -69,6 +71,7 @@ class RequestPath:
         self.worker = worker
         self.aborted = 0  # requests killed in flight at the end of the run: no sample
         self.checker = LoadChecker(plan.conformance_share)  # conformance under load
+        self.judge = IdleJudge(self.checker)  # off the timing path: flush() at the end
         self.listeners: list[Listener] = []
 
     def send(
@@ -102,17 +105,21 @@ class RequestPath:
             backoff.resume_at = max(backoff.resume_at, now + pause)
         for listener in self.listeners:
             listener(record, choice, received)
-        broken = None
-        if record.events and self.checker.due():  # timing is final: judged off its path
-            broken = self.checker.judge(record, choice.body)
-        self.keep(
-            record,
-            choice,
-            received,
-            retry_after_s=retry_after,
-            backoff_s=pause,
-            checks_broken=broken,
-        )
+
+        def keep(broken: list[str] | None) -> None:
+            self.keep(
+                record,
+                choice,
+                received,
+                retry_after_s=retry_after,
+                backoff_s=pause,
+                checks_broken=broken,
+            )
+
+        if record.events and self.checker.due():  # judged when the loop is idle, then kept
+            self.judge.submit(record, choice.body, keep)
+        else:
+            keep(None)
         return record
 
     def keep(
