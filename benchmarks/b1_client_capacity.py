@@ -165,8 +165,8 @@ def run(budget: Budget) -> Section:
         "ratios; CPU/stream ratio > 1 means cheaper than HttpUser; '... TLS' rows: the same "
         "client over HTTPS (emulator --tls, TLS 1.3 on loopback); streams checked % = the "
         "share of chatprobe's streams its conformance checks under load judged: they run when "
-        "the event loop is idle, so a saturated client (this section) skips most of them, "
-        "and B2's rows (a client with idle time) judge every stream"
+        "the event loop is idle, so a saturated client (this section) skips most of them "
+        "(B2 shows the share at each load)"
     )
     return section
 

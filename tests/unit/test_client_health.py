@@ -3,12 +3,14 @@ process), the note a summary carries, and the capacity step verdict that uses it
 
 from __future__ import annotations
 
+import gc
 import time
+import weakref
 
 import gevent
 
 from chatprobe.capacity.health import assess
-from chatprobe.load.loopwatch import LOOP_LAG_LIMIT_MS, LoopWatch
+from chatprobe.load.loopwatch import LOOP_LAG_LIMIT_MS, LoopWatch, freeze_startup_objects
 from chatprobe.load.summary import client_starved
 
 
@@ -84,3 +86,23 @@ def test_a_late_event_loop_makes_a_step_invalid_even_when_the_cpu_looks_idle() -
         loop_lag_limit_ms=LOOP_LAG_LIMIT_MS,
     )
     assert healthy.valid and not healthy.problems
+
+
+def test_the_objects_a_load_process_starts_with_are_kept_out_of_collections() -> None:
+    """A full collection would scan them all (a 10-20 ms stall of every stream); after the
+    freeze they sit in the permanent generation, and new garbage is still collected."""
+    try:
+        freeze_startup_objects()
+        assert gc.get_freeze_count() > 1000
+
+        class Cycle:
+            me: object = None
+
+        cycle = Cycle()
+        cycle.me = cycle
+        tracker = weakref.ref(cycle)
+        del cycle
+        gc.collect()
+        assert tracker() is None
+    finally:
+        gc.unfreeze()

@@ -37,7 +37,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from chatprobe.load.bare import BARE_SCENARIO, bare_target, plan_from_environment, write_bare_meta
 from chatprobe.load.locust_stats import LocustStats
-from chatprobe.load.loopwatch import LOOP_LAG_LIMIT_MS, LoopWatch
+from chatprobe.load.loopwatch import LOOP_LAG_LIMIT_MS, LoopWatch, freeze_startup_objects
 from chatprobe.load.plan import RunPlan
 from chatprobe.load.polite import Backoff
 from chatprobe.load.quota import RequestQuota
@@ -205,6 +205,7 @@ class LoadRun:
         if self._cpu_start is None:
             self._cpu_start = time.process_time()
         if self.role != "master":
+            freeze_startup_objects()
             self.loop.start()
 
     def on_test_stopping(self, environment: Any, **_: Any) -> None:
