@@ -1,8 +1,9 @@
 """B2, fidelity: how far a client's TTFT and ITL are from the emulator's ground truth.
 
 The emulator (TTFT 50 ms, ITL 10 ms, no jitter, 64 one-token chunks) stamps, by
-``perf_counter_ns`` (CLOCK_MONOTONIC, shared by every process here), when it read each request
-and right before it wrote the first and last content event. A client stamps when it sent the
+``perf_counter_ns`` (CLOCK_MONOTONIC, shared by every process here), when each request arrived
+(the kernel's receive stamp, so its own event loop's delay in reading it is server latency,
+as a client sees it) and right before it wrote the first and last content event. A client stamps when it sent the
 request and when it saw each content event. Joined by ``X-Chatprobe-Request-Id``:
 
 * TTFT error = (client t_first - client t0) - (truth t_first_content - truth t_received)
