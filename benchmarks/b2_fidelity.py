@@ -3,8 +3,9 @@
 The emulator (TTFT 50 ms, ITL 10 ms, no jitter, 64 one-token chunks) stamps, by
 ``perf_counter_ns`` (CLOCK_MONOTONIC, shared by every process here), when each request arrived
 (the kernel's receive stamp, so its own event loop's delay in reading it is server latency,
-as a client sees it) and right before it wrote the first and last content event. A client stamps when it sent the
-request and when it saw each content event. Joined by ``X-Chatprobe-Request-Id``:
+as a client sees it) and right before it wrote the first and last content event. A client
+stamps when it sent the request and when it saw each content event. Joined by
+``X-Chatprobe-Request-Id``:
 
 * TTFT error = (client t_first - client t0) - (truth t_first_content - truth t_received)
   = send delay (t_received - t0) + receive delay (t_first - t_first_content): everything
