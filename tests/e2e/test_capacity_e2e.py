@@ -53,6 +53,11 @@ SETTINGS = [
 ]
 
 
+def capacity_command(path: Path) -> list[str]:
+    """``chatprobe capacity SCENARIO --emulator`` as a child process runs it."""
+    return [sys.executable, "-m", "chatprobe.cli", "capacity", str(path), "--emulator"]
+
+
 def scenario(path: Path, capacity: Capacity, slo: SLO, extra: str = "") -> Path:
     limits = {k: v for k, v in (("ttft_ms", slo.ttft_ms), ("itl_ms", slo.itl_ms)) if v}
     block = ", ".join(f"{k}: {v:g}" for k, v in limits.items())
@@ -161,12 +166,7 @@ def test_a_rate_limited_target_gets_a_rate_limited_verdict(tmp_path: Path) -> No
     )
     result = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "chatprobe.cli",
-            "capacity",
-            str(path),
-            "--emulator",
+            *capacity_command(path),
             "--start",
             "10",
             "--step-duration",
@@ -265,12 +265,7 @@ def test_a_starved_client_is_detected_and_its_steps_marked_invalid(tmp_path: Pat
     path = scenario(tmp_path / "s.yaml", Capacity(slots=32, tokens_per_s=800), SLO(itl_ms=15))
     command = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "chatprobe.cli",
-            "capacity",
-            str(path),
-            "--emulator",
+            *capacity_command(path),
             "--start",
             "300",
             "--step-duration",
