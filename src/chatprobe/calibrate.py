@@ -15,8 +15,10 @@ and the first requests leaving together) is joined with the emulator's ground tr
 
 The recommendation: processes per core such that the p99 TTFT error stays within the
 timing-bound threshold; when one process is over it (or its CPU is near full), the users
-are spread over ``ceil(busy / 0.5)`` processes (at most the CPUs this machine has, one
-kept for the emulator when it runs here).
+are spread over ``ceil(busy / 0.5)`` processes, at most one per CPU the run's load processes
+get: every CPU here for a live run, all but the last for a run against an emulator started
+here (the launcher pins the emulator to the last CPU). A process on the emulator's CPU would
+take CPU time from the server it measures.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from chatprobe.metrics import DEFAULT_TIMING_BOUND_MS, Dist
 if TYPE_CHECKING:
     from chatprobe.load.launcher import LoadOptions
 
-__all__ = ["Calibration", "calibrate", "calibrate_for", "recommend_processes"]
+__all__ = ["Calibration", "calibrate", "calibrate_for", "load_cpus", "recommend_processes"]
 
 TTFT_MS = 50.0
 ITL_MS = 10.0
@@ -85,7 +87,7 @@ class Calibration:
         out.append(
             f"  client CPU busy {_pct(self.busy_fraction)}, event loop late p99 "
             f"{_f(self.loop_lag_p99_ms)} ms; recommended processes: "
-            f"{self.recommended_processes} (this machine has {self.cpus} CPUs)"
+            f"{self.recommended_processes} ({self.cpus} CPUs for the load processes)"
         )
         return out
 
@@ -96,6 +98,12 @@ def _f(x: float | None, digits: int = 2) -> str:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def load_cpus(cpus: int, *, local_emulator: bool) -> int:
+    """The CPUs a run's load processes get: a run against an emulator started here (pinned
+    to the last CPU by the launcher) leaves that one to it, when there is more than one."""
+    return cpus - 1 if local_emulator and cpus >= 2 else cpus
 
 
 def recommend_processes(
@@ -126,8 +134,10 @@ def calibrate(
     tls: bool = False,
     threshold_ms: float = DEFAULT_TIMING_BOUND_MS,
     pin: bool = True,
+    client_cpus: int | None = None,
 ) -> Calibration:
-    """Run the calibration load (module docstring) and measure it against the truth."""
+    """Run the calibration load (module docstring) and measure it against the truth;
+    ``client_cpus``: the CPUs the real run's load processes get (None: every CPU here)."""
     from chatprobe.emulator import Emulator, EmulatorConfig
     from chatprobe.load.launcher import LoadOptions, run_load
     from chatprobe.transport import TLSConfig
@@ -135,7 +145,7 @@ def calibrate(
     if users is None and rate is None:
         users = 1
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    result = Calibration(users, rate, duration_s, processes, tls, cpus=cpus)
+    result = Calibration(users, rate, duration_s, processes, tls, cpus=client_cpus or cpus)
     result.threshold_ms = threshold_ms
     config = EmulatorConfig(
         providers=("openrouter",),
@@ -177,7 +187,7 @@ def calibrate(
         result.busy_fraction,
         processes,
         threshold_ms=threshold_ms,
-        cpus=cpus,
+        cpus=result.cpus,
     )
     return result
 
@@ -243,19 +253,23 @@ def calibrate_for(options: LoadOptions, *, auto: bool) -> tuple[LoadOptions, Cal
     processes it recommends. Returns the options to run with and the calibration."""
     from dataclasses import replace
 
-    from chatprobe.load.launcher import resolve_scenario
+    from chatprobe.load.launcher import decide_source, resolve_scenario
 
     scenario = resolve_scenario(options)
     stage = max(scenario.stages, key=lambda s: s.rate or s.users)
     given = options.processes if isinstance(options.processes, int) else 1
+    use_emulator, _notes = decide_source(scenario, options)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    local = use_emulator and not options.emulator_url and options.pin
     result = calibrate(
         users=None if stage.rate else max(1, stage.users),
         rate=stage.rate,
         duration_s=min(10.0, max(3.0, scenario.stages[0].duration_s)),
         processes=given,
-        tls=options.emulator is False,  # a live run reaches its providers over HTTPS
+        tls=not use_emulator,  # a live run reaches its providers over HTTPS
         threshold_ms=scenario.timing_bound_ms,
         pin=options.pin,
+        client_cpus=load_cpus(cpus, local_emulator=local),
     )
     if auto:
         chosen = result.recommended_processes

@@ -63,3 +63,13 @@ def test_the_judge_keeps_working_after_its_queue_ran_dry() -> None:
         judge.submit(record, b"{}", kept.append)
         gevent.sleep(0.02)
     assert kept == [[], []]
+
+
+def test_warming_builds_each_providers_checks_without_counting_a_stream() -> None:
+    checker = LoadChecker(1.0)
+    checker.warm(["openrouter", "aimlapi", "openrouter"])
+    assert sorted(checker._contexts) == ["aimlapi", "openrouter"]
+    assert checker.seen == 0  # the share of real streams is unchanged
+    off = LoadChecker(0.0)
+    off.warm(["openrouter"])  # checks switched off: nothing to build
+    assert not off._contexts

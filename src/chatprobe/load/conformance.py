@@ -70,6 +70,8 @@ _TEXT_KEYS = frozenset({"content", "reasoning_content", "reasoning", "refusal", 
 
 _MEMO_CAP = 4096  # valid shapes remembered per process (then forgotten and relearned)
 
+JUDGE_PRIORITY = -1
+"""libev idle priority of the judge: below the IdleGate's users (default 0)."""
 QUEUE_LIMIT = 64
 """Streams waiting for the idle judge at most; one more is kept unjudged."""
 
@@ -148,6 +150,24 @@ class LoadChecker:
         self._checks: list[Check] = [get_check(name) for name in LOAD_CHECKS]
         self._contexts: dict[str, CheckContext] = {}
         self._valid: dict[str, set[bytes]] = {}  # provider -> chunk shapes the schema passed
+
+    def warm(self, providers: list[str]) -> None:
+        """Judge one small synthetic stream per provider before the load starts.
+
+        The first judgement loads the provider's profile and builds its schema validators
+        (about 50-100 ms): during a run that would be one slice in which no stream is read.
+        """
+        if not self.share:
+            return
+        chunk = {"id": "warm", "created": 1, "object": "chat.completion.chunk", "model": "m"}
+        for provider in dict.fromkeys(providers):
+            record = RequestRecord(stream=True, provider=provider, model="m", model_id="m")
+            record.status = 200
+            record.chunks = [
+                {**chunk, "choices": [{"index": 0, "delta": {"content": "a"}}]},
+                {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            ]
+            self.judge(record, {"model": "m", "messages": [], "stream": True})
 
     def due(self) -> bool:
         """Whether the next stream is one to check (evenly spread: floor(n * share) steps)."""
@@ -247,7 +267,7 @@ class IdleJudge:
                 self._wake.clear()
                 self._wake.wait()
                 continue
-            gevent.idle()  # nothing else is ready: reads, sends and timers go first
+            gevent.idle(JUDGE_PRIORITY)  # nothing else is ready, no user at the IdleGate
             if queue:
                 record, body, keep = queue.popleft()
                 self.judged += 1

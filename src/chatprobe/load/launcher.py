@@ -294,7 +294,7 @@ def run_load(options: LoadOptions, *, console: Any = None) -> LoadOutcome:
     if options.processes is not None and options.processes < 1:
         raise ChatprobeError(f"--processes must be at least 1, got {options.processes}")
 
-    use_emulator, notes = _decide_source(scenario, options)
+    use_emulator, notes = decide_source(scenario, options)
     _check_targets(scenario, live=not use_emulator)
     if options.worker:
         return _run_worker(scenario, options, use_emulator, console)
@@ -401,7 +401,7 @@ def _run_in(
     return LoadOutcome(out, summary, exit_code, interrupted, failures)
 
 
-def _decide_source(scenario: Scenario, options: LoadOptions) -> tuple[bool, list[str]]:
+def decide_source(scenario: Scenario, options: LoadOptions) -> tuple[bool, list[str]]:
     """Emulator or live, and a note saying why."""
     from chatprobe.profiles import load_profile
 

@@ -205,6 +205,7 @@ class LoadRun:
         if self._cpu_start is None:
             self._cpu_start = time.process_time()
         if self.role != "master":
+            self.path.checker.warm([t.provider for t in self.plan.targets])
             freeze_startup_objects()
             self.loop.start()
 

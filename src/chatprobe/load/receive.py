@@ -42,6 +42,12 @@ TLS layer for the receive time of the queued bytes, and counts the read as one o
 when bytes stay queued after it (in the TLS layer or the kernel). Where no kernel stamp
 exists (not Linux) there is no bound (the maps stay empty).
 
+Wait, then read: gevent's ``recvmsg`` tries the read first and waits only when it fails.
+At one event per read (a token every few ms) nearly every first try fails, which costs a
+system call and an exception per token. After a read that emptied the receive queue (it
+returned less than asked) the reader waits for the socket to be readable first, with
+gevent's own wait and the same timeout, then reads once from the OS socket.
+
 Timeouts: the reader arms the socket with the phase's limit (first byte while the head is
 awaited, idle while the body is read) or with what is left of the total, whichever is
 shorter, and knows which one it armed: a timeout of the total raises
@@ -50,6 +56,7 @@ shorter, and knows which one it armed: a timeout of the total raises
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import fcntl
 import socket
@@ -116,10 +123,12 @@ class StampedReader:
 
     __slots__ = (
         "_armed",
+        "_drained",
         "_limit",
         "_lower",
         "_offset",
         "_pending",
+        "_raw",
         "bounds",
         "deadline_ns",
         "kernel",
@@ -159,6 +168,10 @@ class StampedReader:
         self.ubounds: dict[int, int] = {}
         self._limit: float | None = None
         self._armed: float | None = -1.0  # what the socket's timeout is set to now
+        # wait first, then read (module docstring): the OS socket beneath gevent's, and
+        # whether the last read emptied the receive queue
+        self._raw = _os_socket(sock) if kernel else None
+        self._drained = True
 
     def arm(self, limit: float | None) -> None:
         """The phase's timeout (seconds, None: none) for the reads that follow."""
@@ -190,7 +203,9 @@ class StampedReader:
                 return data
             if self.peek and not self.kernel:
                 newest = _peek_stamp(sock)
-            if self.kernel:
+            if self._raw is not None:
+                data, ancillary = self._recvmsg(sock, self._raw)
+            elif self.kernel:
                 data, ancillary, _flags, _addr = sock.recvmsg(self.size, ANCILLARY)
             else:
                 data = sock.recv(self.size)
@@ -229,6 +244,26 @@ class StampedReader:
         self.t, self.ut = t, ut
         self.received += len(data)
         return data
+
+    def _recvmsg(self, sock: Any, raw: _socket.socket) -> tuple[bytes, Any]:
+        """One ``recvmsg`` with kernel stamps on a gevent socket, waiting first when the
+        last read emptied the queue (the next bytes are almost never there yet)."""
+        if self._drained:
+            sock._wait(sock._read_event)  # gevent's own wait: the socket's timeout applies
+        try:
+            data, ancillary, _flags, _addr = raw.recvmsg(self.size, ANCILLARY)
+        except BlockingIOError:  # woken with nothing to read after all: gevent's loop
+            data, ancillary, _flags, _addr = sock.recvmsg(self.size, ANCILLARY)
+        self._drained = len(data) < self.size
+        return data, ancillary
+
+
+def _os_socket(sock: Any) -> _socket.socket | None:
+    """The OS socket beneath a gevent socket (None: not one, then its own recvmsg waits)."""
+    raw = getattr(sock, "_sock", None)
+    if raw is None or not hasattr(sock, "_wait") or not hasattr(sock, "_read_event"):
+        return None
+    return raw if isinstance(raw, _socket.socket) and hasattr(raw, "recvmsg") else None
 
 
 def _peek_stamp(sock: Any) -> int | None:

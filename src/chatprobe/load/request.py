@@ -4,8 +4,9 @@
 
 1. a :class:`~chatprobe.record.RequestRecord` for the :class:`~chatprobe.load.targets.Choice`
    (target, body, the prompt's token count and the output cap asked for);
-2. the exchange over the wire (:func:`chatprobe.load.exchange.stream_exchange`), then
-   :meth:`RequestRecord.finish` interprets it;
+2. the exchange over the wire (:func:`chatprobe.load.exchange.stream_exchange`); then the
+   user waits for its turn at the :class:`~chatprobe.load.idlegate.IdleGate` (other
+   streams' reads go first) and :meth:`RequestRecord.finish` interprets it;
 3. polite load (:func:`chatprobe.load.polite.after_request`): a Retry-After holds the
    target, a connection failure sets the sender's backoff;
 4. the sample (:func:`chatprobe.results.build_sample`), placed on the run's
@@ -29,6 +30,7 @@ import gevent
 
 from chatprobe.load.conformance import IdleJudge, LoadChecker
 from chatprobe.load.exchange import stream_exchange
+from chatprobe.load.idlegate import IdleGate
 from chatprobe.load.locust_stats import LocustStats
 from chatprobe.load.plan import RunPlan
 from chatprobe.load.polite import Backoff, after_request
@@ -72,6 +74,7 @@ class RequestPath:
         self.aborted = 0  # requests killed in flight at the end of the run: no sample
         self.checker = LoadChecker(plan.conformance_share)  # conformance under load
         self.judge = IdleJudge(self.checker)  # off the timing path: flush() at the end
+        self.gate = IdleGate()  # end-of-stream work, one user per idle turn
         self.listeners: list[Listener] = []
 
     def send(
@@ -95,6 +98,7 @@ class RequestPath:
             received = stream_exchange(
                 http, target.request, choice.body, record, timeouts=self.plan.timeouts
             )
+            self.gate.wait()  # the rest waits for an idle loop: other streams' reads first
         except gevent.GreenletExit:
             self.aborted += 1
             raise
