@@ -15,16 +15,27 @@ stamps when it sent the request and when it saw each content event. Joined by
 Closed loop at 1, 20, 64 and 200 concurrent streams, client CPU % alongside (a client near
 100 % is reporting its own queueing). Then open loop at a fixed arrival rate: the schedule lag
 (t0 - t_sched) p50/p99 and the achieved rate.
+
+The ``--processes auto`` rows run ``chatprobe load`` itself, as a user would: a scenario with
+the same emulator settings and users, ``--emulator --processes auto``. The command calibrates,
+picks its process count, runs, and leaves a results folder; its samples are joined with the
+``emulator_truth.jsonl`` the run wrote (:func:`chatprobe.calibrate.measure_against_truth`).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from benchmarks.budget import Budget
 from benchmarks.harness import ClientRun, run_client
 from benchmarks.section import Goal, Section, fmt
-from benchmarks.target import TOKENS, emulator
+from benchmarks.target import MODEL_ID, PROVIDER, TOKENS, emulator
 from chatprobe.stats import percentiles
 
 SERVER_FLOOR_MS = 0.5  # what no client bound sees: the server's read/write, loopback (docs)
@@ -129,6 +140,10 @@ def run(budget: Budget) -> Section:
                     f = errors_vs_truth(r, target.truth(since=seq))
                     figures[f"{label} TLS@{level}"] = f
                     section.rows.append(_row(f"{label} TLS", str(level), f))
+    for level in budget.b2_auto_levels:
+        auto = auto_processes_run(level, warmup, duration)
+        figures[f"chatprobe-auto@{level}"] = auto
+        section.rows.append(_auto_row(level, auto))
     section.raw = {"figures": figures}
     open_rows = {k: v for k, v in figures.items() if "@open" in k}
     if open_rows:
@@ -151,7 +166,9 @@ def run(budget: Budget) -> Section:
         f"stamp - truth write within the first token read's bound + {RECV_FLOOR_MS:g} ms; "
         "'... TLS' rows: emulator --tls, user-space stamps; checked % = the share of "
         "chatprobe's streams its conformance checks under load judged (in the event loop's "
-        "idle time: a busy client skips some)"
+        "idle time: a busy client skips some); 'chatprobe load --processes auto (N)': the "
+        "command itself, calibrating first, against the same emulator settings; N = the "
+        "processes it chose (at most one per CPU left beside the emulator it started)"
     )
     return section
 
@@ -216,6 +233,100 @@ def errors_vs_truth(run: ClientRun, truth: list[dict[str, Any]]) -> dict[str, An
     }
 
 
+def auto_processes_run(users: int, warmup: float, duration: float) -> dict[str, Any]:
+    """``chatprobe load --emulator --processes auto`` at ``users`` streams against B2's
+    emulator settings; its TTFT error against the truth the run wrote (module docstring)."""
+    from chatprobe.calibrate import Calibration, measure_against_truth, read_samples
+
+    scenario = {
+        "name": "b2-auto",
+        "targets": [{"provider": PROVIDER, "model": MODEL_ID.split("/")[-1]}],
+        "prompts": {"text": ["Tell me about benchmarks."]},
+        "max_tokens": TOKENS,
+        "shape": {"users": users},
+        "duration": f"{warmup + duration:g}s",
+        "warmup": f"{warmup:g}s",
+        "emulator": {
+            "ttft_ms": TTFT_MS,
+            "itl_ms": ITL_MS,
+            "sigma": 0,
+            "tokens_per_chunk": 1,
+            "output_tokens": TOKENS,
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="chatprobe-bench-auto-") as tmp:
+        path = Path(tmp) / "b2-auto.yaml"
+        path.write_bytes(orjson.dumps(scenario))  # JSON is YAML
+        cmd = [
+            sys.executable,
+            "-c",
+            "from chatprobe.cli import main; main()",
+            "load",
+            str(path),
+            "--emulator",
+            "--processes",
+            "auto",
+            "--out",
+            tmp,
+            "--run-id",
+            "run",
+            "--quiet",
+            "--max-error-rate",
+            "1",
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+        folder = Path(tmp) / "run"
+        if not (folder / "summary.json").exists():
+            raise RuntimeError(f"chatprobe load --processes auto failed: {done.stderr[-500:]}")
+        meta = orjson.loads((folder / "meta.json").read_bytes())
+        summary = orjson.loads((folder / "summary.json").read_bytes())
+        truth = {t["request_id"]: t for t in read_samples(folder / "emulator_truth.jsonl")}
+        result = Calibration(users, None, warmup + duration, int(meta.get("processes") or 1), False)
+        rows = read_samples(folder / "samples.jsonl")
+        measure_against_truth(result, rows, truth, summary)
+        errors = sum(1 for r in rows if r.get("error_class") and not r.get("warmup"))
+    calibration = meta.get("calibration") or {}
+    return {
+        "n": result.joined,
+        "processes": result.processes,
+        "calibration_ttft_err_p99": (calibration.get("ttft_err_ms") or {}).get("p99"),
+        "calibration_busy_pct": (
+            100 * calibration["busy_fraction"] if calibration.get("busy_fraction") else None
+        ),
+        "load_cpus": calibration.get("load_cpus"),
+        "errors": errors,
+        "client_cpu_pct": None if result.busy_fraction is None else 100 * result.busy_fraction,
+        "ttft_err_ms": {"p50": result.ttft_err_ms.p50, "p99": result.ttft_err_ms.p99},
+        "itl_err_ms": {"p50": result.itl_err_ms.p50, "p99": result.itl_err_ms.p99},
+        "bound_ms": {"p50": result.bound_ms.p50, "p99": result.bound_ms.p99},
+        "bound_covers": result.covered,
+    }
+
+
+def _auto_row(users: int, f: dict[str, Any]) -> list[Any]:
+    bound = f["bound_ms"]
+    return [
+        f"chatprobe load --processes auto ({f['processes']})",
+        str(users),
+        f["n"],
+        fmt(f["ttft_err_ms"]["p50"], 2),
+        fmt(f["ttft_err_ms"]["p99"], 2),
+        "",
+        "",
+        fmt(f["itl_err_ms"]["p50"], 3),
+        fmt(f["itl_err_ms"]["p99"], 3),
+        fmt(f["client_cpu_pct"], 0),
+        "",
+        "",
+        "",
+        f["errors"],
+        f"{fmt(bound['p50'], 2)} / {fmt(bound['p99'], 2)}" if bound["p50"] is not None else "",
+        fmt(100 * f["bound_covers"], 1, "%") if f["bound_covers"] is not None else "",
+        "",
+        "",
+    ]
+
+
 def _row(label: str, streams: str, f: dict[str, Any]) -> list[Any]:
     return [
         label,
@@ -253,6 +364,21 @@ def _goals(section: Section, figures: dict[str, dict[str, Any]]) -> None:
                 None if value is None else value <= limit,
             )
         )
+    for key, f in figures.items():
+        if key.startswith("chatprobe-auto@"):
+            value = f["ttft_err_ms"]["p99"]
+            section.goals.append(
+                Goal(
+                    f"B2 TTFT error p99 at {key.split('@')[1]} streams, "
+                    "chatprobe load --processes auto",
+                    "<= 5 ms",
+                    f"{fmt(value, 2)} ms with {f['processes']} process(es)"
+                    if value is not None
+                    else "-",
+                    None if value is None else value <= 5.0,
+                    f"{f['load_cpus']} CPU(s) for load processes here",
+                )
+            )
     covers = {
         key: f["bound_covers"]
         for key, f in figures.items()

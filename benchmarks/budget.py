@@ -30,6 +30,7 @@ class Budget:
     b5_streams: int  # B5: streams recorded, then replayed at speed 1 and 2
     tls_clients: tuple[str, ...] = ("chatprobe",)  # B1/B2: also run these over HTTPS
     b2_tls_levels: tuple[int, ...] = (1, 64, 200)  # B2: stream counts of the HTTPS rows
+    b2_auto_levels: tuple[int, ...] = (200,)  # B2: `chatprobe load --processes auto` rows
 
 
 _ALL = ("chatprobe", "locust-httpuser", "httpx-async", "raw-httptools")
@@ -84,5 +85,6 @@ BUDGETS: dict[str, Budget] = {
         profile=False,
         b5_streams=2,
         b2_tls_levels=(4,),
+        b2_auto_levels=(4,),
     ),
 }

@@ -35,7 +35,15 @@ from chatprobe.metrics import DEFAULT_TIMING_BOUND_MS, Dist
 if TYPE_CHECKING:
     from chatprobe.load.launcher import LoadOptions
 
-__all__ = ["Calibration", "calibrate", "calibrate_for", "load_cpus", "recommend_processes"]
+__all__ = [
+    "Calibration",
+    "calibrate",
+    "calibrate_for",
+    "load_cpus",
+    "measure_against_truth",
+    "read_samples",
+    "recommend_processes",
+]
 
 TTFT_MS = 50.0
 ITL_MS = 10.0
@@ -66,6 +74,30 @@ class Calibration:
     cpus: int = 1
     threshold_ms: float = DEFAULT_TIMING_BOUND_MS
     recommended_processes: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The calibration as a results folder keeps it (``meta.json``'s ``calibration``)."""
+
+        def dist(d: Dist) -> dict[str, float | None]:
+            return {"p50": d.p50, "p99": d.p99, "max": d.max}
+
+        return {
+            "users": self.users,
+            "rate": self.rate,
+            "duration_s": self.duration_s,
+            "processes": self.processes,
+            "tls": self.tls,
+            "requests": self.requests,
+            "joined": self.joined,
+            "ttft_err_ms": dist(self.ttft_err_ms),
+            "itl_err_ms": dist(self.itl_err_ms),
+            "bound_ms": dist(self.bound_ms),
+            "bound_covers": self.covered,
+            "busy_fraction": self.busy_fraction,
+            "loop_lag_p99_ms": self.loop_lag_p99_ms,
+            "load_cpus": self.cpus,
+            "recommended_processes": self.recommended_processes,
+        }
 
     def lines(self) -> list[str]:
         load = f"{self.users} users" if self.users else f"{self.rate:g} requests/s"
@@ -179,9 +211,9 @@ def calibrate(
             outcome = run_load(options)
             truth = {t["request_id"]: t for t in emu.truth()}
         path = outcome.path or Path(tmp) / "calibrate"
-        rows = _rows(path / "samples.jsonl")
+        rows = read_samples(path / "samples.jsonl")
         summary = outcome.summary or {}
-    _measure(result, rows, truth, summary)
+    measure_against_truth(result, rows, truth, summary)
     result.recommended_processes = recommend_processes(
         result.ttft_err_ms.p99,
         result.busy_fraction,
@@ -192,7 +224,8 @@ def calibrate(
     return result
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The rows of a ``samples.jsonl`` (unreadable lines skipped)."""
     import orjson
 
     out = []
@@ -205,12 +238,14 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _measure(
+def measure_against_truth(
     result: Calibration,
     rows: list[dict[str, Any]],
     truth: dict[str, dict[str, Any]],
     summary: dict[str, Any],
 ) -> None:
+    """Fill ``result``'s figures from a run's samples joined with the emulator's truth (by
+    ``server_request_id``) and its ``summary.json`` (module docstring)."""
     ttft, itl, bounds = [], [], []
     covered = 0
     # connections open and the first requests leave together in the first seconds: left out
@@ -274,4 +309,5 @@ def calibrate_for(options: LoadOptions, *, auto: bool) -> tuple[LoadOptions, Cal
     if auto:
         chosen = result.recommended_processes
         options = replace(options, processes=chosen if chosen > 1 else None)
+    options = replace(options, calibration={"auto": auto, **result.to_dict()})
     return options, result

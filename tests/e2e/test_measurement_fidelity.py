@@ -130,7 +130,12 @@ def test_processes_auto_calibrates_first(cli: CliRunner) -> None:
     assert done.returncode in (0, 1), done.stderr
     assert "calibration: 2 users" in done.stderr  # printed before the run, on stderr
     assert "recommended processes:" in done.stderr
-    assert "results:" in done.stdout
+    folder = Path(done.stdout.split("results:")[1].split()[0])
+    meta = orjson.loads((folder / "meta.json").read_bytes())
+    calibration = meta["calibration"]  # the folder says how its process count was chosen
+    assert calibration["auto"] is True and calibration["users"] == 2
+    assert calibration["joined"] > 0 and calibration["ttft_err_ms"]["p50"] is not None
+    assert meta["processes"] == calibration["recommended_processes"]
 
 
 def test_processes_takes_a_number_or_auto(cli: CliRunner) -> None:

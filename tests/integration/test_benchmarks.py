@@ -71,6 +71,10 @@ def test_b2_joins_client_samples_with_emulator_truth(smoke: tuple[dict, str, Pat
     assert f["n"] > 0 and f["errors"] == 0
     # Each joined stream has a TTFT error; the emulator's truth is never after the client.
     assert f["ttft_err_ms"]["n"] == f["n"] and f["recv_ms"]["min"] >= -0.5
+    # the `chatprobe load --processes auto` row: the command chose, ran and was joined
+    auto = _section(smoke[0], "B2")["raw"]["figures"]["chatprobe-auto@4"]
+    assert auto["n"] > 0 and auto["errors"] == 0 and auto["processes"] >= 1
+    assert auto["calibration_ttft_err_p99"] is not None and auto["bound_covers"] is not None
 
 
 def test_b3_and_b4_report_their_figures(smoke: tuple[dict, str, Path]) -> None:

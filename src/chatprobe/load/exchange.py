@@ -21,15 +21,17 @@ How an exchange goes, and why:
   the record notes it in ``anomalies``. A response marked ``Connection: close``, or not
   read to its end, closes its connection instead of returning it to the pool.
 * No decoding and no JSON on the way: the stamped runs of lines go through the shared SSE
-  decoder once the stream has ended (each event keeps the arrival time of the read that
-  completed it, exactly what feeding the decoder live would give), then
-  :meth:`RequestRecord.finish` interprets.
+  decoder once the stream has ended and its connection is back in the pool, after the
+  caller's ``turn`` (the load path waits there for an idle event loop). Each event keeps
+  the arrival time of the read that completed it, exactly what feeding the decoder live
+  would give; then :meth:`RequestRecord.finish` interprets.
 """
 
 from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -139,19 +141,26 @@ def stream_exchange(
     *,
     timeouts: Timeouts = DEFAULT_TIMEOUTS,
     max_bytes: int = MAX_BODY_BYTES,
+    turn: Callable[[], object] = gevent.sleep,
 ) -> int:
     """POST ``body`` and fill the raw part of ``record``; returns the body bytes received.
 
-    Never raises for anything the server or the network does (``GreenletExit`` and other
+    ``turn`` is called once the wire part is over and the connection released, before the
+    stream is decoded (the CPU-heavy part): the load path's
+    :meth:`~chatprobe.load.idlegate.IdleGate.wait`, by default a plain yield. Never raises
+    for anything the server or the network does (``GreenletExit`` and other
     ``BaseException`` still propagate, so locust can stop a user).
     """
     record.request_id = request_id = new_request_id()
     payload = request.encode(request_id, body)
-    received, stale = _attempt(pool, payload, record, timeouts, max_bytes)
+    received, stale, lines = _attempt(pool, payload, record, timeouts, max_bytes)
     if stale:
         record.anomalies.append(stale_connection_note(record.transport_detail))
         record.transport_error, record.transport_detail = None, ""
-        received, _ = _attempt(pool, payload, record, timeouts, max_bytes, retry=False)
+        received, _, lines = _attempt(pool, payload, record, timeouts, max_bytes, retry=False)
+    turn()
+    if lines is not None:
+        _decode(record, *lines)
     return received
 
 
@@ -163,8 +172,9 @@ def _attempt(
     max_bytes: int,
     *,
     retry: bool = True,
-) -> tuple[int, bool]:
-    """One try: (body bytes received, whether to retry on a new connection)."""
+) -> tuple[int, bool, _Lines | None]:
+    """One try: (body bytes received, whether to retry on a new connection, the stream's
+    stamped lines to decode)."""
     record.start()
     deadline = None if timeouts.total is None else record.t0_ns + int(timeouts.total * 1e9)
     phase = Phase.CONNECT
@@ -228,17 +238,10 @@ def _attempt(
             record.clock, record.t_headers_ns, times = "user", ut_head, utimes
             record.t_end_ns = reader.ut
             record.stamp_bounds_ns = reader.ubounds
-        if sse:
-            # The stream is over and stamped. Yield before and after the CPU-heavy part
-            # (decoding here, interpretation next): when many streams end together, the
-            # other users' reads then run in between instead of queueing behind all of it,
-            # which kept their arrival times late (benchmarks B2: TTFT p99 at 64 streams).
-            gevent.sleep(0)
-            _decode(record, chunks, times, record.t_end_ns)
-            gevent.sleep(0)
-        else:
-            record.body = b"".join(chunks)
-        return received, False
+        if sse:  # decoded by the caller once the connection is released (turn)
+            return received, False, (chunks, times, record.t_end_ns)
+        record.body = b"".join(chunks)
+        return received, False, None
     except Exception as exc:  # every transport failure becomes a classified record
         record.t_end_ns = time.perf_counter_ns()
         sse = record.content_type == "text/event-stream"
@@ -246,18 +249,19 @@ def _attempt(
         record.transport_error, record.transport_detail = cls, detail
         got_bytes = reader is not None and reader.received > 0
         if retry and reused and cls is ErrorClass.CONNECTION_RESET and not got_bytes:
-            return 0, True  # a stale keep-alive connection: nothing was answered on it
+            return 0, True, None  # a stale keep-alive connection: nothing was answered on it
         if reader is not None and not reader.kernel_ok:
             record.clock, times = "user", utimes
             if record.t_headers_ns is not None:
                 record.t_headers_ns = ut_head
         if reader is not None:
             record.stamp_bounds_ns = reader.bounds if reader.kernel_ok else reader.ubounds
+        received = sum(map(len, chunks))
         if sse and chunks:  # keep the events that did arrive (a stream cut short)
-            _decode(record, chunks, times, record.t_end_ns)
-        elif chunks:
+            return received, False, (chunks, times, record.t_end_ns)
+        if chunks:
             record.body = b"".join(chunks)
-        return sum(map(len, chunks)), False
+        return received, False, None
     finally:
         if resp is not None:
             resp.release()  # returns a finished connection to the pool, closes any other
@@ -270,6 +274,10 @@ def _headers(resp: Any) -> dict[str, str]:
         key = name.lower()
         out[key] = f"{out[key]}, {value}" if key in out else value
     return scrub_headers(out)
+
+
+_Lines = tuple[list[bytes], list[int], int]
+"""A stream's body lines, their arrival stamps and the end stamp, for :func:`_decode`."""
 
 
 def _decode(record: RequestRecord, lines: list[bytes], times: list[int], end: int) -> None:

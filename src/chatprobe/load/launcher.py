@@ -114,6 +114,7 @@ class LoadOptions:
     speed: float | None = None  # --speed: a trace's time scale (None: the scenario's, else 1x)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
     warmup_s: float | None = None  # replaces the scenario's warm-up (chatprobe capacity)
+    calibration: dict[str, Any] | None = None  # --calibrate / --processes auto, for meta.json
     # Early-stop hook: polled with the results folder while locust runs (about every 0.2 s);
     # True ends the run as a first Ctrl-C does (samples kept, summary written).
     stop_when: Callable[[Path], bool] | None = None
@@ -368,6 +369,8 @@ def _run_in(
             emulator=(
                 {"url": target.root, "started_by_run": emulator is not None} if target else None
             ),
+            processes=drivers,
+            calibration=options.calibration,
         )
         from chatprobe.endpoints import record_profiles
         from chatprobe.profiles import load_profile

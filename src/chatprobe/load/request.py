@@ -4,9 +4,10 @@
 
 1. a :class:`~chatprobe.record.RequestRecord` for the :class:`~chatprobe.load.targets.Choice`
    (target, body, the prompt's token count and the output cap asked for);
-2. the exchange over the wire (:func:`chatprobe.load.exchange.stream_exchange`); then the
-   user waits for its turn at the :class:`~chatprobe.load.idlegate.IdleGate` (other
-   streams' reads go first) and :meth:`RequestRecord.finish` interprets it;
+2. the exchange over the wire (:func:`chatprobe.load.exchange.stream_exchange`); once its
+   reads are over the user waits for its turn at the
+   :class:`~chatprobe.load.idlegate.IdleGate` (other streams' reads go first), then the
+   stream is decoded and :meth:`RequestRecord.finish` interprets it;
 3. polite load (:func:`chatprobe.load.polite.after_request`): a Retry-After holds the
    target, a connection failure sets the sender's backoff;
 4. the sample (:func:`chatprobe.results.build_sample`), placed on the run's
@@ -96,9 +97,13 @@ class RequestPath:
         record.t_sched_ns = t_sched_ns
         try:
             received = stream_exchange(
-                http, target.request, choice.body, record, timeouts=self.plan.timeouts
+                http,
+                target.request,
+                choice.body,
+                record,
+                timeouts=self.plan.timeouts,
+                turn=self.gate.wait,  # the rest waits for an idle loop: others' reads first
             )
-            self.gate.wait()  # the rest waits for an idle loop: other streams' reads first
         except gevent.GreenletExit:
             self.aborted += 1
             raise
