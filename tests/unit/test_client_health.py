@@ -106,3 +106,16 @@ def test_the_objects_a_load_process_starts_with_are_kept_out_of_collections() ->
         assert tracker() is None
     finally:
         gc.unfreeze()
+
+
+def test_the_caller_lookup_is_warmed_before_the_load() -> None:
+    import inspect
+
+    from chatprobe.load.loopwatch import warm_caller_lookup
+
+    inspect.modulesbyfile.clear()  # as in a fresh process
+    warm_caller_lookup()
+    # the module-to-file map locust's Runner.stop() needs is built now, not at the run's end
+    assert inspect.__file__ in inspect.modulesbyfile or any(
+        name == "inspect" for name in inspect.modulesbyfile.values()
+    )

@@ -15,6 +15,7 @@ Locust child only (gevent).
 from __future__ import annotations
 
 import gc
+import inspect
 import time
 from array import array
 from typing import Any
@@ -23,7 +24,13 @@ import gevent
 
 from chatprobe.stats import percentile
 
-__all__ = ["INTERVAL_S", "LOOP_LAG_LIMIT_MS", "LoopWatch", "freeze_startup_objects"]
+__all__ = [
+    "INTERVAL_S",
+    "LOOP_LAG_LIMIT_MS",
+    "LoopWatch",
+    "freeze_startup_objects",
+    "warm_caller_lookup",
+]
 
 INTERVAL_S = 0.01
 # a p99 wake-up lateness above this says the process was short of CPU or overloaded
@@ -80,3 +87,15 @@ def freeze_startup_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def warm_caller_lookup() -> None:
+    """Pay for locust's caller lookup before the load instead of at its end.
+
+    ``Runner.stop()`` logs where it was called from with ``inspect.stack()``. The first such
+    call in a process maps every loaded module to its file (about 20 ms here; later calls
+    take about 0.1 ms). The run ends with that call while the users finish the streams in
+    hand, so the first tokens that arrived during it were read late (benchmarks B2, the
+    ``chatprobe load --processes auto`` row: a 20-30 ms cluster in the run's last second).
+    """
+    inspect.getframeinfo(inspect.stack()[0][0])

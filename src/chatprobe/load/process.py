@@ -37,7 +37,12 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from chatprobe.load.bare import BARE_SCENARIO, bare_target, plan_from_environment, write_bare_meta
 from chatprobe.load.locust_stats import LocustStats
-from chatprobe.load.loopwatch import LOOP_LAG_LIMIT_MS, LoopWatch, freeze_startup_objects
+from chatprobe.load.loopwatch import (
+    LOOP_LAG_LIMIT_MS,
+    LoopWatch,
+    freeze_startup_objects,
+    warm_caller_lookup,
+)
 from chatprobe.load.plan import RunPlan
 from chatprobe.load.polite import Backoff
 from chatprobe.load.quota import RequestQuota
@@ -206,6 +211,7 @@ class LoadRun:
             self._cpu_start = time.process_time()
         if self.role != "master":
             self.path.checker.warm([t.provider for t in self.plan.targets])
+            warm_caller_lookup()
             freeze_startup_objects()
             self.loop.start()
 
