@@ -10,8 +10,13 @@ import weakref
 import gevent
 
 from chatprobe.capacity.health import assess
-from chatprobe.load.loopwatch import LOOP_LAG_LIMIT_MS, LoopWatch, freeze_startup_objects
-from chatprobe.load.summary import client_starved
+from chatprobe.load.loopwatch import (
+    LOOP_LAG_LIMIT_MS,
+    LoopWatch,
+    freeze_startup_objects,
+    worst_of,
+)
+from chatprobe.load.summary import client_behind, client_starved
 
 
 def test_a_blocked_event_loop_shows_as_late_wake_ups() -> None:
@@ -60,6 +65,28 @@ def test_the_summary_says_when_the_client_was_short_of_cpu() -> None:
     assert client_starved({"loop_lag_ms": {"n": 300, "p99_ms": 1.1, "limit_ms": 10.0}}) == ""
     assert client_starved({"loop_lag_ms": {"n": 0, "p99_ms": None, "limit_ms": 10.0}}) == ""
     assert client_starved(None) == "" and client_starved({}) == ""
+
+
+def test_the_summary_says_when_users_spent_long_waiting_for_their_turn() -> None:
+    waited = {"end_turn_ms": {"n": 900, "p99_ms": 85.5, "share": 0.081, "share_limit": 0.05}}
+    note = client_behind(waited)
+    assert note.startswith("client saturated") and "8.1% of their time" in note
+    assert "fewer streams were in flight" in note and "--processes auto" in note
+    brief = {"end_turn_ms": {"n": 900, "p99_ms": 14.0, "share": 0.004, "share_limit": 0.05}}
+    assert client_behind(brief) == ""  # a few long waits are not a smaller load
+    assert client_behind(None) == "" and client_behind({"loop_lag_ms": {}}) == ""
+
+
+def test_a_distributed_run_reports_its_worst_worker() -> None:
+    worst = worst_of(
+        [
+            ("worker-0", {"n": 5, "p50_ms": 0.1, "p99_ms": 2.0, "max_ms": 3.0}),
+            ("worker-1", {"n": 5, "p50_ms": 0.1, "p99_ms": 9.0, "max_ms": 9.5}),
+            ("worker-2", {}),  # reported nothing
+        ]
+    )
+    assert worst["worker"] == "worker-1" and worst["p99_ms"] == 9.0
+    assert worst_of([])["p99_ms"] is None
 
 
 def test_a_late_event_loop_makes_a_step_invalid_even_when_the_cpu_looks_idle() -> None:

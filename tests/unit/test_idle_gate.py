@@ -3,6 +3,7 @@ idle, so a read that became ready meanwhile is taken before the next user's work
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import gevent
@@ -46,6 +47,22 @@ def test_parked_users_pass_in_order_and_a_ready_read_goes_between_them(
     # all at once (no gate) would run both users before the loop polled the socket
     assert order == ["first", "read", "second"]
     assert gate.passed == 2 and gate.waiting == 0
+    waits = gate.figures()  # each user's wait is measured for the summary
+    assert waits["n"] == 2 and waits["max_ms"] is not None and waits["max_ms"] >= 0
+    assert waits["share"] is None  # no exchange time given: no share of it
+
+
+def test_the_share_of_time_users_spent_waiting() -> None:
+    gate = IdleGate()
+    exchange_started = time.perf_counter_ns() - 50_000_000  # a 50 ms exchange just ended
+
+    def busy() -> None:
+        for _ in range(20):
+            gevent.sleep(0)  # keeps the loop from being idle for a while
+
+    gevent.joinall([gevent.spawn(gate.wait, exchange_started), gevent.spawn(busy)], timeout=5)
+    share = gate.figures()["share"]
+    assert share is not None and 0 < share < 1
 
 
 def test_a_user_waits_while_other_greenlets_keep_the_loop_busy() -> None:

@@ -18,18 +18,32 @@ them nothing. A busy client delays the next request of a closed-loop user, never
 Conformance judging (:class:`~chatprobe.load.conformance.IdleJudge`) waits at a lower idle
 priority, so it runs only when no user is parked here.
 
+The waits are measured (``summary.json``'s ``client_cpu.end_turn_ms``), with the share of
+the users' time they took (waiting / (waiting + exchanging)). A client with CPU to spare
+passes users through in well under a millisecond. A large share means the client is
+saturated: a closed-loop user spends the wait between two requests, so that share fewer
+streams are in flight than the plan asks for, and the summary says so in a note.
+
 Locust child only (gevent).
 """
 
 from __future__ import annotations
 
+import time
+from array import array
 from collections import deque
 from typing import Any
 
 import gevent
 import gevent.event
 
-__all__ = ["IdleGate"]
+from chatprobe.load.loopwatch import wait_figures
+
+__all__ = ["TURN_SHARE_LIMIT", "IdleGate"]
+
+TURN_SHARE_LIMIT = 0.05
+"""Above this share of the users' time spent waiting for their turn, the summary notes that
+the client ran fewer streams than planned (about that share fewer)."""
 
 
 class IdleGate:
@@ -40,9 +54,16 @@ class IdleGate:
         self._wake = gevent.event.Event()
         self._worker: gevent.Greenlet[Any, Any] | None = None
         self.passed = 0
+        self.waits_ms = array("d")  # how long each user waited for its turn
+        self.waited_ns = 0  # in total
+        self.exchanged_ns = 0  # the exchanges of those waits, from send to last byte
 
-    def wait(self) -> None:
-        """Park the calling greenlet until its turn (returns at once outside a run)."""
+    def wait(self, since_ns: int | None = None) -> None:
+        """Park the calling greenlet until its turn; ``since_ns``: when the exchange that
+        just ended started (``perf_counter_ns``), for the share of time spent waiting."""
+        start = time.perf_counter_ns()
+        if since_ns is not None and since_ns <= start:
+            self.exchanged_ns += start - since_ns
         turn = gevent.event.Event()
         self._queue.append(turn)
         if self._worker is None or self._worker.dead:
@@ -53,6 +74,16 @@ class IdleGate:
         finally:
             turn.set()  # killed while parked: the worker skips it
         self.passed += 1
+        waited = time.perf_counter_ns() - start
+        self.waited_ns += waited
+        self.waits_ms.append(waited / 1e6)
+
+    def figures(self) -> dict[str, float | int | None]:
+        """``{"n", "p50_ms", "p99_ms", "max_ms", "share"}`` of the waits so far; ``share``:
+        waiting / (waiting + exchanging), the part of the users' time spent here."""
+        total = self.waited_ns + self.exchanged_ns
+        share = round(self.waited_ns / total, 4) if self.exchanged_ns else None
+        return {**wait_figures(self.waits_ms), "share": share}
 
     def _run(self) -> None:
         queue = self._queue

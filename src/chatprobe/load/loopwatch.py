@@ -18,6 +18,7 @@ import gc
 import inspect
 import time
 from array import array
+from collections.abc import Iterable
 from typing import Any
 
 import gevent
@@ -29,7 +30,9 @@ __all__ = [
     "LOOP_LAG_LIMIT_MS",
     "LoopWatch",
     "freeze_startup_objects",
+    "wait_figures",
     "warm_caller_lookup",
+    "worst_of",
 ]
 
 INTERVAL_S = 0.01
@@ -63,14 +66,29 @@ class LoopWatch:
 
     def figures(self) -> dict[str, float | int | None]:
         """``{"interval_ms", "n", "p50_ms", "p99_ms", "max_ms"}`` of the wake-ups so far."""
-        data = sorted(self.lateness)
-        return {
-            "interval_ms": self.interval_s * 1e3,
-            "n": len(data),
-            "p50_ms": round(percentile(data, 50.0), 3) if data else None,
-            "p99_ms": round(percentile(data, 99.0), 3) if data else None,
-            "max_ms": round(data[-1], 3) if data else None,
-        }
+        return {"interval_ms": self.interval_s * 1e3, **wait_figures(self.lateness)}
+
+
+def wait_figures(waits_ms: Iterable[float]) -> dict[str, float | int | None]:
+    """``{"n", "p50_ms", "p99_ms", "max_ms"}`` of waits in ms (exact percentiles)."""
+    data = sorted(waits_ms)
+    return {
+        "n": len(data),
+        "p50_ms": round(percentile(data, 50.0), 3) if data else None,
+        "p99_ms": round(percentile(data, 99.0), 3) if data else None,
+        "max_ms": round(data[-1], 3) if data else None,
+    }
+
+
+def worst_of(figures: Iterable[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The figures with the highest p99 among ``(worker name, figures)`` pairs, named."""
+    worst: dict[str, Any] = {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
+    for name, theirs in figures:
+        if theirs.get("p99_ms") is not None and (
+            worst["p99_ms"] is None or theirs["p99_ms"] > worst["p99_ms"]
+        ):
+            worst = {**theirs, "worker": name}
+    return worst
 
 
 def freeze_startup_objects() -> None:

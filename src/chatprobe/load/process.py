@@ -36,12 +36,14 @@ from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
 from chatprobe.load.bare import BARE_SCENARIO, bare_target, plan_from_environment, write_bare_meta
+from chatprobe.load.idlegate import TURN_SHARE_LIMIT
 from chatprobe.load.locust_stats import LocustStats
 from chatprobe.load.loopwatch import (
     LOOP_LAG_LIMIT_MS,
     LoopWatch,
     freeze_startup_objects,
     warm_caller_lookup,
+    worst_of,
 )
 from chatprobe.load.plan import RunPlan
 from chatprobe.load.polite import Backoff
@@ -158,6 +160,7 @@ class LoadRun:
             "index": self.worker_index,
             "cpu_s": self.cpu_used_s(),
             "loop_lag_ms": self.loop.figures(),
+            "end_turn_ms": self.path.gate.figures(),
         }
 
     def _ship_final(self) -> None:
@@ -272,15 +275,13 @@ class LoadRun:
             generating = master.final_total("cpu_s")
         wall = self.end.end_offset_s or self.timeline.offset_s()
         loop: dict[str, Any] = dict(self.loop.figures())
-        if master is not None:  # the worst worker's wake-up lateness (its p99)
-            loop = {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None}
-            for cid, final in sorted(master.finals.items()):
-                theirs = final.get("loop_lag_ms") or {}
-                if theirs.get("p99_ms") is not None and (
-                    loop["p99_ms"] is None or theirs["p99_ms"] > loop["p99_ms"]
-                ):
-                    loop = {**theirs, "worker": master.worker_name(cid)}
+        turn: dict[str, Any] = dict(self.path.gate.figures())
+        if master is not None:  # the worst worker's (its p99)
+            finals = sorted(master.finals.items())
+            loop = worst_of((master.worker_name(c), f.get("loop_lag_ms") or {}) for c, f in finals)
+            turn = worst_of((master.worker_name(c), f.get("end_turn_ms") or {}) for c, f in finals)
         loop["limit_ms"] = LOOP_LAG_LIMIT_MS
+        turn["share_limit"] = TURN_SHARE_LIMIT
         return {
             "process": self.role,
             "cpu_s": round(generating, 3),
@@ -295,6 +296,7 @@ class LoadRun:
                 else None
             ),
             "loop_lag_ms": loop,
+            "end_turn_ms": turn,
         }
 
     def on_quitting(self, environment: Any, **_: Any) -> None:

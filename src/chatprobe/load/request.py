@@ -102,7 +102,8 @@ class RequestPath:
                 choice.body,
                 record,
                 timeouts=self.plan.timeouts,
-                turn=self.gate.wait,  # the rest waits for an idle loop: others' reads first
+                # the rest waits for an idle loop: other streams' reads first
+                turn=lambda: self.gate.wait(record.t0_ns),
             )
         except gevent.GreenletExit:
             self.aborted += 1

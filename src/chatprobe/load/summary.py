@@ -12,6 +12,9 @@ folder through the same function, so the two agree.
   near 1.0 the client was the bottleneck and its queueing is in the latency figures.
   ``loop_lag_ms`` is how late its event loop woke (:mod:`chatprobe.load.loopwatch`): a
   starved client is busy only the little CPU time it gets, and this is what shows it.
+  ``end_turn_ms`` is how long users waited for their end-of-stream turn
+  (:mod:`chatprobe.load.idlegate`): long waits mean a saturated client ran fewer streams
+  than planned.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from chatprobe.results.snapshot import ProfileSnapshot
 __all__ = [
     "SUMMARY_VERSION",
     "build_summary",
+    "client_behind",
     "client_starved",
     "read_sample_table",
     "run_spec",
@@ -117,9 +121,9 @@ def build_summary(
     }
     ol = plan.open_loop
     all_notes = [*run.pop("notes"), *notes]
-    starved = client_starved(client_cpu)
-    if starved:
-        all_notes.append(starved)
+    for note in (client_starved(client_cpu), client_behind(client_cpu)):
+        if note:
+            all_notes.append(note)
     providers = dict.fromkeys(t.provider for t in plan.targets)
     # What people call each provider (the naming rule: chatprobe.endpoints); ids stay the keys.
     shown = {p: profiles.display_name(p) if profiles else p for p in providers}
@@ -163,6 +167,24 @@ def client_starved(client_cpu: dict[str, Any] | None) -> str:
         f"client short of CPU: its event loop woke up to {p99:.1f} ms late{who} (p99 over "
         f"{loop.get('n', 0)} wake-ups, limit {limit:g} ms); sends and reads were late by as "
         "much: give the load generator a core of its own or more processes (--processes auto)"
+    )
+
+
+def client_behind(client_cpu: dict[str, Any] | None) -> str:
+    """A note when users spent more than ``share_limit`` of their time waiting for their
+    end-of-stream turn (:mod:`chatprobe.load.idlegate`), or "": about that share fewer
+    streams were in flight than planned."""
+    turn = (client_cpu or {}).get("end_turn_ms") or {}
+    share, limit = turn.get("share"), turn.get("share_limit")
+    if share is None or limit is None or share <= limit:
+        return ""
+    who = f" ({turn['worker']})" if turn.get("worker") else ""
+    return (
+        f"client saturated: users spent {100 * share:.1f}% of their time{who} waiting for the "
+        f"event loop between a stream's end and their next request (limit {100 * limit:g}%; "
+        f"p99 wait {turn.get('p99_ms')} ms), so about that share fewer streams were in flight "
+        "than planned; the timing itself stays exact: use more processes (--processes auto) "
+        "or fewer users per process"
     )
 
 
