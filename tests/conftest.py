@@ -6,6 +6,8 @@
   ``EMULATOR_CONFIG = EmulatorConfig(...)`` to choose providers, timing and faults; without
   it the emulator serves the three documented providers with their profile timing. A test
   that needs a fresh emulator of its own (state, schedules) overrides the fixture locally.
+- ``tcp_pair``: a TCP connection on loopback as two gevent sockets ``(writer, reader)``
+  (kernel receive stamps are a TCP feature; a socketpair has none).
 - ``browser``: Debian's headless Chromium through playwright, for the report tests (skipped
   where Chromium is missing, failed in CI, which installs it).
 
@@ -21,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import gevent.socket
 import pytest
 
 from chatprobe.emulator import Emulator, EmulatorConfig
@@ -67,6 +70,18 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[gevent.socket.socket, gevent.socket.socket]]:
+    with gevent.socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        client = gevent.socket.create_connection(server.getsockname())
+        accepted, _ = server.accept()
+    client.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
+    with client, accepted:
+        yield client, accepted
 
 
 def _have_chromium() -> bool:

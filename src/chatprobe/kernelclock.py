@@ -55,7 +55,7 @@ def kernel_stamp(ancillary: Any) -> int | None:
     """The kernel receive time (CLOCK_REALTIME ns) in a ``recvmsg`` answer, if any."""
     for _level, kind, payload in ancillary:
         if kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
-            sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
+            sec, nsec = _TIMESPEC.unpack_from(payload)
             return int(sec * 1_000_000_000 + nsec)
     return None
 

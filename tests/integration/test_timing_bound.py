@@ -20,15 +20,7 @@ from chatprobe.record import RequestRecord
 pytestmark = pytest.mark.skipif(not KERNEL_TIMESTAMPS, reason="needs Linux kernel stamps")
 
 
-def _pair() -> tuple[gevent.socket.socket, gevent.socket.socket]:
-    """A TCP connection on loopback (kernel receive stamps are a TCP/UDP feature)."""
-    with gevent.socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(1)
-        client = gevent.socket.create_connection(server.getsockname())
-        accepted, _ = server.accept()
-    client.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
-    return client, accepted
+Pair = tuple[gevent.socket.socket, gevent.socket.socket]  # the tcp_pair fixture (conftest)
 
 
 def _reader(sock: gevent.socket.socket, *, kernel: bool) -> StampedReader:
@@ -37,41 +29,39 @@ def _reader(sock: gevent.socket.socket, *, kernel: bool) -> StampedReader:
     )
 
 
-def test_one_packet_read_at_once_has_no_spread_on_the_kernel_clock() -> None:
-    writer, sock = _pair()
-    with writer, sock:
-        assert want_timestamps(sock)
-        reader = _reader(sock, kernel=True)
-        time.sleep(0.002)  # after the reader's floor by more than the clock mapping's error
-        writer.sendall(b"data: one\n\n")
-        assert reader.read() == b"data: one\n\n"
-        assert reader.kernel_ok
-        assert reader.bounds == {reader.t: 0}
-        assert reader.ubounds[reader.ut] >= 0
+def test_one_packet_read_at_once_has_no_spread_on_the_kernel_clock(tcp_pair: Pair) -> None:
+    writer, sock = tcp_pair
+    assert want_timestamps(sock)
+    reader = _reader(sock, kernel=True)
+    time.sleep(0.002)  # after the reader's floor by more than the clock mapping's error
+    writer.sendall(b"data: one\n\n")
+    assert reader.read() == b"data: one\n\n"
+    assert reader.kernel_ok
+    assert reader.bounds == {reader.t: 0}
+    assert reader.ubounds[reader.ut] >= 0
 
 
-def test_a_late_read_of_two_packets_is_bounded_by_their_distance() -> None:
-    writer, sock = _pair()
-    with writer, sock:
-        want_timestamps(sock)
-        reader = _reader(sock, kernel=True)
-        time.sleep(0.002)
-        writer.sendall(b"data: first\n\n")
-        t_first = time.perf_counter_ns()
-        time.sleep(0.03)  # the client is busy elsewhere; a second packet arrives meanwhile
-        writer.sendall(b"data: second\n\n")
-        t_second = time.perf_counter_ns()
-        time.sleep(0.01)
-        data = reader.read()
-        assert data == b"data: first\n\ndata: second\n\n"  # one read drained both
-        assert reader.kernel_ok
-        distance = t_second - t_first
-        # both events get the newest packet's stamp; the first is that late at most by bound
-        assert reader.bounds[reader.t] >= distance * 0.5
-        assert reader.bounds[reader.t] <= reader.t - reader.t_min_ns
-        # on the user clock the bound also covers the time the data sat unread
-        assert reader.ubounds[reader.ut] >= reader.bounds[reader.t]
-        assert reader.ubounds[reader.ut] >= reader.ut - t_second
+def test_a_late_read_of_two_packets_is_bounded_by_their_distance(tcp_pair: Pair) -> None:
+    writer, sock = tcp_pair
+    want_timestamps(sock)
+    reader = _reader(sock, kernel=True)
+    time.sleep(0.002)
+    writer.sendall(b"data: first\n\n")
+    t_first = time.perf_counter_ns()
+    time.sleep(0.03)  # the client is busy elsewhere; a second packet arrives meanwhile
+    writer.sendall(b"data: second\n\n")
+    t_second = time.perf_counter_ns()
+    time.sleep(0.01)
+    data = reader.read()
+    assert data == b"data: first\n\ndata: second\n\n"  # one read drained both
+    assert reader.kernel_ok
+    distance = t_second - t_first
+    # both events get the newest packet's stamp; the first is that late at most by bound
+    assert reader.bounds[reader.t] >= distance * 0.5
+    assert reader.bounds[reader.t] <= reader.t - reader.t_min_ns
+    # on the user clock the bound also covers the time the data sat unread
+    assert reader.ubounds[reader.ut] >= reader.bounds[reader.t]
+    assert reader.ubounds[reader.ut] >= reader.ut - t_second
 
 
 def test_record_bounds_ttft_by_the_first_token_read_and_the_send() -> None:

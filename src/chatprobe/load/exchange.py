@@ -263,6 +263,8 @@ def _attempt(
             record.body = b"".join(chunks)
         return received, False, None
     finally:
+        if reader is not None:
+            reader.close()
         if resp is not None:
             resp.release()  # returns a finished connection to the pool, closes any other
 
