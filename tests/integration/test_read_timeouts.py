@@ -70,3 +70,21 @@ def test_the_total_limit_raises_its_own_error(tcp_pair: Pair) -> None:
     with pytest.raises(TotalTimeout):
         reader.read()
     reader.close()
+
+
+class Hung(Exception):
+    """The read was not interrupted by its own limit (a guard far beyond it)."""
+
+
+def test_a_shorter_limit_takes_over_from_a_longer_one(tcp_pair: Pair) -> None:
+    """The head waits under the first-byte limit, the body under the shorter idle one: the
+    timer set for the long limit must not be what ends a stall of the body."""
+    writer, sock = tcp_pair
+    reader = _reader(sock)
+    reader.arm(60.0)  # first byte
+    writer.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert reader.read()
+    reader.arm(0.05)  # idle: the body stalls from here
+    with gevent.Timeout(5, Hung), pytest.raises(TimeoutError):
+        reader.read()
+    reader.close()

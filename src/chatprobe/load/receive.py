@@ -275,34 +275,41 @@ class StampedReader:
 class _Watchdog:
     """The read timeouts of one exchange on one lazy timer (module docstring)."""
 
-    __slots__ = ("_greenlet", "_timer", "due_ns", "waiting")
+    __slots__ = ("_fires_ns", "_greenlet", "_timer", "due_ns", "waiting")
 
     def __init__(self) -> None:
         self._greenlet = gevent.getcurrent()
         self._timer: Any = None
+        self._fires_ns = 0  # when the running timer fires
         self.due_ns = 0
         self.waiting = False  # the greenlet is inside a read: a timeout may interrupt it
 
     def expect(self, limit_s: float) -> None:
         """A read starts now and must end within ``limit_s`` seconds."""
-        self.due_ns = time.perf_counter_ns() + int(limit_s * 1e9)
+        now = time.perf_counter_ns()
+        self.due_ns = due = now + int(limit_s * 1e9)
         self.waiting = True
         timer = self._timer
-        if timer is None or not timer.active:
-            self._start(limit_s)
+        # a later due time leaves the timer be (it starts again when it fires); an earlier
+        # one (a shorter limit: idle after first byte) needs it sooner
+        if timer is None or not timer.active or due < self._fires_ns:
+            self._start(now, limit_s)
 
-    def _start(self, after_s: float) -> None:
+    def _start(self, now: int, after_s: float) -> None:
         if self._timer is not None:
             self._timer.close()
-        self._timer = gevent.get_hub().loop.timer(max(after_s, 0.0), ref=False)
+        after_s = max(after_s, 0.0)
+        self._fires_ns = now + int(after_s * 1e9)
+        self._timer = gevent.get_hub().loop.timer(after_s, ref=False)
         self._timer.start(self._fire)
 
     def _fire(self) -> None:  # in the hub
         if not self.waiting:
             return  # between reads: the next read starts the timer again
-        left = self.due_ns - time.perf_counter_ns()
+        now = time.perf_counter_ns()
+        left = self.due_ns - now
         if left > 0:
-            self._start(left / 1e9)
+            self._start(now, left / 1e9)
             return
         self.waiting = False
         self._greenlet.throw(TimeoutError("timed out"))
