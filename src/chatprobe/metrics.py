@@ -1031,10 +1031,12 @@ def timing_bound(
     )
     if out.exceeded:
         out.message = (
-            f"client saturated: TTFT error up to {p99:.1f} ms (p99 of the client timing error "
-            f"bound, above {threshold_ms:g} ms; max {out.ttft_ms.max or 0:.1f} ms): the "
-            "latency figures include the client's own queueing; use more processes "
-            "(--processes auto) or fewer users per process"
+            f"client timing uncertain: TTFT error up to {p99:.1f} ms (p99 of the client timing "
+            f"error bound, above {threshold_ms:g} ms; max {out.ttft_ms.max or 0:.1f} ms). "
+            "Either the client read late (its own queueing: see the event loop's lateness; "
+            "use more processes (--processes auto) or fewer users per process), or the server "
+            "sent the first token in one burst with later ones, which one read takes under "
+            "one stamp, the newest"
         )
     else:
         out.message = (

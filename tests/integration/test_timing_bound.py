@@ -41,6 +41,35 @@ def test_one_packet_read_at_once_has_no_spread_on_the_kernel_clock(tcp_pair: Pai
     assert reader.ubounds[reader.ut] >= 0
 
 
+def test_a_read_of_the_head_and_one_event_is_a_read_of_one_event(tcp_pair: Pair) -> None:
+    """A server that sends its head with the first token: the head's blank line is not an
+    event's end, so the first token's stamp is exact (a real LiteLLM proxy answers so)."""
+    writer, sock = tcp_pair
+    want_timestamps(sock)
+    reader = _reader(sock, kernel=True)
+    reader.expect_head()
+    time.sleep(0.002)
+    writer.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
+    writer.sendall(b"data: one\n\n")
+    time.sleep(0.01)  # both packets wait: one read takes them
+    assert reader.read().endswith(b"data: one\n\n")
+    assert reader.kernel_ok and reader.bounds == {reader.t: 0}
+
+
+def test_two_events_after_a_head_are_still_two(tcp_pair: Pair) -> None:
+    writer, sock = tcp_pair
+    want_timestamps(sock)
+    reader = _reader(sock, kernel=True)
+    reader.expect_head()
+    time.sleep(0.002)
+    writer.sendall(b"HTTP/1.1 200 OK\r\n\r\ndata: one\n\n")
+    time.sleep(0.01)
+    writer.sendall(b"data: two\n\n")  # the earlier event may be older than the stamp
+    time.sleep(0.01)
+    assert reader.read().endswith(b"data: two\n\n")
+    assert reader.kernel_ok and reader.bounds[reader.t] > 0
+
+
 def test_a_late_read_of_two_packets_is_bounded_by_their_distance(tcp_pair: Pair) -> None:
     writer, sock = tcp_pair
     want_timestamps(sock)
@@ -74,3 +103,17 @@ def test_record_bounds_ttft_by_the_first_token_read_and_the_send() -> None:
     assert record.read_bound_ms == pytest.approx(7.0)
     record.stamp_bounds_ns = {}
     assert record.ttft_bound_ms is None and record.read_bound_ms is None
+
+
+def test_a_read_without_a_trustworthy_stamp_is_still_bounded(tcp_pair: Pair) -> None:
+    """A kernel stamp out of order (a clock mapping gone wrong under load) sends the
+    exchange to user stamps; its reads stay bounded by the time since the previous read."""
+    writer, sock = tcp_pair
+    want_timestamps(sock)
+    reader = _reader(sock, kernel=True)
+    reader._offset += 10**9  # every kernel stamp now lands a second before the send
+    writer.sendall(b"data: one\n\n")
+    time.sleep(0.01)
+    assert reader.read() == b"data: one\n\n"
+    assert not reader.kernel_ok and not reader.bounds
+    assert 0 <= reader.ubounds[reader.ut] <= reader.ut - reader.t_min_ns

@@ -30,7 +30,10 @@ the TLS layer already held gets the stamp of the read that brought them in.
 
 Error bound (how late each stamp can be): the kernel stamps a packet when it is queued, but
 TCP merges small packets queued behind unread ones into one buffer carrying the newest
-time, so a late read of several events gets one stamp, the newest. Each read therefore
+time, so a late read of several events gets one stamp, the newest. Events are counted in
+the body bytes only: the blank line that ends a response head is not an event's end, so a
+read that brought the head and the first event (the usual first read when a server sends
+its head with the first token) is a read of one event. Each read therefore
 gets a bound: when it brought one event, that event's last byte came with the newest
 packet, so its stamp is exact on the kernel clock and late by ``user stamp - kernel
 stamp`` on the user clock; when it brought several, the earlier ones completed at some
@@ -39,7 +42,9 @@ time after the previous read returned, so the bound is the stamp minus that retu
 keep it per stamp, whichever clock the exchange ends up using. Over TLS the reads carry no
 kernel stamp, so the reader peeks one byte with ``MSG_PEEK`` on the TCP socket beneath the
 TLS layer for the receive time of the queued bytes, and counts the read as one of several
-when bytes stay queued after it (in the TLS layer or the kernel). Where no kernel stamp
+when bytes stay queued after it (in the TLS layer or the kernel). A read with no
+trustworthy receive time at all (a kernel stamp out of order sends the exchange to user
+stamps) is bounded by the time since the previous read returned. Where no kernel stamp
 exists (not Linux) there is no bound (the maps stay empty).
 
 Wait, then read: gevent's ``recvmsg`` tries the read first and waits only when it fails.
@@ -130,6 +135,7 @@ class StampedReader:
 
     __slots__ = (
         "_drained",
+        "_head_tail",
         "_limit",
         "_lower",
         "_offset",
@@ -180,6 +186,24 @@ class StampedReader:
         # whether the last read emptied the receive queue
         self._raw = _os_socket(sock) if kernel else None
         self._drained = True
+        self._head_tail: bytes | None = None  # while a head is read: its last bytes so far
+
+    def expect_head(self) -> None:
+        """The reads that follow bring a response head first: its blank line is not an
+        event's end (a read of the head and one event is a read of one event)."""
+        if self._head_tail is None:
+            self._head_tail = b""
+
+    def _past_head(self, data: bytes) -> bytes:
+        """The bytes of ``data`` after the head's blank line ("" while the head goes on)."""
+        seen = self._head_tail or b""
+        buf = seen + data
+        ends = [i + len(m) for m in (b"\r\n\r\n", b"\n\n") if (i := buf.find(m)) >= 0]
+        if not ends:
+            self._head_tail = buf[-3:]
+            return b""
+        self._head_tail = None  # the head is over: later reads are all body
+        return buf[min(ends) :]
 
     def arm(self, limit: float | None) -> None:
         """The phase's timeout (seconds, None: none) for the reads that follow."""
@@ -209,6 +233,8 @@ class StampedReader:
                 # decrypted already: these bytes came with the last read and keep its stamps;
                 # they arrived after the read before that one returned (_lower)
                 data = sock.recv(self.size)
+                if self._head_tail is not None:
+                    self._past_head(data)  # keeps track of where the head ends
                 if self.peek and data:
                     _widen(self.ubounds, self.ut, self.ut - min(self._lower, self.ut))
                 self.received += len(data)
@@ -229,6 +255,7 @@ class StampedReader:
             watchdog.waiting = False
         ut = time.perf_counter_ns()
         t = ut
+        body = data if self._head_tail is None else self._past_head(data)  # events' bytes
         # these bytes arrived after the previous read returned (bytes a TLS layer keeps from
         # this read are bounded by the same time: _lower)
         lower = self._lower = self.ut
@@ -247,7 +274,7 @@ class StampedReader:
         if data and newest is not None and self.peek:
             # One event in the read: its last byte came with the newest packet. Several: the
             # earlier ones completed at some time after the previous read returned.
-            several = data.count(b"\n\n") + data.count(b"\r\n\r\n") > 1 or (
+            several = body.count(b"\n\n") + body.count(b"\r\n\r\n") > 1 or (
                 self._pending is not None and (self._pending() or _queued(sock))
             )
             newest = max(lower, min(newest, ut))
@@ -255,6 +282,10 @@ class StampedReader:
             if self.kernel_ok:
                 _widen(self.bounds, t, t - min(floor, t))
             _widen(self.ubounds, ut, ut - floor)
+        elif data and self.peek:
+            # no trustworthy receive time for this read (the exchange fell back to user
+            # stamps): its bytes came after the previous read returned, which still bounds it
+            _widen(self.ubounds, ut, ut - lower)
         self.t, self.ut = t, ut
         self.received += len(data)
         return data
@@ -364,6 +395,8 @@ def read_head(resp: Any, reader: StampedReader) -> None:
     parser raise. The stamps of the read that completed the head stay in ``reader``.
     """
     while not resp.headers_complete or resp.get_code() < 200:  # skip interim 1xx heads
+        if not resp.headers_complete:
+            reader.expect_head()
         data = reader.read()
         if not data:
             got = f"after {reader.received} bytes of it" if reader.received else "before any"

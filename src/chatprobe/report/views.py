@@ -870,7 +870,7 @@ def _errors(report: Report) -> Section:
             num(ms(g.timing_bound.ttft_ms.p50)),
             num(ms(g.timing_bound.ttft_ms.p99)),
             num(ms(g.timing_bound.read_ms.p99)),
-            Cell("above the limit: client saturated" if g.timing_bound.exceeded else "ok"),
+            Cell("above the limit: timing uncertain" if g.timing_bound.exceeded else "ok"),
         ]
         for g in report.groups
         if g.timing_bound.samples or g.timing_bound.unbounded
