@@ -26,6 +26,7 @@ __all__ = [
     "SO_TIMESTAMPNS",
     "clock_offset",
     "enable_timestamps",
+    "keep_timestamping_on",
     "kernel_stamp",
 ]
 
@@ -48,6 +49,30 @@ def enable_timestamps(sock: Any) -> bool:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     except OSError:
         return False
+    return True
+
+
+_HOLDER: list[socket.socket] = []
+
+
+def keep_timestamping_on() -> bool:
+    """Turn the kernel's receive timestamping on now and keep it on for this process.
+
+    Linux stamps incoming packets only while some socket on the machine asks for stamps,
+    and it turns that on lazily: the first ``SO_TIMESTAMPNS`` request schedules the switch
+    on a work queue, and packets received until it runs carry no stamp. A load run that
+    starts on an otherwise quiet machine lost the stamps of its first responses that way
+    (their exchanges fell back to user-space stamps). One socket holding the option from
+    before the load starts (and for as long as the process lives) closes that window.
+    """
+    if not KERNEL_TIMESTAMPS:
+        return False
+    if not _HOLDER:
+        holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if not enable_timestamps(holder):
+            holder.close()
+            return False
+        _HOLDER.append(holder)
     return True
 
 

@@ -153,3 +153,12 @@ def test_the_caller_lookup_is_warmed_before_the_load(monkeypatch: pytest.MonkeyP
     assert calls  # the lookup locust's Runner.stop() makes, made now
     # the module-to-file map it needs holds every module loaded before the load
     assert "chatprobe.load.loopwatch" in inspect.modulesbyfile.values()
+
+
+def test_kernel_timestamping_is_held_on_for_the_process() -> None:
+    from chatprobe import kernelclock
+
+    first = kernelclock.keep_timestamping_on()
+    assert kernelclock.keep_timestamping_on() == first  # idempotent: one holder socket
+    if kernelclock.KERNEL_TIMESTAMPS:
+        assert first and len(kernelclock._HOLDER) == 1

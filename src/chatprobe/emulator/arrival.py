@@ -25,6 +25,7 @@ from chatprobe.kernelclock import (
     KERNEL_TIMESTAMPS,
     clock_offset,
     enable_timestamps,
+    keep_timestamping_on,
     kernel_stamp,
 )
 
@@ -114,6 +115,7 @@ def listening_socket(host: str, port: int, backlog: int) -> StampingListener | N
     if len(addresses) != 1:
         return None
     family, kind, proto, _name, address = infos[0]
+    keep_timestamping_on()  # the first requests' arrival stamps (kernelclock)
     sock = StampingListener(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -35,6 +35,7 @@ import gevent
 from locust import LoadTestShape, events
 from locust.runners import MasterRunner, WorkerRunner
 
+from chatprobe.kernelclock import keep_timestamping_on
 from chatprobe.load.bare import BARE_SCENARIO, bare_target, plan_from_environment, write_bare_meta
 from chatprobe.load.idlegate import TURN_SHARE_LIMIT
 from chatprobe.load.locust_stats import LocustStats
@@ -213,6 +214,7 @@ class LoadRun:
         if self._cpu_start is None:
             self._cpu_start = time.process_time()
         if self.role != "master":
+            keep_timestamping_on()  # before the first response: its stamps (kernelclock)
             self.path.checker.warm([t.provider for t in self.plan.targets])
             warm_caller_lookup()
             freeze_startup_objects()
