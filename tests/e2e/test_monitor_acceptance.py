@@ -214,6 +214,19 @@ def _sched(probes: list[dict[str, Any]], t: float) -> float:
     return t - offsets[len(offsets) // 2]
 
 
+def _timeline(probes: list[dict[str, Any]]) -> str:
+    """The probes on the emulator's schedule clock, one line each (for a failure message:
+    where the monitor was when a window opened)."""
+    return "\n".join(
+        f"run {p['run_id']} round {p['round']:>3} {p['name']:<24} "
+        f"sched {p['truth']['sched_s'] / MIN:7.2f} min status {p['truth']['status']} "
+        f"windows {','.join(p['truth'].get('windows', []))}"
+        if p["truth"]
+        else f"run {p['run_id']} round {p['round']:>3} {p['name']:<24} (no truth)"
+        for p in probes
+    )
+
+
 def _inside(p: dict[str, Any], name: str) -> bool:
     return name in (p["truth"] or {}).get("windows", [])
 
@@ -257,7 +270,7 @@ def test_each_scheduled_change_becomes_one_event_at_the_right_probe(
         ("latency_shift", "down"),
         ("finding_appeared", None),
         ("finding_disappeared", None),
-    ]
+    ], _timeline(probes)
     by_id = {p["id"]: p for p in probes}
     stored = {e.event.kind + e.event.details.get("direction", ""): e for e in history.events()}
     report = []

@@ -295,6 +295,37 @@ def test_detection_state_survives_a_restart(tmp_path: Path) -> None:
         assert h.next_round(target.id) == 4
 
 
+def test_an_error_case_the_provider_could_not_serve_starts_an_outage(history: History) -> None:
+    """The error case expects a 4xx and is not counted in uptime, but a 503 (or no answer)
+    in its place is an outage: when it is the first probe inside one, the monitor's
+    Retry-After hold would otherwise skip the outage without a trace."""
+    target = history.target("openrouter", "m", data_source="emulated")
+    run = history.start_run(argv=[], every_s=300)
+
+    def error_case(t: float, status: int | None, error_class: str) -> None:
+        probe(history, target, run, t=t, name="bad-key", round=int(t), counted=False,
+              status=status, error_class=error_class)  # fmt: skip
+
+    probe(history, target, run, t=START, name="plain", round=0)
+    error_case(START + 1, 401, "http_status")  # its expected answer: nothing to say
+    error_case(START + 2, 429, "rate_limited")  # slow down, not down
+    assert history.events() == []
+    error_case(START + 300, 503, "unavailable")
+    error_case(START + 600, None, "connect_error")  # still down: no second event
+    probe(history, target, run, t=START + 900, name="bad-key", round=900, counted=False,
+          status=401, error_class="http_status")  # fmt: skip
+    assert [e.event.kind for e in history.events()] == [OUTAGE_STARTED]  # a 401 ends nothing
+    probe(history, target, run, t=START + 1200, name="plain", round=1200)
+    events = [(e.event.kind, e.event.details) for e in history.events()]
+    assert events == [
+        (OUTAGE_STARTED, {"probe": "bad-key", "outcome": "unavailable"}),
+        (OUTAGE_ENDED, {"probe": "plain", "down_s": 900.0}),
+    ]
+    # uptime still counts only the probes that expect success
+    (day,) = history.uptime(target.id, START + 1200, (("1d", 86400.0),))
+    assert (day.ok, day.errored) == (2, 0)
+
+
 def test_migrations_bring_an_older_history_up_to_date(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     raw = sqlite3.connect(path, isolation_level=None)

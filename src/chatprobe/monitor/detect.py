@@ -9,7 +9,10 @@ Availability (``outage_started``, ``outage_ended``)
     Per target, over the probes counted in uptime (those expecting success: up 1 or 0;
     rate-limited and error-case probes are not counted). The state before the first probe is
     *up*; a counted probe that fails while the state is up starts an outage, the first one
-    that succeeds ends it. A monitor started during an outage therefore reports it at once.
+    that succeeds ends it. A probe not counted (an error case) starts one too when the
+    provider could not serve it at all (no response, or a 5xx instead of the expected 4xx),
+    but never ends one. The state is the last availability event's, so it survives a
+    restart. A monitor started during an outage therefore reports it at once.
 
 Findings (``finding_appeared``, ``finding_disappeared``)
     Per target, case and check, over the probes the server answered with a status below 500
@@ -116,8 +119,8 @@ def availability_change(
     detail: str,
     down_since: float | None = None,
 ) -> Event | None:
-    """The availability event a counted probe causes, if any (``previous_up`` None: the
-    first counted probe, judged against *up*)."""
+    """The availability event a probe's observation ``up`` causes, if any
+    (``previous_up`` None: nothing observed yet, judged against *up*)."""
     if up is None:
         return None
     before = 1 if previous_up is None else previous_up

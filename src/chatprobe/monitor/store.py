@@ -50,6 +50,7 @@ from chatprobe.monitor.clock import MonitorClock
 from chatprobe.monitor.detect import (
     FINDING_STATUSES,
     LATENCY_SHIFT,
+    OUTAGE_ENDED,
     OUTAGE_STARTED,
     Event,
     FindingState,
@@ -261,6 +262,23 @@ class ProbeRow:
         if not self.counted or self.outcome == RATE_LIMITED:
             return None
         return 1 if self.outcome == "ok" else 0
+
+    @property
+    def availability(self) -> int | None:
+        """What the probe says about the provider being up: a counted probe's ``up``; for
+        another probe 0 when the provider could not serve it at all (no response, or a 5xx:
+        an error case answered 503 instead of 401 saw the outage too), else None (its
+        expected error says nothing about availability).
+
+        Without this, an outage that began just as an error case was probed went unseen:
+        the 503 aborted the round, its Retry-After held the monitor until the outage ended,
+        and the next counted probe succeeded."""
+        if self.counted:
+            return self.up
+        status = self.sample.get("status")
+        if self.outcome != RATE_LIMITED and (status is None or status >= 500):
+            return 0
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,14 +513,15 @@ class History:
         in one transaction; returns the probe's id and the events."""
         with self.transaction() as db:
             events: list[Event] = []
-            up = probe.up
+            up = probe.availability
             if up is not None:
+                # the state is the last availability event's (up before the first)
                 row = db.execute(
-                    "SELECT up FROM probes WHERE target_id = ? AND up IS NOT NULL "
+                    "SELECT kind FROM events WHERE target_id = ? AND kind IN (?, ?) "
                     "ORDER BY id DESC LIMIT 1",
-                    (probe.target_id,),
+                    (probe.target_id, OUTAGE_STARTED, OUTAGE_ENDED),
                 ).fetchone()
-                previous = None if row is None else int(row[0])
+                previous = None if row is None else int(row[0] == OUTAGE_ENDED)
                 down_since = None
                 if up == 1 and previous == 0:
                     started = db.execute(
