@@ -29,6 +29,16 @@ def _reader(sock: gevent.socket.socket, *, kernel: bool) -> StampedReader:
     )
 
 
+def _head_reader(tcp_pair: Pair) -> tuple[gevent.socket.socket, StampedReader]:
+    """The writer, and a kernel-stamped reader that expects a response head first."""
+    writer, sock = tcp_pair
+    want_timestamps(sock)
+    reader = _reader(sock, kernel=True)
+    reader.expect_head()
+    time.sleep(0.002)  # after the reader's floor by more than the clock mapping's error
+    return writer, reader
+
+
 def test_one_packet_read_at_once_has_no_spread_on_the_kernel_clock(tcp_pair: Pair) -> None:
     writer, sock = tcp_pair
     assert want_timestamps(sock)
@@ -44,11 +54,7 @@ def test_one_packet_read_at_once_has_no_spread_on_the_kernel_clock(tcp_pair: Pai
 def test_a_read_of_the_head_and_one_event_is_a_read_of_one_event(tcp_pair: Pair) -> None:
     """A server that sends its head with the first token: the head's blank line is not an
     event's end, so the first token's stamp is exact (a real LiteLLM proxy answers so)."""
-    writer, sock = tcp_pair
-    want_timestamps(sock)
-    reader = _reader(sock, kernel=True)
-    reader.expect_head()
-    time.sleep(0.002)
+    writer, reader = _head_reader(tcp_pair)
     writer.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
     writer.sendall(b"data: one\n\n")
     time.sleep(0.01)  # both packets wait: one read takes them
@@ -57,11 +63,7 @@ def test_a_read_of_the_head_and_one_event_is_a_read_of_one_event(tcp_pair: Pair)
 
 
 def test_two_events_after_a_head_are_still_two(tcp_pair: Pair) -> None:
-    writer, sock = tcp_pair
-    want_timestamps(sock)
-    reader = _reader(sock, kernel=True)
-    reader.expect_head()
-    time.sleep(0.002)
+    writer, reader = _head_reader(tcp_pair)
     writer.sendall(b"HTTP/1.1 200 OK\r\n\r\ndata: one\n\n")
     time.sleep(0.01)
     writer.sendall(b"data: two\n\n")  # the earlier event may be older than the stamp

@@ -39,12 +39,11 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import gevent
-import gevent.event
 import orjson
 
 from chatprobe.checks.context import CheckContext
 from chatprobe.checks.registry import Check, get_check
+from chatprobe.load.idlegate import IdleQueue
 from chatprobe.profiles import ProviderProfile, load_profile
 from chatprobe.record import RequestRecord
 
@@ -236,18 +235,21 @@ Keep = Callable[[list[str] | None], None]
 """Keeps a judged stream's sample, given the checks it broke (None: not judged)."""
 
 
-class IdleJudge:
+Queued = tuple[RequestRecord, bytes | dict[str, Any], Keep]
+
+
+class IdleJudge(IdleQueue[Queued]):
     """Judges queued streams with a :class:`LoadChecker` whenever the event loop is idle
     (module docstring); ``keep`` of each stream runs once it is judged or skipped."""
 
+    priority = JUDGE_PRIORITY  # nothing else is ready, no user at the IdleGate
+
     def __init__(self, checker: LoadChecker, limit: int = QUEUE_LIMIT) -> None:
+        super().__init__()
         self.checker = checker
         self.limit = limit
         self.judged = 0
         self.skipped = 0  # streams kept unjudged: the queue was full
-        self._queue: deque[tuple[RequestRecord, bytes | dict[str, Any], Keep]] = deque()
-        self._wake = gevent.event.Event()
-        self._worker: gevent.Greenlet[Any, Any] | None = None
 
     def submit(self, record: RequestRecord, sent_body: bytes | dict[str, Any], keep: Keep) -> None:
         """Queue ``record`` for judging; kept at once, unjudged, when the queue is full."""
@@ -255,23 +257,13 @@ class IdleJudge:
             self.skipped += 1
             keep(None)
             return
-        self._queue.append((record, sent_body, keep))
-        if self._worker is None or self._worker.dead:
-            self._worker = gevent.spawn(self._run)
-        self._wake.set()
+        self._push((record, sent_body, keep))
 
-    def _run(self) -> None:
-        queue = self._queue
-        while True:
-            if not queue:
-                self._wake.clear()
-                self._wake.wait()
-                continue
-            gevent.idle(JUDGE_PRIORITY)  # nothing else is ready, no user at the IdleGate
-            if queue:
-                record, body, keep = queue.popleft()
-                self.judged += 1
-                keep(self.checker.judge(record, body))
+    def _serve(self, queue: deque[Queued]) -> None:
+        if queue:
+            record, body, keep = queue.popleft()
+            self.judged += 1
+            keep(self.checker.judge(record, body))
 
     def flush(self) -> None:
         """Judge and keep every queued stream now (the run is ending)."""
@@ -280,7 +272,3 @@ class IdleJudge:
             record, body, keep = queue.popleft()
             self.judged += 1
             keep(self.checker.judge(record, body))
-
-    @property
-    def waiting(self) -> int:
-        return len(self._queue)

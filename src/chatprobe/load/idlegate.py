@@ -32,27 +32,67 @@ from __future__ import annotations
 import time
 from array import array
 from collections import deque
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import gevent
 import gevent.event
 
 from chatprobe.load.loopwatch import wait_figures
 
-__all__ = ["TURN_SHARE_LIMIT", "IdleGate"]
+__all__ = ["TURN_SHARE_LIMIT", "IdleGate", "IdleQueue"]
+
+T = TypeVar("T")
 
 TURN_SHARE_LIMIT = 0.05
 """Above this share of the users' time spent waiting for their turn, the summary notes that
 the client ran fewer streams than planned (about that share fewer)."""
 
 
-class IdleGate:
+class IdleQueue(Generic[T]):
+    """A FIFO served one item per idle turn of the event loop, by one worker greenlet
+    started on demand: the loop shared by :class:`IdleGate` and the conformance judge.
+
+    ``priority`` is libev's idle priority: a turn at a lower priority comes only when no
+    watcher of a higher one is pending, so the judge (below) never runs while a user is
+    parked at the gate (0)."""
+
+    priority = 0
+
+    def __init__(self) -> None:
+        self._queue: deque[T] = deque()
+        self._wake = gevent.event.Event()
+        self._worker: gevent.Greenlet[Any, Any] | None = None
+
+    def _push(self, item: T) -> None:
+        self._queue.append(item)
+        if self._worker is None or self._worker.dead:
+            self._worker = gevent.spawn(self._run)
+        self._wake.set()
+
+    def _serve(self, queue: deque[T]) -> None:
+        """One idle turn: take the next item(s) from ``queue`` (which may be empty now)."""
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                self._wake.clear()
+                self._wake.wait()
+                continue
+            gevent.idle(self.priority)  # every ready read and timer goes first
+            self._serve(queue)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue)
+
+
+class IdleGate(IdleQueue[gevent.event.Event]):
     """A FIFO of parked greenlets, released one per idle turn of the event loop."""
 
     def __init__(self) -> None:
-        self._queue: deque[gevent.event.Event] = deque()
-        self._wake = gevent.event.Event()
-        self._worker: gevent.Greenlet[Any, Any] | None = None
+        super().__init__()
         self.passed = 0
         self.waits_ms = array("d")  # how long each user waited for its turn
         self.waited_ns = 0  # in total
@@ -65,10 +105,7 @@ class IdleGate:
         if since_ns is not None and since_ns <= start:
             self.exchanged_ns += start - since_ns
         turn = gevent.event.Event()
-        self._queue.append(turn)
-        if self._worker is None or self._worker.dead:
-            self._worker = gevent.spawn(self._run)
-        self._wake.set()
+        self._push(turn)
         try:
             turn.wait()
         finally:
@@ -85,22 +122,11 @@ class IdleGate:
         share = round(self.waited_ns / total, 4) if self.exchanged_ns else None
         return {**wait_figures(self.waits_ms), "share": share}
 
-    def _run(self) -> None:
-        queue = self._queue
-        while True:
-            if not queue:
-                self._wake.clear()
-                self._wake.wait()
-                continue
-            gevent.idle()  # every ready read and timer goes first
-            while queue:
-                turn = queue.popleft()
-                if not turn.is_set():
-                    # the parked greenlet runs from the hub once this one waits again;
-                    # then the loop polls before the next idle turn
-                    turn.set()
-                    break
-
-    @property
-    def waiting(self) -> int:
-        return len(self._queue)
+    def _serve(self, queue: deque[gevent.event.Event]) -> None:
+        while queue:
+            turn = queue.popleft()
+            if not turn.is_set():  # set already: its greenlet was killed while parked
+                # the parked greenlet runs from the hub once the worker waits again;
+                # then the loop polls before the next idle turn
+                turn.set()
+                return

@@ -155,14 +155,26 @@ def build_summary(
     }
 
 
+def _over_limit(
+    client_cpu: dict[str, Any] | None, figure: str, value: str, limit: str
+) -> tuple[dict[str, Any], float, float, str] | None:
+    """``client_cpu[figure]`` when its ``value`` passed its ``limit``: the figures, the
+    value, the limit and " (worker)" naming the worst worker (or ""); None otherwise."""
+    figures = (client_cpu or {}).get(figure) or {}
+    got, most = figures.get(value), figures.get(limit)
+    if got is None or most is None or got <= most:
+        return None
+    who = f" ({figures['worker']})" if figures.get("worker") else ""
+    return figures, float(got), float(most), who
+
+
 def client_starved(client_cpu: dict[str, Any] | None) -> str:
     """A note when the load process's event loop woke later than its limit (p99), or "":
     the client was short of CPU or overloaded, and its timing is in the figures."""
-    loop = (client_cpu or {}).get("loop_lag_ms") or {}
-    p99, limit = loop.get("p99_ms"), loop.get("limit_ms")
-    if p99 is None or limit is None or p99 <= limit:
+    over = _over_limit(client_cpu, "loop_lag_ms", "p99_ms", "limit_ms")
+    if over is None:
         return ""
-    who = f" ({loop['worker']})" if loop.get("worker") else ""
+    loop, p99, limit, who = over
     return (
         f"client short of CPU: its event loop woke up to {p99:.1f} ms late{who} (p99 over "
         f"{loop.get('n', 0)} wake-ups, limit {limit:g} ms); sends and reads were late by as "
@@ -174,11 +186,10 @@ def client_behind(client_cpu: dict[str, Any] | None) -> str:
     """A note when users spent more than ``share_limit`` of their time waiting for their
     end-of-stream turn (:mod:`chatprobe.load.idlegate`), or "": about that share fewer
     streams were in flight than planned."""
-    turn = (client_cpu or {}).get("end_turn_ms") or {}
-    share, limit = turn.get("share"), turn.get("share_limit")
-    if share is None or limit is None or share <= limit:
+    over = _over_limit(client_cpu, "end_turn_ms", "share", "share_limit")
+    if over is None:
         return ""
-    who = f" ({turn['worker']})" if turn.get("worker") else ""
+    turn, share, limit, who = over
     return (
         f"client saturated: users spent {100 * share:.1f}% of their time{who} waiting for the "
         f"event loop between a stream's end and their next request (limit {100 * limit:g}%; "
