@@ -13,6 +13,7 @@ from chatprobe.commands.options import provider_option
 from chatprobe.emulator.capacity import Capacity
 from chatprobe.emulator.config import DEFAULT_MAX_BODY, DEMO_KEY, EmulatorConfig
 from chatprobe.emulator.dialect import KNOBS
+from chatprobe.emulator.eventloop import new_event_loop
 from chatprobe.emulator.faults import ALIASES, FAULT_KINDS, parse_fault_rate
 from chatprobe.emulator.prefix import PrefixCacheSettings
 from chatprobe.emulator.schedule import parse_schedule_file, parse_window
@@ -344,7 +345,8 @@ def emulate(
             os.sched_setaffinity(0, {cpu})
         except OSError as exc:
             raise ConfigError(f"cannot pin to CPU {cpu}: {exc.strerror}", field="--cpu") from None
-    asyncio.run(_serve(config))
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(_serve(config))
 
 
 async def _serve(config: EmulatorConfig) -> None:

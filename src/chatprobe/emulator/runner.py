@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from chatprobe.emulator.config import EmulatorConfig
+from chatprobe.emulator.eventloop import new_event_loop
 from chatprobe.emulator.models import served_profile
 from chatprobe.emulator.server import EmulatorServer, base_url_for, root_url
 from chatprobe.errors import ChatprobeError
@@ -74,7 +75,7 @@ class Emulator:
         """Start in a daemon thread with its own event loop; returns once listening."""
         config = _config(config, changes)
         server = EmulatorServer(config)  # profile errors raise here, in the caller
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         started: queue.Queue[BaseException | int] = queue.Queue()
 
         def main() -> None:

@@ -7,8 +7,9 @@ run. A request is parsed by httptools, answered by :class:`~chatprobe.emulator.r
 Responder` as a list of timed writes, and played here: steps already due are coalesced into
 one ``write`` (at zero latency a whole stream is one write), later ones are scheduled with
 ``loop.call_at`` on the ``perf_counter`` clock (CLOCK_MONOTONIC, the loop's clock too).
-Timers can fire up to about a millisecond late (epoll's resolution); the truth records the
-actual write times, not the intended ones.
+The loop (:mod:`chatprobe.emulator.eventloop`) ends its waits on a ``timerfd``, so timers
+fire within a fraction of a millisecond rather than on epoll's whole milliseconds; however
+late a write is, the truth records the actual write times, not the intended ones.
 
 Keep-alive works as clients expect; pipelined requests are answered in order. With
 ``config.tls`` the same server speaks HTTPS (asyncio's TLS transport) with a certificate made
