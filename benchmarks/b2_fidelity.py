@@ -300,6 +300,14 @@ def auto_processes_run(users: int, warmup: float, duration: float) -> dict[str, 
         "itl_err_ms": {"p50": result.itl_err_ms.p50, "p99": result.itl_err_ms.p99},
         "bound_ms": {"p50": result.bound_ms.p50, "p99": result.bound_ms.p99},
         "bound_covers": result.covered,
+        # what the run said of its own client: loop lag, end-of-stream turns, notes (a miss
+        # here is explained by the run's folder, which is gone once the row is made)
+        "client_cpu": {
+            k: v
+            for k, v in (summary.get("client_cpu") or {}).items()
+            if k in ("loop_lag_ms", "end_turn_ms", "busy_fraction", "cpu_ms_per_request")
+        },
+        "notes": summary.get("notes") or [],
     }
 
 

@@ -17,7 +17,7 @@ chatprobe_monitor_probes_total              counter    probe, outcome (``ok`` or
 chatprobe_monitor_findings_total            counter    probe, check, severity, status
 chatprobe_monitor_events_total              counter    kind
 chatprobe_monitor_uptime_ratio              gauge      window (5m, 1h, 1d, 7d)
-chatprobe_monitor_up                        gauge      (1: the last counted probe succeeded)
+chatprobe_monitor_up                        gauge      (0 from an outage's start to its end)
 chatprobe_monitor_prompt_tokens             gauge      probe (reported by the provider)
 chatprobe_monitor_last_probe_timestamp_     gauge      (monitor time of the last probe)
 seconds
@@ -135,7 +135,8 @@ class Exposition:
         )
         self.up = Gauge(
             PREFIX + "up",
-            "1 when the last probe counted in uptime succeeded, 0 when it failed.",
+            "0 while an outage lasts (a counted probe failed, or any probe got no answer or a "
+            "5xx), 1 once a counted probe succeeded.",
             _TARGET,
             registry=r,
         )

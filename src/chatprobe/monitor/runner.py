@@ -347,7 +347,7 @@ class Monitor:
                 probe=row.name,
                 t=t,
                 outcome=row.outcome,
-                up=row.up,
+                up=row.availability,
                 sample=row.sample,
                 findings=[(f.check, f.severity, f.status) for f in findings],
             )
