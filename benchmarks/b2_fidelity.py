@@ -164,7 +164,7 @@ def run(budget: Budget) -> Section:
         f"whose TTFT error is within their bound + {SERVER_FLOOR_MS:g} ms (the server-side "
         "floor no client can see); recv covered = the receive side alone: client first-token "
         f"stamp - truth write within the first token read's bound + {RECV_FLOOR_MS:g} ms; "
-        "'... TLS' rows: emulator --tls, user-space stamps; checked % = the share of "
+        "'... TLS' rows: emulator --tls (TLS in memory, kernel stamps); checked % = the share of "
         "chatprobe's streams its conformance checks under load judged (in the event loop's "
         "idle time: a busy client skips some); 'chatprobe load --processes auto (N)': the "
         "command itself, calibrating first, against the same emulator settings; N = the "

@@ -27,6 +27,7 @@ import gevent.socket
 import pytest
 
 from chatprobe.emulator import Emulator, EmulatorConfig
+from chatprobe.emulator.certs import Certificates, make_certificates
 from tests.cli_support import ROOT, run_cli
 
 CliRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -70,6 +71,14 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+@pytest.fixture(scope="module")
+def certificates() -> Iterator[Certificates]:
+    """A CA and a server certificate for 127.0.0.1 (files removed afterwards)."""
+    files = make_certificates()
+    yield files
+    files.remove()
 
 
 @pytest.fixture

@@ -47,6 +47,14 @@ def _chunk(i: int, text: str | None, *, role: bool = False, finish: str | None =
     )
 
 
+def sse_body(n: int) -> tuple[str, str]:
+    """A well-formed event stream of ``n`` content events and ``[DONE]``; and its text."""
+    words = [f"w{i} " for i in range(n)]
+    payloads = [_chunk(0, "", role=True), *(_chunk(i, w) for i, w in enumerate(words))]
+    payloads += [_chunk(n, None, finish="stop"), "[DONE]"]
+    return "".join(f"data: {p}\n\n" for p in payloads), "".join(words)
+
+
 @st.composite
 def answers(draw: st.DrawFn) -> Answer:
     eol = draw(st.sampled_from(["\n", "\r\n", "\r"]))

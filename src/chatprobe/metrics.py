@@ -116,8 +116,8 @@ Client timing error bound
     ``ttft_bound_ms`` is above ``threshold_ms`` (:data:`DEFAULT_TIMING_BOUND_MS` unless the
     scenario says): the run is marked, its TTFT figures include the client's own queueing.
     ``stamps`` counts which clock the samples' stamps came from (``kernel``: the kernel's
-    receive time; ``user``: right after the read returned, as over TLS, whose bound still
-    comes from the kernel's receive time of the bytes under the TLS layer).
+    receive time, over plain TCP and TLS alike; ``user``: right after the read returned,
+    where a kernel stamp was missing or out of order).
     :func:`timing_bound` computes it over any set of samples (a run, a target, a stage).
 
 Conformance under load
@@ -1025,7 +1025,7 @@ def timing_bound(
     how = (
         "kernel receive stamps"
         if not user
-        else "user-space read stamps (TLS), bounded by the kernel's receive time of each read"
+        else "user-space read stamps (the kernel's were missing or out of order)"
         if user == len(ok)
         else f"{user} of {len(ok)} requests on user-space read stamps"
     )

@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from chatprobe.emulator import DEMO_KEY, Emulator, EmulatorConfig
+from chatprobe.load.receive import KERNEL_TIMESTAMPS
 from chatprobe.paths import project_root
 
 BODY = {
@@ -117,7 +118,11 @@ def test_load_run_over_tls_measures_like_plain_http(tmp_path: Path) -> None:
     ]
     assert len(samples) == 40
     assert [s for s in samples if s["error_class"]] == []
-    assert {s["clock"] for s in samples} == {"user"}  # TLS: no kernel receive stamps
+    # TLS in memory: the client reads the TCP socket itself, so HTTPS samples carry the
+    # kernel's receive stamps and an error bound, as plain-HTTP ones do
+    assert {s["clock"] for s in samples} == {"kernel" if KERNEL_TIMESTAMPS else "user"}
+    if KERNEL_TIMESTAMPS:
+        assert all(s["ttft_bound_ms"] is not None and s["ttft_bound_ms"] >= 0 for s in samples)
     measured, true = [], []
     for sample in samples:
         record = truth[sample["server_request_id"]]

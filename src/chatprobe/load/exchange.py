@@ -41,6 +41,7 @@ from geventhttpclient.response import HTTPSocketPoolResponse
 
 from chatprobe.load.receive import StampedReader, read_body, read_head, want_timestamps
 from chatprobe.load.targets import RequestTemplate
+from chatprobe.load.tlsmemory import MemoryTLSSocket
 from chatprobe.record import ErrorClass, RequestRecord, TimedEvent
 from chatprobe.scrub import scrub_headers
 from chatprobe.sse import SSEDecoder
@@ -122,7 +123,17 @@ class _Pool(_NoYieldCheck, ConnectionPool):
 
 
 class _SSLPool(_NoYieldCheck, SSLConnectionPool):
-    pass
+    """HTTPS connections whose TLS runs in memory (:mod:`~chatprobe.load.tlsmemory`), so
+    the stamped reader reads the TCP socket itself: kernel receive stamps over TLS too."""
+
+    def _connect_socket(self, sock: Any, address: Any) -> Any:
+        sock = ConnectionPool._connect_socket(self, sock, address)
+        if self._use_proxy:
+            self._setup_proxy(sock)
+        hostname = self.ssl_options.get("server_hostname", self._request_host)
+        tls = MemoryTLSSocket(sock, self.ssl_context, hostname)
+        tls.do_handshake()  # in the pool's connect timeout, set on the TCP socket
+        return tls
 
 
 class _Response(HTTPSocketPoolResponse):

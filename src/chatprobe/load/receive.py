@@ -22,11 +22,14 @@ user stamp, and never earlier than the previous one. If any read of the exchange
 trustworthy kernel stamp, the whole exchange uses its user-space stamps
 (:attr:`StampedReader.kernel_ok`), never a mix of both.
 
-TLS sockets have no ``recvmsg``: the TLS layer decrypts in user space and may hold decrypted
-bytes in its own buffer (``pending()``), so a kernel stamp could not say when those bytes
-arrived anyway. Over TLS every read is stamped in user space, and a read served from bytes
-the TLS layer already held gets the stamp of the read that brought them in.
-:func:`stamp_source` says which clock a socket gets.
+TLS: the load client's HTTPS connections keep their TLS state in memory
+(:class:`~chatprobe.load.tlsmemory.MemoryTLSSocket`), so the reader reads the TCP socket
+beneath with the same stamped ``recvmsg`` and hands each read's ciphertext to the TLS
+layer; a read that completes no record (a record split across packets, or a handshake
+message such as a session ticket) is followed by another, and the decrypted bytes get the
+stamp of the read that completed them. Bytes the TLS layer still holds after a read (more
+than one read's worth) are served next with that read's stamp. A TLS socket whose layer
+reads the network itself (``ssl.SSLSocket``) gets user-space stamps and no bound.
 
 Error bound (how late each stamp can be): the kernel stamps a packet when it is queued, but
 TCP merges small packets queued behind unread ones into one buffer carrying the newest
@@ -39,13 +42,10 @@ packet, so its stamp is exact on the kernel clock and late by ``user stamp - ker
 stamp`` on the user clock; when it brought several, the earlier ones completed at some
 time after the previous read returned, so the bound is the stamp minus that return.
 :attr:`StampedReader.bounds` (kernel clock) and :attr:`StampedReader.ubounds` (user clock)
-keep it per stamp, whichever clock the exchange ends up using. Over TLS the reads carry no
-kernel stamp, so the reader peeks one byte with ``MSG_PEEK`` on the TCP socket beneath the
-TLS layer for the receive time of the queued bytes, and counts the read as one of several
-when bytes stay queued after it (in the TLS layer or the kernel). A read with no
-trustworthy receive time at all (a kernel stamp out of order sends the exchange to user
-stamps) is bounded by the time since the previous read returned. Where no kernel stamp
-exists (not Linux) there is no bound (the maps stay empty).
+keep it per stamp, whichever clock the exchange ends up using. A read with no trustworthy
+receive time at all (a kernel stamp out of order sends the exchange to user stamps) is
+bounded by the time since the previous read returned. Where no kernel stamp exists (not
+Linux) there is no bound (the maps stay empty).
 
 Wait, then read: gevent's ``recvmsg`` tries the read first and waits only when it fails.
 At one event per read (a token every few ms) nearly every first try fails, which costs a
@@ -69,9 +69,6 @@ from __future__ import annotations
 
 import _socket
 import contextlib
-import fcntl
-import socket
-import struct
 import time
 from typing import Any
 
@@ -85,41 +82,30 @@ from chatprobe.kernelclock import (
     enable_timestamps,
     kernel_stamp,
 )
+from chatprobe.load.tlsmemory import MemoryTLSSocket
 from chatprobe.transport import BodyTooLarge, PeerClosed, TotalTimeout
 
 __all__ = [
     "KERNEL_TIMESTAMPS",
     "StampedReader",
-    "is_tls",
     "read_body",
     "read_head",
-    "stamp_source",
     "want_timestamps",
 ]
 
-_PEEK = getattr(socket, "MSG_PEEK", 2)
-_FIONREAD = 0x541B  # termios.FIONREAD on Linux: bytes waiting in the receive queue
-# gevent's plain-socket recvmsg (waits cooperatively); gevent's SSLSocket forbids recvmsg,
-# but a peek on the TCP socket beneath it reads nothing the TLS layer needs.
-_raw_recvmsg = gevent.socket.socket.recvmsg
 
-
-def is_tls(sock: Any) -> bool:
-    """Whether ``sock`` is a TLS socket (decrypted in user space: no kernel stamps)."""
-    return hasattr(sock, "pending")  # ssl.SSLSocket and gevent.ssl.SSLSocket alike
-
-
-def stamp_source(sock: Any) -> str:
-    """``"kernel"`` when reads on ``sock`` can carry kernel receive stamps, else ``"user"``."""
-    return "kernel" if KERNEL_TIMESTAMPS and sock is not None and not is_tls(sock) else "user"
+def _layer_reads_itself(sock: Any) -> bool:
+    """A TLS socket that reads the network inside its TLS layer (``ssl.SSLSocket``): its
+    reads cannot carry kernel stamps, and bytes it decrypted earlier have no bound."""
+    return hasattr(sock, "pending") and not isinstance(sock, MemoryTLSSocket)
 
 
 def want_timestamps(sock: Any) -> bool:
-    """Ask the kernel to stamp received data on ``sock``; False where reads cannot carry the
-    stamps (TLS: the option is still set, for the error bound's peek)."""
-    if not KERNEL_TIMESTAMPS:
+    """Ask the kernel to stamp received data on ``sock`` (a TLS socket in memory: on the TCP
+    socket beneath); False where reads cannot carry the stamps."""
+    if not KERNEL_TIMESTAMPS or _layer_reads_itself(sock):
         return False
-    return enable_timestamps(sock) and not is_tls(sock)
+    return enable_timestamps(sock.tcp if isinstance(sock, MemoryTLSSocket) else sock)
 
 
 class StampedReader:
@@ -139,8 +125,9 @@ class StampedReader:
         "_limit",
         "_lower",
         "_offset",
-        "_pending",
         "_raw",
+        "_tcp",
+        "_tls",
         "_watchdog",
         "bounds",
         "deadline_ns",
@@ -174,9 +161,11 @@ class StampedReader:
         self.deadline_ns = deadline_ns
         self.received = 0
         self.t = self.ut = self._lower = t_min_ns
-        self.peek = peek and KERNEL_TIMESTAMPS
+        self.peek = peek and KERNEL_TIMESTAMPS and not _layer_reads_itself(sock)
         self._offset = clock_offset() if kernel or self.peek else 0
-        self._pending = getattr(sock, "pending", None)  # TLS: decrypted bytes held
+        # TLS in memory: reads go to the TCP socket beneath, their bytes to the TLS layer
+        self._tls = sock if isinstance(sock, MemoryTLSSocket) else None
+        self._tcp = sock.tcp if self._tls is not None else sock
         self.bounds: dict[int, int] = {}
         self.ubounds: dict[int, int] = {}
         self._limit: float | None = None
@@ -184,7 +173,7 @@ class StampedReader:
         sock.settimeout(None)  # the watchdog keeps the limits
         # wait first, then read (module docstring): the OS socket beneath gevent's, and
         # whether the last read emptied the receive queue
-        self._raw = _os_socket(sock) if kernel else None
+        self._raw = _os_socket(self._tcp) if kernel else None
         self._drained = True
         self._head_tail: bytes | None = None  # while a head is read: its last bytes so far
 
@@ -227,26 +216,27 @@ class StampedReader:
         watchdog = self._watchdog
         if limit is not None:
             watchdog.expect(limit)
-        newest = None  # TLS: kernel receive time of the queued bytes (a peek beneath TLS)
+        tls = self._tls
         try:
-            if self._pending is not None and self._pending():
-                # decrypted already: these bytes came with the last read and keep its stamps;
-                # they arrived after the read before that one returned (_lower)
-                data = sock.recv(self.size)
-                if self._head_tail is not None:
-                    self._past_head(data)  # keeps track of where the head ends
-                if self.peek and data:
-                    _widen(self.ubounds, self.ut, self.ut - min(self._lower, self.ut))
-                self.received += len(data)
-                return data
-            if self.peek and not self.kernel:
-                newest = _peek_stamp(sock)
+            if tls is not None and (data := tls.take(self.size)):
+                # records that came with the last read: they keep its stamps, and arrived
+                # after the read before it returned (_lower)
+                return self._held(data)
             if self._raw is not None:
-                data, ancillary = self._recvmsg(sock, self._raw)
+                data, ancillary = self._recvmsg(self._tcp, self._raw)
             elif self.kernel:
-                data, ancillary, _flags, _addr = sock.recvmsg(self.size, ANCILLARY)
+                data, ancillary, _flags, _addr = self._tcp.recvmsg(self.size, ANCILLARY)
             else:
-                data = sock.recv(self.size)
+                data = sock.recv(self.size)  # a TLS socket reads until it has a record
+            if tls is not None and self.kernel:
+                # the read's ciphertext; until it completes a record, read again (the
+                # newest read's stamp is the time the record was complete)
+                while not (plain := tls.feed(data, self.size)) and data:
+                    if self._raw is not None:
+                        data, ancillary = self._recvmsg(self._tcp, self._raw)
+                    else:
+                        data, ancillary, _flags, _addr = self._tcp.recvmsg(self.size, ANCILLARY)
+                data = plain
         except TimeoutError:
             if total:
                 raise TotalTimeout from None
@@ -259,6 +249,7 @@ class StampedReader:
         # these bytes arrived after the previous read returned (bytes a TLS layer keeps from
         # this read are bounded by the same time: _lower)
         lower = self._lower = self.ut
+        newest = None
         if self.kernel_ok:
             kt = kernel_stamp(ancillary)
             if kt is not None:
@@ -269,14 +260,10 @@ class StampedReader:
                 t = self.t  # EOF carries no stamp: the last data read's stays the latest
             else:  # no stamp, or one out of order: this exchange goes on user time
                 self.kernel_ok = False
-        elif newest is not None:
-            newest -= self._offset
         if data and newest is not None and self.peek:
             # One event in the read: its last byte came with the newest packet. Several: the
             # earlier ones completed at some time after the previous read returned.
-            several = body.count(b"\n\n") + body.count(b"\r\n\r\n") > 1 or (
-                self._pending is not None and (self._pending() or _queued(sock))
-            )
+            several = body.count(b"\n\n") + body.count(b"\r\n\r\n") > 1
             newest = max(lower, min(newest, ut))
             floor = lower if several else newest
             if self.kernel_ok:
@@ -287,6 +274,18 @@ class StampedReader:
             # stamps): its bytes came after the previous read returned, which still bounds it
             _widen(self.ubounds, ut, ut - lower)
         self.t, self.ut = t, ut
+        self.received += len(data)
+        return data
+
+    def _held(self, data: bytes) -> bytes:
+        """Bytes a TLS layer held from the last read: its stamps, bounded by the return
+        of the read before it."""
+        if self._head_tail is not None:
+            self._past_head(data)  # keeps track of where the head ends
+        if self.peek:
+            if self.kernel_ok:
+                _widen(self.bounds, self.t, self.t - min(self._lower, self.t))
+            _widen(self.ubounds, self.ut, self.ut - min(self._lower, self.ut))
         self.received += len(data)
         return data
 
@@ -358,28 +357,6 @@ def _os_socket(sock: Any) -> _socket.socket | None:
     if raw is None or not hasattr(sock, "_wait") or not hasattr(sock, "_read_event"):
         return None
     return raw if isinstance(raw, _socket.socket) and hasattr(raw, "recvmsg") else None
-
-
-def _peek_stamp(sock: Any) -> int | None:
-    """The kernel receive time of the bytes queued beneath a TLS socket (waits for some);
-    None when the socket cannot be peeked (closed under the TLS layer, or no stamp)."""
-    try:
-        _d, peeked, _f, _a = _raw_recvmsg(sock, 1, ANCILLARY, _PEEK)
-    except (AttributeError, NotImplementedError, ValueError):
-        return None
-    except OSError as exc:
-        if isinstance(exc, TimeoutError):
-            raise
-        return None  # the read that follows meets the same error and reports it
-    return kernel_stamp(peeked)
-
-
-def _queued(sock: Any) -> bool:
-    """Bytes wait in the kernel beneath a TLS socket (another record may share the stamp)."""
-    try:
-        return bool(struct.unpack("i", fcntl.ioctl(sock.fileno(), _FIONREAD, b"\0\0\0\0"))[0])
-    except OSError:
-        return True
 
 
 def _widen(bounds: dict[int, int], stamp: int, late: int) -> None:

@@ -217,8 +217,9 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
         "clock",
         "string",
         "",
-        "where the arrival stamps were taken: `kernel` (the kernel's receive time, Linux over "
-        "plain TCP) or `user` (right after each read returned, as over TLS)",
+        "where the arrival stamps were taken: `kernel` (the kernel's receive time, Linux, "
+        "over plain TCP and TLS alike) or `user` (right after each read returned: no kernel "
+        "stamps here, or one out of order)",
         "code",
     ),
     _F(
