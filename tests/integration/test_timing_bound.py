@@ -25,7 +25,7 @@ Pair = tuple[gevent.socket.socket, gevent.socket.socket]  # the tcp_pair fixture
 
 def _reader(sock: gevent.socket.socket, *, kernel: bool) -> StampedReader:
     return StampedReader(
-        sock, 65536, kernel=kernel, t_min_ns=time.perf_counter_ns(), deadline_ns=None, peek=True
+        sock, 65536, kernel=kernel, t_min_ns=time.perf_counter_ns(), deadline_ns=None, bounded=True
     )
 
 

@@ -217,7 +217,7 @@ def _attempt(
             kernel=kernel,
             t_min_ns=record.t0_ns,
             deadline_ns=deadline,
-            peek=True,
+            bounded=True,
         )
         reader.arm(timeouts.first_byte)
         read_head(resp, reader)

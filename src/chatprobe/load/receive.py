@@ -115,7 +115,7 @@ class StampedReader:
     ``kernel`` says the socket has ``SO_TIMESTAMPNS`` on; ``kernel_ok`` stays True while
     every read so far brought a trustworthy kernel stamp. ``received`` counts bytes.
     ``bounds`` / ``ubounds`` map each stamp given on the kernel / user clock to how late it
-    can be (ns, the largest of the reads that got it); ``peek`` asks for them (the caller
+    can be (ns, the largest of the reads that got it); ``bounded`` asks for them (the caller
     knows whether the socket has ``SO_TIMESTAMPNS`` on).
     """
 
@@ -129,11 +129,11 @@ class StampedReader:
         "_tcp",
         "_tls",
         "_watchdog",
+        "bounded",
         "bounds",
         "deadline_ns",
         "kernel",
         "kernel_ok",
-        "peek",
         "received",
         "size",
         "sock",
@@ -151,7 +151,7 @@ class StampedReader:
         kernel: bool,
         t_min_ns: int,
         deadline_ns: int | None,
-        peek: bool = False,
+        bounded: bool = False,
     ) -> None:
         self.sock = sock
         self.size = size
@@ -161,8 +161,8 @@ class StampedReader:
         self.deadline_ns = deadline_ns
         self.received = 0
         self.t = self.ut = self._lower = t_min_ns
-        self.peek = peek and KERNEL_TIMESTAMPS and not _layer_reads_itself(sock)
-        self._offset = clock_offset() if kernel or self.peek else 0
+        self.bounded = bounded and KERNEL_TIMESTAMPS and not _layer_reads_itself(sock)
+        self._offset = clock_offset() if kernel or self.bounded else 0
         # TLS in memory: reads go to the TCP socket beneath, their bytes to the TLS layer
         self._tls = sock if isinstance(sock, MemoryTLSSocket) else None
         self._tcp = sock.tcp if self._tls is not None else sock
@@ -260,7 +260,7 @@ class StampedReader:
                 t = self.t  # EOF carries no stamp: the last data read's stays the latest
             else:  # no stamp, or one out of order: this exchange goes on user time
                 self.kernel_ok = False
-        if data and newest is not None and self.peek:
+        if data and newest is not None and self.bounded:
             # One event in the read: its last byte came with the newest packet. Several: the
             # earlier ones completed at some time after the previous read returned.
             several = body.count(b"\n\n") + body.count(b"\r\n\r\n") > 1
@@ -269,7 +269,7 @@ class StampedReader:
             if self.kernel_ok:
                 _widen(self.bounds, t, t - min(floor, t))
             _widen(self.ubounds, ut, ut - floor)
-        elif data and self.peek:
+        elif data and self.bounded:
             # no trustworthy receive time for this read (the exchange fell back to user
             # stamps): its bytes came after the previous read returned, which still bounds it
             _widen(self.ubounds, ut, ut - lower)
@@ -282,7 +282,7 @@ class StampedReader:
         of the read before it."""
         if self._head_tail is not None:
             self._past_head(data)  # keeps track of where the head ends
-        if self.peek:
+        if self.bounded:
             if self.kernel_ok:
                 _widen(self.bounds, self.t, self.t - min(self._lower, self.t))
             _widen(self.ubounds, self.ut, self.ut - min(self._lower, self.ut))
