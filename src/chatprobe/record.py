@@ -213,9 +213,11 @@ class RequestRecord:
     clock: str = "user"  # where arrival stamps were taken: user | kernel
     # the client's own lateness (see chatprobe.load.receive): how long getting the request
     # out took (t0 to the end of the write, a new connection's set-up included), and for
-    # each arrival stamp how late it can be; empty / None: the transport cannot tell
+    # each arrival stamp how late it can be (any event that got it, and the last event that
+    # got it: exact when it ended the read); empty / None: the transport cannot tell
     send_late_ns: int | None = None
     stamp_bounds_ns: dict[int, int] = field(default_factory=dict)
+    stamp_last_bounds_ns: dict[int, int] = field(default_factory=dict)
 
     # --- derived by finish() ---
     chunks: list[dict[str, Any]] = field(default_factory=list)  # parsed data payloads
@@ -229,6 +231,7 @@ class RequestRecord:
     output_tokens: int = 0
     token_source: str = "none"  # usage | estimate | none
     t_first_token_ns: int | None = None  # first output of any kind (reasoning included)
+    first_token_position: int | None = None  # the event that brought it, in events
     t_first_answer_ns: int | None = None  # first answer output: content, refusal, tool call
     t_last_token_ns: int | None = None
     reasoning_tokens: int | None = None  # None: encrypted reasoning and no count reported
@@ -297,7 +300,18 @@ class RequestRecord:
         late = bounds.get(t)
         if late is None:  # an event completed by the end of the stream: the worst read
             late = max(bounds.values())
+        elif self._first_token_ends_its_stamp():
+            late = self.stamp_last_bounds_ns.get(t, late)
         return (late + (self.send_late_ns or 0)) / 1e6
+
+    def _first_token_ends_its_stamp(self) -> bool:
+        """The first token's event is the last event stamped with its time (the read that
+        completed it completed nothing after it): that read's last-event bound applies."""
+        i = self.first_token_position
+        if i is None or i >= len(self.events):
+            return False
+        t = self.events[i].t_ns
+        return i + 1 == len(self.events) or self.events[i + 1].t_ns != t
 
     @property
     def read_bound_ms(self) -> float | None:
@@ -458,6 +472,8 @@ class RequestRecord:
             self.chunks.append(payload)
             self.chunk_times_ns.append(timed.t_ns)
             self._apply_chunk(payload, timed.t_ns)
+            if self.first_token_position is None and self.t_first_token_ns is not None:
+                self.first_token_position = position
 
     def _apply_chunk(self, chunk: dict[str, Any], t_ns: int) -> None:
         usage = chunk.get("usage")

@@ -1,10 +1,11 @@
-"""The client timing error bound (``chatprobe.load.receive``): a read of one event is exact on
-the kernel clock; a late read of several is bounded by the time since the previous read.
+"""The client timing error bound (``chatprobe.load.receive``): an event that ends its read is
+exact on the kernel clock; the others a late read completed are bounded by the time since
+the previous read.
 
 Real sockets (a TCP connection on loopback, kernel receive stamps on): a read that drains
-two events written apart is bounded by at least their distance (the kernel merged them and
-stamped both with the newer time); a read that takes one event on the kernel clock has a
-bound of 0; on the user clock the bound covers the client's delay.
+two events written apart is bounded by at least their distance for the first (the kernel
+merged them and stamped both with the newer time), exact for the last; an event followed by
+part of the next is not exact; on the user clock the bound covers the client's delay.
 """
 
 from __future__ import annotations
@@ -119,3 +120,74 @@ def test_a_read_without_a_trustworthy_stamp_is_still_bounded(tcp_pair: Pair) -> 
     assert reader.read() == b"data: one\n\n"
     assert not reader.kernel_ok and not reader.bounds
     assert 0 <= reader.ubounds[reader.ut] <= reader.ut - reader.t_min_ns
+
+
+def test_an_event_that_ends_a_late_read_is_exact(tcp_pair: Pair) -> None:
+    """A comment and the first token in one read: the comment may be older than the stamp,
+    the first token's last byte came with the newest packet."""
+    writer, reader = _head_reader(tcp_pair)
+    writer.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert reader.read()
+    writer.sendall(b": PROCESSING\n\n")
+    time.sleep(0.01)
+    writer.sendall(b"data: one\n\n")
+    time.sleep(0.01)
+    assert reader.read() == b": PROCESSING\n\ndata: one\n\n"
+    assert reader.kernel_ok and reader.bounds[reader.t] > 0
+    assert reader.last_bounds[reader.t] == 0
+    assert reader.ulast_bounds[reader.ut] == reader.ut - reader.t
+
+
+def test_an_event_followed_by_part_of_the_next_is_bounded(tcp_pair: Pair) -> None:
+    """The newest packet brought only part of the next event: the complete one may be as
+    old as the previous read's return, so it is not exact."""
+    writer, reader = _head_reader(tcp_pair)
+    writer.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert reader.read()
+    writer.sendall(b"data: one\n\n")
+    t_one = time.perf_counter_ns()
+    time.sleep(0.02)
+    writer.sendall(b'data: {"two"')  # an event the server wrote in two parts
+    time.sleep(0.01)
+    assert reader.read() == b'data: one\n\ndata: {"two"'
+    assert reader.kernel_ok
+    assert reader.bounds[reader.t] >= (reader.t - t_one) * 0.5
+    assert reader.last_bounds[reader.t] == reader.bounds[reader.t]
+
+
+def test_chunked_framing_after_an_event_still_ends_the_read_with_it(tcp_pair: Pair) -> None:
+    writer, reader = _head_reader(tcp_pair)
+    writer.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert reader.read()
+    writer.sendall(b"b\r\n: ping\r\n\r\n\r\n")
+    time.sleep(0.01)
+    writer.sendall(b"b\r\ndata: one\n\n\r\n0\r\n\r\n")
+    time.sleep(0.01)
+    assert reader.read().endswith(b"0\r\n\r\n")
+    assert reader.bounds[reader.t] > 0 and reader.last_bounds[reader.t] == 0
+
+
+def test_the_first_tokens_bound_is_its_reads_last_event_bound_when_it_ended_the_read() -> None:
+    from chatprobe.record import TimedEvent
+    from chatprobe.sse import Comment, ServerSentEvent
+
+    def record_of(*payloads: str) -> RequestRecord:
+        record = RequestRecord(stream=True)
+        record.t0_ns, record.t_end_ns, record.status = 0, 90_000_000, 200
+        record.response_headers = {"content-type": "text/event-stream"}
+        stamps = [60_000_000] * 2 + [90_000_000] * (len(payloads) - 2)
+        record.events = [
+            TimedEvent(t, Comment(p[1:]) if p.startswith(":") else ServerSentEvent(data=p))
+            for t, p in zip(stamps, payloads, strict=True)
+        ]
+        record.stamp_bounds_ns = {60_000_000: 50_000_000, 90_000_000: 3_000_000}
+        record.stamp_last_bounds_ns = {60_000_000: 0, 90_000_000: 0}
+        return record.finish()
+
+    chunk = '{"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}'
+    # a comment, then the first token: it ended its read
+    first_last = record_of(": PROCESSING", chunk % "a", chunk % "b", "[DONE]")
+    assert first_last.ttft_bound_ms == pytest.approx(0.0)
+    # the first token, then the second in the same read: it may be older than its stamp
+    first_not_last = record_of(chunk % "a", chunk % "b", "[DONE]")
+    assert first_not_last.ttft_bound_ms == pytest.approx(50.0)

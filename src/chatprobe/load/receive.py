@@ -36,16 +36,19 @@ TCP merges small packets queued behind unread ones into one buffer carrying the 
 time, so a late read of several events gets one stamp, the newest. Events are counted in
 the body bytes only: the blank line that ends a response head is not an event's end, so a
 read that brought the head and the first event (the usual first read when a server sends
-its head with the first token) is a read of one event. Each read therefore
-gets a bound: when it brought one event, that event's last byte came with the newest
-packet, so its stamp is exact on the kernel clock and late by ``user stamp - kernel
-stamp`` on the user clock; when it brought several, the earlier ones completed at some
-time after the previous read returned, so the bound is the stamp minus that return.
-:attr:`StampedReader.bounds` (kernel clock) and :attr:`StampedReader.ubounds` (user clock)
-keep it per stamp, whichever clock the exchange ends up using. A read with no trustworthy
-receive time at all (a kernel stamp out of order sends the exchange to user stamps) is
-bounded by the time since the previous read returned. Where no kernel stamp exists (not
-Linux) there is no bound (the maps stay empty).
+its head with the first token) is a read of one event. The read's last byte came with the
+newest packet, so an event that ends the read is exact on the kernel clock (late by ``user
+stamp - kernel stamp`` on the user clock); every other event it completed (an earlier one,
+or one followed by part of the next) ended at some time after the previous read returned,
+so its bound is the stamp minus that return. :attr:`StampedReader.bounds` (kernel clock)
+and :attr:`StampedReader.ubounds` (user clock) keep, per stamp, the bound of any event
+that got it (the largest of the reads that gave it); :attr:`StampedReader.last_bounds`
+and :attr:`StampedReader.ulast_bounds` the bound of the last event that got it, which is
+tighter when that event ended the read (a first token read together with a comment or a
+role chunk before it is exact). A read with no trustworthy receive time at all (a kernel
+stamp out of order sends the exchange to user stamps) is bounded by the time since the
+previous read returned. Where no kernel stamp exists (not Linux) there is no bound (the
+maps stay empty).
 
 Wait, then read: gevent's ``recvmsg`` tries the read first and waits only when it fails.
 At one event per read (a token every few ms) nearly every first try fails, which costs a
@@ -69,6 +72,7 @@ from __future__ import annotations
 
 import _socket
 import contextlib
+import re
 import time
 from typing import Any
 
@@ -94,6 +98,15 @@ __all__ = [
 ]
 
 
+# A read whose body ends with an event's blank line (LF, CRLF or CR line ends), perhaps
+# followed by chunked framing only: the end of the chunk, the next chunk's size line or the
+# last chunk. Searched in the body's last _TAIL bytes.
+_EVENT_AT_END = re.compile(
+    rb"(?:\n\n|\r\n\r\n|\r\r)(?:\r\n(?:[0-9A-Fa-f]+(?:;[^\r\n]*)?\r\n(?:\r\n)?)?)?\Z"
+)
+_TAIL = 64
+
+
 def _layer_reads_itself(sock: Any) -> bool:
     """A TLS socket that reads the network inside its TLS layer (``ssl.SSLSocket``): its
     reads cannot carry kernel stamps, and bytes it decrypted earlier have no bound."""
@@ -115,7 +128,8 @@ class StampedReader:
     ``kernel`` says the socket has ``SO_TIMESTAMPNS`` on; ``kernel_ok`` stays True while
     every read so far brought a trustworthy kernel stamp. ``received`` counts bytes.
     ``bounds`` / ``ubounds`` map each stamp given on the kernel / user clock to how late it
-    can be (ns, the largest of the reads that got it); ``bounded`` asks for them (the caller
+    can be (ns, the largest of the reads that got it), ``last_bounds`` / ``ulast_bounds``
+    to how late the last event that got it can be; ``bounded`` asks for them (the caller
     knows whether the socket has ``SO_TIMESTAMPNS`` on).
     """
 
@@ -134,12 +148,14 @@ class StampedReader:
         "deadline_ns",
         "kernel",
         "kernel_ok",
+        "last_bounds",
         "received",
         "size",
         "sock",
         "t",
         "t_min_ns",
         "ubounds",
+        "ulast_bounds",
         "ut",
     )
 
@@ -168,6 +184,8 @@ class StampedReader:
         self._tcp = sock.tcp if self._tls is not None else sock
         self.bounds: dict[int, int] = {}
         self.ubounds: dict[int, int] = {}
+        self.last_bounds: dict[int, int] = {}
+        self.ulast_bounds: dict[int, int] = {}
         self._limit: float | None = None
         self._watchdog = _Watchdog()
         sock.settimeout(None)  # the watchdog keeps the limits
@@ -261,18 +279,24 @@ class StampedReader:
             else:  # no stamp, or one out of order: this exchange goes on user time
                 self.kernel_ok = False
         if data and newest is not None and self.bounded:
-            # One event in the read: its last byte came with the newest packet. Several: the
-            # earlier ones completed at some time after the previous read returned.
-            several = body.count(b"\n\n") + body.count(b"\r\n\r\n") > 1
+            # The read's last byte came with the newest packet: an event that ends there is
+            # exact. Any other event it completed (an earlier one, or one followed by part of
+            # the next) ended at some time after the previous read returned.
+            events = body.count(b"\n\n") + body.count(b"\r\n\r\n") + body.count(b"\r\r")
+            clean = _EVENT_AT_END.search(body[-_TAIL:]) is not None
             newest = max(lower, min(newest, ut))
-            floor = lower if several else newest
+            floor = lower if events > 1 or (events and not clean) else newest
+            last = newest if clean else floor
             if self.kernel_ok:
                 _widen(self.bounds, t, t - min(floor, t))
+                self.last_bounds[t] = t - min(last, t)
             _widen(self.ubounds, ut, ut - floor)
+            self.ulast_bounds[ut] = ut - last
         elif data and self.bounded:
             # no trustworthy receive time for this read (the exchange fell back to user
             # stamps): its bytes came after the previous read returned, which still bounds it
             _widen(self.ubounds, ut, ut - lower)
+            self.ulast_bounds[ut] = ut - lower
         self.t, self.ut = t, ut
         self.received += len(data)
         return data
@@ -284,8 +308,12 @@ class StampedReader:
             self._past_head(data)  # keeps track of where the head ends
         if self.bounded:
             if self.kernel_ok:
-                _widen(self.bounds, self.t, self.t - min(self._lower, self.t))
-            _widen(self.ubounds, self.ut, self.ut - min(self._lower, self.ut))
+                late = self.t - min(self._lower, self.t)
+                _widen(self.bounds, self.t, late)
+                self.last_bounds[self.t] = late
+            late = self.ut - min(self._lower, self.ut)
+            _widen(self.ubounds, self.ut, late)
+            self.ulast_bounds[self.ut] = late
         self.received += len(data)
         return data
 
