@@ -18,6 +18,7 @@ the clock offset is measured again.
 from __future__ import annotations
 
 import socket
+import weakref
 from typing import Any
 
 from chatprobe.kernelclock import (
@@ -75,11 +76,14 @@ class StampedSocket(socket.socket):
 
 class StampingListener(socket.socket):
     """A listening socket whose ``accept`` returns :class:`StampedSocket` connections with
-    kernel receive stamps on, found by file descriptor through :meth:`claim`."""
+    kernel receive stamps on, found by file descriptor through :meth:`claim`.
+
+    ``accepted`` holds them weakly: a connection asyncio drops before it reaches the
+    protocol (a failed TLS handshake) leaves no entry behind."""
 
     __slots__ = ("accepted", "offset_ns")
 
-    accepted: dict[int, StampedSocket]
+    accepted: weakref.WeakValueDictionary[int, StampedSocket]
     offset_ns: int
 
     def accept(self) -> tuple[socket.socket, Any]:
@@ -127,6 +131,6 @@ def listening_socket(host: str, port: int, backlog: int) -> StampingListener | N
     except OSError:
         sock.close()
         raise
-    sock.accepted = {}
+    sock.accepted = weakref.WeakValueDictionary()
     sock.offset_ns = clock_offset()
     return sock
