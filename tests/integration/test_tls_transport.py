@@ -4,6 +4,7 @@ a handshake fails, each classified as the transport policy says."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import threading
@@ -127,3 +128,41 @@ def test_a_handshake_that_cannot_complete_is_a_tls_error(reply: bytes, trust: TL
         record.error_class,
         record.error_detail,
     )
+
+
+def test_a_tls_close_ends_the_body_while_tcp_stays_open(
+    certificates: Certificates, trust: TLSConfig
+) -> None:
+    """A server that ends a close-delimited body with TLS's close_notify and leaves TCP
+    open: the body is complete then, not when the idle timeout fires."""
+    events, text = sse_body(2)
+    context = certificates.server_context()
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with context.wrap_socket(conn, server_side=True) as tls:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += tls.recv(65536)
+            tls.sendall((HEAD + events).encode())
+            with contextlib.suppress(OSError, ValueError):
+                tls.unwrap()  # sends close_notify, then waits for the client's (never sent)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    slow = Timeouts(connect=5, first_byte=5, idle=10, total=60)
+    url = f"https://127.0.0.1:{listener.getsockname()[1]}/play"
+    template = RequestTemplate(url + "/chat/completions", request_headers(stream=True, api_key="k"))
+    pool = connection_pool(template, size=1, timeouts=slow, tls=trust)
+    record = RequestRecord(stream=True)
+    try:
+        stream_exchange(pool, template, b"{}", record, timeouts=slow)
+    finally:
+        pool.close()
+        listener.close()
+    record.finish()
+    # ended by the close, not by the idle timeout (which a stream that sent [DONE] survives)
+    assert record.transport_error is None, (record.transport_error, record.transport_detail)
+    assert record.error_class is None and record.text == text and record.done
+    thread.join(timeout=10)

@@ -105,6 +105,7 @@ _EVENT_AT_END = re.compile(
     rb"(?:\n\n|\r\n\r\n|\r\r)(?:\r\n(?:[0-9A-Fa-f]+(?:;[^\r\n]*)?\r\n(?:\r\n)?)?)?\Z"
 )
 _TAIL = 64
+_NO_ANCILLARY: list[tuple[int, int, bytes]] = []
 
 
 def _layer_reads_itself(sock: Any) -> bool:
@@ -240,7 +241,9 @@ class StampedReader:
                 # records that came with the last read: they keep its stamps, and arrived
                 # after the read before it returned (_lower)
                 return self._held(data)
-            if self._raw is not None:
+            if tls is not None and tls.ended:  # TLS closed: the end, TCP open or not
+                data, ancillary = b"", _NO_ANCILLARY
+            elif self._raw is not None:
                 data, ancillary = self._recvmsg(self._tcp, self._raw)
             elif self.kernel:
                 data, ancillary, _flags, _addr = self._tcp.recvmsg(self.size, ANCILLARY)
@@ -249,7 +252,7 @@ class StampedReader:
             if tls is not None and self.kernel:
                 # the read's ciphertext; until it completes a record, read again (the
                 # newest read's stamp is the time the record was complete)
-                while not (plain := tls.feed(data, self.size)) and data:
+                while not (plain := tls.feed(data, self.size)) and data and not tls.ended:
                     if self._raw is not None:
                         data, ancillary = self._recvmsg(self._tcp, self._raw)
                     else:

@@ -37,7 +37,7 @@ class MemoryTLSSocket:
     (the socket beneath), :meth:`feed` and :meth:`take`.
     """
 
-    __slots__ = ("__weakref__", "_closed", "_incoming", "_outgoing", "_tls", "tcp")
+    __slots__ = ("__weakref__", "_closed", "_incoming", "_outgoing", "_tls", "ended", "tcp")
 
     def __init__(self, tcp: Any, context: ssl.SSLContext, server_hostname: str | None) -> None:
         self.tcp = tcp
@@ -47,6 +47,7 @@ class MemoryTLSSocket:
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )
         self._closed = False
+        self.ended = False  # the peer closed TLS (close_notify), or TCP beneath it
 
     # ------------------------------------------------------------------ set-up and sending
     def do_handshake(self) -> None:
@@ -83,7 +84,8 @@ class MemoryTLSSocket:
 
     def take(self, size: int) -> bytes:
         """Up to ``size`` decrypted bytes from what was received already, without reading
-        the network (``b""``: no whole record is waiting; at the end of the stream too)."""
+        the network (``b""``: no whole record is waiting; at the end of the stream too,
+        when :attr:`ended` says so)."""
         parts: list[bytes] = []
         left = size
         while left > 0:
@@ -92,8 +94,10 @@ class MemoryTLSSocket:
             except ssl.SSLWantReadError:
                 break
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                break  # the peer's close_notify, or TCP closed without one (ragged EOF)
-            if not part:
+                self.ended = True  # TCP closed without a close_notify (a ragged EOF)
+                break
+            if not part:  # the peer's close_notify: nothing more comes, TCP open or not
+                self.ended = True
                 break
             parts.append(part)
             left -= len(part)
@@ -104,7 +108,7 @@ class MemoryTLSSocket:
     def feed(self, ciphertext: bytes, size: int) -> bytes:
         """Hand the TLS layer one network read (``b""``: the peer closed TCP); the
         decrypted bytes it completed, up to ``size`` (``b""`` when it completed no
-        record: read again, unless the read was the end)."""
+        record: read again, unless :attr:`ended`)."""
         self._receive(ciphertext)
         return self.take(size)
 
@@ -112,7 +116,7 @@ class MemoryTLSSocket:
         """Decrypted bytes (``b""`` at the end), reading the network as needed."""
         while True:
             data = self.take(size)
-            if data or self._incoming.eof:
+            if data or self.ended:
                 return data
             self._receive(self.tcp.recv(_READ_SIZE))
 
