@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections import Counter
 from typing import Any
@@ -72,7 +73,8 @@ def profile_client(
     label: str, target: Any, *, concurrency: int, warmup: float, duration: float
 ) -> dict[str, Any]:
     """Run ``label`` once under py-spy against ``target``; the grouped profile, or a note."""
-    spy = shutil.which("py-spy")
+    # on PATH, or beside this interpreter (a virtual environment used without activating it)
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
     if spy is None:
         return {"skipped": "py-spy not installed (pip install -e '.[dev]')"}
     with tempfile.TemporaryDirectory(prefix="chatprobe-profile-") as tmp:
