@@ -121,7 +121,7 @@ class ServerUnderTest:
         headers = {}
         if key is not None:
             headers["Authorization"] = f"Bearer {self.server.key if key == 'valid' else key}"
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=self.server.verify) as client:
             return client.post(
                 self.server.base_url + "/chat/completions",
                 json={"model": self.model, **body},
@@ -129,7 +129,7 @@ class ServerUnderTest:
             )
 
     def get(self, path: str) -> httpx.Response:
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, verify=self.server.verify) as client:
             return client.get(
                 self.server.base_url + path,
                 headers={"Authorization": f"Bearer {self.server.key}"},
@@ -152,9 +152,11 @@ class ServerUnderTest:
 
     # ------------------------------------------------------------------ chatprobe
     def endpoint_args(self) -> list[str]:
+        trust = self.server.certificates
         return [
             *("--base-url", self.server.base_url),
             *("--api-key-env", KEY_VAR, "--model", self.model),
+            *(("--ca-bundle", str(trust.ca_file)) if trust is not None else ()),
         ]
 
     def chatprobe(self, label: str, *args: str, timeout: float) -> Command:
@@ -234,17 +236,19 @@ class Lab:
         self._servers: dict[str, ServerUnderTest] = {}
         self._failed: dict[str, str] = {}
 
-    def __call__(self, name: str) -> ServerUnderTest:
-        if name not in self._servers:
+    def __call__(self, name: str, *, tls: bool = False) -> ServerUnderTest:
+        """The server ``name``, started on first use (``tls``: a second one, over HTTPS)."""
+        label = f"{name}-tls" if tls else name
+        if label not in self._servers:
             try:
-                server = start(SERVERS[name], self.folder / "server-logs")
+                server = start(SERVERS[name], self.folder / "server-logs", tls=tls)
             except ServerUnavailable as exc:
-                self._failed[name] = str(exc)
+                self._failed[label] = str(exc)
             else:
-                self._servers[name] = ServerUnderTest(server, self.folder / name)
-        if name in self._failed:
-            self._give_up(self._failed[name])
-        return self._servers[name]
+                self._servers[label] = ServerUnderTest(server, self.folder / label)
+        if label in self._failed:
+            self._give_up(self._failed[label])
+        return self._servers[label]
 
     @staticmethod
     def _give_up(reason: str) -> None:

@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from chatprobe.emulator.certs import Certificates, make_certificates
 
 HERE = Path(__file__).resolve().parent
 # The variable that turns "cannot install" from a skip into a failure (set by .ci/run).
@@ -57,7 +60,9 @@ class ServerSpec:
 
     ``command`` gets the venv, the port and a scratch folder (the server's working directory)
     and returns the argv; ``env`` the variables added to a clean environment. ``ready_path`` is
-    polled until it answers 200: it must only do so once the model is served.
+    polled until it answers 200: it must only do so once the model is served. ``tls_args``,
+    where the server can serve HTTPS itself, gives the arguments that make it do so with a
+    certificate and key (files).
     """
 
     name: str
@@ -69,6 +74,7 @@ class ServerSpec:
     env: Callable[[str], dict[str, str]]
     needs_key: bool
     startup_timeout_s: float = 120.0
+    tls_args: Callable[[Path, Path], list[str]] | None = None
 
     def venv_dir(self) -> Path:
         text = "\n".join((f"python{sys.version_info[0]}.{sys.version_info[1]}", *self.requirements))
@@ -87,6 +93,11 @@ def _litellm_command(venv: Path, port: int, workdir: Path) -> list[str]:
         *("--host", "127.0.0.1", "--port", str(port)),
         *("--num_workers", "1"),
     ]
+
+
+def _litellm_tls_args(cert: Path, key: Path) -> list[str]:
+    # uvicorn's TLS, as the proxy passes it on
+    return ["--ssl_certfile_path", str(cert), "--ssl_keyfile_path", str(key)]
 
 
 def _litellm_env(key: str) -> dict[str, str]:
@@ -122,6 +133,7 @@ LITELLM = ServerSpec(
     env=_litellm_env,
     needs_key=True,
     startup_timeout_s=180.0,
+    tls_args=_litellm_tls_args,
 )
 
 LITSERVE = ServerSpec(
@@ -199,10 +211,19 @@ class RunningServer:
     log_path: Path
     version: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    certificates: Certificates | None = None  # served over HTTPS with these
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.certificates is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What an HTTP client trusts to reach it: the test CA over HTTPS."""
+        if self.certificates is None:
+            return True
+        return ssl.create_default_context(cafile=str(self.certificates.ca_file))
 
     @property
     def base_url(self) -> str:
@@ -216,7 +237,15 @@ class RunningServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self) -> None:
-        """End the whole process group: TERM, then KILL after a grace period."""
+        """End the whole process group: TERM, then KILL after a grace period; remove the
+        certificate files, if any."""
+        try:
+            self._stop_processes()
+        finally:
+            if self.certificates is not None:
+                self.certificates.remove()
+
+    def _stop_processes(self) -> None:
         if self.process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -254,18 +283,25 @@ def _clean_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def start(spec: ServerSpec, workdir: Path) -> RunningServer:
-    """Start ``spec`` on a free loopback port and wait until it serves; ServerUnavailable if not."""
+def start(spec: ServerSpec, workdir: Path, *, tls: bool = False) -> RunningServer:
+    """Start ``spec`` on a free loopback port and wait until it serves; ServerUnavailable if not.
+    With ``tls`` it serves HTTPS, with a certificate from a CA generated for the run."""
+    if tls and spec.tls_args is None:
+        raise ServerUnavailable(f"{spec.name} cannot serve HTTPS here")
     venv = ensure_venv(spec)
     workdir.mkdir(parents=True, exist_ok=True)
+    certificates = make_certificates() if tls else None
     key = "sk-realserver-" + secrets.token_hex(12) if spec.needs_key else "any-key-works"
     last_error = ""
     for attempt in range(2):  # a second port if another process took the first one meanwhile
         port = free_port()
         log_path = workdir / f"{spec.name}-{port}.log"
+        argv = spec.command(venv, port, workdir)
+        if certificates is not None and spec.tls_args is not None:
+            argv += spec.tls_args(certificates.cert_file, certificates.key_file)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
-                spec.command(venv, port, workdir),
+                argv,
                 cwd=workdir,
                 env=_clean_env(spec.env(key)),
                 stdin=subprocess.DEVNULL,
@@ -274,9 +310,11 @@ def start(spec: ServerSpec, workdir: Path) -> RunningServer:
                 start_new_session=True,
             )
         server = RunningServer(spec, port, key, process, log_path)
+        server.certificates = certificates
         try:
             _wait_ready(server)
         except ServerUnavailable as exc:
+            server.certificates = None  # kept for the next attempt, removed below
             server.stop()
             last_error = f"{exc}\n--- {log_path.name} (last lines) ---\n{server.log_tail()}"
             if attempt == 0 and "exited" in str(exc):
@@ -285,6 +323,8 @@ def start(spec: ServerSpec, workdir: Path) -> RunningServer:
         package = spec.requirements[0].split("[")[0].split("==")[0]
         server.version = installed_version(spec, package)
         return server
+    if certificates is not None:
+        certificates.remove()
     raise ServerUnavailable(f"{spec.name} did not start: {last_error}")
 
 
@@ -292,7 +332,7 @@ def _wait_ready(server: RunningServer) -> None:
     url = server.origin + server.spec.ready_path
     headers = {"Authorization": f"Bearer {server.key}"}
     deadline = time.monotonic() + server.spec.startup_timeout_s
-    with httpx.Client(timeout=5.0) as client:
+    with httpx.Client(timeout=5.0, verify=server.verify) as client:
         while time.monotonic() < deadline:
             code = server.process.poll()
             if code is not None:

@@ -7,9 +7,13 @@ the findings chatprobe reports, by check name.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from .conftest import ServerUnderTest
+from chatprobe.load.receive import KERNEL_TIMESTAMPS
+
+from .conftest import Lab, ServerUnderTest
 
 pytestmark = [pytest.mark.realserver, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -182,3 +186,29 @@ def test_check_does_not_flag_the_models_route(litellm: ServerUnderTest) -> None:
         "/models" in (finding.get("path") or "") + finding["message"]
         for _, finding in litellm.contract().all_findings()
     )
+
+
+# ---------------------------------------------------------------------------- over HTTPS
+
+
+def test_load_over_https_is_measured_like_plain_http(realservers: Lab) -> None:
+    """The proxy serving HTTPS itself (uvicorn's TLS, a CA generated for the run and given
+    with --ca-bundle): every request answered, every sample on the kernel's receive stamps
+    with a bound, and its timings ordered, as over plain HTTP."""
+    sut = realservers("litellm", tls=True)
+    assert sut.server.base_url.startswith("https://")
+    done = sut.load()
+    assert done.returncode == 0, done.explain()
+    folder = done.only_folder()
+    samples = [
+        json.loads(line)
+        for line in (folder / "samples.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert samples and {s["error_class"] for s in samples} == {None}
+    assert {s["status"] for s in samples} == {200}
+    for s in samples:
+        assert 0 <= s["ttfb_ms"] <= s["ttft_ms"] <= s["e2e_ms"] <= s["total_ms"], s
+        assert s["itl_ms"] >= 0 and not s["anomalies"], s
+    if KERNEL_TIMESTAMPS:
+        assert {s["clock"] for s in samples} == {"kernel"}
+        assert all(s["ttft_bound_ms"] is not None for s in samples)
