@@ -40,6 +40,24 @@ def _head_reader(tcp_pair: Pair) -> tuple[gevent.socket.socket, StampedReader]:
     return writer, reader
 
 
+def _after_head(
+    tcp_pair: Pair, head: bytes = b"HTTP/1.1 200 OK\r\n\r\n"
+) -> tuple[gevent.socket.socket, StampedReader]:
+    """The writer, and a kernel-stamped reader that has read the response head ``head``."""
+    writer, reader = _head_reader(tcp_pair)
+    writer.sendall(head)
+    assert reader.read()
+    return writer, reader
+
+
+def _apart(writer: gevent.socket.socket, first: bytes, second: bytes) -> None:
+    """Write ``first``, then ``second`` 10 ms later, and let both arrive unread."""
+    writer.sendall(first)
+    time.sleep(0.01)
+    writer.sendall(second)
+    time.sleep(0.01)
+
+
 def test_one_packet_read_at_once_has_no_spread_on_the_kernel_clock(tcp_pair: Pair) -> None:
     writer, sock = tcp_pair
     assert want_timestamps(sock)
@@ -125,13 +143,8 @@ def test_a_read_without_a_trustworthy_stamp_is_still_bounded(tcp_pair: Pair) -> 
 def test_an_event_that_ends_a_late_read_is_exact(tcp_pair: Pair) -> None:
     """A comment and the first token in one read: the comment may be older than the stamp,
     the first token's last byte came with the newest packet."""
-    writer, reader = _head_reader(tcp_pair)
-    writer.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
-    assert reader.read()
-    writer.sendall(b": PROCESSING\n\n")
-    time.sleep(0.01)
-    writer.sendall(b"data: one\n\n")
-    time.sleep(0.01)
+    writer, reader = _after_head(tcp_pair)
+    _apart(writer, b": PROCESSING\n\n", b"data: one\n\n")
     assert reader.read() == b": PROCESSING\n\ndata: one\n\n"
     assert reader.kernel_ok and reader.bounds[reader.t] > 0
     assert reader.last_bounds[reader.t] == 0
@@ -141,14 +154,9 @@ def test_an_event_that_ends_a_late_read_is_exact(tcp_pair: Pair) -> None:
 def test_an_event_followed_by_part_of_the_next_is_bounded(tcp_pair: Pair) -> None:
     """The newest packet brought only part of the next event: the complete one may be as
     old as the previous read's return, so it is not exact."""
-    writer, reader = _head_reader(tcp_pair)
-    writer.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
-    assert reader.read()
-    writer.sendall(b"data: one\n\n")
-    t_one = time.perf_counter_ns()
-    time.sleep(0.02)
-    writer.sendall(b'data: {"two"')  # an event the server wrote in two parts
-    time.sleep(0.01)
+    writer, reader = _after_head(tcp_pair)
+    t_one = time.perf_counter_ns()  # before the first write: the bound covers at least this
+    _apart(writer, b"data: one\n\n", b'data: {"two"')  # the second event only begins
     assert reader.read() == b'data: one\n\ndata: {"two"'
     assert reader.kernel_ok
     assert reader.bounds[reader.t] >= (reader.t - t_one) * 0.5
@@ -156,13 +164,8 @@ def test_an_event_followed_by_part_of_the_next_is_bounded(tcp_pair: Pair) -> Non
 
 
 def test_chunked_framing_after_an_event_still_ends_the_read_with_it(tcp_pair: Pair) -> None:
-    writer, reader = _head_reader(tcp_pair)
-    writer.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-    assert reader.read()
-    writer.sendall(b"b\r\n: ping\r\n\r\n\r\n")
-    time.sleep(0.01)
-    writer.sendall(b"b\r\ndata: one\n\n\r\n0\r\n\r\n")
-    time.sleep(0.01)
+    writer, reader = _after_head(tcp_pair, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    _apart(writer, b"a\r\n: ping\r\n\r\n\r\n", b"b\r\ndata: one\n\n\r\n0\r\n\r\n")
     assert reader.read().endswith(b"0\r\n\r\n")
     assert reader.bounds[reader.t] > 0 and reader.last_bounds[reader.t] == 0
 

@@ -173,13 +173,11 @@ class TruthRecord:
         return tuple(tuple(v) if isinstance(v, list) else v for v in values)
 
 
-_LISTS = frozenset(("faults", "finish_reasons", "windows", "event_times_ns"))
-
-
 def _thawed(values: tuple[Any, ...]) -> dict[str, Any]:
-    """A :meth:`TruthRecord.frozen` record as :meth:`TruthRecord.to_dict` gave it."""
+    """A :meth:`TruthRecord.frozen` record as :meth:`TruthRecord.to_dict` gave it (its only
+    tuples are the lists it froze)."""
     return {
-        name: list(v) if name in _LISTS and v is not None else v
+        name: list(v) if isinstance(v, tuple) else v
         for name, v in zip(_FIELDS, values, strict=True)
     }
 

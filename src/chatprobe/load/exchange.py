@@ -244,12 +244,10 @@ def _attempt(
             received += len(tail)
         if reader.kernel_ok:
             record.t_end_ns = reader.t
-            record.stamp_bounds_ns, record.stamp_last_bounds_ns = reader.bounds, reader.last_bounds
         else:  # one clock per record: the user-space stamps of every read
             record.clock, record.t_headers_ns, times = "user", ut_head, utimes
             record.t_end_ns = reader.ut
-            record.stamp_bounds_ns = reader.ubounds
-            record.stamp_last_bounds_ns = reader.ulast_bounds
+        record.stamp_bounds_ns, record.stamp_last_bounds_ns = reader.record_bounds()
         if sse:  # decoded by the caller once the connection is released (turn)
             return received, False, (chunks, times, record.t_end_ns)
         record.body = b"".join(chunks)
@@ -267,9 +265,7 @@ def _attempt(
             if record.t_headers_ns is not None:
                 record.t_headers_ns = ut_head
         if reader is not None:
-            kernel_ok = reader.kernel_ok
-            record.stamp_bounds_ns = reader.bounds if kernel_ok else reader.ubounds
-            record.stamp_last_bounds_ns = reader.last_bounds if kernel_ok else reader.ulast_bounds
+            record.stamp_bounds_ns, record.stamp_last_bounds_ns = reader.record_bounds()
         received = sum(map(len, chunks))
         if sse and chunks:  # keep the events that did arrive (a stream cut short)
             return received, False, (chunks, times, record.t_end_ns)

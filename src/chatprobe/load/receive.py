@@ -105,13 +105,14 @@ _EVENT_AT_END = re.compile(
     rb"(?:\n\n|\r\n\r\n|\r\r)(?:\r\n(?:[0-9A-Fa-f]+(?:;[^\r\n]*)?\r\n(?:\r\n)?)?)?\Z"
 )
 _TAIL = 64
+_EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")  # the usual case, without the search
 _NO_ANCILLARY: list[tuple[int, int, bytes]] = []
 
 
 def _layer_reads_itself(sock: Any) -> bool:
     """A TLS socket that reads the network inside its TLS layer (``ssl.SSLSocket``): its
     reads cannot carry kernel stamps, and bytes it decrypted earlier have no bound."""
-    return hasattr(sock, "pending") and not isinstance(sock, MemoryTLSSocket)
+    return hasattr(sock, "pending")  # ssl.SSLSocket and gevent's; MemoryTLSSocket has none
 
 
 def want_timestamps(sock: Any) -> bool:
@@ -243,21 +244,16 @@ class StampedReader:
                 return self._held(data)
             if tls is not None and tls.ended:  # TLS closed: the end, TCP open or not
                 data, ancillary = b"", _NO_ANCILLARY
-            elif self._raw is not None:
-                data, ancillary = self._recvmsg(self._tcp, self._raw)
             elif self.kernel:
-                data, ancillary, _flags, _addr = self._tcp.recvmsg(self.size, ANCILLARY)
+                data, ancillary = self._stamped_read()
+                if tls is not None:
+                    # the read's ciphertext; until it completes a record, read again (the
+                    # newest read's stamp is the time the record was complete)
+                    while not (plain := tls.feed(data, self.size)) and data and not tls.ended:
+                        data, ancillary = self._stamped_read()
+                    data = plain
             else:
                 data = sock.recv(self.size)  # a TLS socket reads until it has a record
-            if tls is not None and self.kernel:
-                # the read's ciphertext; until it completes a record, read again (the
-                # newest read's stamp is the time the record was complete)
-                while not (plain := tls.feed(data, self.size)) and data and not tls.ended:
-                    if self._raw is not None:
-                        data, ancillary = self._recvmsg(self._tcp, self._raw)
-                    else:
-                        data, ancillary, _flags, _addr = self._tcp.recvmsg(self.size, ANCILLARY)
-                data = plain
         except TimeoutError:
             if total:
                 raise TotalTimeout from None
@@ -286,7 +282,9 @@ class StampedReader:
             # exact. Any other event it completed (an earlier one, or one followed by part of
             # the next) ended at some time after the previous read returned.
             events = body.count(b"\n\n") + body.count(b"\r\n\r\n") + body.count(b"\r\r")
-            clean = _EVENT_AT_END.search(body[-_TAIL:]) is not None
+            clean = body.endswith(_EVENT_ENDS) or (
+                body.endswith(b"\r\n") and _EVENT_AT_END.search(body[-_TAIL:]) is not None
+            )
             newest = max(lower, min(newest, ut))
             floor = lower if events > 1 or (events and not clean) else newest
             last = newest if clean else floor
@@ -319,6 +317,20 @@ class StampedReader:
             self.ulast_bounds[self.ut] = late
         self.received += len(data)
         return data
+
+    def record_bounds(self) -> tuple[dict[int, int], dict[int, int]]:
+        """The bounds of the clock the exchange ended up on (``kernel_ok``): any event's
+        and the last event's, per stamp, for :class:`~chatprobe.record.RequestRecord`."""
+        if self.kernel_ok:
+            return self.bounds, self.last_bounds
+        return self.ubounds, self.ulast_bounds
+
+    def _stamped_read(self) -> tuple[bytes, Any]:
+        """One read of the TCP socket with its kernel stamp (the ancillary data)."""
+        if self._raw is not None:
+            return self._recvmsg(self._tcp, self._raw)
+        data, ancillary, _flags, _addr = self._tcp.recvmsg(self.size, ANCILLARY)
+        return data, ancillary
 
     def _recvmsg(self, sock: Any, raw: _socket.socket) -> tuple[bytes, Any]:
         """One ``recvmsg`` with kernel stamps on a gevent socket, waiting first when the

@@ -120,17 +120,9 @@ class MemoryTLSSocket:
                 return data
             self._receive(self.tcp.recv(_READ_SIZE))
 
-    def pending(self) -> int:
-        """Bytes received and not yet returned (decrypted or still encrypted)."""
-        return self._tls.pending() + self._incoming.pending
-
     # ------------------------------------------------------------------ the socket beneath
     def settimeout(self, timeout: float | None) -> None:
         self.tcp.settimeout(timeout)
-
-    def gettimeout(self) -> float | None:
-        timeout: float | None = self.tcp.gettimeout()
-        return timeout
 
     def fileno(self) -> int:
         return int(self.tcp.fileno())
